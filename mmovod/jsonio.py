@@ -1,0 +1,59 @@
+"""JSON reading and writing: orjson for whole documents, clear InputErrors for bad files."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .atomic import atomic_open
+from .errors import InputError
+
+
+def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
+    """Read a whole file, raising InputError (naming the file) when it is missing or unreadable."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: {what} not found")
+    if p.is_dir():
+        raise InputError(f"{p}: expected a {what}, found a folder")
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+
+
+def describe_json_error(path: str | os.PathLike, exc: Exception) -> InputError:
+    """Turn a decoder exception into a one-line InputError naming the file."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InputError(f"{path}: not valid JSON ({msg})")
+
+
+def load_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    data = read_bytes(path, what)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise describe_json_error(path, exc) from None
+
+
+def dumps_json(obj: Any, indent: bool = False) -> bytes:
+    option = orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(obj, option=option)
+
+
+def save_json(path: str | os.PathLike, obj: Any, indent: bool = False) -> None:
+    """Serialise `obj` and write it atomically (the file appears complete or not at all)."""
+    payload = dumps_json(obj, indent)
+    with atomic_open(path, "wb") as handle:
+        handle.write(payload)
+
+
+def require_keys(doc: Any, keys: tuple[str, ...], path: str | os.PathLike) -> None:
+    """Raise InputError unless `doc` is a JSON object holding every key in `keys`."""
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a JSON object at the top level, found {type(doc).__name__}")
+    for key in keys:
+        if key not in doc:
+            raise InputError(f"{path}: no '{key}' key")
