@@ -1,0 +1,97 @@
+"""Partial decoding of large LVIS-format JSON files.
+
+An LVIS train file is ~1.1 GB, most of it polygon coordinates that the category steps never look
+at. These helpers decode only the fields a step needs (msgspec structs) and keep everything else as
+raw JSON bytes (`msgspec.Raw`) that is written back unchanged, so memory stays a small multiple of
+the file size and no polygon becomes a Python float.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgspec
+
+from .errors import InputError
+from .jsonio import read_bytes
+
+
+class AnnotationRef(msgspec.Struct):
+    """The two fields of an LVIS annotation the category steps read."""
+
+    category_id: int
+    image_id: int = -1
+
+
+class ImageCategories(msgspec.Struct):
+    """The image fields the --bypass counting reads (image-level labels)."""
+
+    id: int
+    pos_category_ids: list[int] = []
+
+
+_top_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_ann_ref_decoder = msgspec.json.Decoder(list[AnnotationRef])
+_image_cat_decoder = msgspec.json.Decoder(list[ImageCategories])
+_any_decoder = msgspec.json.Decoder()
+
+
+def _decode(decoder: msgspec.json.Decoder, data: bytes | msgspec.Raw, path: str, where: str) -> Any:
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise InputError(f"{path}: {where}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+
+
+class LvisFile:
+    """An LVIS-format JSON file with its top-level values kept as raw bytes until asked for."""
+
+    def __init__(self, path: str | os.PathLike, required: tuple[str, ...] = ("categories", "annotations")):
+        self.path = str(path)
+        data = read_bytes(path, "annotation file")
+        try:
+            self.top: dict[str, msgspec.Raw] = _top_decoder.decode(data)
+        except msgspec.ValidationError:
+            raise InputError(f"{self.path}: expected a JSON object at the top level") from None
+        except msgspec.DecodeError as exc:
+            raise InputError(f"{self.path}: not valid JSON ({exc})") from None
+        for key in required:
+            if key not in self.top:
+                raise InputError(f"{self.path}: no '{key}' key")
+
+    def categories(self) -> list[dict[str, Any]]:
+        """The categories, fully decoded (they are small), each checked to have an integer id."""
+        cats = _decode(_any_decoder, self.top["categories"], self.path, "categories")
+        if not isinstance(cats, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), int) for c in cats):
+            raise InputError(f"{self.path}: 'categories' must be a list of objects with an integer 'id'")
+        return cats
+
+    def annotation_refs(self) -> list[AnnotationRef]:
+        """(category_id, image_id) of every annotation, skipping all other fields without materialising them."""
+        return _decode(_ann_ref_decoder, self.top["annotations"], self.path, "annotations")
+
+    def annotations_raw(self) -> list[msgspec.Raw]:
+        """Every annotation as its raw JSON bytes, in file order."""
+        return _decode(_raw_list_decoder, self.top["annotations"], self.path, "annotations")
+
+    def image_categories(self) -> list[ImageCategories]:
+        if "images" not in self.top:
+            raise InputError(f"{self.path}: no 'images' key")
+        return _decode(_image_cat_decoder, self.top["images"], self.path, "images")
+
+    def encode_with(self, replacements: dict[str, msgspec.Raw | bytes]) -> bytes:
+        """The whole document with some top-level values replaced (raw JSON bytes); key order kept."""
+        out = {key: msgspec.Raw(replacements[key]) if key in replacements else raw for key, raw in self.top.items()}
+        return msgspec.json.encode(out)
+
+
+def check_category_ids(refs: list[AnnotationRef], known_ids: set[int], path: str) -> None:
+    """Raise InputError naming the first annotation whose category_id is not a category."""
+    for index, ref in enumerate(refs):
+        if ref.category_id not in known_ids:
+            raise InputError(
+                f"{path}: annotation #{index} has category_id {ref.category_id}, which is not a category"
+            )
