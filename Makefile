@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO := datasets/demo
+DEMO_CLIP := --clip_model $(DEMO)/clip/tiny_clip.json --pretrained $(DEMO)/clip/tiny_clip.pt
 
 .PHONY: demo test bench clean-demo
 
@@ -17,6 +18,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest
 
 demo: $(VENV)/.installed
+	@echo "CLIP steps run on the tiny random CLIP under $(DEMO)/clip (no downloads): $(DEMO_CLIP)"
 	rm -rf $(DEMO)
 	$(PY) tools/make_demo_data.py --out $(DEMO)
 	$(PY) tools/remove_lvis_rare.py --ann $(DEMO)/lvis/lvis_v1_train.json

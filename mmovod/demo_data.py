@@ -107,10 +107,23 @@ def write_demo_lvis(root: Path, rng: np.random.Generator) -> dict[str, int]:
     return counts
 
 
+def write_demo_clip(root: Path, seed: int) -> dict[str, int]:
+    """A tiny randomly initialised CLIP (config + checkpoint file) under root/clip, standing in for real weights."""
+    from .clip_model import save_random_checkpoint, tiny_clip_config_path
+
+    (root / "clip").mkdir(exist_ok=True)
+    config = root / "clip" / "tiny_clip.json"
+    config.write_bytes(tiny_clip_config_path().read_bytes())
+    save_random_checkpoint(config, root / "clip" / "tiny_clip.pt", seed)
+    return {"clip_checkpoints": 1}
+
+
 def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
     """Write the whole demo tree under `out`; returns item counts per part."""
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     (root / "metadata").mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
-    return write_demo_lvis(root, rng)
+    counts = write_demo_lvis(root, rng)
+    counts.update(write_demo_clip(root, seed))
+    return counts

@@ -1,0 +1,177 @@
+"""The one CLIP factory: model, tokenizer and image preprocessing through open_clip.
+
+Accepted model names:
+  - the OpenAI spellings the original scripts use (`ViT-B/32`, `ViT-B/16`, `ViT-L/14`, `RN50`, ...),
+    which default to the OpenAI weights;
+  - any open_clip model name (`ViT-B-32`, `ViT-H-14`, ...) with a `pretrained` tag or file;
+  - a path to an open_clip model-config JSON (custom or tiny architectures; tests use this).
+`pretrained` is an open_clip tag (`openai`, `laion2b_s34b_b79k`, ...), a local checkpoint file, or
+`none` for random weights.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import open_clip
+import torch
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+OPENAI_NAMES = {
+    "RN50": "RN50",
+    "RN101": "RN101",
+    "RN50x4": "RN50x4",
+    "RN50x16": "RN50x16",
+    "RN50x64": "RN50x64",
+    "ViT-B/32": "ViT-B-32",
+    "ViT-B/16": "ViT-B-16",
+    "ViT-L/14": "ViT-L-14",
+    "ViT-L/14@336px": "ViT-L-14-336",
+}
+NO_WEIGHTS = ("none", "random")
+
+
+@dataclass
+class ClipBundle:
+    """A loaded CLIP model with what belongs to it."""
+
+    model: torch.nn.Module
+    tokenizer: Callable[..., torch.Tensor]
+    preprocess: Callable[[Any], torch.Tensor]
+    device: torch.device
+    model_name: str
+    pretrained: str | None
+    embed_dim: int
+    image_size: int
+
+    def autocast(self) -> ContextManager:
+        """fp16 autocast on CUDA, a no-op (fp32) on CPU."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies this model in a classifier's sidecar."""
+        return {"clip_model": self.model_name, "pretrained": self.pretrained, "embed_dim": self.embed_dim}
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """`device` if given, else CUDA when available, else CPU."""
+    if device:
+        try:
+            resolved = torch.device(device)
+        except RuntimeError:
+            raise InputError(f"--device {device!r} is not a torch device (try cpu, cuda or cuda:1)") from None
+        if resolved.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+        return resolved
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_model_name(clip_model: str, pretrained: str | None) -> tuple[str, str | None]:
+    """Map a user-facing model spelling to (open_clip name, pretrained tag/file or None)."""
+    if clip_model.endswith(".json"):
+        config = Path(clip_model)
+        if not config.is_file():
+            raise InputError(f"{config}: model config not found")
+        open_clip.add_model_config(config)
+        name = config.stem
+    elif clip_model in OPENAI_NAMES:
+        name = OPENAI_NAMES[clip_model]
+        pretrained = pretrained or "openai"
+    elif clip_model in open_clip.list_models():
+        name = clip_model
+    else:
+        raise InputError(
+            f"unknown --clip_model {clip_model!r}: use an OpenAI name ({', '.join(OPENAI_NAMES)}), "
+            "an open_clip name (open_clip.list_models()) or a model-config .json file"
+        )
+    if pretrained is not None and pretrained.lower() in NO_WEIGHTS:
+        pretrained = None
+    return name, pretrained
+
+
+def _check_pretrained(name: str, pretrained: str | None) -> None:
+    if pretrained is None or Path(pretrained).is_file():
+        return
+    if pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
+        raise InputError(f"{pretrained}: checkpoint file not found")
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if pretrained not in tags:
+        raise InputError(
+            f"--pretrained {pretrained!r} is neither a file nor a known tag for {name} (known: {', '.join(tags) or 'none'})"
+        )
+
+
+def load_clip(clip_model: str, pretrained: str | None = None, device: str | None = None) -> ClipBundle:
+    """Load a CLIP model in eval mode on `device` (CUDA if available by default).
+
+    Raises InputError (one line) for an unknown model, a missing checkpoint, or weights that cannot
+    be downloaded, saying how to provide them offline.
+    """
+    name, pretrained = resolve_model_name(clip_model, pretrained)
+    _check_pretrained(name, pretrained)
+    torch_device = resolve_device(device)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=torch_device)
+    except (RuntimeError, OSError, ValueError) as exc:
+        if pretrained and not Path(pretrained).is_file():
+            raise InputError(
+                f"cannot get the {pretrained} weights of {name} ({type(exc).__name__}): without network access, "
+                f"download them elsewhere and pass the file with --pretrained /path/to/checkpoint"
+            ) from None
+        raise InputError(f"cannot load {name} from {pretrained or 'random init'}: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    image_size = model.visual.image_size
+    image_size = image_size[0] if isinstance(image_size, (tuple, list)) else int(image_size)
+    embed_dim = int(getattr(model, "embed_dim", 0) or model.text_projection.shape[1])
+    return ClipBundle(
+        model=model,
+        tokenizer=open_clip.get_tokenizer(name),
+        preprocess=preprocess,
+        device=torch_device,
+        model_name=clip_model,
+        pretrained=pretrained,
+        embed_dim=embed_dim,
+        image_size=image_size,
+    )
+
+
+def add_clip_args(parser: argparse.ArgumentParser, default_model: str = "ViT-B/32", batch_size: int = 256) -> None:
+    """The CLIP flags every CLIP-using tool shares."""
+    group = parser.add_argument_group("CLIP model")
+    group.add_argument("--clip_model", "--clip-model", dest="clip_model", default=default_model,
+                       help="CLIP architecture: OpenAI name (ViT-B/32, RN50, ...), open_clip name, or model-config .json")
+    group.add_argument("--pretrained", default=None,
+                       help="weights: open_clip tag (openai is the default for OpenAI names), a local checkpoint "
+                            "file, or 'none' for random weights")
+    group.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    group.add_argument("--batch-size", type=int, default=batch_size, help="items encoded per forward pass")
+
+
+def tiny_clip_config_path() -> Path:
+    """A tiny open_clip architecture (embed dim 512, 2-layer towers) shipped for the demo and the tests."""
+    return Path(__file__).with_name("data") / "tiny_clip.json"
+
+
+def save_random_checkpoint(config_path: str | Path, out_path: str | Path, seed: int = 0) -> None:
+    """Initialise the architecture of `config_path` from `seed` and save its state dict (atomically).
+
+    The file loads back through `load_clip(config_path, pretrained=out_path)`, the path a user with
+    a downloaded checkpoint takes.
+    """
+    from .atomic import atomic_open
+
+    name, _ = resolve_model_name(str(config_path), None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.create_model(name, pretrained=None)
+    with atomic_open(out_path, "wb") as handle:
+        torch.save({"state_dict": model.state_dict()}, handle)
