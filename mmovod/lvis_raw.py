@@ -8,10 +8,11 @@ the file size and no polygon becomes a Python float.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
+from .atomic import atomic_open
 from .errors import InputError
 from .jsonio import read_bytes
 
@@ -82,10 +83,30 @@ class LvisFile:
             raise InputError(f"{self.path}: no 'images' key")
         return _decode(_image_cat_decoder, self.top["images"], self.path, "images")
 
-    def encode_with(self, replacements: dict[str, msgspec.Raw | bytes]) -> bytes:
-        """The whole document with some top-level values replaced (raw JSON bytes); key order kept."""
-        out = {key: msgspec.Raw(replacements[key]) if key in replacements else raw for key, raw in self.top.items()}
-        return msgspec.json.encode(out)
+    def write_with(self, out_path: str | os.PathLike, arrays: dict[str, list[msgspec.Raw]]) -> None:
+        """Write the document atomically with some top-level values replaced by arrays of raw items.
+
+        Key order is kept; untouched values are copied byte for byte. The output is streamed in
+        chunks, so memory never holds a second copy of the document.
+        """
+        with atomic_open(out_path, "wb") as handle:
+            handle.write(b"{")
+            for index, (key, raw) in enumerate(self.top.items()):
+                handle.write((b"," if index else b"") + msgspec.json.encode(key) + b":")
+                if key in arrays:
+                    _write_raw_array(handle, arrays[key])
+                else:
+                    handle.write(raw)
+            handle.write(b"}")
+
+
+def _write_raw_array(handle: IO[bytes], items: list[msgspec.Raw], chunk: int = 65536) -> None:
+    handle.write(b"[")
+    for start in range(0, len(items), chunk):
+        if start:
+            handle.write(b",")
+        handle.write(b",".join(items[start:start + chunk]))
+    handle.write(b"]")
 
 
 def check_category_ids(refs: list[AnnotationRef], known_ids: set[int], path: str) -> None:

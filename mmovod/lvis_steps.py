@@ -7,8 +7,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
-
 from .atomic import check_output_path, write_bytes_atomic
 from .errors import InputError
 from .jsonio import dumps_json
@@ -58,8 +56,7 @@ def remove_rare_annotations(ann_path: str | os.PathLike, out_path: str | os.Path
     check_category_ids(refs, {c["id"] for c in cats}, lvis.path)
     raws = lvis.annotations_raw()
     kept = [raw for raw, ref in zip(raws, refs) if ref.category_id not in rare_ids]
-    payload = lvis.encode_with({"annotations": msgspec.json.encode(kept)})
-    write_bytes_atomic(out, payload)
+    lvis.write_with(out, {"annotations": kept})
     return RareRemoval(len(refs), len(kept), len(rare_ids))
 
 
