@@ -41,25 +41,20 @@ def lvis_cases(tmp_path):
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "not_json", "truncated", "no_annotations", "no_categories",
-                                  "missing_frequency", "unknown_category", "top_level_list"])
-def test_remove_lvis_rare_bad_input(tmp_path, capsys, case):
+LVIS_TOOL_CASES = [(remove_lvis_rare, case) for case in (
+    "missing", "not_json", "truncated", "no_annotations", "no_categories", "missing_frequency",
+    "unknown_category", "top_level_list")]
+LVIS_TOOL_CASES += [(get_lvis_cat_info, case) for case in (
+    "missing", "not_json", "truncated", "no_annotations", "no_categories", "unknown_category")]
+
+
+@pytest.mark.parametrize("tool,case", LVIS_TOOL_CASES, ids=lambda v: getattr(v, "__name__", v).split(".")[-1])
+def test_lvis_tools_bad_input(tmp_path, capsys, tool, case):
     text, mention = lvis_cases(tmp_path)[case]
     ann = tmp_path / "ann.json"
     if text is not None:
         ann.write_text(text)
-    code = remove_lvis_rare.main(["--ann", str(ann)])
-    assert_clean_failure(capsys, code, tmp_path, mention)
-
-
-@pytest.mark.parametrize("case", ["missing", "not_json", "truncated", "no_annotations", "no_categories",
-                                  "unknown_category"])
-def test_get_lvis_cat_info_bad_input(tmp_path, capsys, case):
-    text, mention = lvis_cases(tmp_path)[case]
-    ann = tmp_path / "ann.json"
-    if text is not None:
-        ann.write_text(text)
-    code = get_lvis_cat_info.main(["--ann", str(ann)])
+    code = tool.main(["--ann", str(ann)])
     assert_clean_failure(capsys, code, tmp_path, mention)
 
 
