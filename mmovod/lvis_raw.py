@@ -34,7 +34,6 @@ class ImageCategories(msgspec.Struct):
 _top_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _ann_ref_decoder = msgspec.json.Decoder(list[AnnotationRef])
-_image_cat_decoder = msgspec.json.Decoder(list[ImageCategories])
 _any_decoder = msgspec.json.Decoder()
 
 
@@ -65,10 +64,7 @@ class LvisFile:
 
     def categories(self) -> list[dict[str, Any]]:
         """The categories, fully decoded (they are small), each checked to have an integer id."""
-        cats = _decode(_any_decoder, self.top["categories"], self.path, "categories")
-        if not isinstance(cats, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), int) for c in cats):
-            raise InputError(f"{self.path}: 'categories' must be a list of objects with an integer 'id'")
-        return cats
+        return parse_categories(self.top["categories"], self.path)
 
     def annotation_refs(self) -> list[AnnotationRef]:
         """(category_id, image_id) of every annotation, skipping all other fields without materialising them."""
@@ -77,11 +73,6 @@ class LvisFile:
     def annotations_raw(self) -> list[msgspec.Raw]:
         """Every annotation as its raw JSON bytes, in file order."""
         return _decode(_raw_list_decoder, self.top["annotations"], self.path, "annotations")
-
-    def image_categories(self) -> list[ImageCategories]:
-        if "images" not in self.top:
-            raise InputError(f"{self.path}: no 'images' key")
-        return _decode(_image_cat_decoder, self.top["images"], self.path, "images")
 
     def write_with(self, out_path: str | os.PathLike, arrays: dict[str, list[msgspec.Raw]]) -> None:
         """Write the document atomically with some top-level values replaced by arrays of raw items.
@@ -107,6 +98,44 @@ def _write_raw_array(handle: IO[bytes], items: list[msgspec.Raw], chunk: int = 6
             handle.write(b",")
         handle.write(b",".join(items[start:start + chunk]))
     handle.write(b"]")
+
+
+def parse_categories(raw: msgspec.Raw, path: str) -> list[dict[str, Any]]:
+    """Decode the raw `categories` value, checking it is a list of objects with an integer id."""
+    cats = _decode(_any_decoder, raw, path, "categories")
+    if not isinstance(cats, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), int) for c in cats):
+        raise InputError(f"{path}: 'categories' must be a list of objects with an integer 'id'")
+    return cats
+
+
+class CategoriesAndAnnotations(msgspec.Struct):
+    categories: msgspec.Raw
+    annotations: list[AnnotationRef]
+
+
+class CategoriesAndImages(msgspec.Struct):
+    categories: msgspec.Raw
+    images: list[ImageCategories]
+
+
+def decode_fields(path: str | os.PathLike, shape: type[msgspec.Struct]) -> Any:
+    """Decode only the fields of `shape` from an LVIS file in a single pass; everything else is skipped.
+
+    A missing top-level key becomes InputError "no 'key' key", like LvisFile.
+    """
+    data = read_bytes(path, "annotation file")
+    try:
+        return msgspec.json.decode(data, type=shape)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        top_level = " - at `" not in text
+        if top_level and text.startswith("Object missing required field"):
+            raise InputError(f"{path}: no '{text.split('`')[1]}' key") from None
+        if top_level and text.startswith("Expected `object`"):
+            raise InputError(f"{path}: expected a JSON object at the top level") from None
+        raise InputError(f"{path}: {text}") from None
+    except msgspec.DecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
 
 
 def check_category_ids(refs: list[AnnotationRef], known_ids: set[int], path: str) -> None:

@@ -10,7 +10,14 @@ from pathlib import Path
 from .atomic import check_output_path, write_bytes_atomic
 from .errors import InputError
 from .jsonio import dumps_json
-from .lvis_raw import LvisFile, check_category_ids
+from .lvis_raw import (
+    CategoriesAndAnnotations,
+    CategoriesAndImages,
+    LvisFile,
+    check_category_ids,
+    decode_fields,
+    parse_categories,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,22 +94,22 @@ def count_category_info(
     Normal mode counts annotations: instance_count = annotations of the category, image_count =
     distinct images holding one. With `bypass` both count images whose `pos_category_ids` list it.
     """
-    lvis = LvisFile(ann_path, required=("categories", "images") if bypass else ("categories", "annotations"))
-    cats = lvis.categories()
+    path = str(ann_path)
+    doc = decode_fields(path, CategoriesAndImages if bypass else CategoriesAndAnnotations)
+    cats = parse_categories(doc.categories, path)
     known = {c["id"] for c in cats}
     instances: Counter[int] = Counter()
     images: dict[int, set[int]] = {cid: set() for cid in known}
     if bypass:
-        for img in lvis.image_categories():
+        for img in doc.images:
             for cid in img.pos_category_ids:
                 if cid not in known:
-                    raise InputError(f"{lvis.path}: image {img.id} lists category {cid}, which is not a category")
+                    raise InputError(f"{path}: image {img.id} lists category {cid}, which is not a category")
                 images[cid].add(img.id)
         instances.update({cid: len(ids) for cid, ids in images.items()})
     else:
-        refs = lvis.annotation_refs()
-        check_category_ids(refs, known, lvis.path)
-        for ref in refs:
+        check_category_ids(doc.annotations, known, path)
+        for ref in doc.annotations:
             instances[ref.category_id] += 1
             images[ref.category_id].add(ref.image_id)
     totals = {f: 0 for f in FREQUENCIES} if add_freq else {}
