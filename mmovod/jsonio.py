@@ -1,6 +1,7 @@
 """JSON reading and writing: orjson for whole documents, clear InputErrors for bad files."""
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,25 @@ def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
         raise InputError(f"{p}: expected a {what}, found a folder")
     try:
         return p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+
+
+def map_file(path: str | os.PathLike, what: str = "file") -> bytes | mmap.mmap:
+    """The file's bytes as a read-only memory map (no copy into the heap; for the 1 GB LVIS files).
+
+    Decoders read it like `bytes`; msgspec.Raw values decoded from it keep the map alive.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: {what} not found")
+    if p.is_dir():
+        raise InputError(f"{p}: expected a {what}, found a folder")
+    try:
+        with open(p, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc.strerror})") from None
 

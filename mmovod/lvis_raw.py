@@ -14,7 +14,7 @@ import msgspec
 
 from .atomic import atomic_open
 from .errors import InputError
-from .jsonio import read_bytes
+from .jsonio import map_file
 
 
 class AnnotationRef(msgspec.Struct):
@@ -51,7 +51,7 @@ class LvisFile:
 
     def __init__(self, path: str | os.PathLike, required: tuple[str, ...] = ("categories", "annotations")):
         self.path = str(path)
-        data = read_bytes(path, "annotation file")
+        data = map_file(path, "annotation file")
         try:
             self.top: dict[str, msgspec.Raw] = _top_decoder.decode(data)
         except msgspec.ValidationError:
@@ -123,7 +123,7 @@ def decode_fields(path: str | os.PathLike, shape: type[msgspec.Struct]) -> Any:
 
     A missing top-level key becomes InputError "no 'key' key", like LvisFile.
     """
-    data = read_bytes(path, "annotation file")
+    data = map_file(path, "annotation file")
     try:
         return msgspec.json.decode(data, type=shape)
     except msgspec.ValidationError as exc:
