@@ -7,11 +7,12 @@ imagenet21k); see `mmovod.crops` and `mmovod.image_roots`.
 from __future__ import annotations
 
 import os
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
-from .crops import record_box
+from .crops import BadImageError, record_box
 from .errors import InputError
-from .image_roots import IMAGE_ROOTS
+from .image_roots import IMAGE_ROOTS, record_image_path
 from .jsonio import load_json
 
 ExemplarList = list[list[dict[str, Any]]]
@@ -54,3 +55,16 @@ def load_exemplar_list(path: str | os.PathLike) -> ExemplarList:
 def class_category_ids(exemplars: ExemplarList) -> list[int | None]:
     """The `category_id` of each class (from its first record), None where records carry none."""
     return [records[0].get("category_id") for records in exemplars]
+
+
+def check_images_exist(exemplars: ExemplarList, roots: Mapping[str, Path], skip_bad: bool) -> int:
+    """Stat every exemplar image before any model is loaded; return how many are missing.
+
+    Without `skip_bad` a missing image raises BadImageError naming the first one and the count, so a
+    wrong image root fails in seconds rather than after hours of encoding.
+    """
+    missing = [p for records in exemplars for r in records if not (p := record_image_path(r, roots)).is_file()]
+    if missing and not skip_bad:
+        raise BadImageError(missing[0], f"{len(missing)} exemplar images not found, this one first (check the "
+                            "--*-img-dir flags, or pass --skip-bad to skip unreadable images)")
+    return len(missing)

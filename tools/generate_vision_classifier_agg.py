@@ -29,7 +29,7 @@ from mmovod.clip_model import add_clip_args, load_clip
 from mmovod.crops import AGGREGATOR_CONTEXT
 from mmovod.errors import InputError
 from mmovod.exemplar_encoding import free_text_tower
-from mmovod.exemplar_list import load_exemplar_list
+from mmovod.exemplar_list import check_images_exist, load_exemplar_list
 from mmovod.image_roots import add_image_root_args, image_roots_from_args
 from mmovod.vision_classifier import add_exemplar_view_args, aggregated_classifier, provenance
 
@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> None:
     exemplars = load_exemplar_list(args.exemplar_list)
     aggregator = VisualAggregator.from_checkpoint(args.load_path, num_layers=args.num_layers)
     roots = image_roots_from_args(args)
+    check_images_exist(exemplars, roots, args.skip_bad)
     bundle = load_clip(args.clip_model, args.pretrained, device_from_flags(args.device, args.gpu))
     free_text_tower(bundle.model)
     classifier, encoded = aggregated_classifier(bundle, aggregator, exemplars, roots, args, AGGREGATOR_CONTEXT)

@@ -22,7 +22,7 @@ from mmovod.cli import make_parser, run_tool
 from mmovod.clip_model import add_clip_args, load_clip
 from mmovod.crops import TTA_CONTEXT
 from mmovod.exemplar_encoding import free_text_tower
-from mmovod.exemplar_list import load_exemplar_list
+from mmovod.exemplar_list import check_images_exist, load_exemplar_list
 from mmovod.image_roots import add_image_root_args, image_roots_from_args
 from mmovod.vision_classifier import add_exemplar_view_args, average_classifier, provenance
 
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> None:
     check_output_path(args.output_path)
     exemplars = load_exemplar_list(args.ann_path)
     roots = image_roots_from_args(args)
+    check_images_exist(exemplars, roots, args.skip_bad)
     bundle = load_clip(args.clip_model, args.pretrained, args.device)
     free_text_tower(bundle.model)
     classifier, encoded = average_classifier(bundle, exemplars, roots, args, TTA_CONTEXT)
