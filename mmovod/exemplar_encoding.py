@@ -1,7 +1,8 @@
 """Encode exemplar views with CLIP's image tower, batched across classes.
 
-DataLoader workers open each exemplar's image once, crop it and make its views (`mmovod.tta`); the
-main process encodes the views `batch_size` at a time, whatever class they belong to. A view
+DataLoader workers open each exemplar's image once, crop it and make its views (`mmovod.tta`), one
+exemplar per item; the main process collects views into batches of `batch_size`, whatever class
+they belong to, and encodes them while the workers prepare the next batch. A view
 depends only on (seed, class index, exemplar index, view index), so the embeddings do not depend on
 batch size, worker count or processing order.
 """
@@ -129,12 +130,28 @@ def encode_exemplars(bundle: Any, exemplars: ExemplarList, roots: Mapping[str, P
     if batch_size < 1 or num_views < 1 or num_workers < 0:
         raise InputError("batch size and number of views must be positive, workers non-negative")
     dataset = ExemplarViewDataset(exemplars, roots, context, transform, num_views, seed)
-    loader = DataLoader(dataset, batch_size=max(1, batch_size // num_views), shuffle=False,
-                        num_workers=num_workers, collate_fn=_collate, pin_memory=bundle.device.type == "cuda")
+    # One exemplar per item keeps every worker busy; each worker prefetches enough items to fill the
+    # next encoding batch while the main process encodes the current one.
+    prefetch = {"prefetch_factor": max(2, -(-batch_size // (num_views * num_workers)))} if num_workers else {}
+    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers, collate_fn=_collate,
+                        pin_memory=bundle.device.type == "cuda", **prefetch)
     out = torch.zeros(len(dataset), num_views, bundle.embed_dim)
     valid = torch.zeros(len(dataset), dtype=torch.bool)
     skipped: list[dict[str, Any]] = []
-    model = bundle.model
+    pending: list[tuple[list[int], torch.Tensor]] = []
+
+    def encode_pending() -> None:
+        indices = [i for ids, _ in pending for i in ids]
+        views = torch.cat([v for _, v in pending])
+        embeddings = []
+        for chunk in views.split(batch_size):
+            with bundle.autocast():
+                embeddings.append(bundle.model.encode_image(chunk.to(bundle.device, non_blocking=True)).float().cpu())
+        index = torch.tensor(indices)
+        out[index] = torch.cat(embeddings).reshape(len(indices), num_views, -1)
+        valid[index] = True
+        pending.clear()
+
     with torch.inference_mode(), tqdm(total=len(dataset), unit="exemplar", disable=not progress) as bar:
         for indices, views, bad in loader:
             for i, (path, reason) in bad:
@@ -144,14 +161,12 @@ def encode_exemplars(bundle: Any, exemplars: ExemplarList, roots: Mapping[str, P
                 log.warning("skipping class %d exemplar %d: %s: %s", c, e, path, reason)
                 skipped.append({"class": c, "exemplar": e, "path": path, "reason": reason})
             if views is not None:
-                chunks = []
-                for chunk in views.split(batch_size):
-                    with bundle.autocast():
-                        chunks.append(model.encode_image(chunk.to(bundle.device, non_blocking=True)).float().cpu())
-                index = torch.tensor(indices)
-                out[index] = torch.cat(chunks).reshape(len(indices), num_views, -1)
-                valid[index] = True
+                pending.append((indices, views))
+                if sum(len(v) for _, v in pending) >= batch_size:
+                    encode_pending()
             bar.update(len(indices) + len(bad))
+        if pending:
+            encode_pending()
     class_of = torch.tensor([c for c, _ in dataset.index], dtype=torch.long)
     empty = sorted(set(range(len(exemplars))) - set(class_of[valid].tolist()))
     if empty:

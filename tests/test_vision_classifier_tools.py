@@ -65,7 +65,8 @@ def test_aggregator_output_independent_of_workers_and_batch_size(demo, tmp_path)
     argv = agg_args(demo, demo["path"], b, "--tta", "--batch-size", "64")
     argv[argv.index("--nw") + 1] = "2"
     assert agg_tool.main(argv) == 0
-    np.testing.assert_array_equal(np.load(a), np.load(b))
+    # views are bit-identical (test_exemplar_encoding); batched matmuls may round differently: <= 1 fp16 ulp
+    np.testing.assert_allclose(np.load(a).astype(np.float32), np.load(b).astype(np.float32), rtol=1e-3, atol=1e-3)
 
 
 def one_error_line(capsys, *needles):
