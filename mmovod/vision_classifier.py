@@ -45,7 +45,8 @@ def add_exemplar_view_args(parser: argparse.ArgumentParser, num_workers: int) ->
     group.add_argument("--num-augs", type=_int_at_least(1), default=5, help="views per exemplar")
     group.add_argument("--seed", type=_int_at_least(0), default=0,
                        help="TTA seed; view v of exemplar e of class c is drawn from a generator seeded by "
-                            "(seed, c, e, v), so results do not depend on --nw or --batch-size")
+                            "(seed, c, e, v), so views are identical for any --nw or --batch-size (embeddings up to "
+                            "float rounding of batched matmuls)")
     group.add_argument("--nw", type=_int_at_least(0), default=num_workers,
                        help="DataLoader worker processes that decode, crop and augment (0: in the main process)")
     group.add_argument("--skip-bad", action="store_true",
