@@ -23,12 +23,9 @@ def make_parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    """mmovod's own messages at INFO (DEBUG with verbose); third-party libraries only from WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr, force=True)
+    logging.getLogger("mmovod").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def run_tool(

@@ -4,7 +4,7 @@ import argparse
 import pytest
 import torch
 
-from exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
+from tests.exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
 from mmovod.crops import TTA_CONTEXT, BadImageError
 from mmovod.errors import InputError
 from mmovod.exemplar_encoding import ExemplarViewDataset, encode_exemplars, free_text_tower

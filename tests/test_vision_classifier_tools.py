@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
+from tests.exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
 from mmovod.aggregator import read_state_dict
 from mmovod.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
-from test_aggregator import reference_forward
+from tests.test_aggregator import reference_forward
 from tools import generate_vision_classifier_agg as agg_tool
 from tools import get_exemplars_tta as avg_tool
 
