@@ -95,3 +95,32 @@ def check_category_ids(refs: list[AnnotationRef], known_ids: set[int], path: str
             raise InputError(
                 f"{path}: annotation #{index} has category_id {ref.category_id}, which is not a category"
             )
+
+
+class ExemplarAnnRef(msgspec.Struct):
+    """The annotation fields the exemplar collation reads (the rest stays raw JSON)."""
+
+    category_id: int
+    image_id: int
+    area: float
+
+
+class ImageUrl(msgspec.Struct):
+    """An LVIS image's id and COCO url (whose last two parts are `<split>/<file>`)."""
+
+    id: int
+    coco_url: str
+
+
+_exemplar_ref_decoder = msgspec.json.Decoder(list[ExemplarAnnRef])
+_image_url_decoder = msgspec.json.Decoder(list[ImageUrl])
+
+
+def exemplar_refs(lvis: LvisFile) -> list[ExemplarAnnRef]:
+    return _decode(_exemplar_ref_decoder, lvis.top["annotations"], lvis.path, "annotations")
+
+
+def image_urls(lvis: LvisFile) -> list[ImageUrl]:
+    if "images" not in lvis.top:
+        raise InputError(f"{lvis.path}: no 'images' key")
+    return _decode(_image_url_decoder, lvis.top["images"], lvis.path, "images")
