@@ -108,7 +108,7 @@ def sample_exemplars(
             picked = rng.choice(len(weights), size=k, p=probs, replace=False).tolist()
         records = []
         for i in picked:
-            record = orjson.loads(raws[i])
+            record = orjson.loads(memoryview(raws[i]))
             record["area"] = weights[i]
             records.append(record)
         chosen.append(records)
