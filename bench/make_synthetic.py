@@ -117,11 +117,13 @@ def make_imagenet(out: Path, n_images: int, rng: np.random.Generator) -> None:
         w, h = int(rng.integers(250, 501)), int(rng.integers(200, 401))
         pixels = (np.linspace(0, 255, w)[None, :, None] + np.linspace(0, 120, h)[:, None, None]
                   + rng.normal(0, 12, (h, w, 3)))
-        exif = Image.Exif()
-        if k % 50 == 0:
+        extra = {}
+        if k % 50 == 0:  # a few carry an EXIF block with a rotation; most ImageNet JPEGs have none
+            exif = Image.Exif()
             exif[0x0112] = 6
+            extra["exif"] = exif.tobytes()
         buf = io.BytesIO()
-        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90, exif=exif.tobytes())
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90, **extra)
         encoded.append(buf.getvalue())
     wnids = sorted({e.wnid for e in synset_table().values() if e.wnid})[:400]
     folders = ([("train", w) for w in wnids[:300]] + [("val", w) for w in wnids[:300:3]]
@@ -144,6 +146,7 @@ def main(argv=None) -> int:
     parser.add_argument("--vg-objects", type=int, default=35, help="objects per VG image")
     parser.add_argument("--imagenet-images", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parts", default="imagenet,lvis,vg", help="which inputs to (re)write")
     args = parser.parse_args(argv)
     out = Path(args.out)
     (out / "metadata").mkdir(parents=True, exist_ok=True)
@@ -151,7 +154,9 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     for name, step in (("imagenet", lambda: make_imagenet(out, args.imagenet_images, rng)),
                        ("lvis", lambda: make_lvis(out, args.lvis_anns, args.lvis_images, rng)),
-                       ("visual genome", lambda: make_visual_genome(out, args.vg_images, args.vg_objects, rng))):
+                       ("vg", lambda: make_visual_genome(out, args.vg_images, args.vg_objects, rng))):
+        if name not in args.parts.split(","):
+            continue
         t = time.perf_counter()
         step()
         print(f"{name}: {time.perf_counter() - t:.1f} s")

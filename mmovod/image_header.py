@@ -34,7 +34,7 @@ def header_size(path: str) -> tuple[int, int] | None:
     return width, height
 
 
-def header_sizes(paths: Sequence[str], workers: int, chunksize: int = 256) -> Iterator[tuple[int, int] | None]:
+def header_sizes(paths: Sequence[str], workers: int, chunksize: int = 1024) -> Iterator[tuple[int, int] | None]:
     """header_size of every path, in order; `workers` > 1 spreads the reads over that many processes."""
     if workers <= 1 or len(paths) < 2 * chunksize:
         yield from map(header_size, paths)
