@@ -25,7 +25,8 @@ class ImageNetTree:
         if not self.present:
             raise InputError(f"{given}: no {', '.join(s + '/' for s in SPLITS)} folder "
                              f"(nor {TREE_NAME}/ holding them)")
-        self.prefix = self.root.resolve().name
+        # the name as given (a symlinked tree keeps its documented name); "." and the like resolve
+        self.prefix = self.root.name or self.root.resolve().name
 
     def missing(self, splits: tuple[str, ...] = SPLITS) -> list[str]:
         return [split for split in splits if split not in self.present]
