@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .errors import InputError
 from .jsonio import read_bytes
-from .lvis_raw import LvisFile
+from .lvis_raw import LvisFile, decode_checked
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +86,8 @@ def sample_exemplars(
     chosen, short = [], []
     for cat in tqdm(cats, desc="sampling", unit="class", disable=not progress):
         synset = cat["synset"]
-        try:
-            refs = _weights_decoder.decode(classes[synset])
-            raws = _raws_decoder.decode(classes[synset])
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise InputError(f"{path}: exemplars of {synset}: {exc}") from None
+        refs = decode_checked(_weights_decoder, classes[synset], path, f"exemplars of {synset}")
+        raws = decode_checked(_raws_decoder, classes[synset], path, f"exemplars of {synset}")
         weights = []
         for index, ref in enumerate(refs):
             weight = exemplar_weight(ref)

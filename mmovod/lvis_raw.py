@@ -37,7 +37,8 @@ _image_cat_decoder = msgspec.json.Decoder(list[ImageCategories])
 _any_decoder = msgspec.json.Decoder()
 
 
-def _decode(decoder: msgspec.json.Decoder, data: bytes | msgspec.Raw, path: str, where: str) -> Any:
+def decode_checked(decoder: msgspec.json.Decoder, data: bytes | msgspec.Raw, path: str, where: str) -> Any:
+    """decoder.decode(data), with schema and syntax errors as one-line InputErrors naming `path` and `where`."""
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -64,23 +65,23 @@ class LvisFile:
 
     def categories(self) -> list[dict[str, Any]]:
         """The categories, fully decoded (they are small), each checked to have an integer id."""
-        cats = _decode(_any_decoder, self.top["categories"], self.path, "categories")
+        cats = decode_checked(_any_decoder, self.top["categories"], self.path, "categories")
         if not isinstance(cats, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), int) for c in cats):
             raise InputError(f"{self.path}: 'categories' must be a list of objects with an integer 'id'")
         return cats
 
     def annotation_refs(self) -> list[AnnotationRef]:
         """(category_id, image_id) of every annotation, skipping all other fields without materialising them."""
-        return _decode(_ann_ref_decoder, self.top["annotations"], self.path, "annotations")
+        return decode_checked(_ann_ref_decoder, self.top["annotations"], self.path, "annotations")
 
     def annotations_raw(self) -> list[msgspec.Raw]:
         """Every annotation as its raw JSON bytes, in file order."""
-        return _decode(_raw_list_decoder, self.top["annotations"], self.path, "annotations")
+        return decode_checked(_raw_list_decoder, self.top["annotations"], self.path, "annotations")
 
     def image_categories(self) -> list[ImageCategories]:
         if "images" not in self.top:
             raise InputError(f"{self.path}: no 'images' key")
-        return _decode(_image_cat_decoder, self.top["images"], self.path, "images")
+        return decode_checked(_image_cat_decoder, self.top["images"], self.path, "images")
 
     def encode_with(self, replacements: dict[str, msgspec.Raw | bytes]) -> bytes:
         """The whole document with some top-level values replaced (raw JSON bytes); key order kept."""
@@ -117,10 +118,10 @@ _image_url_decoder = msgspec.json.Decoder(list[ImageUrl])
 
 
 def exemplar_refs(lvis: LvisFile) -> list[ExemplarAnnRef]:
-    return _decode(_exemplar_ref_decoder, lvis.top["annotations"], lvis.path, "annotations")
+    return decode_checked(_exemplar_ref_decoder, lvis.top["annotations"], lvis.path, "annotations")
 
 
 def image_urls(lvis: LvisFile) -> list[ImageUrl]:
     if "images" not in lvis.top:
         raise InputError(f"{lvis.path}: no 'images' key")
-    return _decode(_image_url_decoder, lvis.top["images"], lvis.path, "images")
+    return decode_checked(_image_url_decoder, lvis.top["images"], lvis.path, "images")

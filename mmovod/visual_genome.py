@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from .errors import InputError
 from .jsonio import read_bytes
+from .lvis_raw import decode_checked
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,6 @@ _image_objects_raw = msgspec.json.Decoder(ImageObjectsRaw)
 _image_urls = msgspec.json.Decoder(list[VGImage])
 
 
-def _decode(decoder: msgspec.json.Decoder, data, path: Path, where: str):
-    try:
-        return decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        raise InputError(f"{path}: {where}{exc}") from None
-    except msgspec.DecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
-
-
 class VisualGenome:
     """A Visual Genome folder: objects.json, image_data.json and the VG_100K*/ image folders."""
 
@@ -71,7 +63,7 @@ class VisualGenome:
 
     def image_file_names(self) -> dict[int, str]:
         """image_id -> file name relative to the VG folder: the last two parts of its url (`VG_100K/1.jpg`)."""
-        images = _decode(_image_urls, read_bytes(self.images_path), self.images_path, "")
+        images = decode_checked(_image_urls, read_bytes(self.images_path), self.images_path, "images")
         return {img.image_id: "/".join(img.url.rsplit("/", 2)[-2:]) for img in images}
 
     def objects_by_synset(self, wanted: Iterable[str], progress: bool = True) -> dict[str, list[tuple[int, msgspec.Raw]]]:
@@ -80,9 +72,9 @@ class VisualGenome:
         wanted = set(wanted)
         found: dict[str, list[tuple[int, msgspec.Raw]]] = defaultdict(list)
         data = read_bytes(self.objects_path, "Visual Genome objects file")
-        entries = _decode(_images_raw, data, self.objects_path, "")
+        entries = decode_checked(_images_raw, data, self.objects_path, "images")
         for index, entry in enumerate(tqdm(entries, desc="Visual Genome images", unit="img", disable=not progress)):
-            image = _decode(_image_refs, entry, self.objects_path, f"image entry #{index}: ")
+            image = decode_checked(_image_refs, entry, self.objects_path, f"image entry #{index}")
             hits = [j for j, obj in enumerate(image.objects)
                     if len(obj.synsets) == 1 and obj.synsets[0] in wanted and obj.w * obj.h >= MIN_OBJECT_AREA]
             if hits:
