@@ -24,6 +24,10 @@ demo: $(VENV)/.installed
 	$(PY) tools/make_demo_data.py --out $(DEMO)
 	$(PY) tools/remove_lvis_rare.py --ann $(DEMO)/lvis/lvis_v1_train.json
 	$(PY) tools/get_lvis_cat_info.py --ann $(DEMO)/lvis/lvis_v1_train.json
+	mkdir -p $(DEMO)/imagenet/annotations
+	$(PY) tools/create_imagenetlvis_json.py --imagenet-path $(DEMO)/imagenet/imagenet21k_P --lvis-meta-path $(DEMO)/lvis/lvis_v1_val.json --out-path $(DEMO)/imagenet/annotations/imagenet_lvis_image_info.json
+	$(PY) tools/collate_exemplar_dict.py --lvis-dir $(DEMO)/lvis --imagenet-dir $(DEMO)/imagenet --visual-genome-dir $(DEMO)/VisualGenome --output-path $(DEMO)/metadata/exemplar_dict.json
+	$(PY) tools/sample_exemplars.py --lvis-ann-path $(DEMO)/lvis/lvis_v1_val.json --exemplar-dict-path $(DEMO)/metadata/exemplar_dict.json -K 5 --out-path $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json
 	$(PY) tools/get_exemplars_tta.py --ann-path $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json --output-path $(DEMO)/metadata/lvis_image_exemplar_features_avg_K-005_own.npy --num-augs 5 $(DEMO_IMG_DIRS) $(DEMO_CLIP) --device cpu --nw 2
 	$(PY) tools/generate_vision_classifier_agg.py --exemplar-list $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json --out-path $(DEMO)/metadata/lvis_image_exemplar_features_agg_K-005_own.npy --num-augs 5 --tta --load-path $(DEMO)/checkpoints/visual_aggregator_demo.pth $(DEMO_IMG_DIRS) $(DEMO_CLIP) --device cpu --nw 2
 	@echo "demo finished: outputs under $(DEMO)/"

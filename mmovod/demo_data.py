@@ -1,8 +1,12 @@
 """The built-in demo dataset: a small, seeded, self-consistent tree in the documented layout.
 
 It holds real LVIS categories (a 40-class slice of LVIS v1 with rare, common and frequent classes)
-and generated COCO-style JPEG images that the LVIS boxes point into, so every step of the guide
-can run end to end in seconds on a laptop.
+and generated COCO-style JPEG images that the LVIS boxes point into, a tiny ImageNet-21K-P tree and
+a tiny Visual Genome, so every step of the guide can run end to end in seconds on a laptop.
+
+The ImageNet and Visual Genome parts are laid out so that the exemplar collation takes every path:
+one class gets 40 ImageNet images (Visual Genome is not used for it), most classes are topped up
+from Visual Genome, and the demo classes of the cousin table reach 10 exemplars only via cousins.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .jsonio import save_json
+from .synset_table import cousin_table, synset_table
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +112,96 @@ def write_demo_lvis(root: Path, rng: np.random.Generator) -> dict[str, int]:
     return counts
 
 
+# ImageNet-21K-P: (split, wnid, number of images). n00005787 (benthos) is not an LVIS wnid.
+DEMO_IMAGENET = (
+    ("train", "n03791053", 40),  # motor_scooter: enough with LVIS to skip Visual Genome
+    ("train", "n02682922", 4),  # aerosol (its first image carries an EXIF rotation)
+    ("val", "n02682922", 2),
+    ("imagenet21k_small_classes", "n07758680", 3),  # grape
+    ("train", "n04540053", 6),  # volleyball.n.02, cousin of beach_ball
+    ("imagenet21k_small_classes", "n02870526", 4),  # book.n.11, cousin of bible
+    ("train", "n00005787", 2),
+)
+IMAGENET_SIZE = (40, 30)
+EXIF_ORIENTATION_TAG = 0x0112
+VG_IMAGES = 12
+VG_SIZE = (200, 150)
+VG_OBJECTS_PER_CLASS = 10
+VG_URL = "https://cs.stanford.edu/people/rak248/{folder}/{image_id}.jpg"
+
+
+def _noise_image(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    return _draw_image(rng, width, height, [])
+
+
+def write_demo_imagenet(root: Path, rng: np.random.Generator) -> dict[str, int]:
+    """Write imagenet/imagenet21k_P/<split>/<wnid>/<wnid>_<n>.JPEG (small noise JPEGs)."""
+    tree = root / "imagenet" / "imagenet21k_P"
+    count = 0
+    for split, wnid, n in DEMO_IMAGENET:
+        folder = tree / split / wnid
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            image = _noise_image(rng, *IMAGENET_SIZE)
+            exif = Image.Exif()
+            if wnid == "n02682922" and split == "train" and i == 0:
+                exif[EXIF_ORIENTATION_TAG] = 6  # displayed rotated by 90 degrees: 30 x 40
+            image.save(folder / f"{wnid}_{i + 1}.JPEG", quality=85, exif=exif.tobytes())
+            count += 1
+    return {"imagenet_images": count}
+
+
+def _vg_plan(cats: list[dict]) -> list[tuple[str, int]]:
+    """(synset, number of >= 32*32 objects) to place in the demo Visual Genome."""
+    table, cousins = synset_table(), cousin_table()
+    plan = []
+    for cat in cats:
+        synset = cat["synset"]
+        if synset in cousins:
+            plan.append((table[synset].wordnet, 1))  # too few: the cousins below make up the rest
+            subs = cousins[synset]
+            plan.extend((sub, VG_OBJECTS_PER_CLASS // len(subs)) for sub in subs)
+        elif synset == "motor_scooter.n.01":
+            plan.append((synset, 3))  # never used: the class has 40 exemplars before Visual Genome
+        else:
+            plan.append((table[synset].wordnet, VG_OBJECTS_PER_CLASS))
+    return plan
+
+
+def write_demo_visual_genome(root: Path, rng: np.random.Generator) -> dict[str, int]:
+    """Write VisualGenome/{VG_100K,VG_100K_2}/<id>.jpg, image_data.json and objects.json.
+
+    Every planned synset also gets one object just under 32*32 (31 x 33) and one with two synsets,
+    neither of which may become an exemplar.
+    """
+    vg = root / "VisualGenome"
+    width, height = VG_SIZE
+    image_ids = [i + 1 for i in range(VG_IMAGES // 2)] + [2400 + i for i in range(VG_IMAGES - VG_IMAGES // 2)]
+    objects: dict[int, list[dict]] = {iid: [] for iid in image_ids}
+    object_id = 1000
+    for synset, n in _vg_plan(demo_categories()):
+        sizes = [(int(rng.integers(32, 101)), int(rng.integers(32, 81))) for _ in range(n)]
+        sizes += [(31, 33), (int(rng.integers(32, 101)), int(rng.integers(32, 81)))]
+        for k, (w, h) in enumerate(sizes):
+            object_id += 1
+            synsets = [synset] if k < n + 1 else [synset, "entity.n.01"]
+            objects[int(rng.choice(image_ids))].append({
+                "object_id": object_id, "x": int(rng.integers(0, width - w + 1)),
+                "y": int(rng.integers(0, height - h + 1)), "w": w, "h": h,
+                "names": [synset.rsplit(".", 2)[0].replace("_", " ")], "synsets": synsets,
+                "merged_object_ids": [],
+            })
+    image_data = []
+    for n, iid in enumerate(image_ids):
+        folder = "VG_100K" if n < VG_IMAGES // 2 else "VG_100K_2"
+        (vg / folder).mkdir(parents=True, exist_ok=True)
+        boxes = [([o["x"], o["y"], o["w"], o["h"]], o["object_id"]) for o in objects[iid]]
+        _draw_image(rng, width, height, boxes).save(vg / folder / f"{iid}.jpg", quality=85)
+        image_data.append({"image_id": iid, "url": VG_URL.format(folder=folder, image_id=iid),
+                           "width": width, "height": height, "coco_id": None, "flickr_id": None})
+    save_json(vg / "image_data.json", image_data)
+    save_json(vg / "objects.json", [{"image_id": iid, "objects": objects[iid]} for iid in image_ids])
+    return {"visual_genome_images": len(image_ids), "visual_genome_objects": sum(map(len, objects.values()))}
 def write_demo_clip(root: Path, seed: int) -> dict[str, int]:
     """A tiny randomly initialised CLIP (config + checkpoint file) under root/clip, standing in for real weights."""
     from .clip_model import save_random_checkpoint, tiny_clip_config_path
@@ -145,6 +240,8 @@ def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
     (root / "metadata").mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
     counts = write_demo_lvis(root, rng)
+    counts.update(write_demo_imagenet(root, rng))
+    counts.update(write_demo_visual_genome(root, rng))
     counts.update(write_demo_clip(root, seed))
     counts.update(write_demo_aggregator(root, seed))
     return counts

@@ -37,7 +37,8 @@ _ann_ref_decoder = msgspec.json.Decoder(list[AnnotationRef])
 _any_decoder = msgspec.json.Decoder()
 
 
-def _decode(decoder: msgspec.json.Decoder, data: bytes | msgspec.Raw, path: str, where: str) -> Any:
+def decode_checked(decoder: msgspec.json.Decoder, data: bytes | msgspec.Raw, path: str, where: str) -> Any:
+    """decoder.decode(data), with schema and syntax errors as one-line InputErrors naming `path` and `where`."""
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -68,11 +69,11 @@ class LvisFile:
 
     def annotation_refs(self) -> list[AnnotationRef]:
         """(category_id, image_id) of every annotation, skipping all other fields without materialising them."""
-        return _decode(_ann_ref_decoder, self.top["annotations"], self.path, "annotations")
+        return decode_checked(_ann_ref_decoder, self.top["annotations"], self.path, "annotations")
 
     def annotations_raw(self) -> list[msgspec.Raw]:
         """Every annotation as its raw JSON bytes, in file order."""
-        return _decode(_raw_list_decoder, self.top["annotations"], self.path, "annotations")
+        return decode_checked(_raw_list_decoder, self.top["annotations"], self.path, "annotations")
 
     def write_with(self, out_path: str | os.PathLike, arrays: dict[str, list[msgspec.Raw]]) -> None:
         """Write the document atomically with some top-level values replaced by arrays of raw items.
@@ -102,7 +103,7 @@ def _write_raw_array(handle: IO[bytes], items: list[msgspec.Raw], chunk: int = 6
 
 def parse_categories(raw: msgspec.Raw, path: str) -> list[dict[str, Any]]:
     """Decode the raw `categories` value, checking it is a list of objects with an integer id."""
-    cats = _decode(_any_decoder, raw, path, "categories")
+    cats = decode_checked(_any_decoder, raw, path, "categories")
     if not isinstance(cats, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), int) for c in cats):
         raise InputError(f"{path}: 'categories' must be a list of objects with an integer 'id'")
     return cats
@@ -145,3 +146,32 @@ def check_category_ids(refs: list[AnnotationRef], known_ids: set[int], path: str
             raise InputError(
                 f"{path}: annotation #{index} has category_id {ref.category_id}, which is not a category"
             )
+
+
+class ExemplarAnnRef(msgspec.Struct):
+    """The annotation fields the exemplar collation reads (the rest stays raw JSON)."""
+
+    category_id: int
+    image_id: int
+    area: float
+
+
+class ImageUrl(msgspec.Struct):
+    """An LVIS image's id and COCO url (whose last two parts are `<split>/<file>`)."""
+
+    id: int
+    coco_url: str
+
+
+_exemplar_ref_decoder = msgspec.json.Decoder(list[ExemplarAnnRef])
+_image_url_decoder = msgspec.json.Decoder(list[ImageUrl])
+
+
+def exemplar_refs(lvis: LvisFile) -> list[ExemplarAnnRef]:
+    return decode_checked(_exemplar_ref_decoder, lvis.top["annotations"], lvis.path, "annotations")
+
+
+def image_urls(lvis: LvisFile) -> list[ImageUrl]:
+    if "images" not in lvis.top:
+        raise InputError(f"{lvis.path}: no 'images' key")
+    return decode_checked(_image_url_decoder, lvis.top["images"], lvis.path, "images")

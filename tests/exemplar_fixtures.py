@@ -21,10 +21,10 @@ def build_demo(root: Path, num_classes: int = 6, per_class: int = 3) -> dict:
     make_demo_dataset(root)
     rng = np.random.default_rng(1)
     inet = root / "imagenet/imagenet21k_P/train/n00001/n00001_1.JPEG"
-    inet.parent.mkdir(parents=True)
+    inet.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(inet)
-    vg = root / "VisualGenome/VG_100K/1.jpg"
-    vg.parent.mkdir(parents=True)
+    vg = root / "VisualGenome/VG_100K/999999.jpg"
+    vg.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rng.integers(0, 256, (100, 150, 3), dtype=np.uint8)).save(vg)
     doc = json.loads((root / "lvis/lvis_v1_val.json").read_text())
     names = {i["id"]: f"val2017/{i['id']:012d}.jpg" for i in doc["images"]}
@@ -36,7 +36,7 @@ def build_demo(root: Path, num_classes: int = 6, per_class: int = 3) -> dict:
                            "category_id": a["category_id"], "synset": f"s{c}", "area": a["area"]} for a in chosen])
     exemplars[0].append({"dataset": "imagenet21k", "file_name": "imagenet21k_P/train/n00001/n00001_1.JPEG",
                          "category_id": 1, "synset": "s0", "area": 10000})
-    exemplars[1].append({"dataset": "visual_genome", "file_name": "VG_100K/1.jpg", "x": 20.5, "y": 10, "w": 60,
+    exemplars[1].append({"dataset": "visual_genome", "file_name": "VG_100K/999999.jpg", "x": 20.5, "y": 10, "w": 60,
                          "h": 40, "image_id": 1, "category_id": 2, "synset": "s1", "area": 2400})
     ex_path = root / "metadata/exemplars.json"
     ex_path.write_text(json.dumps(exemplars))

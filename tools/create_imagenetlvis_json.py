@@ -1,0 +1,67 @@
+"""List the ImageNet-21K-P images of LVIS categories (IN-L) as an LVIS-format image-info file.
+
+For each LVIS category whose WordNet id (wnid) names a folder under train/, val/ or
+imagenet21k_small_classes/, every image in it becomes one record {id, file_name
+("<split>/<wnid>/<file>"), pos_category_ids: [category id], width, height}. Sizes come from the
+file headers with the EXIF orientation applied (no pixel decoding), read in parallel. Ids run 1..N
+by category id, split, file name, so two runs write byte-identical files. Unreadable images are
+skipped and reported (--strict: an error, nothing written). Categories get image_count.
+
+Example:
+  python tools/create_imagenetlvis_json.py --imagenet-path datasets/imagenet/imagenet21k_P \\
+      --out-path datasets/imagenet/annotations/imagenet_lvis_image_info.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from mmovod.atomic import check_output_path
+from mmovod.cli import make_parser, run_tool
+from mmovod.errors import InputError
+from mmovod.image_header import default_workers
+from mmovod.imagenet_lvis import build_imagenet_lvis
+from mmovod.jsonio import save_json
+
+SKIPPED_SHOWN = 10
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = make_parser(__doc__)
+    parser.add_argument("--imagenet-path", default="datasets/imagenet/imagenet21k_P",
+                        help="the imagenet21k_P folder (or the folder holding it)")
+    parser.add_argument("--lvis-meta-path", default="datasets/lvis/lvis_v1_val.json",
+                        help="LVIS annotation file whose categories are used")
+    parser.add_argument("--out-path", default="datasets/imagenet/annotations/imagenet_lvis_image_info.json",
+                        help="output JSON (its folder must exist)")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="processes reading image headers (default: all cores available)")
+    parser.add_argument("--strict", action="store_true", help="fail, writing nothing, if any image is unreadable")
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    out = check_output_path(args.out_path)
+    if args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    result = build_imagenet_lvis(args.imagenet_path, args.lvis_meta_path, args.workers)
+    skipped = result.skipped
+    if skipped:
+        shown = ", ".join(skipped[:SKIPPED_SHOWN]) + (" ..." if len(skipped) > SKIPPED_SHOWN else "")
+        if args.strict:
+            raise InputError(f"{args.imagenet_path}: {len(skipped)} unreadable images ({shown}); nothing written")
+        print(f"skipped {len(skipped)} unreadable images: {shown}", file=sys.stderr)
+    save_json(out, result.document)
+    doc = result.document
+    print(f"{len(doc['images'])} images of {result.categories_with_images} of {len(doc['categories'])} "
+          f"categories; {len(skipped)} skipped")
+    print(f"wrote {out}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_tool(get_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
