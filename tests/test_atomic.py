@@ -41,3 +41,14 @@ def test_npy_round_trip(tmp_path):
     save_npy(tmp_path / "a.npy", a)
     b = np.load(tmp_path / "a.npy")
     assert b.dtype == np.float16 and np.array_equal(a, b)
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        save_json(tmp_path / "x.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
