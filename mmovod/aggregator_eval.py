@@ -5,7 +5,9 @@ first K of one random order, so larger K only adds exemplars) and up to `queries
 the class become queries. Class vectors are the aggregator's output for the K exemplars, or the
 plain average of the same (unit-norm) features; each query is classified by its nearest class
 vector (cosine): for the aggregator, a query is embedded as a set of one image (the aggregator's
-output space is not CLIP's), for averaging it is its own CLIP feature. Each image's feature is the mean of its cached views, L2-normalised.
+output space is not CLIP's), for averaging it is its own CLIP feature. An image enters the
+aggregator as all its cached views (K x V raw tokens, as the inference tool with --tta); for
+averaging, its raw views are averaged (as get_exemplars_tta does).
 """
 from __future__ import annotations
 
@@ -73,14 +75,12 @@ def select_classes(cache: FeatureCache, names: list[str] | None, min_images: int
     return kept
 
 
-def mean_view_features(cache: FeatureCache, rows: np.ndarray) -> torch.Tensor:
-    """float32 `(n, dim)`: the mean over the cached views of each row, L2-normalised."""
+def view_features(cache: FeatureCache, rows: np.ndarray) -> torch.Tensor:
+    """float32 `(n, views, dim)`: every cached view of each row, raw."""
     rows = np.asarray(rows).reshape(-1)
-    total = np.zeros((len(rows), cache.dim), dtype=np.float32)
-    for v in range(cache.views):
-        total += cache.gather(rows, np.full_like(rows, v))
-    cache.check_finite(rows, total)
-    return F.normalize(torch.from_numpy(total), dim=-1)
+    out = np.stack([cache.gather(rows, np.full_like(rows, v)) for v in range(cache.views)], axis=1)
+    cache.check_finite(rows, out)
+    return torch.from_numpy(out.astype(np.float32))
 
 
 @torch.inference_mode()
@@ -110,16 +110,19 @@ def retrieval_accuracy(
             q = order[k_max:k_max + queries]
             query_rows.append(q)
             query_labels.append(np.full(len(q), label))
-        exemplars = mean_view_features(cache, np.stack(exemplar_rows)).reshape(len(class_ids), k_max, cache.dim).to(device)
-        q_feats = mean_view_features(cache, np.concatenate(query_rows)).to(device)
-        q_agg = F.normalize(aggregate(model, q_feats[:, None]), dim=-1)
+        v = cache.views
+        exemplars = view_features(cache, np.stack(exemplar_rows)).reshape(len(class_ids), k_max, v, cache.dim).to(device)
+        queries_views = view_features(cache, np.concatenate(query_rows)).to(device)
+        q_avg = F.normalize(queries_views.mean(dim=1), dim=-1)
+        q_agg = F.normalize(aggregate(model, queries_views), dim=-1)
         labels = torch.from_numpy(np.concatenate(query_labels)).to(device)
         total += len(labels)
         for k in ks:
-            agg = F.normalize(aggregate(model, exemplars[:, :k]), dim=-1)
-            avg = F.normalize(exemplars[:, :k].mean(dim=1), dim=-1)
+            tokens = exemplars[:, :k].reshape(len(class_ids), k * v, cache.dim)
+            agg = F.normalize(aggregate(model, tokens), dim=-1)
+            avg = F.normalize(tokens.mean(dim=1), dim=-1)
             correct_agg[k] += int(((q_agg @ agg.T).argmax(dim=1) == labels).sum())
-            correct_avg[k] += int(((q_feats @ avg.T).argmax(dim=1) == labels).sum())
+            correct_avg[k] += int(((q_avg @ avg.T).argmax(dim=1) == labels).sum())
     return RetrievalResult(
         ks=list(ks),
         aggregator={k: correct_agg[k] / total for k in ks},

@@ -1,8 +1,11 @@
 """Episodic contrastive training of the visual aggregator on cached CLIP features.
 
-One step (an episode): draw `batch_classes` classes, one K in [k_min, k_max] for the step, and for
-each class two disjoint sets of K rows (one random view each); both sets go through the aggregator,
-and a symmetric InfoNCE loss on the L2-normalised outputs treats the two sets of a class as the
+One step (an episode): draw `batch_classes` classes and the set sizes of the step (K_a in
+[k_min, k_max]; K_b the same or drawn independently, `k_pairing`), and for each class two disjoint
+sets of K_a and K_b images. An image enters a set as all its cached views (`view_sampling="all"`,
+K x V tokens, like the inference tool with --tta --num-augs V) or as one random view ("one").
+Both sets go through the aggregator (raw CLIP embeddings in, as at inference), and a symmetric
+InfoNCE loss on the L2-normalised outputs treats the two sets of a class as the
 positive pair and every other class of the (global) batch as a negative. AdamW, linear warm-up,
 cosine decay. Every episode is a pure function of (seed, step), so a resumed run sees the same
 episodes as an uninterrupted one, and under DDP each rank gathers only its own slice of them.
@@ -38,6 +41,7 @@ TRAIN_FORMAT = "mmovod-visual-aggregator-train"
 FINAL_NAME = "visual_aggregator.pth"
 METRICS_NAME = "metrics.jsonl"
 K_PAIRINGS = ("independent", "same")
+VIEW_SAMPLINGS = ("all", "one")
 CHECKPOINT_RE = re.compile(r"checkpoint-(\d+)\.pth$")
 
 
@@ -58,6 +62,7 @@ class TrainConfig:
     num_layers: int = 4
     seed: int = 0
     k_pairing: str = "independent"
+    view_sampling: str = "all"
 
     def check(self) -> None:
         if not 1 <= self.k_min <= self.k_max:
@@ -68,6 +73,8 @@ class TrainConfig:
             raise InputError("--steps must be positive and --warmup-steps not negative")
         if self.k_pairing not in K_PAIRINGS:
             raise InputError(f"--k-pairing must be one of {', '.join(K_PAIRINGS)}, got {self.k_pairing!r}")
+        if self.view_sampling not in VIEW_SAMPLINGS:
+            raise InputError(f"--view-sampling must be one of {', '.join(VIEW_SAMPLINGS)}, got {self.view_sampling!r}")
         if self.temperature <= 0:
             raise InputError(f"--temperature must be positive, got {self.temperature}")
 
@@ -77,13 +84,14 @@ class TrainConfig:
 
 @dataclass
 class Episode:
-    """Two disjoint exemplar sets per class: columns [:k_a] of `rows` are set A, [k_a:] set B."""
+    """Two disjoint exemplar sets per class as tokens: columns [:split] of `rows` are set A, the rest set B."""
 
     step: int
     k_a: int
     k_b: int
-    rows: np.ndarray  # (B, k_a + k_b) global cache rows
-    views: np.ndarray  # (B, k_a + k_b) view index of each row
+    split: int
+    rows: np.ndarray  # (B, tokens) global cache row of each token (an image repeats once per view with "all")
+    views: np.ndarray  # (B, tokens) view index of each token
 
 
 def eligible_classes(cache: FeatureCache, min_images: int, strict: bool) -> np.ndarray:
@@ -124,12 +132,14 @@ class EpisodeSampler:
         chosen = rng.choice(len(self.classes), size=cfg.batch_classes, replace=False)
         picks = np.stack([rng.choice(int(self.sizes[c]), size=k_a + k_b, replace=False) for c in chosen])
         rows = self.starts[chosen][:, None] + picks
-        views = rng.integers(0, self.views, size=rows.shape)
-        return Episode(step, k_a, k_b, rows, views)
+        if cfg.view_sampling == "one":
+            return Episode(step, k_a, k_b, k_a, rows, rng.integers(0, self.views, size=rows.shape))
+        views = np.broadcast_to(np.arange(self.views), (*rows.shape, self.views)).reshape(len(rows), -1)
+        return Episode(step, k_a, k_b, k_a * self.views, np.repeat(rows, self.views, axis=1), views)
 
 
 def load_episode(cache: FeatureCache, episode: Episode, part: slice) -> np.ndarray:
-    """float16 `(b, k_a + k_b, dim)` features of the classes `part` of `episode` (this rank's share)."""
+    """float16 `(b, tokens, dim)` features of the classes `part` of `episode` (this rank's share)."""
     rows, views = episode.rows[part], episode.views[part]
     features = cache.gather(rows.reshape(-1), views.reshape(-1))
     cache.check_finite(rows, features)
@@ -137,7 +147,7 @@ def load_episode(cache: FeatureCache, episode: Episode, part: slice) -> np.ndarr
 
 
 def embed_pair(model: torch.nn.Module, x: torch.Tensor, k_a: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Aggregate sets A = x[:, :k_a] and B = x[:, k_a:] of `(b, k_a + k_b, dim)` in one forward pass
+    """Aggregate sets A = x[:, :k_a] and B = x[:, k_a:] of `(b, tokens, dim)` in one forward pass
     (the shorter set is padded and masked) -> two `(b, dim)` float32 outputs."""
     b, n, d = x.shape
     k_b = n - k_a
@@ -155,11 +165,11 @@ def embed_pair(model: torch.nn.Module, x: torch.Tensor, k_a: int) -> tuple[torch
 
 
 def aggregate(model: torch.nn.Module, features: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """`(B, K, dim)` CLIP embeddings (any dtype) -> `(B, dim)` float32 aggregator outputs (not normalised).
+    """`(B, K, dim)` raw CLIP embeddings (any dtype) -> `(B, dim)` float32 aggregator outputs (not normalised).
 
-    Inputs are L2-normalised in float32 first: the aggregator always sees unit-norm CLIP embeddings.
+    Inputs are not normalised, as in the vision-classifier tools (and the original code).
     """
-    return model(F.normalize(features.float(), dim=-1), valid)
+    return model(features.float(), valid)
 
 
 def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -350,7 +360,7 @@ def train(
             pending = pool.submit(fetch, step + 1) if step + 1 < config.steps else None
             x = torch.from_numpy(features).to(ctx.device, non_blocking=True)
             t_load = time.perf_counter() - t0
-            set_a, set_b = embed_pair(train_model, x, episode.k_a)
+            set_a, set_b = embed_pair(train_model, x, episode.split)
             a = gather_across_ranks(set_a, ctx)
             p = gather_across_ranks(set_b, ctx)
             loss = symmetric_info_nce(a, p, config.temperature)
@@ -366,7 +376,7 @@ def train(
             record = {
                 "step": step + 1, "loss": loss_value, "lr": lr, "k_a": episode.k_a, "k_b": episode.k_b,
                 "episodes_per_s": config.batch_classes / dt,
-                "embeddings_per_s": config.batch_classes * (episode.k_a + episode.k_b) / dt,
+                "embeddings_per_s": episode.rows.size / dt,
                 "loader_share": t_load / dt, "step_s": dt,
             }
             first_loss = loss_value if first_loss is None else first_loss

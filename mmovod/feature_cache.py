@@ -6,8 +6,8 @@ Layout of a cache folder:
                       shard size and count, `items_sha256` (fingerprint of the plan)
   items.txt           one line per row, in row order: the item the row encodes (an image path
                       relative to the source root, or an exemplar record id)
-  shard-00000.npy ... float16 arrays of shape (rows_in_shard, views, dim), L2-normalised CLIP image
-                      embeddings; shard i holds rows [i * shard_size, (i + 1) * shard_size)
+  shard-00000.npy ... float16 arrays of shape (rows_in_shard, views, dim): raw (not normalised) CLIP
+                      image embeddings, as the vision-classifier tools feed them to the aggregator; shard i holds rows [i * shard_size, (i + 1) * shard_size)
 
 Rows are grouped by class, so a class is one contiguous range. Each shard is written atomically by
 the rank that owns it, so a re-run skips finished shards and a crash never leaves a half shard.
@@ -113,7 +113,7 @@ def index_document(plan: CachePlan, meta: CacheMeta) -> dict[str, Any]:
         "dim": meta.dim,
         "views": meta.views,
         "dtype": "float16",
-        "normalized": True,
+        "normalised": False,
         "shard_size": plan.shard_size,
         "num_rows": plan.num_rows,
         "num_shards": plan.num_shards,
@@ -263,9 +263,10 @@ class FeatureCache:
 
     def check_finite(self, rows: np.ndarray, features: np.ndarray) -> None:
         """Raise InputError naming the shard of the first row whose features are not finite."""
-        bad = ~np.isfinite(features).all(axis=-1)
+        rows = np.asarray(rows).reshape(-1)
+        bad = ~np.isfinite(features.reshape(len(rows), -1)).all(axis=1)
         if bad.any():
-            row = int(np.asarray(rows).reshape(-1)[int(np.argmax(bad))])
+            row = int(rows[int(np.argmax(bad))])
             raise InputError(f"{self.shard_of_row(row)}: corrupt shard (non-finite features at row {row}); delete it and re-run the cache tool")
 
 
@@ -279,7 +280,7 @@ def write_array_cache(
     """Write a cache from in-memory features: `(name, (n_c, views, dim) array)` per class.
 
     For generated data (tests, benchmarks) and for converting features computed elsewhere; items
-    are named `<class>/<i>`. Arrays are L2-normalised here, as the cache format requires.
+    are named `<class>/<i>`.
     """
     if not class_features:
         raise InputError(f"{out}: no classes to cache")
@@ -287,8 +288,7 @@ def write_array_cache(
     views, dim = first.shape[1], first.shape[2]
     plan = CachePlan.from_classes([ClassItems(n, [f"{n}/{i}" for i in range(len(f))]) for n, f in class_features], shard_size)
     root = prepare_cache_dir(out, plan, CacheMeta(clip, dim, views, extra or {}))
-    stacked = np.concatenate([f for _, f in class_features]).astype(np.float32)
-    stacked /= np.linalg.norm(stacked, axis=-1, keepdims=True)
+    stacked = np.concatenate([f for _, f in class_features])
     for shard in range(plan.num_shards):
         rows = plan.shard_rows(shard)
         write_shard(root, shard, stacked[rows.start:rows.stop])

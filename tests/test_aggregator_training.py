@@ -52,13 +52,14 @@ def test_warmup_then_cosine_by_hand():
 @pytest.mark.parametrize("pairing", ["independent", "same"])
 def test_episodes_are_two_disjoint_sets_per_class_and_a_function_of_the_step(tmp_path, pairing):
     cache = FeatureCache(toy_cache(tmp_path / "c", n_classes=10, per_class=12, views=2))
-    cfg = TrainConfig(batch_classes=6, k_min=2, k_max=6, seed=3, k_pairing=pairing)
+    cfg = TrainConfig(batch_classes=6, k_min=2, k_max=6, seed=3, k_pairing=pairing, view_sampling="one")
     sampler = EpisodeSampler(cache, np.arange(10), cfg)
     ks = set()
     for step in range(30):
         ep = sampler.sample(step)
         ks.add((ep.k_a, ep.k_b))
         assert ep.rows.shape == (6, ep.k_a + ep.k_b) and 2 <= ep.k_a <= 6 and 2 <= ep.k_b <= 6
+        assert ep.split == ep.k_a
         labels = np.searchsorted(cache.class_offsets, ep.rows, side="right") - 1
         assert (labels == labels[:, :1]).all()
         assert len(set(labels[:, 0])) == 6
@@ -69,6 +70,16 @@ def test_episodes_are_two_disjoint_sets_per_class_and_a_function_of_the_step(tmp
         assert np.array_equal(again.rows, ep.rows) and np.array_equal(again.views, ep.views)
     assert len(ks) > 1
     assert all(a == b for a, b in ks) == (pairing == "same")
+
+
+def test_all_views_sampling_puts_every_view_of_an_image_in_its_set(tmp_path):
+    cache = FeatureCache(toy_cache(tmp_path / "c", n_classes=10, per_class=12, views=3))
+    one = EpisodeSampler(cache, np.arange(10), TrainConfig(batch_classes=4, k_max=5, view_sampling="one")).sample(7)
+    ep = EpisodeSampler(cache, np.arange(10), TrainConfig(batch_classes=4, k_max=5, view_sampling="all")).sample(7)
+    assert ep.split == 3 * ep.k_a and ep.rows.shape == (4, 3 * (ep.k_a + ep.k_b))
+    assert np.array_equal(ep.rows[:, ::3], one.rows)
+    assert np.array_equal(ep.views[0], np.tile(np.arange(3), ep.k_a + ep.k_b))
+    assert np.array_equal(ep.rows[:, 1::3], one.rows) and np.array_equal(ep.rows[:, 2::3], one.rows)
 
 
 def test_padded_pair_forward_equals_one_set_at_a_time():

@@ -26,7 +26,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from mmovod.aggregator_training import K_PAIRINGS, TrainConfig, latest_checkpoint, train
+from mmovod.aggregator_training import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig, latest_checkpoint, train
 from mmovod.cli import make_parser, run_tool
 from mmovod.distributed import init_distributed, shutdown
 from mmovod.errors import InputError
@@ -50,6 +50,8 @@ def get_parser() -> argparse.ArgumentParser:
     episode.add_argument("--k-max", type=int, default=d.k_max, help="largest K; classes need 2 x K-max images")
     episode.add_argument("--k-pairing", choices=K_PAIRINGS, default=d.k_pairing,
                          help="K of the second set: drawn independently from the range, or the same as the first")
+    episode.add_argument("--view-sampling", choices=VIEW_SAMPLINGS, default=d.view_sampling,
+                         help="an image enters a set as all its cached views (like the inference tool with --tta) or one random view")
     episode.add_argument("--temperature", type=float, default=d.temperature, help="InfoNCE temperature")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--steps", type=int, default=d.steps, help="training steps (may be raised when resuming)")
@@ -71,7 +73,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         steps=args.steps, batch_classes=args.batch_classes, k_min=args.k_min, k_max=args.k_max,
         temperature=args.temperature, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         min_lr_ratio=args.min_lr_ratio, grad_clip=args.grad_clip, num_layers=args.num_layers, seed=args.seed,
-        k_pairing=args.k_pairing,
+        k_pairing=args.k_pairing, view_sampling=args.view_sampling,
     )
 
 
