@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO := datasets/demo
 DEMO_CLIP := --clip_model $(DEMO)/clip/tiny_clip.json --pretrained $(DEMO)/clip/tiny_clip.pt
+DEMO_IMG_DIRS := --lvis-img-dir $(DEMO)/coco/ --imagenet-img-dir $(DEMO)/imagenet --visual-genome-img-dir $(DEMO)/VisualGenome/
 
 .PHONY: demo test bench clean-demo
 
@@ -23,6 +24,8 @@ demo: $(VENV)/.installed
 	$(PY) tools/make_demo_data.py --out $(DEMO)
 	$(PY) tools/remove_lvis_rare.py --ann $(DEMO)/lvis/lvis_v1_train.json
 	$(PY) tools/get_lvis_cat_info.py --ann $(DEMO)/lvis/lvis_v1_train.json
+	$(PY) tools/get_exemplars_tta.py --ann-path $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json --output-path $(DEMO)/metadata/lvis_image_exemplar_features_avg_K-005_own.npy --num-augs 5 $(DEMO_IMG_DIRS) $(DEMO_CLIP) --device cpu --nw 2
+	$(PY) tools/generate_vision_classifier_agg.py --exemplar-list $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json --out-path $(DEMO)/metadata/lvis_image_exemplar_features_agg_K-005_own.npy --num-augs 5 --tta --load-path $(DEMO)/checkpoints/visual_aggregator_demo.pth $(DEMO_IMG_DIRS) $(DEMO_CLIP) --device cpu --nw 2
 	@echo "demo finished: outputs under $(DEMO)/"
 
 clean-demo:

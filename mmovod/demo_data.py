@@ -118,6 +118,26 @@ def write_demo_clip(root: Path, seed: int) -> dict[str, int]:
     return {"clip_checkpoints": 1}
 
 
+DEMO_AGGREGATOR = "checkpoints/visual_aggregator_demo.pth"
+
+
+def write_demo_aggregator(root: Path, seed: int) -> dict[str, int]:
+    """A RANDOMLY initialised 4-layer visual aggregator checkpoint (not trained: for running the tools only)."""
+    import torch
+
+    from .aggregator import VisualAggregator
+    from .atomic import atomic_open
+
+    path = root / DEMO_AGGREGATOR
+    path.parent.mkdir(exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = VisualAggregator(num_layers=4)
+    with atomic_open(path, "wb") as handle:
+        torch.save({"state_dict": model.state_dict(), "note": "random weights, demo only"}, handle)
+    return {"aggregator_checkpoints_random": 1}
+
+
 def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
     """Write the whole demo tree under `out`; returns item counts per part."""
     root = Path(out)
@@ -126,4 +146,5 @@ def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
     rng = np.random.default_rng(seed)
     counts = write_demo_lvis(root, rng)
     counts.update(write_demo_clip(root, seed))
+    counts.update(write_demo_aggregator(root, seed))
     return counts

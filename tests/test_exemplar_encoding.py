@@ -1,0 +1,86 @@
+"""Batched exemplar encoding: independent of batch size, workers and order; equal to one view at a time."""
+import argparse
+
+import pytest
+import torch
+
+from exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
+from mmovod.crops import TTA_CONTEXT, BadImageError
+from mmovod.errors import InputError
+from mmovod.exemplar_encoding import ExemplarViewDataset, encode_exemplars, free_text_tower
+from mmovod.tta import view_transform
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return build_demo(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture(scope="module")
+def bundle(demo):
+    return load_tiny(demo)
+
+
+def encode(bundle, demo, exemplars=None, **kw):
+    options = dict(context=TTA_CONTEXT, transform=view_transform(bundle.preprocess, bundle.image_size),
+                   num_views=3, seed=11, batch_size=8, num_workers=0, progress=False)
+    options.update(kw)
+    return encode_exemplars(bundle, exemplars or demo["exemplars"], demo["roots"], **options)
+
+
+def test_views_do_not_depend_on_order(bundle, demo):
+    ds = ExemplarViewDataset(demo["exemplars"], demo["roots"], TTA_CONTEXT,
+                             view_transform(bundle.preprocess, bundle.image_size), 2, 5)
+    forward = [ds[i][1] for i in range(len(ds))]
+    backward = [ds[i][1] for i in reversed(range(len(ds)))][::-1]
+    for a, b in zip(forward, backward):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_same_embeddings_for_any_batch_size_and_worker_count(bundle, demo):
+    base = encode(bundle, demo, batch_size=2, num_workers=0)
+    for batch_size, workers in ((7, 2), (64, 1)):
+        other = encode(bundle, demo, batch_size=batch_size, num_workers=workers)
+        torch.testing.assert_close(other.embeddings, base.embeddings, rtol=1e-5, atol=1e-6)
+    # classes 0 and 1 hold the ImageNet and Visual Genome records
+    naive = naive_view_embeddings(bundle, demo["exemplars"][:2], demo["roots"], TTA_CONTEXT, 3, 11)
+    for c, rows in enumerate(naive):
+        torch.testing.assert_close(base.embeddings[base.class_of == c].reshape(-1, rows.shape[1]), rows,
+                                   rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(base.class_mean()[c], rows.mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_padded_sets_hold_each_class_views(bundle, demo):
+    enc = encode(bundle, demo, num_views=2)
+    sets, mask = enc.padded_sets(repeat=2)
+    counts = [len(r) for r in demo["exemplars"]]
+    assert sets.shape == (len(counts), max(counts) * 4, 512)
+    assert mask.sum(1).tolist() == [k * 4 for k in counts]
+    first = enc.embeddings[enc.class_of == 2]  # (k, 2, D)
+    expected = first.repeat_interleave(2, dim=1).reshape(-1, 512)
+    torch.testing.assert_close(sets[2, : len(expected)], expected, rtol=0, atol=0)
+
+
+def test_bad_images_stop_or_are_skipped(bundle, demo):
+    exemplars = [list(r) for r in demo["exemplars"][:3]]
+    exemplars[1] = exemplars[1] + [{"dataset": "lvis", "file_name": "val2017/nope.jpg", "bbox": [0, 0, 5, 5]}]
+    with pytest.raises(BadImageError, match="nope.jpg: image not found"):
+        encode(bundle, demo, exemplars)
+    enc = encode(bundle, demo, exemplars, skip_bad=True)
+    assert [s["path"].endswith("nope.jpg") for s in enc.skipped] == [True]
+    clean = encode(bundle, demo, [exemplars[0], exemplars[1][:-1], exemplars[2]])
+    torch.testing.assert_close(enc.class_mean(), clean.class_mean(), rtol=1e-5, atol=1e-6)
+    exemplars[2] = [exemplars[1][-1]]
+    with pytest.raises(InputError, match="1 classes have no readable exemplar left"):
+        encode(bundle, demo, exemplars, skip_bad=True)
+
+
+def test_free_text_tower_keeps_image_encoding(demo):
+    bundle = load_tiny(demo)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        before = bundle.model.encode_image(x)
+        free_text_tower(bundle.model)
+        after = bundle.model.encode_image(x)
+    assert not hasattr(bundle.model, "transformer") and not hasattr(bundle.model, "token_embedding")
+    torch.testing.assert_close(before, after, rtol=0, atol=0)
