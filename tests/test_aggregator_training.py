@@ -1,4 +1,8 @@
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -192,3 +196,27 @@ def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, case):
     assert "error:" in err[-1] and expected in err[-1], err
     assert not any("error:" in line or "Traceback" in line for line in err[:-1]), err
     assert not (tmp_path / "run" / "visual_aggregator.pth").exists()
+
+
+def test_ddp_on_two_gloo_ranks_matches_one_process(tmp_path):
+    """torchrun with 2 CPU ranks (each takes half of the global batch, embeddings all-gathered for
+    the loss) reaches the weights of a single process on the same global batch."""
+    root = Path(__file__).resolve().parents[1]
+    cache = toy_cache(tmp_path / "c", n_classes=12, per_class=10)
+    flags = ["--cache", str(cache), "--steps", "4", "--batch-classes", "8", "--k-max", "4", "--warmup-steps", "1",
+             "--lr", "1e-3", "--num-layers", "1", "--device", "cpu", "--checkpoint-every", "0"]
+    assert train_visual_aggregator.main([*flags, "--out", str(tmp_path / "one")]) == 0
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(root / "tools" / "train_visual_aggregator.py"), *flags, "--out", str(tmp_path / "two")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    one = torch.load(tmp_path / "one" / "visual_aggregator.pth", weights_only=True)["state_dict"]
+    two = torch.load(tmp_path / "two" / "visual_aggregator.pth", weights_only=True)["state_dict"]
+    start = build_model(TrainConfig(num_layers=1), 32).state_dict()
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5)
+    assert any(not torch.allclose(one[k], start[k]) for k in one)
+    losses_one = [r["loss"] for r in read_metrics(tmp_path / "one" / "metrics.jsonl")]
+    losses_two = [r["loss"] for r in read_metrics(tmp_path / "two" / "metrics.jsonl")]
+    assert losses_two == pytest.approx(losses_one, rel=1e-5)

@@ -15,6 +15,8 @@ from mmovod.feature_cache import FeatureCache
 from mmovod.tta import make_view, view_transform
 from tools import cache_clip_features
 
+from aggregator_toy import one_thread  # noqa: F401 (fixture)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -157,3 +159,33 @@ def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case):
         assert shard_bytes(out) == before
     else:
         assert not out.exists()
+
+
+def test_trained_aggregator_loads_in_the_inference_tool_and_sees_the_cached_views(tiny, tmp_path, one_thread):
+    """cache -> train -> generate_vision_classifier_agg: the tool's classifier equals the trained
+    aggregator applied to the cached views, because both make view v of image e of class c alike."""
+    from mmovod.aggregator import VisualAggregator
+    from tools import generate_vision_classifier_agg, train_visual_aggregator
+
+    cache_dir, run = tmp_path / "c", tmp_path / "run"
+    assert cache_clip_features.main(cache_args(tiny, cache_dir)) == 0
+    assert train_visual_aggregator.main(["--cache", str(cache_dir), "--out", str(run), "--steps", "3", "--batch-classes", "4",
+                                         "--k-max", "2", "--num-layers", "1", "--warmup-steps", "1", *tiny["clip"]]) == 0
+    cache = FeatureCache(cache_dir)
+    exemplars = [[{"dataset": "imagenet21k", "file_name": item.split(":", 1)[1]} for item in
+                  (cache_dir / "items.txt").read_text().splitlines()[start:start + 3]] for start in cache.class_offsets[:-1]]
+    ex_path = tmp_path / "exemplars.json"
+    ex_path.write_text(json.dumps(exemplars))
+    out = tmp_path / "agg.npy"
+    assert generate_vision_classifier_agg.main([
+        "--exemplar-list", str(ex_path), "--out-path", str(out), "--num-augs", "2", "--tta", "--seed", "0", "--nw", "0",
+        "--load-path", str(run / "visual_aggregator.pth"), "--num-layers", "1", "--imagenet-img-dir", str(tiny["tree"]),
+        *tiny["clip"]]) == 0
+    got = np.load(out).astype(np.float32)
+    model = VisualAggregator.from_checkpoint(run / "visual_aggregator.pth", num_layers=1)
+    rows = np.concatenate([np.repeat(np.arange(s, s + 3), 2) for s in cache.class_offsets[:-1]])
+    views = np.tile([0, 1], len(rows) // 2)
+    sets = torch.from_numpy(cache.gather(rows, views).astype(np.float32)).reshape(4, 6, 512)
+    with torch.inference_mode():
+        expected = model(sets).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-2, atol=5e-3)
