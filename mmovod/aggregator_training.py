@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 TRAIN_FORMAT = "mmovod-visual-aggregator-train"
 FINAL_NAME = "visual_aggregator.pth"
 METRICS_NAME = "metrics.jsonl"
+CLS_INIT_STD = 0.02
 K_PAIRINGS = ("independent", "same")
 VIEW_SAMPLINGS = ("all", "one")
 CHECKPOINT_RE = re.compile(r"checkpoint-(\d+)\.pth$")
@@ -190,10 +191,18 @@ def lr_factor(step: int, config: TrainConfig) -> float:
 
 
 def build_model(config: TrainConfig, dim: int) -> VisualAggregator:
-    """A freshly initialised aggregator; the initialisation is a function of `config.seed` only."""
+    """A freshly initialised aggregator; the initialisation is a function of `config.seed` only.
+
+    The cls token starts small (normal, std `CLS_INIT_STD`, the ViT convention) instead of the
+    module's unit normal: a unit-normal token of norm ~sqrt(dim) outweighs what attention adds to it,
+    so every set starts with nearly the same output, and on raw CLIP features (which share a large
+    common direction) the contrastive loss then has almost no gradient.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return VisualAggregator(dim=dim, num_layers=config.num_layers)
+        model = VisualAggregator(dim=dim, num_layers=config.num_layers)
+        torch.nn.init.normal_(model.mapper.cls_token, std=CLS_INIT_STD)
+    return model
 
 
 def gather_across_ranks(x: torch.Tensor, ctx: DistContext) -> torch.Tensor:

@@ -220,3 +220,42 @@ def test_ddp_on_two_gloo_ranks_matches_one_process(tmp_path):
     losses_one = [r["loss"] for r in read_metrics(tmp_path / "one" / "metrics.jsonl")]
     losses_two = [r["loss"] for r in read_metrics(tmp_path / "two" / "metrics.jsonl")]
     assert losses_two == pytest.approx(losses_one, rel=1e-5)
+
+
+@pytest.mark.parametrize("case", ["other-clip", "strict", "no-checkpoint", "unknown-class"])
+def test_eval_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, case):
+    from mmovod.feature_cache import write_array_cache
+
+    from aggregator_toy import gaussian_classes
+
+    train_cache = toy_cache(tmp_path / "t", n_classes=6, per_class=8)
+    run = tmp_path / "run"
+    assert train_visual_aggregator.main(["--cache", str(train_cache), "--out", str(run), "--steps", "1", "--batch-classes", "4",
+                                         "--k-max", "2", *TINY]) == 0
+    held = toy_cache(tmp_path / "h", n_classes=3, per_class=8, sizes=[8, 8, 3], prefix="h")
+    out = tmp_path / "eval.json"
+    args = ["--cache", str(held), "--load-path", str(run / "visual_aggregator.pth"), "--num-layers", "1",
+            "--out-path", str(out), "--ks", "1", "5", "--device", "cpu"]
+    expected = {
+        "other-clip": "cache made with CLIP other-clip (random weights), but --clip_model toy-clip was requested",
+        "strict": "1 classes have fewer than 6 images (max K + 1), e.g. h002 (3) (--strict)",
+        "no-checkpoint": "checkpoint not found",
+        "unknown-class": "1 requested classes are not in the cache (first: zebra)",
+    }[case]
+    if case == "other-clip":
+        other = {"clip_model": "other-clip", "pretrained": None, "embed_dim": 32}
+        args[1] = str(write_array_cache(tmp_path / "o", gaussian_classes(0, 3, 8), other, 100))
+    elif case == "strict":
+        args.append("--strict")
+    elif case == "no-checkpoint":
+        args[3] = str(tmp_path / "missing.pth")
+    else:
+        names = tmp_path / "classes.txt"
+        names.write_text("h000\nzebra\n")
+        args += ["--classes", str(names)]
+    capsys.readouterr()
+    assert eval_visual_aggregator.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "error:" in err[-1] and expected in err[-1], err
+    assert not any("error:" in line or "Traceback" in line for line in err[:-1]), err
+    assert not out.exists()
