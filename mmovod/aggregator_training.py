@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import orjson
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -281,8 +282,6 @@ def _rewrite_metrics(path: Path, upto_step: int) -> None:
     """Keep the metric lines of steps <= `upto_step` (those after it belong to the interrupted run)."""
     if not path.is_file():
         return
-    import orjson
-
     kept = [line for line in path.read_bytes().splitlines() if line.strip() and orjson.loads(line)["step"] <= upto_step]
     with atomic_open(path, "wb") as handle:
         handle.write(b"".join(line + b"\n" for line in kept))
