@@ -53,7 +53,7 @@ def get_parser() -> argparse.ArgumentParser:
     source.add_argument("--exemplar-dict", default=None, help="exemplar dictionary {synset: [records]} to crop and encode")
     parser.add_argument("--out", required=True, help="cache folder to create or resume (its parent must exist)")
     classes = parser.add_argument_group("classes")
-    classes.add_argument("--classes", default=None, help="text file of class names (folder names or synsets) to keep; default all")
+    classes.add_argument("--classes", default=None, help="text file of class names (folder names or synsets) to keep (unset: all)")
     classes.add_argument("--exclude-classes", default=None, help="text file of class names to leave out (e.g. LVIS-rare wnids)")
     classes.add_argument("--lvis-ann", default=None,
                          help="with --exemplar-dict: LVIS annotation (or category) JSON; synsets of its rare categories are left out")

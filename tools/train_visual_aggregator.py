@@ -1,13 +1,13 @@
 """Train the MM-OVOD visual aggregator on cached CLIP features (tools/cache_clip_features.py).
 
-Each step draws --batch-classes classes, one K in [--k-min, --k-max], and two disjoint sets of K
-cached images per class; the aggregator embeds both sets and a symmetric InfoNCE loss (temperature
+Each step draws --batch-classes classes, set sizes K_a and K_b in [--k-min, --k-max] (--k-pairing),
+and two disjoint sets of K_a and K_b cached images per class; the aggregator embeds both sets and a symmetric InfoNCE loss (temperature
 --temperature, L2-normalised embeddings) pulls the two sets of a class together and pushes the other
 classes of the batch away. AdamW with linear warm-up and cosine decay. No image is decoded here.
 
 Writes into --out: checkpoint-<step>.pth every --checkpoint-every steps (model, optimiser,
 scheduler, step, RNG states, config; --resume continues exactly), metrics.jsonl (one line per step:
-loss, lr, K, episodes/s, embeddings/s, loader share), and visual_aggregator.pth ({"state_dict": ...})
+loss, lr, K_a, K_b, episodes/s, embeddings/s, loader share), and visual_aggregator.pth ({"state_dict": ...})
 which tools/generate_vision_classifier_agg.py --load-path loads.
 
 Multi-GPU / multi-machine: launch with torchrun (DDP; --batch-classes is the global batch):
@@ -39,8 +39,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache", required=True, help="feature cache folder written by tools/cache_clip_features.py")
     parser.add_argument("--out", required=True, help="folder for checkpoints, metrics.jsonl and visual_aggregator.pth (its parent must exist)")
     parser.add_argument("--clip_model", "--clip-model", dest="clip_model", default=None,
-                        help="CLIP model the aggregator is for; refused when the cache was made with another one "
-                             "(default: whatever made the cache)")
+                        help="CLIP model the aggregator is for; a cache made with another one is refused (unset: not checked)")
     parser.add_argument("--pretrained", default=None, help="CLIP weights the aggregator is for (checked like --clip_model)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu; "
                                                        "under torchrun each rank takes cuda:<LOCAL_RANK>)")
