@@ -6,8 +6,8 @@ child process, which reports its wall time and peak RSS (VmHWM; pages of the mem
 that a phase touches count in its RSS):
   loader        ours: EpisodeSampler + memory-mapped gather (what training runs), no model
   naive-rows    baseline: the same episodes, gathered one row at a time into a Python list (np.stack)
-  naive-files   baseline: one .npy file per image, np.load per sampled image (on a 100-class subset,
-                written once; a per-image file layout at full scale would be 400,000 files)
+  naive-files   baseline: one .npy file per image, np.load per sampled image (on a 256-class subset,
+                51,200 files written once; at full scale the layout would be 400,000 files)
   train         full training steps on CPU (loader + aggregator forward/backward + AdamW)
 
 Run (takes a few minutes; holds the shared benchmark lock):
@@ -147,7 +147,9 @@ def run_child(args: argparse.Namespace, phase: str) -> dict:
            "--k-min", str(args.k_min), "--k-max", str(args.k_max), "--steps", str(args.steps),
            "--loader-steps", str(args.loader_steps if phase != "naive-rows" else max(2, args.loader_steps // 10)),
            "--file-classes", str(args.file_classes), "--num-layers", str(args.num_layers)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"phase {phase} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -164,7 +166,7 @@ def main() -> None:
     parser.add_argument("--loader-steps", type=int, default=200)
     parser.add_argument("--steps", type=int, default=6, help="full training steps")
     parser.add_argument("--num-layers", type=int, default=4)
-    parser.add_argument("--file-classes", type=int, default=100, help="classes written as per-image files for the naive baseline")
+    parser.add_argument("--file-classes", type=int, default=256, help="classes written as per-image files for the naive baseline")
     parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase == "train":
