@@ -30,6 +30,10 @@ demo: $(VENV)/.installed
 	$(PY) tools/sample_exemplars.py --lvis-ann-path $(DEMO)/lvis/lvis_v1_val.json --exemplar-dict-path $(DEMO)/metadata/exemplar_dict.json -K 5 --out-path $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json
 	$(PY) tools/get_exemplars_tta.py --ann-path $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json --output-path $(DEMO)/metadata/lvis_image_exemplar_features_avg_K-005_own.npy --num-augs 5 $(DEMO_IMG_DIRS) $(DEMO_CLIP) --device cpu --nw 2
 	$(PY) tools/generate_vision_classifier_agg.py --exemplar-list $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json --out-path $(DEMO)/metadata/lvis_image_exemplar_features_agg_K-005_own.npy --num-augs 5 --tta --load-path $(DEMO)/checkpoints/visual_aggregator_demo.pth $(DEMO_IMG_DIRS) $(DEMO_CLIP) --device cpu --nw 2
+	$(PY) tools/cache_clip_features.py --image-root $(DEMO)/aggregator_images --exclude-classes $(DEMO)/aggregator_images_heldout.txt --out $(DEMO)/aggregator_cache_train --views 2 --tta --shard-size 32 --nw 2 $(DEMO_CLIP) --device cpu
+	$(PY) tools/cache_clip_features.py --image-root $(DEMO)/aggregator_images --classes $(DEMO)/aggregator_images_heldout.txt --out $(DEMO)/aggregator_cache_heldout --views 2 --tta --nw 2 $(DEMO_CLIP) --device cpu
+	$(PY) tools/train_visual_aggregator.py --cache $(DEMO)/aggregator_cache_train --out $(DEMO)/checkpoints/aggregator_run --steps 30 --batch-classes 8 --k-max 3 --warmup-steps 5 --num-layers 1 --checkpoint-every 15 $(DEMO_CLIP) --device cpu
+	$(PY) tools/eval_visual_aggregator.py --cache $(DEMO)/aggregator_cache_heldout --load-path $(DEMO)/checkpoints/aggregator_run/visual_aggregator.pth --num-layers 1 --out-path $(DEMO)/metadata/aggregator_eval_heldout.json --ks 1 2 5 --queries 2 --trials 3 --device cpu
 	@echo "demo finished: outputs under $(DEMO)/"
 
 clean-demo:

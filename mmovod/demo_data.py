@@ -233,6 +233,43 @@ def write_demo_aggregator(root: Path, seed: int) -> dict[str, int]:
     return {"aggregator_checkpoints_random": 1}
 
 
+AGGREGATOR_TREE = "aggregator_images"
+AGGREGATOR_HELDOUT = "aggregator_images_heldout.txt"
+AGGREGATOR_CLASSES = 16
+AGGREGATOR_HELDOUT_CLASSES = 4
+AGGREGATOR_IMAGES_PER_CLASS = 8
+
+
+def write_demo_aggregator_tree(root: Path, seed: int) -> dict[str, int]:
+    """A small class-folder tree `aggregator_images/<class>/<class>_<i>.jpg` for aggregator training.
+
+    Each class is a colour and a shape drawn at random places on noise; the last classes are listed
+    in `aggregator_images_heldout.txt` (held out of training, used for evaluation). It has its own
+    generator, so the rest of the demo does not change with it.
+    """
+    rng = np.random.default_rng([seed, 6])
+    tree = root / AGGREGATOR_TREE
+    names = [f"d{c:07d}" for c in range(AGGREGATOR_CLASSES)]
+    for c, name in enumerate(names):
+        (tree / name).mkdir(parents=True, exist_ok=True)
+        colour = tuple(int(v) for v in rng.integers(0, 256, size=3))
+        for i in range(AGGREGATOR_IMAGES_PER_CLASS):
+            size = int(rng.integers(56, 97))
+            base = rng.integers(0, 256, size=3)
+            pixels = np.clip(base + rng.integers(-60, 60, size=(size, size, 3)), 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels, "RGB")
+            x, y = (int(v) for v in rng.integers(0, size // 2, size=2))
+            w = int(rng.integers(size // 3, size // 2 + 1))
+            box = [x, y, x + w, y + w]
+            draw = ImageDraw.Draw(image)
+            (draw.ellipse if c % 2 else draw.rectangle)(box, fill=colour)
+            image.save(tree / name / f"{name}_{i}.jpg", quality=90)
+    held = "".join(n + "\n" for n in names[-AGGREGATOR_HELDOUT_CLASSES:])
+    (root / AGGREGATOR_HELDOUT).write_text(held)
+    return {"aggregator_tree_classes": AGGREGATOR_CLASSES,
+            "aggregator_tree_images": AGGREGATOR_CLASSES * AGGREGATOR_IMAGES_PER_CLASS}
+
+
 def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
     """Write the whole demo tree under `out`; returns item counts per part."""
     root = Path(out)
@@ -244,4 +281,5 @@ def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
     counts.update(write_demo_visual_genome(root, rng))
     counts.update(write_demo_clip(root, seed))
     counts.update(write_demo_aggregator(root, seed))
+    counts.update(write_demo_aggregator_tree(root, seed))
     return counts
