@@ -17,7 +17,7 @@ from mmovod.aggregator_training import (
 from mmovod.feature_cache import FeatureCache
 from tools import eval_visual_aggregator, train_visual_aggregator
 
-from aggregator_toy import one_thread, toy_cache  # noqa: F401 (fixture)
+from tests.aggregator_toy import one_thread, toy_cache  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -226,7 +226,7 @@ def test_ddp_on_two_gloo_ranks_matches_one_process(tmp_path):
 def test_eval_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, case):
     from mmovod.feature_cache import write_array_cache
 
-    from aggregator_toy import gaussian_classes
+    from tests.aggregator_toy import gaussian_classes
 
     train_cache = toy_cache(tmp_path / "t", n_classes=6, per_class=8)
     run = tmp_path / "run"

@@ -15,7 +15,7 @@ from mmovod.feature_cache import FeatureCache
 from mmovod.tta import make_view, view_transform
 from tools import cache_clip_features
 
-from aggregator_toy import one_thread  # noqa: F401 (fixture)
+from tests.aggregator_toy import one_thread  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ import pytest
 from mmovod.errors import InputError
 from mmovod.feature_cache import FeatureCache, shard_name, write_array_cache
 
-from aggregator_toy import TOY_CLIP, gaussian_classes, toy_cache
+from tests.aggregator_toy import TOY_CLIP, gaussian_classes, toy_cache
 
 
 def test_gather_across_shards_matches_a_naive_concatenation(tmp_path):
