@@ -77,6 +77,14 @@ def lvis_rare_synsets(lvis_ann: str | os.PathLike) -> set[str]:
     return {c["synset"] for c in cats if c["frequency"] == "r"}
 
 
+def lvis_rare_wnids(lvis_ann: str | os.PathLike) -> set[str]:
+    """The ImageNet folder names (WordNet ids) of the LVIS-rare synsets, for dropping them from a folder tree."""
+    from .synset_table import synset_table
+
+    table = synset_table()
+    return {table[s].wnid for s in lvis_rare_synsets(lvis_ann) if s in table and table[s].wnid}
+
+
 def exemplar_dict_classes(path: str | os.PathLike) -> list[SourceClass]:
     """The classes of an exemplar dictionary `{synset: [records]}`, in file order, records checked."""
     doc = load_json(path, "exemplar dictionary")

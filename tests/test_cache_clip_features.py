@@ -124,7 +124,7 @@ def test_exemplar_dict_crops_like_the_inference_tools_and_drops_lvis_rare(tiny, 
     np.testing.assert_allclose(cache.gather(np.array([4]))[0].astype(np.float32), expected, rtol=2e-3, atol=2e-3)
 
 
-@pytest.mark.parametrize("case", ["other-clip", "views", "strict", "missing-root", "lvis-ann-on-tree"])
+@pytest.mark.parametrize("case", ["other-clip", "views", "strict", "missing-root", "lvis-ann-missing"])
 def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case):
     out = tmp_path / "c"
     args = cache_args(tiny, out)
@@ -133,7 +133,7 @@ def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case):
         "views": "--views 2: need at least 1, and more than 1 only with --tta",
         "strict": "1 classes have fewer than 2 images: n00009 (0) (--strict)",
         "missing-root": "image folder not found",
-        "lvis-ann-on-tree": "--lvis-ann applies to --exemplar-dict",
+        "lvis-ann-missing": "x.json: LVIS annotation file not found",
     }[case]
     if case == "other-clip":
         assert cache_clip_features.main(args) == 0
@@ -159,6 +159,27 @@ def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case):
         assert shard_bytes(out) == before
     else:
         assert not out.exists()
+
+
+def test_lvis_ann_drops_the_wnid_folders_of_rare_classes_from_a_tree(tiny, tmp_path):
+    from mmovod.synset_table import synset_table
+
+    table = synset_table()
+    cats = [{"id": 1, "synset": "aerosol.n.02", "frequency": "c"}, {"id": 2, "synset": "beef.n.01", "frequency": "f"},
+            {"id": 3, "synset": "applesauce.n.01", "frequency": "r"}]
+    tree = tmp_path / "tree"
+    rng = np.random.default_rng(1)
+    wnids = [table[c["synset"]].wnid for c in cats]
+    for wnid in wnids:
+        (tree / wnid).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tree / wnid / f"{wnid}_{i}.JPEG")
+    ann = tmp_path / "cats.json"
+    ann.write_text(json.dumps({"categories": cats}))
+    out = tmp_path / "c"
+    assert cache_clip_features.main(["--image-root", str(tree), "--out", str(out), "--lvis-ann", str(ann),
+                                     "--nw", "0", *tiny["clip"]]) == 0
+    assert FeatureCache(out).classes == sorted(wnids[:2])
 
 
 def test_trained_aggregator_loads_in_the_inference_tool_and_sees_the_cached_views(tiny, tmp_path, one_thread):

@@ -6,8 +6,8 @@ Sources (one of):
   --exemplar-dict FILE   an exemplar dictionary {synset: [records]} (tools/collate_exemplar_dict.py);
                          records cropped exactly as the vision-classifier tools crop them (--context)
 Classes can be restricted with --classes FILE and dropped with --exclude-classes FILE (one name per
-line, e.g. the LVIS-rare wnids for training or only them for a held-out evaluation cache); with
---exemplar-dict, --lvis-ann drops the synsets of LVIS-rare categories (LVIS-base training).
+line, e.g. only the LVIS-rare wnids for a held-out evaluation cache). --lvis-ann drops the LVIS-rare
+classes (LVIS-base training): their wnid folders in a tree, their synsets in an exemplar dictionary.
 
 Each image becomes --views views (with --tta: the deterministic TTA views of the exemplar tools,
 view v of image e of class c seeded by (--seed, c, e, v)). Writes into --out: index.json (CLIP
@@ -18,11 +18,11 @@ run resumes; a folder made with another CLIP model or other settings is refused.
 Many GPUs or machines: launch with torchrun; rank r encodes shards r, r+W, ... (gloo on CPU, NCCL on
 GPU); the shards are the same as from one process.
   torchrun --nproc_per_node 8 tools/cache_clip_features.py --image-root datasets/imagenet/imagenet21k_P/train \\
-      --exclude-classes lvis_rare_wnids.txt --out datasets/imagenet/clip_cache_train --views 5 --tta
+      --lvis-ann datasets/lvis/lvis_v1_val.json --out datasets/imagenet/clip_cache_train --views 5 --tta
 
 Example:
   python tools/cache_clip_features.py --image-root datasets/imagenet/imagenet21k_P/train \\
-      --exclude-classes lvis_rare_wnids.txt --out datasets/imagenet/clip_cache_train --clip_model ViT-B/32
+      --lvis-ann datasets/lvis/lvis_v1_val.json --out datasets/imagenet/clip_cache_train --clip_model ViT-B/32
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mmovod.class_sources import (exemplar_dict_classes, folder_tree_classes, lvis_rare_synsets, read_name_list,
-                                  select_classes, TREE_DATASET)
+from mmovod.class_sources import (exemplar_dict_classes, folder_tree_classes, lvis_rare_synsets, lvis_rare_wnids,
+                                  read_name_list, select_classes, TREE_DATASET)
 from mmovod.cli import make_parser, run_tool
 from mmovod.clip_model import add_clip_args, load_clip
 from mmovod.crops import AGGREGATOR_CONTEXT
@@ -56,7 +56,8 @@ def get_parser() -> argparse.ArgumentParser:
     classes.add_argument("--classes", default=None, help="text file of class names (folder names or synsets) to keep (unset: all)")
     classes.add_argument("--exclude-classes", default=None, help="text file of class names to leave out (e.g. LVIS-rare wnids)")
     classes.add_argument("--lvis-ann", default=None,
-                         help="with --exemplar-dict: LVIS annotation (or category) JSON; synsets of its rare categories are left out")
+                         help="LVIS annotation (or category) JSON whose rare categories are left out: their wnid folders "
+                              "(--image-root) or synsets (--exemplar-dict)")
     classes.add_argument("--min-images", type=int, default=2,
                          help="classes with fewer images are skipped with a report (an error with --strict)")
     classes.add_argument("--strict", action="store_true", help="fail on empty or too-small classes instead of skipping them")
@@ -78,14 +79,14 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"--views {args.views}: need at least 1, and more than 1 only with --tta (plain views are identical)")
     if args.batch_size < 1 or args.nw < 0 or args.min_images < 1:
         raise InputError("--batch-size and --min-images must be positive, --nw not negative")
-    if args.lvis_ann and not args.exemplar_dict:
-        raise InputError("--lvis-ann applies to --exemplar-dict (for a folder tree, list the rare wnids in --exclude-classes)")
     keep = read_name_list(args.classes) if args.classes else None
     exclude = read_name_list(args.exclude_classes) if args.exclude_classes else set()
     if args.image_root:
         classes = folder_tree_classes(args.image_root)
         roots = {**image_roots_from_args(args), TREE_DATASET: Path(args.image_root)}
         where, kind = args.image_root, "folder-tree"
+        if args.lvis_ann:
+            exclude |= lvis_rare_wnids(args.lvis_ann)
     else:
         classes = exemplar_dict_classes(args.exemplar_dict)
         roots = image_roots_from_args(args)
