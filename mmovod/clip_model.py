@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import pickle
 import warnings
 import zipfile
@@ -165,17 +166,26 @@ def _load_local_checkpoint(model: torch.nn.Module, path: str, clip_model: str) -
         raise InputError(f"{path}: not a readable CLIP checkpoint ({lines[0][:200]})") from None
 
 
-class _DropRandomInitWarning(logging.Filter):
-    """Hides open_clip's 'initialized randomly' warning while a local checkpoint is about to be loaded."""
+class _OpenClipChatter(logging.Filter):
+    """Drops open_clip's INFO records (it logs its loading steps on the root logger) and, while a
+    local checkpoint is about to be loaded, its misleading 'initialized randomly' warning."""
+
+    def __init__(self, local_checkpoint: bool):
+        super().__init__()
+        self.local_checkpoint = local_checkpoint
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "No pretrained weights loaded" not in record.getMessage()
+        if f"{os.sep}open_clip{os.sep}" not in record.pathname:
+            return True
+        if record.levelno < logging.WARNING:
+            return False
+        return not (self.local_checkpoint and "No pretrained weights loaded" in record.getMessage())
 
 
 @contextlib.contextmanager
-def _quiet_random_init() -> Iterator[None]:
+def _quiet_open_clip(local_checkpoint: bool = False) -> Iterator[None]:
     root = logging.getLogger()
-    filt = _DropRandomInitWarning()
+    filt = _OpenClipChatter(local_checkpoint)
     root.addFilter(filt)
     try:
         yield
@@ -216,13 +226,15 @@ def load_clip(
     try:
         if local_file:
             quick_gelu = clip_model in OPENAI_NAMES or is_torchscript_archive(pretrained)
-            with _quiet_random_init():
+            with _quiet_open_clip(local_checkpoint=True):
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     name, pretrained=None, force_quick_gelu=quick_gelu)
             _load_local_checkpoint(model, pretrained, clip_model)
             model.to(torch_device)
         else:
-            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=torch_device)
+            with _quiet_open_clip():
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=pretrained, device=torch_device)
     except (RuntimeError, OSError, ValueError) as exc:
         if pretrained and not local_file:
             raise InputError(f"cannot get the {pretrained} weights of {name} ({type(exc).__name__}): "
@@ -233,9 +245,11 @@ def load_clip(
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else int(image_size)
     embed_dim = int(getattr(model, "embed_dim", 0) or model.text_projection.shape[1])
     _drop_tower(model, tower)
+    with _quiet_open_clip():
+        tokenizer = open_clip.get_tokenizer(name)
     return ClipBundle(
         model=model,
-        tokenizer=open_clip.get_tokenizer(name),
+        tokenizer=tokenizer,
         preprocess=preprocess,
         device=torch_device,
         model_name=clip_model,
