@@ -23,6 +23,8 @@ demo: $(VENV)/.installed
 	$(PY) tools/make_demo_data.py --out $(DEMO)
 	$(PY) tools/remove_lvis_rare.py --ann $(DEMO)/lvis/lvis_v1_train.json
 	$(PY) tools/get_lvis_cat_info.py --ann $(DEMO)/lvis/lvis_v1_train.json
+	$(PY) tools/dump_clip_features.py --ann $(DEMO)/lvis/lvis_v1_val.json --out_path "$(DEMO)/metadata/lvis_v1_clip_a+cname.npy" $(DEMO_CLIP) --device cpu
+	$(PY) tools/dump_clip_features_lvis_sentences.py --descriptions-path datasets/metadata/lvis_gpt3_text-davinci-002_descriptions_author.json --ann-path $(DEMO)/lvis/lvis_v1_val.json --out-path $(DEMO)/metadata/lvis_gpt3_text-davinci-002_features_own.npy $(DEMO_CLIP) --device cpu
 	@echo "demo finished: outputs under $(DEMO)/"
 
 clean-demo:

@@ -230,11 +230,9 @@ def load_clip(
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     name, pretrained=None, force_quick_gelu=quick_gelu)
             _load_local_checkpoint(model, pretrained, clip_model)
-            model.to(torch_device)
         else:
             with _quiet_open_clip():
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    name, pretrained=pretrained, device=torch_device)
+                model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
     except (RuntimeError, OSError, ValueError) as exc:
         if pretrained and not local_file:
             raise InputError(f"cannot get the {pretrained} weights of {name} ({type(exc).__name__}): "
@@ -244,7 +242,8 @@ def load_clip(
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else int(image_size)
     embed_dim = int(getattr(model, "embed_dim", 0) or model.text_projection.shape[1])
-    _drop_tower(model, tower)
+    _drop_tower(model, tower)  # before moving, so the unwanted tower never reaches the GPU
+    model.to(torch_device)
     with _quiet_open_clip():
         tokenizer = open_clip.get_tokenizer(name)
     return ClipBundle(
