@@ -11,8 +11,10 @@ Accepted model names:
     `~/.cache/clip/`): its state dict is read and, being OpenAI weights, run with QuickGELU;
   - an OpenAI or open_clip state dict, bare or under a `state_dict` key (`torch.save`), with or
     without a `module.` prefix, or a `.safetensors` file.
-OpenAI weights (an OpenAI spelling, or a TorchScript archive) always use QuickGELU as they were
-trained; an open_clip name with a local OpenAI state dict needs the `-quickgelu` variant of the name.
+Weights trained with QuickGELU run with it: OpenAI weights (an OpenAI spelling, or a TorchScript
+archive) and every open_clip tag whose pretrained config says so (`ViT-B-32` + `openai`,
+`metaclip_*`, ...). An open_clip name with a local OpenAI state dict needs the `-quickgelu` variant of
+the name.
 """
 from __future__ import annotations
 
@@ -231,8 +233,12 @@ def load_clip(
                     name, pretrained=None, force_quick_gelu=quick_gelu)
             _load_local_checkpoint(model, pretrained, clip_model)
         else:
+            # open_clip only warns when a tag trained with QuickGELU (openai, metaclip, ...) is loaded
+            # into a plain-GELU config: embeddings would silently differ from the released model
+            quick_gelu = bool(pretrained and (open_clip.get_pretrained_cfg(name, pretrained) or {}).get("quick_gelu"))
             with _quiet_open_clip():
-                model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=pretrained, force_quick_gelu=quick_gelu)
     except (RuntimeError, OSError, ValueError) as exc:
         if pretrained and not local_file:
             raise InputError(f"cannot get the {pretrained} weights of {name} ({type(exc).__name__}): "

@@ -110,3 +110,19 @@ def test_weights_that_cannot_be_downloaded_say_where_to_get_them(monkeypatch):
     assert "\n" not in message
     assert "openai weights of ViT-B-32" in message and "--pretrained" in message
     assert "https://openaipublic.azureedge.net/clip/models/" in message
+
+
+def test_tags_trained_with_quick_gelu_get_it(monkeypatch):
+    """open_clip only warns when the openai tag meets a GELU config; the factory must force QuickGELU."""
+    calls = []
+
+    def record(name, **kwargs):
+        calls.append((name, kwargs))
+        raise RuntimeError("offline")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", record)
+    for model, tag in [("ViT-B/32", None), ("ViT-B-32", "openai"), ("ViT-B-32", "laion2b_s34b_b79k")]:
+        with pytest.raises(InputError):
+            load_clip(model, tag, "cpu")
+    assert [(name, kw["pretrained"], kw["force_quick_gelu"]) for name, kw in calls] == [
+        ("ViT-B-32", "openai", True), ("ViT-B-32", "openai", True), ("ViT-B-32", "laion2b_s34b_b79k", False)]
