@@ -30,6 +30,14 @@ from .clip_model import ClipBundle, load_clip
 log = logging.getLogger(__name__)
 
 EXACT_POOLS = ("argmax", "eos")
+# Sentences per forward pass when not given: large batches feed a GPU; on CPU, small ones keep the
+# (batch x length x 4*width) MLP activations in cache, which measured faster (bench/bench_text_encoder.py).
+DEFAULT_BATCH = {"cuda": 256, "cpu": 32}
+BATCH_HELP = "sentences per forward pass (default: 256 on CUDA, 32 on CPU, where small batches stay in cache)"
+
+
+def default_batch_size(device: torch.device) -> int:
+    return DEFAULT_BATCH.get(device.type, DEFAULT_BATCH["cpu"])
 
 
 @dataclass
@@ -107,18 +115,21 @@ def tokenize(bundle: ClipBundle, sentences: Sequence[str]) -> torch.Tensor:
 def encode_sentences(
     bundle: ClipBundle,
     sentences: Sequence[str],
-    batch_size: int = 256,
+    batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     bucketed: bool = True,
 ) -> np.ndarray:
     """CLIP text embeddings of `sentences`: float32 `(N, D)`, NOT normalised, row i for sentence i.
 
     With `bucketed` (the default) sentences are sorted by token length and each batch of
-    `batch_size` runs only up to its longest sequence (exact for causal towers, see the module
-    docstring); otherwise every batch runs at full context length. Runs under inference mode and the
+    `batch_size` (None: `default_batch_size` of the bundle's device) runs only up to its longest
+    sequence (exact for causal towers, see the module docstring); otherwise every batch runs at full
+    context length. Runs under inference mode and the
     bundle's autocast (fp16 on CUDA, fp32 on CPU). `progress(n)` is called after each batch with the
     number of sentences it held.
     """
+    if batch_size is None:
+        batch_size = default_batch_size(bundle.device)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     tokens = tokenize(bundle, sentences)
@@ -162,7 +173,7 @@ def class_means(embeddings: np.ndarray, counts: Sequence[int]) -> np.ndarray:
 def encode_class_means(
     bundle: ClipBundle,
     sentences_per_class: Sequence[Sequence[str]],
-    batch_size: int = 256,
+    batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Per class, the mean CLIP text embedding of its sentences: float32 `(C, D)`, NOT normalised.

@@ -1,4 +1,4 @@
-"""CLIP text embeddings of LVIS class-name prompts: the Detic classifier (`lvis_v1_clip_a+cname.npy`).
+r"""CLIP text embeddings of LVIS class-name prompts: the Detic classifier (`lvis_v1_clip_a+cname.npy`).
 
 For every category of the annotation file, in ascending id, embeds a prompt of its name with the
 CLIP text encoder and writes a float32 (num_classes, D) array, NOT normalised (the detector
@@ -19,7 +19,7 @@ from mmovod.atomic import check_output_path
 from mmovod.cli import make_parser, run_tool
 from mmovod.clip_model import add_clip_args
 from mmovod.text_classifiers import PROMPTS, class_prompts, load_categories
-from mmovod.text_encoder import write_text_classifier
+from mmovod.text_encoder import BATCH_HELP, write_text_classifier
 
 log = logging.getLogger("dump_clip_features")
 
@@ -43,7 +43,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--use_wn_name", action="store_true",
                         help="with --avg_synonyms: synonyms are the WordNet lemma names of the class's synset "
                              "(stop_sign for stop_sign.n.01) instead of the LVIS 'synonyms'")
-    add_clip_args(parser)
+    add_clip_args(parser, batch_size=None, batch_help=BATCH_HELP)
     return parser
 
 

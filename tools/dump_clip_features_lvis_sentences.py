@@ -1,4 +1,4 @@
-"""CLIP text embeddings of LLM class descriptions, averaged per LVIS class (the description classifier).
+r"""CLIP text embeddings of LLM class descriptions, averaged per LVIS class (the description classifier).
 
 For every category of the annotation file, in ascending id, looks up its descriptions (keyed by the
 class's first synonym with '_' -> ' '), embeds them all with the CLIP text encoder and writes the
@@ -21,7 +21,7 @@ from mmovod.atomic import check_output_path
 from mmovod.cli import make_parser, run_tool
 from mmovod.clip_model import add_clip_args
 from mmovod.text_classifiers import descriptions_per_class, load_categories, load_descriptions
-from mmovod.text_encoder import write_text_classifier
+from mmovod.text_encoder import BATCH_HELP, write_text_classifier
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-path", default="datasets/metadata/lvis_gpt3_text-davinci-002_features_author.npy",
                         help="output .npy (its folder must exist); a .npy.json sidecar is written beside it")
     parser.add_argument("--model", choices=["clip"], default="clip", help="text encoder family (only CLIP)")
-    add_clip_args(parser)
+    add_clip_args(parser, batch_size=None, batch_help=BATCH_HELP)
     return parser
 
 

@@ -1,11 +1,11 @@
-"""Ask an LLM to describe every LVIS class (the descriptions behind the description classifier).
+r"""Ask an LLM to describe every LVIS class (the descriptions behind the description classifier).
 
 For each category of the annotation file (ascending id) the model is asked `Describe what a <class>
 looks like.` for 10 samples (temperature 0.99, at most 50 tokens, stop at '.'). Writes
 `{"<class>": [sentences]}` keyed by the class's first synonym with '_' -> ' ', to --output-path
 with `{}` replaced by the model name.
 
-Works with the OpenAI API and any OpenAI-compatible server (vLLM, Ollama, LiteLLM, Azure-style
+Works with the OpenAI API and any server speaking its wire format (vLLM, Ollama, LiteLLM and other
 gateways: --base-url). The API key is read from OPENAI_API_KEY only (never from files or flags; a
 local server that needs no key works without it). Requests run concurrently, 429 / 5xx / timeouts
 are retried with exponential backoff, and finished classes are cached in <output>.partial.jsonl: an
@@ -77,7 +77,8 @@ def make_client(args: argparse.Namespace) -> tuple[openai.OpenAI, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    for transport in ("httpx", "httpx2"):  # the SDK's HTTP client logs one INFO line per request
+        logging.getLogger(transport).setLevel(logging.WARNING)
     if args.workers < 1 or (args.limit is not None and args.limit < 1) or args.max_retries < 0:
         raise InputError("--workers and --limit must be >= 1, --max-retries >= 0")
     output = output_path_for(args.output_path, args.openai_model)
