@@ -1,4 +1,4 @@
-"""Maintenance script: regenerate mmovod/data/lvis_synset_lemmas.json from Princeton WordNet 3.0.
+r"""Maintenance script: regenerate mmovod/data/lvis_synset_lemmas.json from Princeton WordNet 3.0.
 
 `dump_clip_features.py --use_wn_name` needs the lemma names of every LVIS category's synset (what
 `nltk.corpus.wordnet.synset(s).lemmas()` gives). Rather than ship NLTK and its corpus, the repo keeps
