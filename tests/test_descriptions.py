@@ -247,3 +247,13 @@ def test_bad_inputs(server, tmp_path, capsys):
     ann.write_text(json.dumps({"categories": CATEGORIES[:2]}))
     assert "does not exist" in _fails(capsys, argv(server, ann, missing, "--openai-model", "chat-test"), missing)
     assert not server.requests
+
+
+def test_base_url_from_the_environment_and_explicit_api(server, ann, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    out = tmp_path / "x.json"
+    args = ["--ann-path", str(ann), "--output-path", str(out), "--openai-model", "chat-test", "--api", "completions",
+            "--limit", "2"]
+    assert generate_descriptions.main(args) == 0
+    assert [p for p, _ in server.requests] == ["/v1/completions"] * 2
+    assert list(json.loads(out.read_text())) == list(expected(2))
