@@ -7,7 +7,7 @@ DEMO := datasets/demo
 DEMO_CLIP := --clip_model $(DEMO)/clip/tiny_clip.json --pretrained $(DEMO)/clip/tiny_clip.pt
 DEMO_IMG_DIRS := --lvis-img-dir $(DEMO)/coco/ --imagenet-img-dir $(DEMO)/imagenet --visual-genome-img-dir $(DEMO)/VisualGenome/
 
-.PHONY: demo test bench clean-demo
+.PHONY: demo test clean-demo
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,12 +24,16 @@ demo: $(VENV)/.installed
 	$(PY) tools/make_demo_data.py --out $(DEMO)
 	$(PY) tools/remove_lvis_rare.py --ann $(DEMO)/lvis/lvis_v1_train.json
 	$(PY) tools/get_lvis_cat_info.py --ann $(DEMO)/lvis/lvis_v1_train.json
+	$(PY) tools/dump_clip_features.py --ann $(DEMO)/lvis/lvis_v1_val.json --out_path "$(DEMO)/metadata/lvis_v1_clip_a+cname.npy" $(DEMO_CLIP) --device cpu
+	$(PY) tools/dump_clip_features_lvis_sentences.py --descriptions-path datasets/metadata/lvis_gpt3_text-davinci-002_descriptions_author.json --ann-path $(DEMO)/lvis/lvis_v1_val.json --out-path $(DEMO)/metadata/lvis_gpt3_text-davinci-002_features_own.npy $(DEMO_CLIP) --device cpu
 	mkdir -p $(DEMO)/imagenet/annotations
 	$(PY) tools/create_imagenetlvis_json.py --imagenet-path $(DEMO)/imagenet/imagenet21k_P --lvis-meta-path $(DEMO)/lvis/lvis_v1_val.json --out-path $(DEMO)/imagenet/annotations/imagenet_lvis_image_info.json
 	$(PY) tools/collate_exemplar_dict.py --lvis-dir $(DEMO)/lvis --imagenet-dir $(DEMO)/imagenet --visual-genome-dir $(DEMO)/VisualGenome --output-path $(DEMO)/metadata/exemplar_dict.json
 	$(PY) tools/sample_exemplars.py --lvis-ann-path $(DEMO)/lvis/lvis_v1_val.json --exemplar-dict-path $(DEMO)/metadata/exemplar_dict.json -K 5 --out-path $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json
 	$(PY) tools/get_exemplars_tta.py --ann-path $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json --output-path $(DEMO)/metadata/lvis_image_exemplar_features_avg_K-005_own.npy --num-augs 5 $(DEMO_IMG_DIRS) $(DEMO_CLIP) --device cpu --nw 2
 	$(PY) tools/generate_vision_classifier_agg.py --exemplar-list $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json --out-path $(DEMO)/metadata/lvis_image_exemplar_features_agg_K-005_own.npy --num-augs 5 --tta --load-path $(DEMO)/checkpoints/visual_aggregator_demo.pth $(DEMO_IMG_DIRS) $(DEMO_CLIP) --device cpu --nw 2
+	$(PY) tools/norm_feat_sum_norm.py --feat1-path $(DEMO)/metadata/lvis_gpt3_text-davinci-002_features_own.npy --feat2-path $(DEMO)/metadata/lvis_image_exemplar_features_agg_K-005_own.npy --out-path $(DEMO)/metadata/lvis_multi-modal_agg_K-005_own.npy
+	$(PY) tools/norm_feat_sum_norm.py --feat1-path $(DEMO)/metadata/lvis_gpt3_text-davinci-002_features_own.npy --feat2-path $(DEMO)/metadata/lvis_image_exemplar_features_avg_K-005_own.npy --out-path $(DEMO)/metadata/lvis_multi-modal_avg_K-005_own.npy
 	$(PY) tools/cache_clip_features.py --image-root $(DEMO)/aggregator_images --exclude-classes $(DEMO)/aggregator_images_heldout.txt --out $(DEMO)/aggregator_cache_train --views 2 --tta --shard-size 32 --nw 2 $(DEMO_CLIP) --device cpu
 	$(PY) tools/cache_clip_features.py --image-root $(DEMO)/aggregator_images --classes $(DEMO)/aggregator_images_heldout.txt --out $(DEMO)/aggregator_cache_heldout --views 2 --tta --nw 2 $(DEMO_CLIP) --device cpu
 	$(PY) tools/train_visual_aggregator.py --cache $(DEMO)/aggregator_cache_train --out $(DEMO)/checkpoints/aggregator_run --steps 30 --batch-classes 8 --k-max 3 --warmup-steps 5 --num-layers 1 --checkpoint-every 15 $(DEMO_CLIP) --device cpu

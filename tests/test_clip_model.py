@@ -1,7 +1,12 @@
-import torch
-import pytest
+import warnings
 
-from mmovod.clip_model import load_clip, save_random_checkpoint, tiny_clip_config_path, resolve_model_name
+import open_clip
+import pytest
+import torch
+from open_clip.transformer import QuickGELU
+
+from mmovod.clip_model import (is_torchscript_archive, load_clip, resolve_model_name, save_random_checkpoint,
+                               tiny_clip_config_path)
 from mmovod.errors import InputError
 
 
@@ -31,3 +36,93 @@ def test_unknown_model_and_missing_checkpoint_are_input_errors(tmp_path):
         load_clip("ViT-Q/99", None, "cpu")
     with pytest.raises(InputError, match="not found"):
         load_clip(str(tiny_clip_config_path()), str(tmp_path / "missing.pt"), "cpu")
+
+
+def _tiny_name():
+    return resolve_model_name(str(tiny_clip_config_path()), None)[0]
+
+
+def _encode(model, text="a photo of a cat"):
+    with torch.inference_mode():
+        return model.encode_text(open_clip.get_tokenizer(_tiny_name())([text]))
+
+
+def test_openai_torchscript_archive_loads_with_quick_gelu(tmp_path):
+    torch.manual_seed(0)
+    source = open_clip.create_model(_tiny_name(), force_quick_gelu=True)
+    archive = tmp_path / "ViT-tiny.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(source).save(str(archive))
+    assert is_torchscript_archive(archive)
+    bundle = load_clip(str(tiny_clip_config_path()), str(archive), "cpu")
+    assert isinstance(bundle.model.transformer.resblocks[0].mlp.gelu, QuickGELU)
+    for key, value in source.state_dict().items():
+        assert torch.equal(bundle.model.state_dict()[key], value), key
+    assert torch.equal(_encode(bundle.model), _encode(source.eval()))
+
+
+def test_state_dict_with_module_prefix_and_bare_state_dict_load(tmp_path):
+    torch.manual_seed(1)
+    source = open_clip.create_model(_tiny_name()).eval()
+    prefixed, bare = tmp_path / "ddp.pt", tmp_path / "bare.pt"
+    torch.save({"state_dict": {"module." + k: v for k, v in source.state_dict().items()}}, prefixed)
+    torch.save(source.state_dict(), bare)
+    assert not is_torchscript_archive(bare)
+    for ckpt in (prefixed, bare):
+        bundle = load_clip(str(tiny_clip_config_path()), str(ckpt), "cpu")
+        assert isinstance(bundle.model.transformer.resblocks[0].mlp.gelu, torch.nn.GELU)
+        assert torch.equal(_encode(bundle.model), _encode(source))
+
+
+def test_mismatched_or_unreadable_checkpoint_is_one_line_input_error(tmp_path):
+    ckpt = tmp_path / "tiny.pt"
+    save_random_checkpoint(tiny_clip_config_path(), ckpt, seed=0)
+    with pytest.raises(InputError, match=r"not a checkpoint of RN50") as err:
+        load_clip("RN50", str(ckpt), "cpu")
+    assert "\n" not in str(err.value)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint" * 8)
+    with pytest.raises(InputError, match="not a readable CLIP checkpoint") as err:
+        load_clip(str(tiny_clip_config_path()), str(garbage), "cpu")
+    assert "\n" not in str(err.value)
+
+
+def test_text_tower_only_frees_the_image_tower(tmp_path):
+    ckpt = tmp_path / "tiny.pt"
+    save_random_checkpoint(tiny_clip_config_path(), ckpt, seed=0)
+    full = load_clip(str(tiny_clip_config_path()), str(ckpt), "cpu")
+    text = load_clip(str(tiny_clip_config_path()), str(ckpt), "cpu", tower="text")
+    assert text.model.visual is None and text.image_size == full.image_size and text.embed_dim == 512
+    assert torch.equal(_encode(text.model), _encode(full.model))
+    image = load_clip(str(tiny_clip_config_path()), str(ckpt), "cpu", tower="image")
+    assert image.model.transformer is None and image.model.visual is not None
+
+
+def test_weights_that_cannot_be_downloaded_say_where_to_get_them(monkeypatch):
+    def offline(*args, **kwargs):
+        raise RuntimeError("Failed to download file (open_clip_pytorch_model.bin)\nsecond line")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", offline)
+    with pytest.raises(InputError) as err:
+        load_clip("ViT-B/32", None, "cpu")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "openai weights of ViT-B-32" in message and "--pretrained" in message
+    assert "https://openaipublic.azureedge.net/clip/models/" in message
+
+
+def test_tags_trained_with_quick_gelu_get_it(monkeypatch):
+    """open_clip only warns when the openai tag meets a GELU config; the factory must force QuickGELU."""
+    calls = []
+
+    def record(name, **kwargs):
+        calls.append((name, kwargs))
+        raise RuntimeError("offline")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", record)
+    for model, tag in [("ViT-B/32", None), ("ViT-B-32", "openai"), ("ViT-B-32", "laion2b_s34b_b79k")]:
+        with pytest.raises(InputError):
+            load_clip(model, tag, "cpu")
+    assert [(name, kw["pretrained"], kw["force_quick_gelu"]) for name, kw in calls] == [
+        ("ViT-B-32", "openai", True), ("ViT-B-32", "openai", True), ("ViT-B-32", "laion2b_s34b_b79k", False)]

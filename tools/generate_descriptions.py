@@ -1,0 +1,111 @@
+r"""Ask an LLM to describe every LVIS class (the descriptions behind the description classifier).
+
+For each category of the annotation file (ascending id) the model is asked `Describe what a <class>
+looks like.` for 10 samples (temperature 0.99, at most 50 tokens, stop at '.'). Writes
+`{"<class>": [sentences]}` keyed by the class's first synonym with '_' -> ' ', to --output-path
+with `{}` replaced by the model name.
+
+Works with the OpenAI API and any server speaking its wire format (vLLM, Ollama, LiteLLM and other
+gateways: --base-url). The API key is read from OPENAI_API_KEY only (never from files or flags; a
+local server that needs no key works without it). Requests run concurrently, 429 / 5xx / timeouts
+are retried with exponential backoff, and finished classes are cached in <output>.partial.jsonl: an
+interrupted run resumes where it stopped when re-run with the same command.
+
+Example:
+  export OPENAI_API_KEY=...   # not needed for a keyless local server
+  python tools/generate_descriptions.py --ann-path datasets/lvis/lvis_v1_val.json \
+      --openai-model gpt-3.5-turbo-instruct
+  (writes datasets/metadata/lvis_gpt3_gpt-3.5-turbo-instruct_descriptions_own.json)
+  python tools/generate_descriptions.py --ann-path datasets/lvis/lvis_v1_val.json \
+      --openai-model llama3.1 --base-url http://127.0.0.1:11434/v1 --limit 5
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+import openai
+from tqdm import tqdm
+
+from mmovod.cli import make_parser, run_tool
+from mmovod.descriptions import (DescriptionClient, RequestSettings, RetryPolicy, ServiceError, default_api,
+                                 generate_descriptions, output_path_for)
+from mmovod.errors import InputError
+from mmovod.text_classifiers import description_key, load_categories
+
+PROG = "generate_descriptions.py"
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = make_parser(__doc__)
+    parser.add_argument("--ann-path", default="datasets/lvis/lvis_v1_val.json",
+                        help="LVIS-format annotation JSON giving the classes")
+    parser.add_argument("--output-path", default="datasets/metadata/lvis_gpt3_{}_descriptions_own.json",
+                        help="output JSON; '{}' is replaced by the model name ('/' -> '_'); its folder must exist")
+    parser.add_argument("--openai-model", default="gpt-3.5-turbo-instruct",
+                        help="model name on the server (text-davinci-002/003 are retired at OpenAI)")
+    server = parser.add_argument_group("server")
+    server.add_argument("--base-url", default=None,
+                        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+                             "(default: $OPENAI_BASE_URL, else the OpenAI API)")
+    server.add_argument("--api", choices=["chat", "completions"], default=None,
+                        help="endpoint (default: completions for instruct / GPT-3 style names such as "
+                             "gpt-3.5-turbo-instruct or text-davinci-002, else chat)")
+    server.add_argument("--workers", type=int, default=4, help="concurrent requests")
+    server.add_argument("--timeout", type=float, default=60.0, help="seconds before a request is abandoned and retried")
+    server.add_argument("--max-retries", type=int, default=6, help="retries per request on 429 / 5xx / timeouts")
+    server.add_argument("--backoff", type=float, default=1.0,
+                        help="first retry wait in seconds, doubled each retry (a Retry-After header wins)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="describe only the first N classes (to try a model or server); the cache is kept "
+                             "so a full run reuses them")
+    return parser
+
+
+def make_client(args: argparse.Namespace) -> tuple[openai.OpenAI, str | None]:
+    """The SDK client with retries left to us, and the key (to mask it should a server echo it)."""
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    api_key = os.environ.get("OPENAI_API_KEY") or None
+    if api_key is None and base_url is None:
+        raise InputError("OPENAI_API_KEY is not set: export your key (or pass --base-url for a local "
+                         "OpenAI-compatible server that needs none)")
+    client = openai.OpenAI(api_key=api_key or "no-key", base_url=base_url, max_retries=0, timeout=args.timeout)
+    return client, api_key
+
+
+def run(args: argparse.Namespace) -> int:
+    for transport in ("httpx", "httpx2"):  # the SDK's HTTP client logs one INFO line per request
+        logging.getLogger(transport).setLevel(logging.WARNING)
+    if args.workers < 1 or (args.limit is not None and args.limit < 1) or args.max_retries < 0:
+        raise InputError("--workers and --limit must be >= 1, --max-retries >= 0")
+    output = output_path_for(args.output_path, args.openai_model)
+    cats = load_categories(args.ann_path)
+    names = [description_key(c) for c in cats][: args.limit]
+    settings = RequestSettings(model=args.openai_model, api=args.api or default_api(args.openai_model))
+    client, api_key = make_client(args)
+    describer = DescriptionClient(client, settings, RetryPolicy(args.max_retries, args.backoff), api_key)
+    with tqdm(total=len(names), unit="class", desc=f"{settings.model} ({settings.api})") as bar:
+        def done(_: str) -> None:
+            bar.update()
+            bar.set_postfix(retried=describer.retried)
+
+        try:
+            generate_descriptions(names, describer, output, args.workers, done, keep_cache=args.limit is not None)
+        except ServiceError as exc:
+            bar.close()
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 1
+    print(f"wrote {len(names)} classes x {settings.samples} descriptions to {output} "
+          f"({describer.retried} requests retried)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_tool(get_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
