@@ -1,0 +1,101 @@
+"""Every command of the datasets guide, as written, on the demo dataset laid out as the guide lays out
+real data (run from a folder holding datasets/, checkpoints/ and the metadata/ link).
+
+CLIP weights cannot be downloaded in tests, so the CLIP tools get the tiny demo CLIP appended
+(--clip_model/--pretrained/--device); every other flag and path is the guide's. Two commands are
+adapted and say why below.
+"""
+import importlib
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmovod.demo_data import make_demo_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GUIDE = [
+    "python tools/remove_lvis_rare.py --ann datasets/lvis/lvis_v1_train.json",
+    "python tools/create_imagenetlvis_json.py --imagenet-path datasets/imagenet/imagenet21k_P"
+    " --out-path datasets/imagenet/annotations/imagenet_lvis_image_info.json",
+    "python tools/get_lvis_cat_info.py --ann datasets/lvis/lvis_v1_train.json",
+    "python tools/dump_clip_features_lvis_sentences.py"
+    " --descriptions-path datasets/metadata/lvis_gpt3_text-davinci-002_descriptions_author.json"
+    " --ann-path datasets/lvis/lvis_v1_val.json --out-path datasets/metadata/lvis_gpt3_text-davinci-002_features_author.npy",
+    "python tools/collate_exemplar_dict.py --lvis-dir datasets/lvis --imagenet-dir datasets/imagenet"
+    " --visual-genome-dir datasets/VisualGenome --output-path datasets/metadata/exemplar_dict.json",
+    "python tools/sample_exemplars.py --lvis-ann-path datasets/lvis/lvis_v1_val.json"
+    " --exemplar-dict-path datasets/metadata/exemplar_dict.json -K 5"
+    " --out-path datasets/metadata/lvis_image_exemplar_dict_K-005_own.json",
+    "python tools/generate_vision_classifier_agg.py --exemplar-list datasets/metadata/lvis_image_exemplar_dict_K-005_own.json"
+    " --out-path datasets/metadata/lvis_image_exemplar_features_agg_K-005_own.npy --num-augs 5 --tta"
+    " --load-path checkpoints/visual_aggregator/visual_aggregator_ckpt_4_transformer.pth",
+    # the guide's --ann-path is the authors' absolute /users/prannay/mm-ovod/datasets/metadata/...; relative here
+    "python tools/get_exemplars_tta.py --ann-path datasets/metadata/lvis_image_exemplar_dict_K-005_own.json"
+    " --output-path datasets/metadata/lvis_image_exemplar_features_avg_K-005_own.npy --num-augs 5",
+    "python tools/norm_feat_sum_norm.py --feat1-path datasets/metadata/lvis_gpt3_text-davinci-002_features_own.npy"
+    " --feat2-path datasets/metadata/lvis_image_exemplar_features_agg_K-005_own.npy"
+    " --out-path datasets/metadata/lvis_multi-modal_agg_K-005_own.npy",
+    "python tools/norm_feat_sum_norm.py --feat1-path datasets/metadata/lvis_gpt3_text-davinci-002_features_own.npy"
+    " --feat2-path datasets/metadata/lvis_image_exemplar_features_avg_K-005_own.npy"
+    " --out-path datasets/metadata/lvis_multi-modal_avg_K-005_own.npy",
+    "python tools/dump_clip_features.py --ann datasets/lvis/lvis_v1_val.json --out_path metadata/lvis_v1_clip_a+cname.npy",
+]
+# generate_descriptions.py needs an LLM server: tests/test_descriptions.py runs it against a local one.
+
+CLIP_TOOLS = {"dump_clip_features_lvis_sentences", "generate_vision_classifier_agg", "get_exemplars_tta",
+              "dump_clip_features"}
+
+
+@pytest.fixture(scope="module")
+def guide_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("guide")
+    make_demo_dataset(root / "datasets")
+    shutil.copy(ROOT / "datasets/metadata/lvis_gpt3_text-davinci-002_descriptions_author.json",
+                root / "datasets/metadata/")
+    (root / "checkpoints/visual_aggregator").mkdir(parents=True)
+    shutil.copy(root / "datasets/checkpoints/visual_aggregator_demo.pth",
+                root / "checkpoints/visual_aggregator/visual_aggregator_ckpt_4_transformer.pth")
+    os.symlink(os.readlink(ROOT / "metadata"), root / "metadata")
+    (root / "datasets/imagenet/annotations").mkdir()  # the guide's `mkdir imagenet/annotations`
+    return root
+
+
+def run_guide_command(command: str, root: Path) -> int:
+    argv = shlex.split(command)
+    name = Path(argv[1]).stem
+    if name in CLIP_TOOLS:
+        argv += ["--clip_model", str(root / "datasets/clip/tiny_clip.json"),
+                 "--pretrained", str(root / "datasets/clip/tiny_clip.pt"), "--device", "cpu"]
+    if name == "norm_feat_sum_norm" and not (root / "datasets/metadata/lvis_gpt3_text-davinci-002_features_own.npy").exists():
+        # the guide fuses "_own" text features: a user's own run of the description step
+        shutil.copy(root / "datasets/metadata/lvis_gpt3_text-davinci-002_features_author.npy",
+                    root / "datasets/metadata/lvis_gpt3_text-davinci-002_features_own.npy")
+    tool = importlib.import_module(f"tools.{name}")
+    return tool.main(argv[2:])
+
+
+def test_every_guide_command_runs_as_written(guide_root, monkeypatch):
+    monkeypatch.chdir(guide_root)
+    for command in GUIDE:
+        assert run_guide_command(command, guide_root) == 0, command
+    meta = guide_root / "datasets/metadata"
+    expected = {
+        "lvis_gpt3_text-davinci-002_features_author.npy": (np.float32, (40, 512)),
+        "lvis_image_exemplar_features_agg_K-005_own.npy": (np.float16, (40, 512)),
+        "lvis_image_exemplar_features_avg_K-005_own.npy": (np.float32, (40, 512)),
+        "lvis_multi-modal_agg_K-005_own.npy": (np.float32, (40, 512)),
+        "lvis_multi-modal_avg_K-005_own.npy": (np.float32, (40, 512)),
+        "lvis_v1_clip_a+cname.npy": (np.float32, (40, 512)),
+    }
+    for name, (dtype, shape) in expected.items():
+        array = np.load(meta / name)
+        assert array.dtype == dtype and array.shape == shape, name
+        assert (meta / f"{name}.json").is_file(), name
+    for path in ("datasets/lvis/lvis_v1_train_norare.json", "datasets/lvis/lvis_v1_train_cat_info.json",
+                 "datasets/imagenet/annotations/imagenet_lvis_image_info.json"):
+        assert (guide_root / path).is_file(), path
