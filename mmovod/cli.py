@@ -39,9 +39,9 @@ def run_tool(
     try:
         code = body(args)
     except InputError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; no output was written", file=sys.stderr)
+        sys.stderr.write(f"{parser.prog}: interrupted; no output was written\n")
         return EXIT_INTERRUPTED
     return EXIT_OK if code is None else code

@@ -12,13 +12,19 @@ from .atomic import atomic_open
 from .errors import InputError
 
 
-def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
-    """Read a whole file, raising InputError (naming the file) when it is missing or unreadable."""
+def _existing_file(path: str | os.PathLike, what: str) -> Path:
+    """`path` as a Path, or InputError (naming it) when it is missing or a folder."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: {what} not found")
     if p.is_dir():
         raise InputError(f"{p}: expected a {what}, found a folder")
+    return p
+
+
+def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
+    """Read a whole file, raising InputError (naming the file) when it is missing or unreadable."""
+    p = _existing_file(path, what)
     try:
         return p.read_bytes()
     except OSError as exc:
@@ -30,11 +36,7 @@ def map_file(path: str | os.PathLike, what: str = "file") -> bytes | mmap.mmap:
 
     Decoders read it like `bytes`; msgspec.Raw values decoded from it keep the map alive.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: {what} not found")
-    if p.is_dir():
-        raise InputError(f"{p}: expected a {what}, found a folder")
+    p = _existing_file(path, what)
     try:
         with open(p, "rb") as handle:
             if os.fstat(handle.fileno()).st_size == 0:
