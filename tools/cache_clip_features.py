@@ -38,7 +38,6 @@ from mmovod.clip_model import add_clip_args, load_clip
 from mmovod.crops import AGGREGATOR_CONTEXT
 from mmovod.distributed import init_distributed, shutdown
 from mmovod.errors import InputError
-from mmovod.exemplar_encoding import free_text_tower
 from mmovod.feature_caching import cache_features
 from mmovod.image_roots import add_image_root_args, image_roots_from_args
 from mmovod.tta import bundle_view_transform
@@ -96,8 +95,7 @@ def run(args: argparse.Namespace) -> None:
     classes = select_classes(classes, keep, exclude, args.min_images, args.strict, where)
     ctx = init_distributed(args.device)
     try:
-        bundle = load_clip(args.clip_model, args.pretrained, str(ctx.device))
-        free_text_tower(bundle.model)
+        bundle = load_clip(args.clip_model, args.pretrained, str(ctx.device), tower="image")
         result = cache_features(
             bundle, classes, args.out, roots, ctx, views=args.views, tta_transform=bundle_view_transform(bundle, args.tta),
             tta=args.tta, seed=args.seed, context=args.context, shard_size=args.shard_size, batch_size=args.batch_size,
