@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmovod.clip_model import load_clip
 from mmovod.crops import TTA_CONTEXT, load_exemplar_crop
-from mmovod.exemplar_encoding import encode_exemplars, free_text_tower
+from mmovod.exemplar_encoding import encode_exemplars
 from mmovod.tta import bundle_view_transform, make_views
 
 
@@ -97,8 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    bundle = load_clip("ViT-B/32", "none", args.device)
-    free_text_tower(bundle.model)
+    bundle = load_clip("ViT-B/32", "none", args.device, tower="image")
     with tempfile.TemporaryDirectory() as tmp:
         exemplars = make_images(Path(tmp), args.classes, args.exemplars)
         roots = {"lvis": Path(tmp)}

@@ -12,15 +12,22 @@ averaging, its raw views are averaged (as get_exemplars_tta does).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .aggregator_training import aggregate
+from .aggregator import VisualAggregator
+from .aggregator_training import aggregate, trained_clip
+from .atomic import check_output_path
+from .clip_model import resolve_device
 from .errors import InputError
-from .feature_cache import FeatureCache
+from .feature_cache import FeatureCache, check_cache_clip
+from .jsonio import read_bytes, save_json
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +138,54 @@ def retrieval_accuracy(
         queries=total // trials,
         trials=trials,
     )
+
+
+@dataclass
+class EvalRun:
+    """What `evaluate_aggregator` measured and wrote."""
+    result: RetrievalResult
+    classes: int
+    clip: dict[str, Any]
+    path: Path
+
+
+def read_class_list(path: str | os.PathLike) -> list[str]:
+    """Class names, one a line (blank lines ignored); InputError when there is none."""
+    names = [line.strip() for line in read_bytes(path, "class list").decode().splitlines() if line.strip()]
+    if not names:
+        raise InputError(f"{path}: class list is empty")
+    return names
+
+
+def evaluate_aggregator(
+    cache_dir: str | os.PathLike,
+    load_path: str | os.PathLike,
+    num_layers: int,
+    out_path: str | os.PathLike,
+    *,
+    classes_path: str | os.PathLike | None,
+    ks: Sequence[int],
+    queries: int,
+    trials: int,
+    seed: int,
+    device: str | None,
+    strict: bool = False,
+) -> EvalRun:
+    """Class retrieval of the aggregator checkpoint `load_path` on the cache's (or the listed) classes,
+    against averaging, saved as JSON to `out_path`. A checkpoint trained on another CLIP is refused."""
+    out = check_output_path(out_path)
+    if min(ks) < 1 or queries < 1 or trials < 1:
+        raise InputError("--ks, --queries and --trials must be positive")
+    cache = FeatureCache(cache_dir)
+    trained_on = trained_clip(load_path)
+    if trained_on is not None:
+        check_cache_clip(cache, trained_on.get("clip_model"), trained_on.get("pretrained"))
+    model = VisualAggregator.from_checkpoint(load_path, num_layers=num_layers)
+    if model.dim != cache.dim:
+        raise InputError(f"{load_path}: aggregator of dim {model.dim}, but the cache holds {cache.dim}-dim features")
+    names = read_class_list(classes_path) if classes_path else None
+    ids = select_classes(cache, names, max(ks) + 1, strict)
+    result = retrieval_accuracy(cache, model, ids, sorted(set(ks)), queries, trials, seed, resolve_device(device))
+    save_json(out, {**result.as_json(), "cache": str(cache.root), "clip": cache.clip, "load_path": str(load_path)},
+              indent=True)
+    return EvalRun(result, len(ids), cache.clip, out)

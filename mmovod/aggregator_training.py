@@ -28,12 +28,13 @@ import orjson
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .aggregator import VisualAggregator
 from .atomic import atomic_open
-from .distributed import DistContext
+from .distributed import DistContext, init_distributed, shutdown
 from .errors import InputError
-from .feature_cache import FeatureCache, describe_clip
+from .feature_cache import FeatureCache, check_cache_clip, describe_clip
 from .jsonio import dumps_json
 
 log = logging.getLogger(__name__)
@@ -408,3 +409,49 @@ def train(
     if ctx.distributed:
         dist.barrier()
     return TrainResult(final, config.steps - start, first_loss, last_loss)
+
+
+def train_on_cache(
+    cache_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    clip_model: str | None = None,
+    pretrained: str | None = None,
+    device: str | None = None,
+    checkpoint_every: int = 1000,
+    resume: str | None = None,
+    strict: bool = False,
+    command: str = "",
+) -> TrainResult | None:
+    """Check the inputs, join the torchrun group (if any) and `train` on the cache at `cache_dir` with
+    a progress bar on the main rank. A cache of another CLIP than `clip_model`/`pretrained` (when
+    given) is refused; `resume` may be "latest" (the newest checkpoint in `out_dir`).
+    Returns the result on the main rank, None on the others."""
+    config.check()
+    cache = FeatureCache(cache_dir)
+    check_cache_clip(cache, clip_model, pretrained)
+    if resume == "latest":
+        resume = latest_checkpoint(Path(out_dir))
+        if resume is None:
+            raise InputError(f"{out_dir}: --resume latest found no checkpoint-*.pth")
+    ctx = init_distributed(device)
+    bars: list[tqdm] = []
+
+    def show(record: dict) -> None:
+        if not bars:  # created at the first step, after every input check has passed
+            bars.append(tqdm(total=config.steps, initial=record["step"] - 1, desc="train aggregator", unit="step",
+                             disable=not ctx.is_main))
+        bar = bars[0]
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.3f}", k=f"{record['k_a']}/{record['k_b']}", ep_s=f"{record['episodes_per_s']:.0f}",
+                        emb_s=f"{record['embeddings_per_s']:.0f}", load=f"{record['loader_share']:.0%}")
+
+    try:
+        result = train(cache, out_dir, config, ctx, checkpoint_every=checkpoint_every, resume=resume,
+                       strict=strict, on_step=show, command=command)
+    finally:
+        for bar in bars:
+            bar.close()
+        shutdown(ctx)
+    return result if ctx.is_main else None

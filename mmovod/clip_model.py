@@ -90,6 +90,18 @@ def resolve_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def device_from_flags(device: str | None, gpu: int | None) -> str | None:
+    """--device wins; --gpu N means cuda:N when CUDA is present and the CPU otherwise."""
+    if device or gpu is None:
+        return device
+    if not torch.cuda.is_available():
+        log.debug("--gpu %d: no CUDA device on this machine, running on the CPU", gpu)
+        return "cpu"
+    if not 0 <= gpu < torch.cuda.device_count():
+        raise InputError(f"--gpu {gpu}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return f"cuda:{gpu}"
+
+
 def resolve_model_name(clip_model: str, pretrained: str | None) -> tuple[str, str | None]:
     """Map a user-facing model spelling to (open_clip name, pretrained tag/file or None)."""
     if clip_model.endswith(".json"):

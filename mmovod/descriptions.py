@@ -23,10 +23,12 @@ from typing import Callable, Sequence
 
 import openai
 import orjson
+from tqdm import tqdm
 
 from .atomic import atomic_open, check_output_path
 from .errors import InputError
 from .jsonio import save_json
+from .text_classifiers import description_key, load_categories
 
 log = logging.getLogger(__name__)
 
@@ -269,3 +271,65 @@ def generate_descriptions(
     if not keep_cache:
         cache.path.unlink()
     return result
+
+
+def make_client(base_url: str | None, timeout: float) -> tuple[openai.OpenAI, str | None]:
+    """The SDK client with retries left to us, and the key (to mask it should a server echo it).
+
+    `base_url` falls back to $OPENAI_BASE_URL, else the OpenAI API; the key is $OPENAI_API_KEY.
+    """
+    base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+    api_key = os.environ.get("OPENAI_API_KEY") or None
+    if api_key is None and base_url is None:
+        raise InputError("OPENAI_API_KEY is not set: export your key (or pass --base-url for a local "
+                         "OpenAI-compatible server that needs none)")
+    client = openai.OpenAI(api_key=api_key or "no-key", base_url=base_url, max_retries=0, timeout=timeout)
+    return client, api_key
+
+
+@dataclass(frozen=True)
+class DescribedClasses:
+    """What `describe_classes` wrote: `classes` x `samples` descriptions to `path`."""
+
+    classes: int
+    samples: int
+    path: Path
+    retried: int
+
+
+def describe_classes(
+    ann_path: str | os.PathLike,
+    output_template: str,
+    model: str,
+    *,
+    api: str | None = None,
+    base_url: str | None = None,
+    workers: int = 4,
+    timeout: float = 60.0,
+    max_retries: int = 6,
+    backoff: float = 1.0,
+    limit: int | None = None,
+) -> DescribedClasses:
+    """Describe the categories of `ann_path` (the first `limit` ones when given) with `model` and write
+    them to `output_path_for(output_template, model)`, with a progress bar.
+
+    `api` defaults to `default_api(model)`. Raises ServiceError when the server keeps failing (the
+    finished classes stay in the cache for a re-run).
+    """
+    for transport in ("httpx", "httpx2"):  # the SDK's HTTP client logs one INFO line per request
+        logging.getLogger(transport).setLevel(logging.WARNING)
+    if workers < 1 or (limit is not None and limit < 1) or max_retries < 0:
+        raise InputError("--workers and --limit must be >= 1, --max-retries >= 0")
+    output = output_path_for(output_template, model)
+    cats = load_categories(ann_path)
+    names = [description_key(c) for c in cats][:limit]
+    settings = RequestSettings(model=model, api=api or default_api(model))
+    client, api_key = make_client(base_url, timeout)
+    describer = DescriptionClient(client, settings, RetryPolicy(max_retries, backoff), api_key)
+    with tqdm(total=len(names), unit="class", desc=f"{settings.model} ({settings.api})") as bar:
+        def done(_: str) -> None:
+            bar.update()
+            bar.set_postfix(retried=describer.retried)
+
+        generate_descriptions(names, describer, output, workers, done, keep_cache=limit is not None)
+    return DescribedClasses(len(names), settings.samples, output, describer.retried)

@@ -24,17 +24,6 @@ from .tta import ViewTransform, make_views
 
 log = logging.getLogger(__name__)
 
-TEXT_TOWER_ATTRIBUTES = ("transformer", "token_embedding", "positional_embedding", "ln_final",
-                         "text_projection", "attn_mask", "text")
-
-
-def free_text_tower(model: torch.nn.Module) -> torch.nn.Module:
-    """Delete the text tower of an open_clip model in place (image-only work needs `visual` alone)."""
-    for name in TEXT_TOWER_ATTRIBUTES:
-        if hasattr(model, name):
-            delattr(model, name)
-    return model
-
 
 class ExemplarViewDataset(Dataset):
     """Item i: exemplar i in (class, exemplar) order, as `(i, views (V, 3, S, S) float32 or None, failure)`.

@@ -14,14 +14,16 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 import numpy as np
 import orjson
 from tqdm import tqdm
 
+from .atomic import check_output_path
 from .errors import InputError
-from .jsonio import read_bytes
+from .jsonio import read_bytes, save_json
 from .lvis_raw import LvisFile, decode_checked
 
 log = logging.getLogger(__name__)
@@ -114,3 +116,18 @@ def sample_exemplars(
         raise InputError(f"{path}: {len(short)} classes have fewer than K={k} exemplars: {names} "
                          "(use --allow-fewer to keep all they have)")
     return Sampling(chosen, short)
+
+
+def write_sampled_exemplars(
+    lvis_ann_path: str | os.PathLike,
+    exemplar_dict_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    k: int,
+    seed: int = DEFAULT_SEED,
+    allow_fewer: bool = False,
+) -> tuple[Sampling, Path]:
+    """`sample_exemplars` saved as the exemplar list at `out_path`; returns the sampling and the path."""
+    out = check_output_path(out_path)
+    result = sample_exemplars(lvis_ann_path, exemplar_dict_path, k, seed, allow_fewer)
+    save_json(out, result.chosen)
+    return result, out

@@ -20,7 +20,7 @@ import msgspec
 import orjson
 from tqdm import tqdm
 
-from .atomic import atomic_open
+from .atomic import atomic_open, check_output_path
 from .errors import InputError
 from .imagenet_tree import ImageNetTree
 from .lvis_raw import LvisFile, check_category_ids, exemplar_refs, image_urls
@@ -203,3 +203,25 @@ def write_exemplar_dict(col: Collation, out_path: str | os.PathLike, progress: b
                     out.write(piece)
             out.write(b"]")
         out.write(b"}")
+
+
+def build_exemplar_dict(
+    lvis_dir: str | os.PathLike,
+    imagenet_dir: str | os.PathLike,
+    vg_dir: str | os.PathLike,
+    out_path: str | os.PathLike,
+    strict: bool = False,
+) -> tuple[dict, Path]:
+    """Collate every class's exemplars and write the exemplar dictionary; returns (report, output path).
+
+    With `strict`, InputError (nothing written) when a class ends with fewer than COUSINS_BELOW exemplars;
+    otherwise those classes are listed in the report's "under_10".
+    """
+    out = check_output_path(out_path)
+    col = collate_exemplars(lvis_dir, imagenet_dir, vg_dir)
+    under = col.report["under_10"]
+    if under and strict:
+        raise InputError(f"{out_path}: {len(under)} classes have fewer than {COUSINS_BELOW} exemplars "
+                         f"({', '.join(under[:10])}{' ...' if len(under) > 10 else ''}); nothing written")
+    write_exemplar_dict(col, out)
+    return col.report, out

@@ -18,12 +18,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .class_sources import SourceClass, item_id
+from .class_sources import (TREE_DATASET, SourceClass, exemplar_dict_classes, folder_tree_classes, item_id,
+                            lvis_rare_synsets, lvis_rare_wnids, read_name_list, select_classes)
+from .clip_model import load_clip
 from .crops import BadImageError, load_exemplar_crop
-from .distributed import DistContext, all_agree, barrier
+from .distributed import DistContext, all_agree, barrier, init_distributed, shutdown
 from .errors import InputError
 from .feature_cache import CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, write_shard
-from .tta import ViewTransform, make_views
+from .tta import ViewTransform, bundle_view_transform, make_views
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ class CacheRun:
     shards: int
     encoded: int
     skipped: int
+    classes: int
 
 
 def cache_features(
@@ -142,4 +145,64 @@ def cache_features(
         bar.close()
     barrier(ctx)
     log.info("rank %d: %d shards encoded, %d already finished", ctx.rank, encoded, skipped)
-    return CacheRun(root, plan.num_rows, plan.num_shards, encoded, skipped)
+    return CacheRun(root, plan.num_rows, plan.num_shards, encoded, skipped, len(classes))
+
+
+def cache_clip_features(
+    out: str | Path,
+    *,
+    image_root: str | None,
+    exemplar_dict: str | None,
+    roots: Mapping[str, Path],
+    classes_file: str | None = None,
+    exclude_file: str | None = None,
+    lvis_ann: str | None = None,
+    min_images: int = 2,
+    strict: bool = False,
+    views: int = 1,
+    tta: bool = False,
+    seed: int = 0,
+    context: float,
+    shard_size: int,
+    batch_size: int,
+    workers: int,
+    clip_model: str,
+    pretrained: str | None,
+    device: str | None,
+) -> CacheRun | None:
+    """Select the classes of a folder tree (`image_root`) or an exemplar dictionary (`exemplar_dict`),
+    join the torchrun group (if any), load CLIP's image tower and `cache_features` them into `out`.
+
+    `classes_file` keeps, `exclude_file` drops, `lvis_ann` drops the LVIS-rare classes (wnids of a
+    tree, synsets of a dictionary); `roots` are the image roots of exemplar records. Returns the run
+    on the main rank, None on the others.
+    """
+    if views < 1 or (views > 1 and not tta):
+        raise InputError(f"--views {views}: need at least 1, and more than 1 only with --tta (plain views are identical)")
+    if batch_size < 1 or workers < 0 or min_images < 1:
+        raise InputError("--batch-size and --min-images must be positive, --nw not negative")
+    keep = read_name_list(classes_file) if classes_file else None
+    exclude = read_name_list(exclude_file) if exclude_file else set()
+    if image_root:
+        classes = folder_tree_classes(image_root)
+        roots = {**roots, TREE_DATASET: Path(image_root)}
+        where, kind = image_root, "folder-tree"
+        if lvis_ann:
+            exclude |= lvis_rare_wnids(lvis_ann)
+    else:
+        classes = exemplar_dict_classes(exemplar_dict)
+        where, kind = exemplar_dict, "exemplar-dict"
+        if lvis_ann:
+            exclude |= lvis_rare_synsets(lvis_ann)
+    classes = select_classes(classes, keep, exclude, min_images, strict, where)
+    ctx = init_distributed(device)
+    try:
+        bundle = load_clip(clip_model, pretrained, str(ctx.device), tower="image")
+        result = cache_features(
+            bundle, classes, out, roots, ctx, views=views, tta_transform=bundle_view_transform(bundle, tta),
+            tta=tta, seed=seed, context=context, shard_size=shard_size, batch_size=batch_size,
+            workers=workers, source_kind=kind, progress=ctx.is_main,
+        )
+    finally:
+        shutdown(ctx)
+    return result if ctx.is_main else None

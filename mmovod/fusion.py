@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from .arrays import load_matrix, read_sidecar, save_classifier
 from .errors import InputError
 
 
@@ -33,3 +34,25 @@ def fuse_classifiers(feat1: np.ndarray, feat2: np.ndarray, final_norm: bool = Tr
     if final_norm:
         fused = l2_normalise_rows(fused)
     return fused.astype(np.float32)
+
+
+def fuse_classifier_files(feat1_path: str, feat2_path: str, out_path: str, final_norm: bool = True) -> tuple[int, int]:
+    """Fuse two classifier `.npy` files into `out_path` (float32 `(C, D)` and a sidecar naming both sources).
+
+    Returns the fused shape; InputError for mismatched shapes or rows that cannot be normalised.
+    """
+    feat1, feat2 = load_matrix(feat1_path), load_matrix(feat2_path)
+    if feat1.shape != feat2.shape:
+        raise InputError(f"{feat2_path}: shape {feat2.shape} does not match {feat1_path} {feat1.shape}")
+    check_finite_nonzero(feat1, feat1_path)
+    check_finite_nonzero(feat2, feat2_path)
+    fused = fuse_classifiers(feat1, feat2, final_norm)
+    save_classifier(out_path, fused, {
+        "kind": "multi-modal fusion",
+        "normalisation": "l2(l2(feat1) + l2(feat2))" if final_norm else "l2(feat1) + l2(feat2)",
+        "sources": {
+            "feat1": {"path": str(feat1_path), "sidecar": read_sidecar(feat1_path)},
+            "feat2": {"path": str(feat2_path), "sidecar": read_sidecar(feat2_path)},
+        },
+    })
+    return fused.shape

@@ -4,16 +4,21 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tqdm import tqdm
 
+from .atomic import check_output_path
 from .errors import InputError
 from .image_header import header_sizes
 from .imagenet_tree import ImageNetTree
+from .jsonio import save_json
 from .lvis_raw import LvisFile
 from .synset_table import lookup
 
 log = logging.getLogger(__name__)
+
+SKIPPED_SHOWN = 10
 
 
 @dataclass
@@ -65,3 +70,29 @@ def build_imagenet_lvis(
         cat["image_count"] = counts[cat["id"]]
     document = {"categories": cats, "images": images, "annotations": []}
     return ImageNetLvis(document, skipped, sum(1 for n in counts.values() if n))
+
+
+def write_imagenet_lvis(
+    imagenet_path: str | os.PathLike,
+    lvis_meta_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    workers: int,
+    strict: bool = False,
+) -> tuple[ImageNetLvis, Path]:
+    """Build the IN-L document (`build_imagenet_lvis`) and save it to `out_path`.
+
+    Returns the result and the output path. Unreadable images are logged as a warning, or with
+    `strict` raise InputError before anything is written.
+    """
+    out = check_output_path(out_path)
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    result = build_imagenet_lvis(imagenet_path, lvis_meta_path, workers)
+    skipped = result.skipped
+    if skipped:
+        shown = ", ".join(skipped[:SKIPPED_SHOWN]) + (" ..." if len(skipped) > SKIPPED_SHOWN else "")
+        if strict:
+            raise InputError(f"{imagenet_path}: {len(skipped)} unreadable images ({shown}); nothing written")
+        log.warning("skipped %d unreadable images: %s", len(skipped), shown)
+    save_json(out, result.document)
+    return result, out

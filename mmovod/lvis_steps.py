@@ -39,14 +39,17 @@ class RareRemoval:
     annotations_before: int
     annotations_after: int
     rare_categories: int
+    path: str | os.PathLike
 
 
-def remove_rare_annotations(ann_path: str | os.PathLike, out_path: str | os.PathLike) -> RareRemoval:
-    """Write `ann_path` to `out_path` without the annotations of categories whose frequency is 'r'.
+def remove_rare_annotations(ann_path: str | os.PathLike, out_path: str | os.PathLike | None = None) -> RareRemoval:
+    """Write `ann_path` to `out_path` (default: `default_norare_path`) without the annotations of
+    categories whose frequency is 'r'.
 
     Images, categories and every other top-level key pass through byte for byte; kept annotations
     keep their order and their exact JSON text.
     """
+    out_path = out_path or default_norare_path(ann_path)
     out = check_output_path(out_path)
     lvis = LvisFile(ann_path)
     cats = lvis.categories()
@@ -64,7 +67,7 @@ def remove_rare_annotations(ann_path: str | os.PathLike, out_path: str | os.Path
     raws = lvis.annotations_raw()
     kept = [raw for raw, ref in zip(raws, refs) if ref.category_id not in rare_ids]
     lvis.write_with(out, {"annotations": kept})
-    return RareRemoval(len(refs), len(kept), len(rare_ids))
+    return RareRemoval(len(refs), len(kept), len(rare_ids), out_path)
 
 
 @dataclass
@@ -122,5 +125,17 @@ def count_category_info(
     return CategoryInfo(cats, totals)
 
 
-def write_category_info(info: CategoryInfo, out_path: str | os.PathLike) -> None:
-    write_bytes_atomic(out_path, dumps_json(info.categories))
+def write_category_info(
+    ann_path: str | os.PathLike,
+    out_path: str | os.PathLike | None = None,
+    add_freq: bool = False,
+    r_thresh: int = 10,
+    c_thresh: int = 100,
+    bypass: bool = False,
+) -> tuple[CategoryInfo, str | os.PathLike]:
+    """`count_category_info` written as the category list to `out_path` (default: `default_cat_info_path`);
+    returns the counts and the path written."""
+    info = count_category_info(ann_path, add_freq, r_thresh, c_thresh, bypass)
+    out = out_path or default_cat_info_path(ann_path)
+    write_bytes_atomic(out, dumps_json(info.categories))
+    return info, out

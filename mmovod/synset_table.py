@@ -1,7 +1,7 @@
 """The shipped synset tables: LVIS (and cousin) synset -> WordNet 3.0 wnid and lemma names, and the
 cousin table (LVIS synsets whose exemplars are topped up from substitute synsets).
 
-`data/lvis_synset_wordnet.json` is generated once by `tools/build_synset_table.py` from WordNet 3.0;
+`data/lvis_synset_wordnet.json` is generated once by `scripts/build_synset_table.py` from WordNet 3.0;
 nothing here needs WordNet or the network at run time.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ def lookup(synset: str, where: str) -> SynsetEntry:
     entry = synset_table().get(synset)
     if entry is None:
         raise InputError(f"{where}: synset {synset!r} is not in mmovod's synset table "
-                         f"(mmovod/data/{SYNSET_TABLE_FILE}; regenerate with tools/build_synset_table.py)")
+                         f"(mmovod/data/{SYNSET_TABLE_FILE}; regenerate with scripts/build_synset_table.py)")
     return entry
 
 

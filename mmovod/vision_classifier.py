@@ -4,12 +4,14 @@
   (what `get_exemplars_tta.py` writes; context 0.4, TTA always on).
 - `aggregated_classifier`: the trained visual aggregator applied to the set of raw view embeddings,
   float16 `(C, 512)` (what `generate_vision_classifier_agg.py` writes; context 0.2, TTA optional).
-Neither is L2-normalised. The flag group shared by both tools is `add_exemplar_view_args`.
+Neither is L2-normalised. The flag group shared by both tools is `add_exemplar_view_args`;
+`build_average_classifier` and `build_aggregated_classifier` are the two tools' whole steps.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,9 +19,14 @@ import numpy as np
 import torch
 
 from .aggregator import VisualAggregator
+from .arrays import save_classifier
+from .atomic import check_output_path
+from .clip_model import ClipBundle, load_clip
+from .crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
 from .errors import InputError
 from .exemplar_encoding import ExemplarEmbeddings, encode_exemplars
-from .exemplar_list import ExemplarList, class_category_ids
+from .exemplar_list import ExemplarList, check_images_exist, class_category_ids, load_exemplar_list
+from .image_roots import image_roots_from_args
 from .tta import bundle_view_transform
 
 log = logging.getLogger(__name__)
@@ -112,3 +119,60 @@ def provenance(bundle: Any, exemplars: ExemplarList, source: str, roots: Mapping
         **extra,
         "skipped_images": encoded.skipped,
     }
+
+
+@dataclass(frozen=True)
+class ClassifierSummary:
+    """What a vision-classifier step wrote; `str()` is the line the tools print."""
+    classes: int
+    dim: int
+    dtype: str
+    skipped: int
+    path: str
+
+    def __str__(self) -> str:
+        return (f"{self.classes} classes x {self.dim} ({self.dtype}), "
+                f"{self.skipped} images skipped; wrote {self.path}")
+
+
+def _summary(classifier: np.ndarray, encoded: ExemplarEmbeddings, path: str) -> ClassifierSummary:
+    return ClassifierSummary(classifier.shape[0], classifier.shape[1], str(classifier.dtype), len(encoded.skipped),
+                             str(path))
+
+
+def _roots_and_image_tower(exemplars: ExemplarList, args: argparse.Namespace,
+                           device: str | None) -> tuple[dict[str, Path], ClipBundle]:
+    """Check every exemplar image exists under the image-root flags, then load CLIP's image tower."""
+    roots = image_roots_from_args(args)
+    check_images_exist(exemplars, roots, args.skip_bad)
+    return roots, load_clip(args.clip_model, args.pretrained, device, tower="image")
+
+
+def build_average_classifier(exemplar_list: str, out_path: str, args: argparse.Namespace) -> ClassifierSummary:
+    """Write the averaged classifier of `exemplar_list` (float32 `(C, D)`, context 0.4, TTA views) to
+    `out_path` with its sidecar. `args` holds the shared flags: CLIP, image roots, exemplar views."""
+    check_output_path(out_path)
+    exemplars = load_exemplar_list(exemplar_list)
+    roots, bundle = _roots_and_image_tower(exemplars, args, args.device)
+    classifier, encoded = average_classifier(bundle, exemplars, roots, args, TTA_CONTEXT)
+    save_classifier(out_path, classifier, provenance(
+        bundle, exemplars, exemplar_list, roots, encoded, context=TTA_CONTEXT, num_augs=args.num_augs, tta=True,
+        seed=args.seed, combine="mean of the raw CLIP image embeddings of K x num_augs views"))
+    return _summary(classifier, encoded, out_path)
+
+
+def build_aggregated_classifier(exemplar_list: str, out_path: str, load_path: str, num_layers: int,
+                                args: argparse.Namespace, device: str | None) -> ClassifierSummary:
+    """Write the aggregator classifier of `exemplar_list` (float16 `(C, 512)`, context 0.2) to `out_path`
+    with its sidecar, using the checkpoint `load_path`. `args` holds the shared flags (CLIP, image
+    roots, exemplar views) and `tta`."""
+    check_output_path(out_path)
+    exemplars = load_exemplar_list(exemplar_list)
+    aggregator = VisualAggregator.from_checkpoint(load_path, num_layers=num_layers)
+    roots, bundle = _roots_and_image_tower(exemplars, args, device)
+    classifier, encoded = aggregated_classifier(bundle, aggregator, exemplars, roots, args, AGGREGATOR_CONTEXT)
+    save_classifier(out_path, classifier, provenance(
+        bundle, exemplars, exemplar_list, roots, encoded, context=AGGREGATOR_CONTEXT, num_augs=args.num_augs,
+        tta=args.tta, seed=args.seed, aggregator=load_path, num_layers=num_layers,
+        combine="visual aggregator over the raw CLIP image embeddings of K x num_augs views"))
+    return _summary(classifier, encoded, out_path)

@@ -7,7 +7,8 @@ import torch
 from tests.exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
 from mmovod.crops import TTA_CONTEXT, BadImageError
 from mmovod.errors import InputError
-from mmovod.exemplar_encoding import ExemplarViewDataset, encode_exemplars, free_text_tower
+from mmovod.clip_model import load_clip
+from mmovod.exemplar_encoding import ExemplarViewDataset, encode_exemplars
 from mmovod.tta import view_transform
 
 
@@ -75,12 +76,13 @@ def test_bad_images_stop_or_are_skipped(bundle, demo):
         encode(bundle, demo, exemplars, skip_bad=True)
 
 
-def test_free_text_tower_keeps_image_encoding(demo):
-    bundle = load_tiny(demo)
+def test_image_tower_only_keeps_image_encoding(demo):
+    full = load_tiny(demo)
+    image = load_clip(str(demo["root"] / "clip/tiny_clip.json"), str(demo["root"] / "clip/tiny_clip.pt"), "cpu",
+                      tower="image")
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        before = bundle.model.encode_image(x)
-        free_text_tower(bundle.model)
-        after = bundle.model.encode_image(x)
-    assert not hasattr(bundle.model, "transformer") and not hasattr(bundle.model, "token_embedding")
+        before = full.model.encode_image(x)
+        after = image.model.encode_image(x)
+    assert image.model.transformer is None and image.model.token_embedding is None
     torch.testing.assert_close(before, after, rtol=0, atol=0)

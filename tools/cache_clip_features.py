@@ -28,20 +28,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Sequence
 
-from mmovod.class_sources import (exemplar_dict_classes, folder_tree_classes, lvis_rare_synsets, lvis_rare_wnids,
-                                  read_name_list, select_classes, TREE_DATASET)
 from mmovod.cli import make_parser, run_tool
-from mmovod.clip_model import add_clip_args, load_clip
+from mmovod.clip_model import add_clip_args
 from mmovod.crops import AGGREGATOR_CONTEXT
-from mmovod.distributed import init_distributed, shutdown
-from mmovod.errors import InputError
-from mmovod.exemplar_encoding import free_text_tower
-from mmovod.feature_caching import cache_features
+from mmovod.feature_caching import cache_clip_features
 from mmovod.image_roots import add_image_root_args, image_roots_from_args
-from mmovod.tta import bundle_view_transform
 
 DEFAULT_SHARD_SIZE = 32768
 
@@ -75,38 +68,15 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.views < 1 or (args.views > 1 and not args.tta):
-        raise InputError(f"--views {args.views}: need at least 1, and more than 1 only with --tta (plain views are identical)")
-    if args.batch_size < 1 or args.nw < 0 or args.min_images < 1:
-        raise InputError("--batch-size and --min-images must be positive, --nw not negative")
-    keep = read_name_list(args.classes) if args.classes else None
-    exclude = read_name_list(args.exclude_classes) if args.exclude_classes else set()
-    if args.image_root:
-        classes = folder_tree_classes(args.image_root)
-        roots = {**image_roots_from_args(args), TREE_DATASET: Path(args.image_root)}
-        where, kind = args.image_root, "folder-tree"
-        if args.lvis_ann:
-            exclude |= lvis_rare_wnids(args.lvis_ann)
-    else:
-        classes = exemplar_dict_classes(args.exemplar_dict)
-        roots = image_roots_from_args(args)
-        where, kind = args.exemplar_dict, "exemplar-dict"
-        if args.lvis_ann:
-            exclude |= lvis_rare_synsets(args.lvis_ann)
-    classes = select_classes(classes, keep, exclude, args.min_images, args.strict, where)
-    ctx = init_distributed(args.device)
-    try:
-        bundle = load_clip(args.clip_model, args.pretrained, str(ctx.device))
-        free_text_tower(bundle.model)
-        result = cache_features(
-            bundle, classes, args.out, roots, ctx, views=args.views, tta_transform=bundle_view_transform(bundle, args.tta),
-            tta=args.tta, seed=args.seed, context=args.context, shard_size=args.shard_size, batch_size=args.batch_size,
-            workers=args.nw, source_kind=kind, progress=ctx.is_main,
-        )
-    finally:
-        shutdown(ctx)
-    if ctx.is_main:
-        print(f"classes: {len(classes)}, images: {result.rows}, shards: {result.shards} "
+    result = cache_clip_features(
+        args.out, image_root=args.image_root, exemplar_dict=args.exemplar_dict, roots=image_roots_from_args(args),
+        classes_file=args.classes, exclude_file=args.exclude_classes, lvis_ann=args.lvis_ann,
+        min_images=args.min_images, strict=args.strict, views=args.views, tta=args.tta, seed=args.seed,
+        context=args.context, shard_size=args.shard_size, batch_size=args.batch_size, workers=args.nw,
+        clip_model=args.clip_model, pretrained=args.pretrained, device=args.device,
+    )
+    if result is not None:
+        print(f"classes: {result.classes}, images: {result.rows}, shards: {result.shards} "
               f"(this rank encoded {result.encoded}, {result.skipped} were already finished)")
         print(f"wrote {result.root}")
 

@@ -23,11 +23,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.atomic import check_output_path
 from mmovod.cli import make_parser, run_tool
-from mmovod.errors import InputError
-from mmovod.exemplars import (COUSINS_BELOW, PAPER_COUSIN_CLASSES, PAPER_IMAGENET_DIRECT, VG_BELOW,
-                              collate_exemplars, write_exemplar_dict)
+from mmovod.exemplars import COUSINS_BELOW, PAPER_COUSIN_CLASSES, PAPER_IMAGENET_DIRECT, VG_BELOW, build_exemplar_dict
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -45,14 +42,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    out = check_output_path(args.output_path)
-    col = collate_exemplars(args.lvis_dir, args.imagenet_dir, args.visual_genome_dir)
-    r = col.report
+    r, out = build_exemplar_dict(args.lvis_dir, args.imagenet_dir, args.visual_genome_dir, args.output_path, args.strict)
     under = r["under_10"]
-    if under and args.strict:
-        raise InputError(f"{args.output_path}: {len(under)} classes have fewer than {COUSINS_BELOW} exemplars "
-                         f"({', '.join(under[:10])}{' ...' if len(under) > 10 else ''}); nothing written")
-    write_exemplar_dict(col, out)
     print(f"{r['classes']} classes, {r['exemplars']} exemplars")
     print(f"  with LVIS exemplars:          {r['with_lvis']}")
     print(f"  matched directly in ImageNet: {r['imagenet_direct']} (paper: {PAPER_IMAGENET_DIRECT})")

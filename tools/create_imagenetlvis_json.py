@@ -17,14 +17,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.atomic import check_output_path
 from mmovod.cli import make_parser, run_tool
-from mmovod.errors import InputError
 from mmovod.image_header import default_workers
-from mmovod.imagenet_lvis import build_imagenet_lvis
-from mmovod.jsonio import save_json
-
-SKIPPED_SHOWN = 10
+from mmovod.imagenet_lvis import write_imagenet_lvis
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -42,20 +37,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    out = check_output_path(args.out_path)
-    if args.workers < 1:
-        raise InputError(f"--workers must be at least 1, got {args.workers}")
-    result = build_imagenet_lvis(args.imagenet_path, args.lvis_meta_path, args.workers)
-    skipped = result.skipped
-    if skipped:
-        shown = ", ".join(skipped[:SKIPPED_SHOWN]) + (" ..." if len(skipped) > SKIPPED_SHOWN else "")
-        if args.strict:
-            raise InputError(f"{args.imagenet_path}: {len(skipped)} unreadable images ({shown}); nothing written")
-        print(f"skipped {len(skipped)} unreadable images: {shown}", file=sys.stderr)
-    save_json(out, result.document)
+    result, out = write_imagenet_lvis(args.imagenet_path, args.lvis_meta_path, args.out_path, args.workers, args.strict)
     doc = result.document
     print(f"{len(doc['images'])} images of {result.categories_with_images} of {len(doc['categories'])} "
-          f"categories; {len(skipped)} skipped")
+          f"categories; {len(result.skipped)} skipped")
     print(f"wrote {out}")
 
 

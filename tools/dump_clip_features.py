@@ -11,17 +11,14 @@ Example:
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Sequence
 
-from mmovod.atomic import check_output_path
 from mmovod.cli import make_parser, run_tool
 from mmovod.clip_model import add_clip_args
-from mmovod.text_classifiers import PROMPTS, class_prompts, load_categories
-from mmovod.text_encoder import BATCH_HELP, write_text_classifier
-
-log = logging.getLogger("dump_clip_features")
+from mmovod.text_classifier_steps import build_prompt_classifier
+from mmovod.text_classifiers import PROMPTS
+from mmovod.text_encoder import BATCH_HELP
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -48,21 +45,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    check_output_path(args.out_path)
-    cats = load_categories(args.ann)
-    if args.use_wn_name and not args.avg_synonyms:
-        log.warning("--use_wn_name only changes the output together with --avg_synonyms (as in Detic)")
-    groups = class_prompts(cats, args.ann, args.prompt, args.fix_space, args.use_underscore,
-                           args.avg_synonyms, args.use_wn_name)
-    write_text_classifier(groups, args, args.out_path, {
-        "source": {"ann": str(args.ann)},
-        "prompt": PROMPTS[args.prompt],
-        "fix_space": args.fix_space,
-        "use_underscore": args.use_underscore,
-        "avg_synonyms": args.avg_synonyms,
-        "use_wn_name": args.use_wn_name and args.avg_synonyms,
-        "category_ids": [c["id"] for c in cats],
-    })
+    build_prompt_classifier(args.ann, args.out_path, args, prompt=args.prompt, fix_space=args.fix_space,
+                            use_underscore=args.use_underscore, avg_synonyms=args.avg_synonyms,
+                            use_wn_name=args.use_wn_name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

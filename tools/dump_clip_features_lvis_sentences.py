@@ -17,11 +17,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.atomic import check_output_path
 from mmovod.cli import make_parser, run_tool
 from mmovod.clip_model import add_clip_args
-from mmovod.text_classifiers import descriptions_per_class, load_categories, load_descriptions
-from mmovod.text_encoder import BATCH_HELP, write_text_classifier
+from mmovod.text_classifier_steps import build_description_classifier
+from mmovod.text_encoder import BATCH_HELP
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -38,15 +37,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    check_output_path(args.out_path)
-    cats = load_categories(args.ann_path)
-    sentences = descriptions_per_class(load_descriptions(args.descriptions_path), cats, args.descriptions_path)
-    write_text_classifier(sentences, args, args.out_path, {
-        "source": {"descriptions": str(args.descriptions_path), "ann": str(args.ann_path)},
-        "reduction": "mean of the CLIP text embeddings of each class's descriptions",
-        "sentences_per_class": [len(s) for s in sentences],
-        "category_ids": [c["id"] for c in cats],
-    })
+    build_description_classifier(args.descriptions_path, args.ann_path, args.out_path, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,15 +16,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.aggregator import VisualAggregator
-from mmovod.aggregator_training import trained_clip
-from mmovod.aggregator_eval import DEFAULT_KS, retrieval_accuracy, select_classes
-from mmovod.atomic import check_output_path
+from mmovod.aggregator_eval import DEFAULT_KS, evaluate_aggregator
 from mmovod.cli import make_parser, run_tool
-from mmovod.clip_model import resolve_device
-from mmovod.errors import InputError
-from mmovod.feature_cache import FeatureCache, check_cache_clip, describe_clip
-from mmovod.jsonio import read_bytes, save_json
+from mmovod.feature_cache import describe_clip
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -51,27 +45,15 @@ def read_class_list(path: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    out = check_output_path(args.out_path)
-    if min(args.ks) < 1 or args.queries < 1 or args.trials < 1:
-        raise InputError("--ks, --queries and --trials must be positive")
-    cache = FeatureCache(args.cache)
-    trained_on = trained_clip(args.load_path)
-    if trained_on is not None:
-        check_cache_clip(cache, trained_on.get("clip_model"), trained_on.get("pretrained"))
-    model = VisualAggregator.from_checkpoint(args.load_path, num_layers=args.num_layers)
-    if model.dim != cache.dim:
-        raise InputError(f"{args.load_path}: aggregator of dim {model.dim}, but the cache holds {cache.dim}-dim features")
-    names = read_class_list(args.classes) if args.classes else None
-    ids = select_classes(cache, names, max(args.ks) + 1, args.strict)
-    result = retrieval_accuracy(cache, model, ids, sorted(set(args.ks)), args.queries, args.trials, args.seed,
-                                resolve_device(args.device))
-    doc = {**result.as_json(), "cache": str(cache.root), "clip": cache.clip, "load_path": str(args.load_path)}
-    print(f"class retrieval on {len(ids)} classes ({describe_clip(cache.clip)}), chance {result.chance:.3f}")
+    run_ = evaluate_aggregator(args.cache, args.load_path, args.num_layers, args.out_path, classes_path=args.classes,
+                               ks=args.ks, queries=args.queries, trials=args.trials, seed=args.seed, device=args.device,
+                               strict=args.strict)
+    result = run_.result
+    print(f"class retrieval on {run_.classes} classes ({describe_clip(run_.clip)}), chance {result.chance:.3f}")
     print(f"{'K':>4} {'aggregator':>11} {'average':>9}")
     for k in result.ks:
         print(f"{k:>4} {result.aggregator[k]:>11.4f} {result.average[k]:>9.4f}")
-    save_json(out, doc, indent=True)
-    print(f"wrote {out}")
+    print(f"wrote {run_.path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,19 +22,11 @@ Example:
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from typing import Sequence
 
-import openai
-from tqdm import tqdm
-
 from mmovod.cli import make_parser, run_tool
-from mmovod.descriptions import (DescriptionClient, RequestSettings, RetryPolicy, ServiceError, default_api,
-                                 generate_descriptions, output_path_for)
-from mmovod.errors import InputError
-from mmovod.text_classifiers import description_key, load_categories
+from mmovod.descriptions import ServiceError, describe_classes
 
 PROG = "generate_descriptions.py"
 
@@ -65,41 +57,16 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_client(args: argparse.Namespace) -> tuple[openai.OpenAI, str | None]:
-    """The SDK client with retries left to us, and the key (to mask it should a server echo it)."""
-    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
-    api_key = os.environ.get("OPENAI_API_KEY") or None
-    if api_key is None and base_url is None:
-        raise InputError("OPENAI_API_KEY is not set: export your key (or pass --base-url for a local "
-                         "OpenAI-compatible server that needs none)")
-    client = openai.OpenAI(api_key=api_key or "no-key", base_url=base_url, max_retries=0, timeout=args.timeout)
-    return client, api_key
-
-
 def run(args: argparse.Namespace) -> int:
-    for transport in ("httpx", "httpx2"):  # the SDK's HTTP client logs one INFO line per request
-        logging.getLogger(transport).setLevel(logging.WARNING)
-    if args.workers < 1 or (args.limit is not None and args.limit < 1) or args.max_retries < 0:
-        raise InputError("--workers and --limit must be >= 1, --max-retries >= 0")
-    output = output_path_for(args.output_path, args.openai_model)
-    cats = load_categories(args.ann_path)
-    names = [description_key(c) for c in cats][: args.limit]
-    settings = RequestSettings(model=args.openai_model, api=args.api or default_api(args.openai_model))
-    client, api_key = make_client(args)
-    describer = DescriptionClient(client, settings, RetryPolicy(args.max_retries, args.backoff), api_key)
-    with tqdm(total=len(names), unit="class", desc=f"{settings.model} ({settings.api})") as bar:
-        def done(_: str) -> None:
-            bar.update()
-            bar.set_postfix(retried=describer.retried)
-
-        try:
-            generate_descriptions(names, describer, output, args.workers, done, keep_cache=args.limit is not None)
-        except ServiceError as exc:
-            bar.close()
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
-            return 1
-    print(f"wrote {len(names)} classes x {settings.samples} descriptions to {output} "
-          f"({describer.retried} requests retried)")
+    try:
+        result = describe_classes(args.ann_path, args.output_path, args.openai_model, api=args.api,
+                                  base_url=args.base_url, workers=args.workers, timeout=args.timeout,
+                                  max_retries=args.max_retries, backoff=args.backoff, limit=args.limit)
+    except ServiceError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {result.classes} classes x {result.samples} descriptions to {result.path} "
+          f"({result.retried} requests retried)")
     return 0
 
 

@@ -15,25 +15,13 @@ Example:
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Sequence
 
-import torch
-
-from mmovod.aggregator import VisualAggregator
-from mmovod.arrays import save_classifier
-from mmovod.atomic import check_output_path
 from mmovod.cli import make_parser, run_tool
-from mmovod.clip_model import add_clip_args, load_clip
-from mmovod.crops import AGGREGATOR_CONTEXT
-from mmovod.errors import InputError
-from mmovod.exemplar_encoding import free_text_tower
-from mmovod.exemplar_list import check_images_exist, load_exemplar_list
-from mmovod.image_roots import add_image_root_args, image_roots_from_args
-from mmovod.vision_classifier import add_exemplar_view_args, aggregated_classifier, provenance
-
-log = logging.getLogger(__name__)
+from mmovod.clip_model import add_clip_args, device_from_flags
+from mmovod.image_roots import add_image_root_args
+from mmovod.vision_classifier import add_exemplar_view_args, build_aggregated_classifier
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -55,33 +43,9 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def device_from_flags(device: str | None, gpu: int | None) -> str | None:
-    """--device wins; --gpu N means cuda:N when CUDA is present and the CPU otherwise."""
-    if device or gpu is None:
-        return device
-    if not torch.cuda.is_available():
-        log.info("--gpu %d: no CUDA device on this machine, running on the CPU", gpu)
-        return "cpu"
-    if not 0 <= gpu < torch.cuda.device_count():
-        raise InputError(f"--gpu {gpu}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return f"cuda:{gpu}"
-
-
 def run(args: argparse.Namespace) -> None:
-    check_output_path(args.out_path)
-    exemplars = load_exemplar_list(args.exemplar_list)
-    aggregator = VisualAggregator.from_checkpoint(args.load_path, num_layers=args.num_layers)
-    roots = image_roots_from_args(args)
-    check_images_exist(exemplars, roots, args.skip_bad)
-    bundle = load_clip(args.clip_model, args.pretrained, device_from_flags(args.device, args.gpu))
-    free_text_tower(bundle.model)
-    classifier, encoded = aggregated_classifier(bundle, aggregator, exemplars, roots, args, AGGREGATOR_CONTEXT)
-    save_classifier(args.out_path, classifier, provenance(
-        bundle, exemplars, args.exemplar_list, roots, encoded, context=AGGREGATOR_CONTEXT, num_augs=args.num_augs,
-        tta=args.tta, seed=args.seed, aggregator=args.load_path, num_layers=args.num_layers,
-        combine="visual aggregator over the raw CLIP image embeddings of K x num_augs views"))
-    print(f"{classifier.shape[0]} classes x {classifier.shape[1]} ({classifier.dtype}), "
-          f"{len(encoded.skipped)} images skipped; wrote {args.out_path}")
+    print(build_aggregated_classifier(args.exemplar_list, args.out_path, args.load_path, args.num_layers, args,
+                                      device=device_from_flags(args.device, args.gpu)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,15 +16,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.arrays import save_classifier
-from mmovod.atomic import check_output_path
 from mmovod.cli import make_parser, run_tool
-from mmovod.clip_model import add_clip_args, load_clip
-from mmovod.crops import TTA_CONTEXT
-from mmovod.exemplar_encoding import free_text_tower
-from mmovod.exemplar_list import check_images_exist, load_exemplar_list
-from mmovod.image_roots import add_image_root_args, image_roots_from_args
-from mmovod.vision_classifier import add_exemplar_view_args, average_classifier, provenance
+from mmovod.clip_model import add_clip_args
+from mmovod.image_roots import add_image_root_args
+from mmovod.vision_classifier import add_exemplar_view_args, build_average_classifier
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -40,18 +35,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    check_output_path(args.output_path)
-    exemplars = load_exemplar_list(args.ann_path)
-    roots = image_roots_from_args(args)
-    check_images_exist(exemplars, roots, args.skip_bad)
-    bundle = load_clip(args.clip_model, args.pretrained, args.device)
-    free_text_tower(bundle.model)
-    classifier, encoded = average_classifier(bundle, exemplars, roots, args, TTA_CONTEXT)
-    save_classifier(args.output_path, classifier, provenance(
-        bundle, exemplars, args.ann_path, roots, encoded, context=TTA_CONTEXT, num_augs=args.num_augs, tta=True,
-        seed=args.seed, combine="mean of the raw CLIP image embeddings of K x num_augs views"))
-    print(f"{classifier.shape[0]} classes x {classifier.shape[1]} ({classifier.dtype}), "
-          f"{len(encoded.skipped)} images skipped; wrote {args.output_path}")
+    print(build_average_classifier(args.ann_path, args.output_path, args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from mmovod.cli import make_parser, run_tool
-from mmovod.lvis_steps import count_category_info, default_cat_info_path, write_category_info
+from mmovod.lvis_steps import write_category_info
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -32,9 +32,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    info = count_category_info(args.ann, args.add_freq, args.r_thresh, args.c_thresh, args.bypass)
-    out = args.out or default_cat_info_path(args.ann)
-    write_category_info(info, out)
+    info, out = write_category_info(args.ann, args.out, args.add_freq, args.r_thresh, args.c_thresh, args.bypass)
     cats = info.categories
     print(f"{len(cats)} categories, {sum(c['instance_count'] for c in cats)} instances, "
           f"{sum(1 for c in cats if c['image_count'] == 0)} without any image")

@@ -15,10 +15,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.arrays import load_matrix, read_sidecar, save_classifier
 from mmovod.cli import make_parser, run_tool
-from mmovod.errors import InputError
-from mmovod.fusion import check_finite_nonzero, fuse_classifiers
+from mmovod.fusion import fuse_classifier_files
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -33,21 +31,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    feat1, feat2 = load_matrix(args.feat1_path), load_matrix(args.feat2_path)
-    if feat1.shape != feat2.shape:
-        raise InputError(f"{args.feat2_path}: shape {feat2.shape} does not match {args.feat1_path} {feat1.shape}")
-    check_finite_nonzero(feat1, args.feat1_path)
-    check_finite_nonzero(feat2, args.feat2_path)
-    fused = fuse_classifiers(feat1, feat2, args.final_norm)
-    save_classifier(args.out_path, fused, {
-        "kind": "multi-modal fusion",
-        "normalisation": "l2(l2(feat1) + l2(feat2))" if args.final_norm else "l2(feat1) + l2(feat2)",
-        "sources": {
-            "feat1": {"path": str(args.feat1_path), "sidecar": read_sidecar(args.feat1_path)},
-            "feat2": {"path": str(args.feat2_path), "sidecar": read_sidecar(args.feat2_path)},
-        },
-    })
-    print(f"fused {fused.shape[0]} classes x {fused.shape[1]} dims -> {args.out_path}")
+    classes, dims = fuse_classifier_files(args.feat1_path, args.feat2_path, args.out_path, args.final_norm)
+    print(f"fused {classes} classes x {dims} dims -> {args.out_path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

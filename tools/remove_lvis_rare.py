@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from mmovod.cli import make_parser, run_tool
-from mmovod.lvis_steps import default_norare_path, remove_rare_annotations
+from mmovod.lvis_steps import remove_rare_annotations
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -25,12 +25,11 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    out = args.out or default_norare_path(args.ann)
-    result = remove_rare_annotations(args.ann, out)
+    result = remove_rare_annotations(args.ann, args.out)
     print(f"annotations before: {result.annotations_before}")
     print(f"annotations after:  {result.annotations_after} "
           f"({result.annotations_before - result.annotations_after} removed; {result.rare_categories} categories are rare)")
-    print(f"wrote {out}")
+    print(f"wrote {result.path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

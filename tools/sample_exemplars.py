@@ -18,10 +18,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.atomic import check_output_path
 from mmovod.cli import make_parser, run_tool
-from mmovod.exemplar_sampling import DEFAULT_SEED, sample_exemplars
-from mmovod.jsonio import save_json
+from mmovod.exemplar_sampling import DEFAULT_SEED, write_sampled_exemplars
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -40,9 +38,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    out = check_output_path(args.out_path)
-    result = sample_exemplars(args.lvis_ann_path, args.exemplar_dict_path, args.K, args.seed, args.allow_fewer)
-    save_json(out, result.chosen)
+    result, out = write_sampled_exemplars(args.lvis_ann_path, args.exemplar_dict_path, args.out_path, args.K, args.seed,
+                                          args.allow_fewer)
     if result.short:
         print(f"warning: {len(result.short)} classes have fewer than {args.K} exemplars: "
               + ", ".join(f"{s} ({n})" for s, n in result.short), file=sys.stderr)

@@ -21,16 +21,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Sequence
 
-from tqdm import tqdm
-
-from mmovod.aggregator_training import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig, latest_checkpoint, train
+from mmovod.aggregator_training import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig, train_on_cache
 from mmovod.cli import make_parser, run_tool
-from mmovod.distributed import init_distributed, shutdown
-from mmovod.errors import InputError
-from mmovod.feature_cache import FeatureCache, check_cache_clip
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -78,34 +72,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> None:
     config = config_from_args(args)
-    config.check()
-    cache = FeatureCache(args.cache)
-    check_cache_clip(cache, args.clip_model, args.pretrained)
-    resume = args.resume
-    if resume == "latest":
-        resume = latest_checkpoint(Path(args.out))
-        if resume is None:
-            raise InputError(f"{args.out}: --resume latest found no checkpoint-*.pth")
-    ctx = init_distributed(args.device)
-    bars: list[tqdm] = []
-
-    def show(record: dict) -> None:
-        if not bars:  # created at the first step, after every input check has passed
-            bars.append(tqdm(total=config.steps, initial=record["step"] - 1, desc="train aggregator", unit="step",
-                             disable=not ctx.is_main))
-        bar = bars[0]
-        bar.update(1)
-        bar.set_postfix(loss=f"{record['loss']:.3f}", k=f"{record['k_a']}/{record['k_b']}", ep_s=f"{record['episodes_per_s']:.0f}",
-                        emb_s=f"{record['embeddings_per_s']:.0f}", load=f"{record['loader_share']:.0%}")
-
-    try:
-        result = train(cache, args.out, config, ctx, checkpoint_every=args.checkpoint_every, resume=resume,
-                       strict=args.strict, on_step=show, command=" ".join(sys.argv))
-    finally:
-        for bar in bars:
-            bar.close()
-        shutdown(ctx)
-    if ctx.is_main:
+    result = train_on_cache(args.cache, args.out, config, clip_model=args.clip_model, pretrained=args.pretrained,
+                            device=args.device, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                            strict=args.strict, command=" ".join(sys.argv))
+    if result is not None:
         if result.first_loss is not None:
             print(f"loss: first step {result.first_loss:.4f}, last step {result.last_loss:.4f} ({result.steps_run} steps run)")
         print(f"wrote {result.final_path} (load with --load-path {result.final_path} --num-layers {config.num_layers})")
