@@ -9,7 +9,6 @@ import torch
 from mmovod.clip_model import load_clip, save_random_checkpoint, tiny_clip_config_path
 from mmovod.text_classifiers import class_prompts, description_key, synset_lemmas
 from mmovod.text_encoder import max_relative_difference
-from scripts import make_lvis_synset_lemmas
 from tools import dump_clip_features, dump_clip_features_lvis_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,29 +70,11 @@ def test_prompts_follow_detic(tmp_path):
     assert description_key(cats[1]) == "horned cow"
 
 
-def test_lemma_table_covers_lvis_and_parses_wordnet_files(tmp_path):
+def test_lemma_table_covers_lvis_with_stop_sign_keeping_its_own_name():
     table = synset_lemmas()
-    assert set(table) == {c["synset"] for c in CATEGORIES}
+    assert set(table) >= {c["synset"] for c in CATEGORIES}
     assert table["stop_sign.n.01"] == ["stop_sign"]
-    wn = tmp_path / "wordnet"
-    wn.mkdir()
-    (wn / "index.noun").write_text("  1 license header line\ncup n 2 1 @ 2 0 00000100 00000200  \n")
-    (wn / "data.noun").write_text("  1 license header line\n"
-                                  "00000100 06 n 01 cup 0 000 | a small open container\n"
-                                  "00000200 13 n 02 cup 1 cupful 0 000 | the quantity a cup will hold\n")
-    cats = tmp_path / "cats.json"
-    cats.write_text(json.dumps([{"id": 2, "synset": "cup.n.02"}, {"id": 1, "synset": "stop_sign.n.01"}]))
-    out = tmp_path / "lemmas.json"
-    assert make_lvis_synset_lemmas.main(["--categories", str(cats), "--wordnet-dir", str(wn), "--out", str(out)]) == 0
-    assert json.loads(out.read_text()) == {"stop_sign.n.01": ["stop_sign"], "cup.n.02": ["cup", "cupful"]}
-
-
-@pytest.mark.skipif(not Path("/usr/share/wordnet/index.noun").is_file(), reason="WordNet 3.0 (wordnet-base) not installed")
-def test_shipped_lemma_table_matches_installed_wordnet(tmp_path):
-    out = tmp_path / "lemmas.json"
-    cats = ROOT / "tests/data/lvis_v1_categories.json"
-    assert make_lvis_synset_lemmas.main(["--categories", str(cats), "--out", str(out)]) == 0
-    assert json.loads(out.read_text()) == synset_lemmas()
+    assert table["aerosol.n.02"] == ["aerosol", "aerosol_container", "aerosol_can", "aerosol_bomb", "spray_can"]
 
 
 def test_dump_clip_features_default_prompt(tmp_path, tiny):
