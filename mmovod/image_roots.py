@@ -38,10 +38,6 @@ def image_roots_from_args(args: argparse.Namespace) -> dict[str, Path]:
     return {name: Path(getattr(args, dest)) for name, (dest, _) in IMAGE_ROOTS.items()}
 
 
-def default_image_roots() -> dict[str, Path]:
-    return {name: Path(default) for name, (_, default) in IMAGE_ROOTS.items()}
-
-
 def record_image_path(record: Mapping[str, Any], roots: Mapping[str, Path]) -> Path:
     """root of `record['dataset']` / `record['file_name']`; InputError for an unknown dataset or no file_name."""
     dataset = record.get("dataset")

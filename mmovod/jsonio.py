@@ -70,12 +70,3 @@ def save_json(path: str | os.PathLike, obj: Any, indent: bool = False) -> None:
     payload = dumps_json(obj, indent)
     with atomic_open(path, "wb") as handle:
         handle.write(payload)
-
-
-def require_keys(doc: Any, keys: tuple[str, ...], path: str | os.PathLike) -> None:
-    """Raise InputError unless `doc` is a JSON object holding every key in `keys`."""
-    if not isinstance(doc, dict):
-        raise InputError(f"{path}: expected a JSON object at the top level, found {type(doc).__name__}")
-    for key in keys:
-        if key not in doc:
-            raise InputError(f"{path}: no '{key}' key")
