@@ -28,8 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmovod.aggregator_training import EpisodeSampler, TrainConfig, load_episode  # noqa: E402
-from mmovod.feature_cache import (CacheMeta, CachePlan, ClassItems, FeatureCache, prepare_cache_dir,  # noqa: E402
+from mmovod.aggregator.training import EpisodeSampler, TrainConfig, load_episode  # noqa: E402
+from mmovod.aggregator.feature_cache import (CacheMeta, CachePlan, ClassItems, FeatureCache, prepare_cache_dir,  # noqa: E402
                                   shard_name, write_shard)
 
 CLIP = {"clip_model": "generated", "pretrained": None, "embed_dim": 512}
@@ -120,8 +120,8 @@ def phase_loader(args: argparse.Namespace) -> dict:
 def phase_train(args: argparse.Namespace) -> dict:
     import torch
 
-    from mmovod.aggregator_training import train
-    from mmovod.distributed import DistContext
+    from mmovod.aggregator.training import train
+    from mmovod.aggregator.distributed import DistContext
 
     base = rss_now_mb()
     cache = FeatureCache(Path(args.work) / "cache")

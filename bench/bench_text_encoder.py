@@ -6,7 +6,7 @@ only, fp32 on CPU (or --device). Both methods run in the same invocation, in alt
 processes (so each peak RSS is its own, and load from other jobs on a shared machine hits both
 alike): the classes are dealt into --rounds interleaved parts, and each round runs ours and then
 the baseline on one part; wall times (encoding only, model loading excluded) are summed:
-  - ours: `mmovod.text_encoder.encode_class_means` (the part's sentences sorted by token length,
+  - ours: `mmovod.clip.text_encoding.encode_class_means` (the part's sentences sorted by token length,
     batches of --batch-size run only up to their longest sequence), tokenization included;
   - baseline: what the original script does: per class, tokenize its sentences to 77 tokens and run
     `model.encode_text` on them, then the mean.
@@ -43,7 +43,7 @@ def sentences_per_class(classes: int | None, rounds: int = 1, part: int = 0) -> 
 def load_model(model: str, device: str | None, seed: int):
     import torch
 
-    from mmovod.clip_model import load_clip
+    from mmovod.clip.factory import load_clip
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -64,7 +64,7 @@ def baseline(bundle, groups: list[list[str]]) -> np.ndarray:
 
 
 def worker(args: argparse.Namespace) -> None:
-    from mmovod.text_encoder import encode_class_means
+    from mmovod.clip.text_encoding import encode_class_means
 
     groups = sentences_per_class(args.classes, args.rounds, args.part)
     bundle = load_model(args.model, args.device, args.seed)

@@ -1,5 +1,5 @@
 """Crops/s of exemplar encoding end to end (decode, crop, TTA, encode): batched across classes
-(mmovod.exemplar_encoding) vs two one-class-per-step baselines, same run, same views: "original-style"
+(mmovod.clip.image_encoding) vs two one-class-per-step baselines, same run, same views: "original-style"
 (what the original scripts do: a new DataLoader per class, each view re-reading its image) and
 "one-class-per-step" (one persistent DataLoader whose item is a whole class, each image cropped once).
 
@@ -22,10 +22,10 @@ import torch
 from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader, Dataset
 
-from mmovod.clip_model import load_clip
-from mmovod.crops import TTA_CONTEXT, load_exemplar_crop
-from mmovod.exemplar_encoding import encode_exemplars
-from mmovod.tta import bundle_view_transform, make_view, make_views
+from mmovod.clip.factory import load_clip
+from mmovod.clip.crops import TTA_CONTEXT, load_exemplar_crop
+from mmovod.clip.image_encoding import encode_exemplars
+from mmovod.clip.views import bundle_view_transform, make_view, make_views
 
 
 def make_images(root: Path, classes: int, exemplars: int, seed: int = 0) -> list[list[dict]]:

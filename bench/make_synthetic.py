@@ -27,7 +27,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmovod.synset_table import synset_table  # noqa: E402
+from mmovod.readers.synset_table import synset_table  # noqa: E402
 
 CHUNK = 20000
 

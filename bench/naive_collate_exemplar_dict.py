@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mmovod.synset_table import cousin_table, synset_table  # noqa: E402
+from mmovod.readers.synset_table import cousin_table, synset_table  # noqa: E402
 
 
 def imagenet_anns(root, wnid, cat_id, synset):

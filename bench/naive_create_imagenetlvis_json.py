@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mmovod.synset_table import synset_table  # noqa: E402
+from mmovod.readers.synset_table import synset_table  # noqa: E402
 
 
 def main():

@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.errors import InputError
-from mmovod.jsonio import dumps_json, load_json
-from mmovod.atomic import write_bytes_atomic
-from mmovod.synset_table import COUSIN_TABLE_FILE, SYNSET_TABLE_FILE, build_synset_table
-from mmovod.wordnet import DEFAULT_WORDNET_DIR, WordNetNouns
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.io.errors import InputError
+from mmovod.io.json_files import dumps_json, load_json
+from mmovod.io.atomic import write_bytes_atomic
+from mmovod.readers.synset_table import COUSIN_TABLE_FILE, SYNSET_TABLE_FILE, build_synset_table
+from mmovod.readers.wordnet import DEFAULT_WORDNET_DIR, WordNetNouns
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "mmovod" / "data"
 

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmovod.clip_model import load_clip
-from mmovod.demo_data import make_demo_dataset
-from mmovod.image_roots import IMAGE_ROOTS
-from mmovod.tta import make_view, view_transform
+from mmovod.clip.factory import load_clip
+from mmovod.prep.demo_dataset import make_demo_dataset
+from mmovod.readers.image_roots import IMAGE_ROOTS
+from mmovod.clip.views import make_view, view_transform
 
 
 def build_demo(root: Path, num_classes: int = 6, per_class: int = 3) -> dict:
@@ -55,7 +55,7 @@ def load_tiny(demo: dict):
 
 def naive_view_embeddings(bundle, exemplars, roots, context, num_views, seed, tta=True):
     """One view at a time, one forward pass per view: a list over classes of (K * num_views, D) tensors."""
-    from mmovod.crops import load_exemplar_crop
+    from mmovod.clip.crops import load_exemplar_crop
 
     transform = view_transform(bundle.preprocess, bundle.image_size, tta)
     out = []

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from mmovod.aggregator import VisualAggregator
-from mmovod.errors import InputError
+from mmovod.aggregator.model import VisualAggregator
+from mmovod.io.errors import InputError
 
 
 def reference_forward(sd, x, num_layers, heads=8):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from mmovod.arrays import save_npy
-from mmovod.atomic import atomic_open
-from mmovod.jsonio import save_json
+from mmovod.io.arrays import save_npy
+from mmovod.io.atomic import atomic_open
+from mmovod.io.json_files import save_json
 
 
 class Boom(Exception):

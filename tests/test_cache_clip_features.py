@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mmovod.clip_model import load_clip, save_random_checkpoint, tiny_clip_config_path
-from mmovod.crops import load_exemplar_crop
-from mmovod.feature_cache import FeatureCache
-from mmovod.tta import make_view, view_transform
+from mmovod.clip.factory import load_clip, save_random_checkpoint, tiny_clip_config_path
+from mmovod.clip.crops import load_exemplar_crop
+from mmovod.aggregator.feature_cache import FeatureCache
+from mmovod.clip.views import make_view, view_transform
 from tools import cache_clip_features
 
 from tests.aggregator_toy import one_thread  # noqa: F401 (fixture)
@@ -162,7 +162,7 @@ def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case):
 
 
 def test_lvis_ann_drops_the_wnid_folders_of_rare_classes_from_a_tree(tiny, tmp_path):
-    from mmovod.synset_table import synset_table
+    from mmovod.readers.synset_table import synset_table
 
     table = synset_table()
     cats = [{"id": 1, "synset": "aerosol.n.02", "frequency": "c"}, {"id": 2, "synset": "beef.n.01", "frequency": "f"},
@@ -185,7 +185,7 @@ def test_lvis_ann_drops_the_wnid_folders_of_rare_classes_from_a_tree(tiny, tmp_p
 def test_trained_aggregator_loads_in_the_inference_tool_and_sees_the_cached_views(tiny, tmp_path, one_thread):
     """cache -> train -> generate_vision_classifier_agg: the tool's classifier equals the trained
     aggregator applied to the cached views, because both make view v of image e of class c alike."""
-    from mmovod.aggregator import VisualAggregator
+    from mmovod.aggregator.model import VisualAggregator
     from tools import generate_vision_classifier_agg, train_visual_aggregator
 
     cache_dir, run = tmp_path / "c", tmp_path / "run"

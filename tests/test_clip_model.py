@@ -5,9 +5,9 @@ import pytest
 import torch
 from open_clip.transformer import QuickGELU
 
-from mmovod.clip_model import (is_torchscript_archive, load_clip, resolve_model_name, save_random_checkpoint,
+from mmovod.clip.factory import (is_torchscript_archive, load_clip, resolve_model_name, save_random_checkpoint,
                                tiny_clip_config_path)
-from mmovod.errors import InputError
+from mmovod.io.errors import InputError
 
 
 def test_random_checkpoint_round_trips_through_the_user_path(tmp_path):

@@ -4,9 +4,9 @@ import io
 import pytest
 from PIL import Image
 
-from mmovod.crops import (AGGREGATOR_CONTEXT, TTA_CONTEXT, BadImageError, exemplar_crop_box,
+from mmovod.clip.crops import (AGGREGATOR_CONTEXT, TTA_CONTEXT, BadImageError, exemplar_crop_box,
                           load_exemplar_crop, open_image)
-from mmovod.errors import InputError
+from mmovod.io.errors import InputError
 
 
 def lvis(bbox):

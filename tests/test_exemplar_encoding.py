@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from tests.exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
-from mmovod.crops import TTA_CONTEXT, BadImageError
-from mmovod.errors import InputError
-from mmovod.clip_model import load_clip
-from mmovod.exemplar_encoding import ExemplarViewDataset, encode_exemplars
-from mmovod.tta import view_transform
+from mmovod.clip.crops import TTA_CONTEXT, BadImageError
+from mmovod.io.errors import InputError
+from mmovod.clip.factory import load_clip
+from mmovod.clip.image_encoding import ExemplarViewDataset, encode_exemplars
+from mmovod.clip.views import view_transform
 
 
 @pytest.fixture(scope="module")

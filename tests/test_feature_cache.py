@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mmovod.errors import InputError
-from mmovod.feature_cache import FeatureCache, shard_name, write_array_cache
+from mmovod.io.errors import InputError
+from mmovod.aggregator.feature_cache import FeatureCache, shard_name, write_array_cache
 
 from tests.aggregator_toy import TOY_CLIP, gaussian_classes, toy_cache
 

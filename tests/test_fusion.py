@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from mmovod.fusion import fuse_classifiers
+from mmovod.classifiers.fusion import fuse_classifiers
 from tools import norm_feat_sum_norm
 
 

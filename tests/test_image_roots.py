@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from mmovod.errors import InputError
-from mmovod.image_roots import add_image_root_args, image_roots_from_args, record_image_path
+from mmovod.io.errors import InputError
+from mmovod.readers.image_roots import add_image_root_args, image_roots_from_args, record_image_path
 
 
 def test_flags_defaults_and_paths():

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mmovod.image_header import header_size, header_sizes
+from mmovod.readers.image_header import header_size, header_sizes
 from tools.create_imagenetlvis_json import main
 
 CATS = [  # real LVIS v1 entries (trimmed); wnids from the 997 ImageNet-LVIS list, stop_sign has none

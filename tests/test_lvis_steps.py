@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mmovod.lvis_steps import frequency_for
+from mmovod.prep.lvis_annotations import frequency_for
 from tests.lvis_fixtures import annotation, category, small_doc, write
 from tools import get_lvis_cat_info, remove_lvis_rare
 
@@ -63,7 +63,7 @@ def test_add_freq_recomputes_with_custom_thresholds_and_prints_totals(tmp_path, 
 
 
 def test_demo_dataset_round_trips_through_both_tools(tmp_path):
-    from mmovod.demo_data import write_demo_lvis
+    from mmovod.prep.demo_dataset import write_demo_lvis
     import numpy as np
 
     write_demo_lvis(tmp_path, np.random.default_rng(0))

@@ -6,9 +6,9 @@ import open_clip
 import pytest
 import torch
 
-from mmovod.clip_model import load_clip, save_random_checkpoint, tiny_clip_config_path
-from mmovod.text_classifiers import class_prompts, description_key, synset_lemmas
-from mmovod.text_encoder import max_relative_difference
+from mmovod.clip.factory import load_clip, save_random_checkpoint, tiny_clip_config_path
+from mmovod.classifiers.text_inputs import class_prompts, description_key, synset_lemmas
+from mmovod.clip.text_encoding import max_relative_difference
 from tools import dump_clip_features, dump_clip_features_lvis_sentences
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from mmovod.errors import InputError
-from mmovod.synset_table import STAND_INS, build_synset_table, cousin_table, lookup, synset_table
-from mmovod.wordnet import WordNetNouns, split_synset_name
+from mmovod.io.errors import InputError
+from mmovod.readers.synset_table import STAND_INS, build_synset_table, cousin_table, lookup, synset_table
+from mmovod.readers.wordnet import WordNetNouns, split_synset_name
 
 DATA = Path(__file__).parent / "data"
 

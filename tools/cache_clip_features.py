@@ -30,11 +30,11 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.clip_model import add_clip_args
-from mmovod.crops import AGGREGATOR_CONTEXT
-from mmovod.feature_caching import cache_clip_features
-from mmovod.image_roots import add_image_root_args, image_roots_from_args
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.clip.factory import add_clip_args
+from mmovod.clip.crops import AGGREGATOR_CONTEXT
+from mmovod.aggregator.cache_builder import cache_clip_features
+from mmovod.readers.image_roots import add_image_root_args, image_roots_from_args
 
 DEFAULT_SHARD_SIZE = 32768
 

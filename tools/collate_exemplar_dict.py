@@ -23,8 +23,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.exemplars import COUSINS_BELOW, PAPER_COUSIN_CLASSES, PAPER_IMAGENET_DIRECT, VG_BELOW, build_exemplar_dict
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.prep.exemplar_collation import COUSINS_BELOW, PAPER_COUSIN_CLASSES, PAPER_IMAGENET_DIRECT, VG_BELOW, build_exemplar_dict
 
 
 def get_parser() -> argparse.ArgumentParser:

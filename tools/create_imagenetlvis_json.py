@@ -17,9 +17,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.image_header import default_workers
-from mmovod.imagenet_lvis import write_imagenet_lvis
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.readers.image_header import default_workers
+from mmovod.prep.imagenet_lvis import write_imagenet_lvis
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -17,10 +17,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.clip_model import add_clip_args
-from mmovod.text_classifier_steps import build_description_classifier
-from mmovod.text_encoder import BATCH_HELP
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.clip.factory import add_clip_args
+from mmovod.classifiers.text import build_description_classifier
+from mmovod.clip.text_encoding import BATCH_HELP
 
 
 def get_parser() -> argparse.ArgumentParser:

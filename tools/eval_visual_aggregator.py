@@ -16,9 +16,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.aggregator_eval import DEFAULT_KS, evaluate_aggregator
-from mmovod.cli import make_parser, run_tool
-from mmovod.feature_cache import describe_clip
+from mmovod.aggregator.evaluation import DEFAULT_KS, evaluate_aggregator
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.aggregator.feature_cache import describe_clip
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -25,8 +25,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.descriptions import ServiceError, describe_classes
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.classifiers.descriptions import ServiceError, describe_classes
 
 PROG = "generate_descriptions.py"
 

@@ -16,10 +16,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.clip_model import add_clip_args
-from mmovod.image_roots import add_image_root_args
-from mmovod.vision_classifier import add_exemplar_view_args, build_average_classifier
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.clip.factory import add_clip_args
+from mmovod.readers.image_roots import add_image_root_args
+from mmovod.classifiers.vision import add_exemplar_view_args, build_average_classifier
 
 
 def get_parser() -> argparse.ArgumentParser:

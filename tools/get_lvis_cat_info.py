@@ -13,8 +13,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.lvis_steps import write_category_info
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.prep.lvis_annotations import write_category_info
 
 
 def get_parser() -> argparse.ArgumentParser:

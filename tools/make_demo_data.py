@@ -10,8 +10,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.demo_data import DEMO_SEED, make_demo_dataset
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.prep.demo_dataset import DEMO_SEED, make_demo_dataset
 
 
 def get_parser() -> argparse.ArgumentParser:

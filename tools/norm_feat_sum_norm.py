@@ -15,8 +15,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.fusion import fuse_classifier_files
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.classifiers.fusion import fuse_classifier_files
 
 
 def get_parser() -> argparse.ArgumentParser:

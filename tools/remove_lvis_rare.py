@@ -13,8 +13,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.lvis_steps import remove_rare_annotations
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.prep.lvis_annotations import remove_rare_annotations
 
 
 def get_parser() -> argparse.ArgumentParser:

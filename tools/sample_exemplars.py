@@ -18,8 +18,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli import make_parser, run_tool
-from mmovod.exemplar_sampling import DEFAULT_SEED, write_sampled_exemplars
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.prep.exemplar_sampling import DEFAULT_SEED, write_sampled_exemplars
 
 
 def get_parser() -> argparse.ArgumentParser:

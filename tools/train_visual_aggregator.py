@@ -23,8 +23,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.aggregator_training import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig, train_on_cache
-from mmovod.cli import make_parser, run_tool
+from mmovod.aggregator.training import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig, train_on_cache
+from mmovod.cli.run import make_parser, run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:

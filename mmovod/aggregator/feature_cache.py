@@ -1,0 +1,303 @@
+"""The CLIP feature cache on disk: float16 shards plus an index (class -> rows), read memory-mapped.
+
+Layout of a cache folder:
+  index.json          what made the cache (CLIP model, views, TTA seed, source) and the plan:
+                      class names, `class_offsets` (class c owns rows [offsets[c], offsets[c+1])),
+                      shard size and count, `items_sha256` (fingerprint of the plan)
+  items.txt           one line per row, in row order: the item the row encodes (an image path
+                      relative to the source root, or an exemplar record id)
+  shard-00000.npy ... float16 arrays of shape (rows_in_shard, views, dim): raw (not normalised) CLIP
+                      image embeddings, as the vision-classifier tools feed them to the aggregator; shard i holds rows [i * shard_size, (i + 1) * shard_size)
+
+Rows are grouped by class, so a class is one contiguous range. Each shard is written atomically by
+the rank that owns it, so a re-run skips finished shards and a crash never leaves a half shard.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmovod.io.arrays import save_npy
+from mmovod.io.atomic import write_bytes_atomic
+from mmovod.io.errors import InputError
+from mmovod.io.json_files import load_json, save_json
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = "mmovod-clip-feature-cache"
+CACHE_VERSION = 1
+INDEX_FILE = "index.json"
+ITEMS_FILE = "items.txt"
+FEATURE_DTYPE = np.float16
+
+
+@dataclass
+class ClassItems:
+    """One class of a source: its name and its items (image paths or record ids), in a fixed order."""
+
+    name: str
+    items: list[str]
+
+
+@dataclass
+class CachePlan:
+    """Which rows the cache holds and how they are split into shards (identical on every rank)."""
+
+    classes: list[str]
+    class_offsets: list[int]
+    items: list[str]
+    shard_size: int
+
+    @classmethod
+    def from_classes(cls, classes: Sequence[ClassItems], shard_size: int) -> "CachePlan":
+        if shard_size < 1:
+            raise InputError(f"--shard-size must be at least 1, got {shard_size}")
+        offsets = [0]
+        items: list[str] = []
+        for c in classes:
+            items.extend(c.items)
+            offsets.append(len(items))
+        return cls([c.name for c in classes], offsets, items, shard_size)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.items)
+
+    @property
+    def num_shards(self) -> int:
+        return -(-self.num_rows // self.shard_size)
+
+    def shard_rows(self, shard: int) -> range:
+        start = shard * self.shard_size
+        return range(start, min(start + self.shard_size, self.num_rows))
+
+    def row_labels(self) -> np.ndarray:
+        """(rows,) int64 class index of every row."""
+        return np.repeat(np.arange(len(self.classes)), np.diff(self.class_offsets))
+
+    def items_sha256(self) -> str:
+        digest = hashlib.sha256()
+        for name, start, end in zip(self.classes, self.class_offsets, self.class_offsets[1:]):
+            digest.update(f"{name}\t{start}\t{end}\n".encode())
+        for item in self.items:
+            digest.update(item.encode() + b"\n")
+        digest.update(str(self.shard_size).encode())
+        return digest.hexdigest()
+
+
+@dataclass
+class CacheMeta:
+    """What made the features: needed to refuse mixing caches of different CLIP models or settings."""
+
+    clip: dict[str, Any]
+    dim: int
+    views: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:05d}.npy"
+
+
+def index_document(plan: CachePlan, meta: CacheMeta) -> dict[str, Any]:
+    return {
+        "format": CACHE_FORMAT,
+        "version": CACHE_VERSION,
+        "clip": meta.clip,
+        "dim": meta.dim,
+        "views": meta.views,
+        "dtype": "float16",
+        "normalised": False,
+        "shard_size": plan.shard_size,
+        "num_rows": plan.num_rows,
+        "num_shards": plan.num_shards,
+        "classes": plan.classes,
+        "class_offsets": plan.class_offsets,
+        "items_file": ITEMS_FILE,
+        "items_sha256": plan.items_sha256(),
+        **meta.extra,
+    }
+
+
+def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in ("classes", "class_offsets")}
+
+
+def prepare_cache_dir(out: str | os.PathLike, plan: CachePlan, meta: CacheMeta, write: bool = True) -> Path:
+    """Create (or re-open for resuming) a cache folder for `plan`; returns its path.
+
+    An existing index must describe the same plan and settings (same CLIP model, views, TTA, items);
+    otherwise InputError names what differs, so two different caches never share one folder.
+    Only the writer (`write=True`, rank 0) writes `index.json` and `items.txt`.
+    """
+    root = Path(out)
+    doc = index_document(plan, meta)
+    index = root / INDEX_FILE
+    if index.is_file():
+        old = load_json(index, "cache index")
+        if old.get("clip") != doc["clip"]:
+            raise InputError(
+                f"{root}: holds features of CLIP {describe_clip(old.get('clip'))}, not of the requested "
+                f"{describe_clip(doc['clip'])} (use another --out)"
+            )
+        old_c, new_c = _comparable(old), _comparable(doc)
+        differing = sorted(k for k in set(old_c) | set(new_c) if old_c.get(k) != new_c.get(k))
+        if differing:
+            raise InputError(
+                f"{root}: holds a cache made with other settings ({', '.join(differing)} differ); "
+                "use another --out to make a new cache"
+            )
+        return root
+    if not write:
+        return root
+    if not root.parent.is_dir():
+        raise InputError(f"{root}: output folder {root.parent} does not exist (create it first)")
+    root.mkdir(exist_ok=True)
+    write_bytes_atomic(root / ITEMS_FILE, "".join(item + "\n" for item in plan.items).encode())
+    save_json(index, doc, indent=True)
+    return root
+
+
+def describe_clip(clip: Any) -> str:
+    if not isinstance(clip, dict):
+        return "unknown"
+    return f"{clip.get('clip_model')} ({clip.get('pretrained') or 'random weights'})"
+
+
+def shard_is_complete(path: Path, rows: int, views: int, dim: int) -> bool:
+    """True when `path` is a readable float16 shard of shape (rows, views, dim)."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return False
+    return array.shape == (rows, views, dim) and array.dtype == FEATURE_DTYPE
+
+
+def write_shard(root: Path, shard: int, features: np.ndarray) -> None:
+    """Write one shard atomically as float16 (rows, views, dim)."""
+    save_npy(root / shard_name(shard), np.ascontiguousarray(features, dtype=FEATURE_DTYPE))
+
+
+class FeatureCache:
+    """Read-only, memory-mapped view of a finished cache.
+
+    `gather(rows, views)` returns float16 `(n, dim)` features; only the touched pages are read, so a
+    12 GB cache costs page cache, not process memory. Missing, truncated or mis-shaped shards raise
+    InputError naming the shard.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.root = Path(path)
+        index = self.root / INDEX_FILE
+        if not self.root.is_dir():
+            raise InputError(f"{self.root}: feature cache folder not found")
+        if not index.is_file():
+            raise InputError(f"{self.root}: not a feature cache (no {INDEX_FILE}; make one with tools/cache_clip_features.py)")
+        doc = load_json(index, "cache index")
+        if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT:
+            raise InputError(f"{index}: not an mmovod feature-cache index")
+        if doc.get("version") != CACHE_VERSION:
+            raise InputError(f"{index}: cache format version {doc.get('version')}, this mmovod reads {CACHE_VERSION}")
+        self.index = doc
+        self.clip: dict[str, Any] = doc["clip"]
+        self.dim = int(doc["dim"])
+        self.views = int(doc["views"])
+        self.shard_size = int(doc["shard_size"])
+        self.num_rows = int(doc["num_rows"])
+        self.classes: list[str] = list(doc["classes"])
+        self.class_offsets = np.asarray(doc["class_offsets"], dtype=np.int64)
+        if len(self.class_offsets) != len(self.classes) + 1 or self.class_offsets[-1] != self.num_rows:
+            raise InputError(f"{index}: class_offsets do not match classes and num_rows")
+        self.shards = [self._open_shard(i) for i in range(int(doc["num_shards"]))]
+
+    def _open_shard(self, shard: int) -> np.ndarray:
+        path = self.root / shard_name(shard)
+        rows = min(self.shard_size, self.num_rows - shard * self.shard_size)
+        if not path.is_file():
+            raise InputError(f"{path}: shard missing; the cache is unfinished (re-run tools/cache_clip_features.py to finish it)")
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"{path}: corrupt shard ({str(exc).splitlines()[0]}); delete it and re-run the cache tool") from None
+        if array.shape != (rows, self.views, self.dim) or array.dtype != FEATURE_DTYPE:
+            raise InputError(
+                f"{path}: corrupt shard (shape {array.shape} {array.dtype}, expected ({rows}, {self.views}, {self.dim}) float16); "
+                "delete it and re-run the cache tool"
+            )
+        return array
+
+    @property
+    def class_sizes(self) -> np.ndarray:
+        return np.diff(self.class_offsets)
+
+    def class_rows(self, name: str) -> range:
+        c = self.classes.index(name)
+        return range(int(self.class_offsets[c]), int(self.class_offsets[c + 1]))
+
+    def shard_of_row(self, row: int) -> Path:
+        return self.root / shard_name(row // self.shard_size)
+
+    def gather(self, rows: np.ndarray, views: np.ndarray | None = None) -> np.ndarray:
+        """float16 `(n, dim)`: row `rows[i]`, view `views[i]` (view 0 when `views` is None)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        views = np.zeros_like(rows) if views is None else np.asarray(views, dtype=np.int64).reshape(-1)
+        out = np.empty((len(rows), self.dim), dtype=FEATURE_DTYPE)
+        shard_ids = rows // self.shard_size
+        if len(self.shards) == 1:
+            out[:] = self.shards[0][rows, views]
+            return out
+        order = np.argsort(shard_ids, kind="stable")
+        sorted_ids = shard_ids[order]
+        bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
+        for chunk in np.split(order, bounds):
+            if len(chunk):
+                shard = int(shard_ids[chunk[0]])
+                out[chunk] = self.shards[shard][rows[chunk] - shard * self.shard_size, views[chunk]]
+        return out
+
+    def check_finite(self, rows: np.ndarray, features: np.ndarray) -> None:
+        """Raise InputError naming the shard of the first row whose features are not finite."""
+        rows = np.asarray(rows).reshape(-1)
+        bad = ~np.isfinite(features.reshape(len(rows), -1)).all(axis=1)
+        if bad.any():
+            row = int(rows[int(np.argmax(bad))])
+            raise InputError(f"{self.shard_of_row(row)}: corrupt shard (non-finite features at row {row}); delete it and re-run the cache tool")
+
+
+def write_array_cache(
+    out: str | os.PathLike,
+    class_features: Sequence[tuple[str, np.ndarray]],
+    clip: dict[str, Any],
+    shard_size: int,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a cache from in-memory features: `(name, (n_c, views, dim) array)` per class.
+
+    For generated data (tests, benchmarks) and for converting features computed elsewhere; items
+    are named `<class>/<i>`.
+    """
+    if not class_features:
+        raise InputError(f"{out}: no classes to cache")
+    _, first = class_features[0]
+    views, dim = first.shape[1], first.shape[2]
+    plan = CachePlan.from_classes([ClassItems(n, [f"{n}/{i}" for i in range(len(f))]) for n, f in class_features], shard_size)
+    root = prepare_cache_dir(out, plan, CacheMeta(clip, dim, views, extra or {}))
+    stacked = np.concatenate([f for _, f in class_features])
+    for shard in range(plan.num_shards):
+        rows = plan.shard_rows(shard)
+        write_shard(root, shard, stacked[rows.start:rows.stop])
+    return root
+
+
+def check_cache_clip(cache: FeatureCache, clip_model: str | None, pretrained: str | None) -> None:
+    """Refuse a cache made with another CLIP model (or weights) than the requested one, naming both."""
+    if clip_model is not None and cache.clip.get("clip_model") != clip_model:
+        raise InputError(f"{cache.root}: cache made with CLIP {describe_clip(cache.clip)}, but --clip_model {clip_model} was requested")
+    if pretrained is not None and cache.clip.get("pretrained") != pretrained:
+        raise InputError(f"{cache.root}: cache made with CLIP {describe_clip(cache.clip)}, but --pretrained {pretrained} was requested")

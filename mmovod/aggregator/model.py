@@ -1,0 +1,156 @@
+"""The MM-OVOD visual aggregator: a small transformer that turns K exemplar embeddings into one vector.
+
+Parameter names match the authors' released checkpoint (`visual_aggregator_ckpt_4_transformer.pth`):
+`mapper.linear`, `mapper.cls_token` and `mapper.transformer.layers.{i}.{norm1,attn,norm2,mlp}`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmovod.io.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention; keys and values come from one projection split as [keys | values]."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.to_queries = nn.Linear(dim, dim, bias=False)
+        self.to_keys_values = nn.Linear(dim, 2 * dim, bias=False)
+        self.project = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, c = x.shape
+        h = self.num_heads
+        q = self.to_queries(x).reshape(b, t, h, c // h).transpose(1, 2)
+        kv = self.to_keys_values(x).reshape(b, t, 2, h, c // h)
+        k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+        mask = None if attend is None else attend[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.project(out.transpose(1, 2).reshape(b, t, c))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class Layer(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), attend)
+        return x + self.mlp(self.norm2(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, dim: int, num_heads: int, num_layers: int, mlp_ratio: float):
+        super().__init__()
+        self.layers = nn.ModuleList(Layer(dim, num_heads, mlp_ratio) for _ in range(num_layers))
+
+    def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, attend)
+        return x
+
+
+class Mapper(nn.Module):
+    def __init__(self, dim: int, num_heads: int, num_layers: int, mlp_ratio: float):
+        super().__init__()
+        self.linear = nn.Linear(dim, dim)
+        self.cls_token = nn.Parameter(torch.randn(1, dim))
+        self.transformer = Transformer(dim, num_heads, num_layers, mlp_ratio)
+
+
+class VisualAggregator(nn.Module):
+    """Maps a set of CLIP image embeddings `(B, K, dim)` to one vector per set `(B, dim)`.
+
+    The inputs go through `mapper.linear`, a learned cls token is appended after them, the tokens
+    pass `num_layers` pre-norm transformer blocks (no final norm), and the cls token is returned.
+    `valid` (optional, `(B, K)` bool, True = a real exemplar) lets sets of different sizes share a
+    batch: padded positions are never attended to, so the result equals one set at a time.
+    """
+
+    def __init__(self, dim: int = 512, num_layers: int = 4, num_heads: int = 8, mlp_ratio: float = 4.0):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.dim = dim
+        self.mapper = Mapper(dim, num_heads, num_layers, mlp_ratio)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        b = x.shape[0]
+        tokens = torch.cat([self.mapper.linear(x), self.mapper.cls_token.expand(b, 1, self.dim)], dim=1)
+        attend = None
+        if valid is not None:
+            attend = torch.cat([valid.bool(), valid.new_ones((b, 1), dtype=torch.bool)], dim=1)
+        return self.mapper.transformer(tokens, attend)[:, -1]
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, num_layers: int = 4, map_location: Any = "cpu") -> "VisualAggregator":
+        """Load the authors' checkpoint (a dict with `state_dict`, or a bare state dict) with strict keys."""
+        state = read_state_dict(path, map_location)
+        model = cls(dim=_infer_dim(state, path), num_layers=num_layers)
+        expected = set(model.state_dict())
+        missing = sorted(expected - set(state))
+        unexpected = sorted(set(state) - expected)
+        if missing or unexpected:
+            first = f"missing key {missing[0]}" if missing else f"unexpected key {unexpected[0]}"
+            raise InputError(
+                f"{path}: not a {num_layers}-layer visual aggregator checkpoint ({first}; "
+                f"{len(missing)} missing, {len(unexpected)} unexpected; check --num-layers)"
+            )
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise InputError(f"{path}: {str(exc).splitlines()[-1].strip()}") from None
+        return model.eval()
+
+
+def read_state_dict(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, with a `state_dict` wrapper and DDP `module.` prefixes removed."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: checkpoint not found")
+    try:
+        obj = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        log.warning("%s holds non-tensor objects; loading it with full unpickling (only for files you trust)", p)
+        obj = torch.load(p, map_location=map_location, weights_only=False)
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise InputError(f"{p}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputError(f"{p}: expected a state dict (or a dict with 'state_dict') of tensors")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def _infer_dim(state: dict[str, torch.Tensor], path: str | os.PathLike) -> int:
+    token = state.get("mapper.cls_token")
+    if token is None:
+        raise InputError(f"{path}: not a visual aggregator checkpoint (missing key mapper.cls_token)")
+    return int(token.shape[-1])

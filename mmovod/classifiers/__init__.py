@@ -1,0 +1,1 @@
+"""Classifiers: class-name and description text classifiers, image-exemplar classifiers, fusion."""

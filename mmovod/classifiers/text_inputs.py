@@ -1,0 +1,132 @@
+"""What the text classifiers embed: LVIS categories, class-name prompts (Detic) and descriptions.
+
+Both text-classifier tools pair their sentences with the categories of an LVIS-format annotation
+file in ascending category id, which is the row order of every classifier `.npy` they write.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mmovod.io.errors import InputError
+from mmovod.io.json_files import load_json
+from mmovod.readers.lvis_json import LvisFile
+from mmovod.readers.synset_table import synset_table
+
+# Detic's --prompt choices
+PROMPTS = {
+    "a": "a {}",
+    "none": "{}",
+    "photo": "a photo of a {}",
+    "scene": "a photo of a {} in the scene",
+}
+
+
+def load_categories(ann_path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The categories of an LVIS-format file in ascending id, each checked to have a string 'name'."""
+    cats = sorted(LvisFile(ann_path, required=("categories",)).categories(), key=lambda c: c["id"])
+    if not cats:
+        raise InputError(f"{ann_path}: 'categories' is empty")
+    for cat in cats:
+        if not isinstance(cat.get("name"), str):
+            raise InputError(f"{ann_path}: category {cat['id']} has no string 'name'")
+    return cats
+
+
+def category_synonyms(cat: dict[str, Any], ann_path: str | os.PathLike) -> list[str]:
+    """The category's LVIS 'synonyms' (a non-empty list of strings), else InputError naming the file."""
+    synonyms = cat.get("synonyms")
+    if not isinstance(synonyms, list) or not synonyms or not all(isinstance(s, str) for s in synonyms):
+        raise InputError(f"{ann_path}: category {cat['id']} ({cat['name']}) has no list of 'synonyms'")
+    return synonyms
+
+
+def synset_lemmas() -> dict[str, list[str]]:
+    """Synset -> WordNet 3.0 lemma names, from the shipped synset table (mmovod.readers.synset_table).
+
+    A synset that is not in WordNet (LVIS's `stop_sign.n.01`, matched through a stand-in) keeps its
+    own lemma (`stop_sign`), not the stand-in's.
+    """
+    return {
+        synset: list(entry.lemmas) if entry.wordnet == synset else [synset.rsplit(".", 2)[0]]
+        for synset, entry in synset_table().items()
+    }
+
+
+def wordnet_synonyms(cats: list[dict[str, Any]], ann_path: str | os.PathLike) -> list[list[str]]:
+    """Per category, the lemma names of its synset (what Detic's --use_wn_name reads from NLTK)."""
+    table = synset_lemmas()
+    out = []
+    for cat in cats:
+        synset = cat.get("synset")
+        if synset not in table:
+            raise InputError(
+                f"{ann_path}: category {cat['id']} ({cat['name']}) has synset {synset!r}, which is not in "
+                "the shipped synset table (regenerate it with scripts/build_synset_table.py)"
+            )
+        out.append(table[synset])
+    return out
+
+
+def fix_name(name: str, fix_space: bool, use_underscore: bool) -> str:
+    """Detic's name clean-ups: --fix_space turns `_` into spaces, --use_underscore the reverse."""
+    if fix_space:
+        name = name.replace("_", " ")
+    if use_underscore:
+        name = name.strip().replace("/ ", "/").replace(" ", "_")
+    return name
+
+
+def class_prompts(
+    cats: list[dict[str, Any]],
+    ann_path: str | os.PathLike,
+    prompt: str = "a",
+    fix_space: bool = False,
+    use_underscore: bool = False,
+    avg_synonyms: bool = False,
+    use_wn_name: bool = False,
+) -> list[list[str]]:
+    """Per category (in the given order), the sentences whose embeddings are averaged into its row.
+
+    Without `avg_synonyms`: one sentence, the prompt of the category name (after `fix_name`). With
+    it: one prompt per synonym, the LVIS 'synonyms' or, with `use_wn_name`, the WordNet lemma names
+    of the category's synset. As in Detic, synonyms are used as written (the name clean-ups apply to
+    names only).
+    """
+    template = PROMPTS[prompt]
+    if not avg_synonyms:
+        return [[template.format(fix_name(c["name"], fix_space, use_underscore))] for c in cats]
+    synonyms = wordnet_synonyms(cats, ann_path) if use_wn_name else [category_synonyms(c, ann_path) for c in cats]
+    return [[template.format(s) for s in group] for group in synonyms]
+
+
+def description_key(cat: dict[str, Any]) -> str:
+    """The key of a category in a descriptions file: its first synonym (else its name), `_` -> space."""
+    synonyms = cat.get("synonyms")
+    first = synonyms[0] if isinstance(synonyms, list) and synonyms and isinstance(synonyms[0], str) else cat["name"]
+    return first.replace("_", " ")
+
+
+def load_descriptions(path: str | os.PathLike) -> dict[str, list[str]]:
+    """A descriptions file: a JSON object mapping class names to lists of sentences (checked)."""
+    doc = load_json(path, "descriptions file")
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a JSON object {{class name: [sentences]}}, found {type(doc).__name__}")
+    for key, value in doc.items():
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise InputError(f"{path}: the value of {key!r} is not a list of strings")
+    return doc
+
+
+def descriptions_per_class(
+    descriptions: dict[str, list[str]], cats: list[dict[str, Any]], path: str | os.PathLike
+) -> list[list[str]]:
+    """The descriptions of each category, in the categories' order; InputError listing classes without any."""
+    keys = [description_key(c) for c in cats]
+    missing = [k for k in keys if not descriptions.get(k)]
+    if missing:
+        shown = ", ".join(repr(k) for k in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise InputError(f"{path}: no descriptions for {len(missing)} of {len(keys)} classes: {shown}{more}")
+    return [descriptions[k] for k in keys]
+

@@ -1,0 +1,312 @@
+"""The one CLIP factory: model, tokenizer and image preprocessing through open_clip.
+
+Accepted model names:
+  - the OpenAI spellings the original scripts use (`ViT-B/32`, `ViT-B/16`, `ViT-L/14`, `RN50`, ...),
+    which default to the OpenAI weights;
+  - any open_clip model name (`ViT-B-32`, `ViT-H-14`, ...) with a `pretrained` tag or file;
+  - a path to an open_clip model-config JSON (custom or tiny architectures; tests use this).
+`pretrained` is an open_clip tag (`openai`, `laion2b_s34b_b79k`, ...), a local checkpoint file, or
+`none` for random weights. Local checkpoint files may be in any of these formats:
+  - OpenAI's TorchScript archive (`ViT-B-32.pt` as the original `clip` package downloads it into
+    `~/.cache/clip/`): its state dict is read and, being OpenAI weights, run with QuickGELU;
+  - an OpenAI or open_clip state dict, bare or under a `state_dict` key (`torch.save`), with or
+    without a `module.` prefix, or a `.safetensors` file.
+Weights trained with QuickGELU run with it: OpenAI weights (an OpenAI spelling, or a TorchScript
+archive) and every open_clip tag whose pretrained config says so (`ViT-B-32` + `openai`,
+`metaclip_*`, ...). An open_clip name with a local OpenAI state dict needs the `-quickgelu` variant of
+the name.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import pickle
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator
+
+import open_clip
+import torch
+
+from mmovod.io.errors import InputError
+
+log = logging.getLogger(__name__)
+
+OPENAI_NAMES = {
+    "RN50": "RN50",
+    "RN101": "RN101",
+    "RN50x4": "RN50x4",
+    "RN50x16": "RN50x16",
+    "RN50x64": "RN50x64",
+    "ViT-B/32": "ViT-B-32",
+    "ViT-B/16": "ViT-B-16",
+    "ViT-L/14": "ViT-L-14",
+    "ViT-L/14@336px": "ViT-L-14-336",
+}
+NO_WEIGHTS = ("none", "random")
+TOWERS = ("both", "text", "image")
+# keys of OpenAI's TorchScript archives that are attributes, not weights
+_JIT_ONLY_KEYS = ("input_resolution", "context_length", "vocab_size")
+
+
+@dataclass
+class ClipBundle:
+    """A loaded CLIP model with what belongs to it."""
+
+    model: torch.nn.Module
+    tokenizer: Callable[..., torch.Tensor]
+    preprocess: Callable[[Any], torch.Tensor]
+    device: torch.device
+    model_name: str
+    pretrained: str | None
+    embed_dim: int
+    image_size: int
+
+    def autocast(self) -> ContextManager:
+        """fp16 autocast on CUDA, a no-op (fp32) on CPU."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies this model in a classifier's sidecar."""
+        return {"clip_model": self.model_name, "pretrained": self.pretrained, "embed_dim": self.embed_dim}
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """`device` if given, else CUDA when available, else CPU."""
+    if device:
+        try:
+            resolved = torch.device(device)
+        except RuntimeError:
+            raise InputError(f"--device {device!r} is not a torch device (try cpu, cuda or cuda:1)") from None
+        if resolved.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+        return resolved
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device_from_flags(device: str | None, gpu: int | None) -> str | None:
+    """--device wins; --gpu N means cuda:N when CUDA is present and the CPU otherwise."""
+    if device or gpu is None:
+        return device
+    if not torch.cuda.is_available():
+        log.debug("--gpu %d: no CUDA device on this machine, running on the CPU", gpu)
+        return "cpu"
+    if not 0 <= gpu < torch.cuda.device_count():
+        raise InputError(f"--gpu {gpu}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return f"cuda:{gpu}"
+
+
+def resolve_model_name(clip_model: str, pretrained: str | None) -> tuple[str, str | None]:
+    """Map a user-facing model spelling to (open_clip name, pretrained tag/file or None)."""
+    if clip_model.endswith(".json"):
+        config = Path(clip_model)
+        if not config.is_file():
+            raise InputError(f"{config}: model config not found")
+        open_clip.add_model_config(config)
+        name = config.stem
+    elif clip_model in OPENAI_NAMES:
+        name = OPENAI_NAMES[clip_model]
+        pretrained = pretrained or "openai"
+    elif clip_model in open_clip.list_models():
+        name = clip_model
+    else:
+        raise InputError(
+            f"unknown --clip_model {clip_model!r}: use an OpenAI name ({', '.join(OPENAI_NAMES)}), "
+            "an open_clip name (open_clip.list_models()) or a model-config .json file"
+        )
+    if pretrained is not None and pretrained.lower() in NO_WEIGHTS:
+        pretrained = None
+    return name, pretrained
+
+
+def _check_pretrained(name: str, pretrained: str | None) -> None:
+    if pretrained is None or Path(pretrained).is_file():
+        return
+    if pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
+        raise InputError(f"{pretrained}: checkpoint file not found")
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if pretrained not in tags:
+        raise InputError(
+            f"--pretrained {pretrained!r} is neither a file nor a known tag for {name} (known: {', '.join(tags) or 'none'})"
+        )
+
+
+def is_torchscript_archive(path: str | Path) -> bool:
+    """True for a TorchScript archive (OpenAI's released `.pt` files), False for torch.save files."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
+
+
+def _weights_help(name: str, tag: str) -> str:
+    """Where to get the `tag` weights of `name` by hand, for the no-network error message."""
+    cfg = open_clip.get_pretrained_cfg(name, tag) or {}
+    sources = []
+    if cfg.get("hf_hub"):
+        sources.append(f"https://huggingface.co/{cfg['hf_hub'].rstrip('/')}")
+    if cfg.get("url"):
+        sources.append(cfg["url"])
+    where = " or ".join(sources) or "the open_clip model zoo"
+    return f"download them on a machine with network access ({where}) and pass the file with --pretrained /path/to/file"
+
+
+def _load_local_checkpoint(model: torch.nn.Module, path: str, clip_model: str) -> None:
+    """Load a local checkpoint file into `model` (OpenAI TorchScript or any open_clip-readable state dict)."""
+    try:
+        if is_torchscript_archive(path):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                state_dict = torch.jit.load(path, map_location="cpu").state_dict()
+            non_persistent = {n for n, _ in model.named_buffers()} - set(model.state_dict())
+            for key in (*_JIT_ONLY_KEYS, *non_persistent):
+                state_dict.pop(key, None)
+            model.load_state_dict(state_dict)
+        else:
+            open_clip.load_checkpoint(model, path)
+    except (RuntimeError, OSError, ValueError, EOFError, KeyError, StopIteration, pickle.UnpicklingError,
+            AssertionError) as exc:
+        # open_clip asserts on mismatched positional-embedding widths; load_state_dict raises "Error(s) in loading"
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+        if isinstance(exc, AssertionError) or lines[0].startswith("Error(s) in loading"):
+            detail = lines[1] if len(lines) > 1 and not isinstance(exc, AssertionError) else lines[0]
+            raise InputError(f"{path}: not a checkpoint of {clip_model} ({detail[:200]})") from None
+        raise InputError(f"{path}: not a readable CLIP checkpoint ({lines[0][:200]})") from None
+
+
+class _OpenClipChatter(logging.Filter):
+    """Drops open_clip's INFO records (it logs its loading steps on the root logger) and, while a
+    local checkpoint is about to be loaded, its misleading 'initialized randomly' warning."""
+
+    def __init__(self, local_checkpoint: bool):
+        super().__init__()
+        self.local_checkpoint = local_checkpoint
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if f"{os.sep}open_clip{os.sep}" not in record.pathname:
+            return True
+        if record.levelno < logging.WARNING:
+            return False
+        return not (self.local_checkpoint and "No pretrained weights loaded" in record.getMessage())
+
+
+@contextlib.contextmanager
+def _quiet_open_clip(local_checkpoint: bool = False) -> Iterator[None]:
+    root = logging.getLogger()
+    filt = _OpenClipChatter(local_checkpoint)
+    root.addFilter(filt)
+    try:
+        yield
+    finally:
+        root.removeFilter(filt)
+
+
+def _drop_tower(model: torch.nn.Module, tower: str) -> None:
+    """Free the tower that is not wanted (`tower` = "text" keeps text only, "image" keeps image only)."""
+    if tower == "text":
+        model.visual = None
+    elif tower == "image":
+        for attr in ("text", "transformer", "token_embedding", "ln_final"):
+            if isinstance(getattr(model, attr, None), torch.nn.Module):
+                setattr(model, attr, None)
+
+
+def load_clip(
+    clip_model: str,
+    pretrained: str | None = None,
+    device: str | None = None,
+    *,
+    tower: str = "both",
+) -> ClipBundle:
+    """Load a CLIP model in eval mode on `device` (CUDA if available by default).
+
+    `tower` = "text" or "image" frees the other tower after loading (e.g. the ViT-L/14 image tower
+    is not needed to embed sentences); the bundle's `image_size`, `embed_dim` and `preprocess` stay
+    valid. Raises InputError (one line) for an unknown model, a missing or mismatched checkpoint, or
+    weights that cannot be downloaded, saying where to get them and how to pass them offline.
+    """
+    if tower not in TOWERS:
+        raise ValueError(f"tower must be one of {TOWERS}, not {tower!r}")
+    name, pretrained = resolve_model_name(clip_model, pretrained)
+    _check_pretrained(name, pretrained)
+    torch_device = resolve_device(device)
+    local_file = pretrained is not None and Path(pretrained).is_file()
+    try:
+        if local_file:
+            quick_gelu = clip_model in OPENAI_NAMES or is_torchscript_archive(pretrained)
+            with _quiet_open_clip(local_checkpoint=True):
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=None, force_quick_gelu=quick_gelu)
+            _load_local_checkpoint(model, pretrained, clip_model)
+        else:
+            # open_clip only warns when a tag trained with QuickGELU (openai, metaclip, ...) is loaded
+            # into a plain-GELU config: embeddings would silently differ from the released model
+            quick_gelu = bool(pretrained and (open_clip.get_pretrained_cfg(name, pretrained) or {}).get("quick_gelu"))
+            with _quiet_open_clip():
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=pretrained, force_quick_gelu=quick_gelu)
+    except (RuntimeError, OSError, ValueError) as exc:
+        if pretrained and not local_file:
+            raise InputError(f"cannot get the {pretrained} weights of {name} ({type(exc).__name__}): "
+                             + _weights_help(name, pretrained)) from None
+        raise InputError(f"cannot load {name} from {pretrained or 'random init'}: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    image_size = model.visual.image_size
+    image_size = image_size[0] if isinstance(image_size, (tuple, list)) else int(image_size)
+    embed_dim = int(getattr(model, "embed_dim", 0) or model.text_projection.shape[1])
+    _drop_tower(model, tower)  # before moving, so the unwanted tower never reaches the GPU
+    model.to(torch_device)
+    with _quiet_open_clip():
+        tokenizer = open_clip.get_tokenizer(name)
+    return ClipBundle(
+        model=model,
+        tokenizer=tokenizer,
+        preprocess=preprocess,
+        device=torch_device,
+        model_name=clip_model,
+        pretrained=pretrained,
+        embed_dim=embed_dim,
+        image_size=image_size,
+    )
+
+
+def add_clip_args(parser: argparse.ArgumentParser, default_model: str = "ViT-B/32", batch_size: int | None = 256,
+                  batch_help: str = "items encoded per forward pass") -> None:
+    """The CLIP flags every CLIP-using tool shares."""
+    group = parser.add_argument_group("CLIP model")
+    group.add_argument("--clip_model", "--clip-model", dest="clip_model", default=default_model,
+                       help="CLIP architecture: OpenAI name (ViT-B/32, RN50, ...), open_clip name, or model-config .json")
+    group.add_argument("--pretrained", default=None,
+                       help="weights: open_clip tag (openai is the default for OpenAI names), a local checkpoint "
+                            "file (OpenAI's TorchScript .pt as the clip package downloads it, or an open_clip/OpenAI "
+                            "state dict .pt/.bin/.safetensors), or 'none' for random weights")
+    group.add_argument("--device", default=None,
+                       help="torch device such as cpu, cuda or cuda:1; unset: cuda when available, else cpu")
+    group.add_argument("--batch-size", type=int, default=batch_size, help=batch_help)
+
+
+def tiny_clip_config_path() -> Path:
+    """A tiny open_clip architecture (embed dim 512, 2-layer towers) shipped for the demo and the tests."""
+    return Path(__file__).parents[1] / "data" / "tiny_clip.json"
+
+
+def save_random_checkpoint(config_path: str | Path, out_path: str | Path, seed: int = 0) -> None:
+    """Initialise the architecture of `config_path` from `seed` and save its state dict (atomically).
+
+    The file loads back through `load_clip(config_path, pretrained=out_path)`, the path a user with
+    a downloaded checkpoint takes.
+    """
+    from mmovod.io.atomic import atomic_open
+
+    name, _ = resolve_model_name(str(config_path), None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.create_model(name, pretrained=None)
+    with atomic_open(out_path, "wb") as handle:
+        torch.save({"state_dict": model.state_dict()}, handle)

@@ -1,0 +1,72 @@
+"""JSON reading and writing: orjson for whole documents, clear InputErrors for bad files."""
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mmovod.io.atomic import atomic_open
+from mmovod.io.errors import InputError
+
+
+def _existing_file(path: str | os.PathLike, what: str) -> Path:
+    """`path` as a Path, or InputError (naming it) when it is missing or a folder."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: {what} not found")
+    if p.is_dir():
+        raise InputError(f"{p}: expected a {what}, found a folder")
+    return p
+
+
+def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
+    """Read a whole file, raising InputError (naming the file) when it is missing or unreadable."""
+    p = _existing_file(path, what)
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+
+
+def map_file(path: str | os.PathLike, what: str = "file") -> bytes | mmap.mmap:
+    """The file's bytes as a read-only memory map (no copy into the heap; for the 1 GB LVIS files).
+
+    Decoders read it like `bytes`; msgspec.Raw values decoded from it keep the map alive.
+    """
+    p = _existing_file(path, what)
+    try:
+        with open(p, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+
+
+def describe_json_error(path: str | os.PathLike, exc: Exception) -> InputError:
+    """Turn a decoder exception into a one-line InputError naming the file."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InputError(f"{path}: not valid JSON ({msg})")
+
+
+def load_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    data = read_bytes(path, what)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise describe_json_error(path, exc) from None
+
+
+def dumps_json(obj: Any, indent: bool = False) -> bytes:
+    option = orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(obj, option=option)
+
+
+def save_json(path: str | os.PathLike, obj: Any, indent: bool = False) -> None:
+    """Serialise `obj` and write it atomically (the file appears complete or not at all)."""
+    payload = dumps_json(obj, indent)
+    with atomic_open(path, "wb") as handle:
+        handle.write(payload)

@@ -1,0 +1,285 @@
+"""The built-in demo dataset: a small, seeded, self-consistent tree in the documented layout.
+
+It holds real LVIS categories (a 40-class slice of LVIS v1 with rare, common and frequent classes)
+and generated COCO-style JPEG images that the LVIS boxes point into, a tiny ImageNet-21K-P tree and
+a tiny Visual Genome, so every step of the guide can run end to end in seconds on a laptop.
+
+The ImageNet and Visual Genome parts are laid out so that the exemplar collation takes every path:
+one class gets 40 ImageNet images (Visual Genome is not used for it), most classes are topped up
+from Visual Genome, and the demo classes of the cousin table reach 10 exemplars only via cousins.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from mmovod.io.json_files import save_json
+from mmovod.readers.synset_table import cousin_table, synset_table
+
+log = logging.getLogger(__name__)
+
+DEMO_SEED = 0
+DEMO_IMAGES_PER_SPLIT = {"train2017": 30, "val2017": 12}
+MAX_BOXES_PER_IMAGE = 5
+
+
+def demo_categories() -> list[dict]:
+    """The demo's LVIS categories (real LVIS v1 entries, ascending id)."""
+    text = importlib.resources.files("mmovod.data").joinpath("demo_lvis_categories.json").read_text()
+    return json.loads(text)
+
+
+def _random_box(rng: np.random.Generator, width: int, height: int) -> list[float]:
+    w = float(rng.uniform(0.15, 0.6) * width)
+    h = float(rng.uniform(0.15, 0.6) * height)
+    x = float(rng.uniform(0, width - w))
+    y = float(rng.uniform(0, height - h))
+    return [round(x, 2), round(y, 2), round(w, 2), round(h, 2)]
+
+
+def _draw_image(rng: np.random.Generator, width: int, height: int, boxes: list[tuple[list[float], int]]) -> Image.Image:
+    """A noisy background with one filled, class-coloured shape per box."""
+    base = rng.integers(0, 256, size=3)
+    noise = rng.integers(-40, 40, size=(height, width, 3))
+    pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    draw = ImageDraw.Draw(image)
+    for (x, y, w, h), cat_id in boxes:
+        colour = tuple(int(v) for v in np.random.default_rng(cat_id).integers(0, 256, size=3))
+        draw.ellipse([x, y, x + w, y + h], fill=colour, outline=(0, 0, 0))
+    return image
+
+
+def write_demo_lvis(root: Path, rng: np.random.Generator) -> dict[str, int]:
+    """Write coco/{train2017,val2017}/*.jpg and lvis/lvis_v1_{train,val}.json under `root`."""
+    cats = demo_categories()
+    cat_ids = [c["id"] for c in cats]
+    (root / "lvis").mkdir(parents=True, exist_ok=True)
+    counts = {}
+    image_id = 0
+    ann_id = 0
+    for split, lvis_split in (("train2017", "train"), ("val2017", "val")):
+        (root / "coco" / split).mkdir(parents=True, exist_ok=True)
+        images, annotations = [], []
+        for _ in range(DEMO_IMAGES_PER_SPLIT[split]):
+            image_id += 1
+            width, height = int(rng.integers(160, 321)), int(rng.integers(120, 241))
+            file_name = f"{image_id:012d}.jpg"
+            placed = []
+            for _ in range(int(rng.integers(1, MAX_BOXES_PER_IMAGE + 1))):
+                cat_id = int(rng.choice(cat_ids))
+                box = _random_box(rng, width, height)
+                placed.append((box, cat_id))
+                x, y, w, h = box
+                ann_id += 1
+                annotations.append({
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": cat_id,
+                    "bbox": box,
+                    "area": round(w * h, 2),
+                    "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
+                })
+            _draw_image(rng, width, height, placed).save(root / "coco" / split / file_name, quality=90)
+            present = sorted({c for _, c in placed})
+            absent = [c for c in cat_ids if c not in present]
+            images.append({
+                "id": image_id,
+                "coco_url": f"http://images.cocodataset.org/{split}/{file_name}",
+                "width": width,
+                "height": height,
+                "license": 1,
+                "flickr_url": "",
+                "date_captured": "2013-11-14 16:28:13",
+                "neg_category_ids": [int(c) for c in rng.choice(absent, size=2, replace=False)],
+                "not_exhaustive_category_ids": [],
+            })
+        doc = {
+            "info": {"description": "mmovod demo LVIS (generated)", "version": "1.0"},
+            "licenses": [{"id": 1, "name": "CC BY 4.0", "url": ""}],
+            "images": images,
+            "annotations": annotations,
+            "categories": cats,
+        }
+        save_json(root / "lvis" / f"lvis_v1_{lvis_split}.json", doc)
+        counts[f"lvis_{lvis_split}_images"] = len(images)
+        counts[f"lvis_{lvis_split}_annotations"] = len(annotations)
+    return counts
+
+
+# ImageNet-21K-P: (split, wnid, number of images). n00005787 (benthos) is not an LVIS wnid.
+DEMO_IMAGENET = (
+    ("train", "n03791053", 40),  # motor_scooter: enough with LVIS to skip Visual Genome
+    ("train", "n02682922", 4),  # aerosol (its first image carries an EXIF rotation)
+    ("val", "n02682922", 2),
+    ("imagenet21k_small_classes", "n07758680", 3),  # grape
+    ("train", "n04540053", 6),  # volleyball.n.02, cousin of beach_ball
+    ("imagenet21k_small_classes", "n02870526", 4),  # book.n.11, cousin of bible
+    ("train", "n00005787", 2),
+)
+IMAGENET_SIZE = (40, 30)
+EXIF_ORIENTATION_TAG = 0x0112
+VG_IMAGES = 12
+VG_SIZE = (200, 150)
+VG_OBJECTS_PER_CLASS = 10
+VG_URL = "https://cs.stanford.edu/people/rak248/{folder}/{image_id}.jpg"
+
+
+def _noise_image(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    return _draw_image(rng, width, height, [])
+
+
+def write_demo_imagenet(root: Path, rng: np.random.Generator) -> dict[str, int]:
+    """Write imagenet/imagenet21k_P/<split>/<wnid>/<wnid>_<n>.JPEG (small noise JPEGs)."""
+    tree = root / "imagenet" / "imagenet21k_P"
+    count = 0
+    for split, wnid, n in DEMO_IMAGENET:
+        folder = tree / split / wnid
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            image = _noise_image(rng, *IMAGENET_SIZE)
+            exif = Image.Exif()
+            if wnid == "n02682922" and split == "train" and i == 0:
+                exif[EXIF_ORIENTATION_TAG] = 6  # displayed rotated by 90 degrees: 30 x 40
+            image.save(folder / f"{wnid}_{i + 1}.JPEG", quality=85, exif=exif.tobytes())
+            count += 1
+    return {"imagenet_images": count}
+
+
+def _vg_plan(cats: list[dict]) -> list[tuple[str, int]]:
+    """(synset, number of >= 32*32 objects) to place in the demo Visual Genome."""
+    table, cousins = synset_table(), cousin_table()
+    plan = []
+    for cat in cats:
+        synset = cat["synset"]
+        if synset in cousins:
+            plan.append((table[synset].wordnet, 1))  # too few: the cousins below make up the rest
+            subs = cousins[synset]
+            plan.extend((sub, VG_OBJECTS_PER_CLASS // len(subs)) for sub in subs)
+        elif synset == "motor_scooter.n.01":
+            plan.append((synset, 3))  # never used: the class has 40 exemplars before Visual Genome
+        else:
+            plan.append((table[synset].wordnet, VG_OBJECTS_PER_CLASS))
+    return plan
+
+
+def write_demo_visual_genome(root: Path, rng: np.random.Generator) -> dict[str, int]:
+    """Write VisualGenome/{VG_100K,VG_100K_2}/<id>.jpg, image_data.json and objects.json.
+
+    Every planned synset also gets one object just under 32*32 (31 x 33) and one with two synsets,
+    neither of which may become an exemplar.
+    """
+    vg = root / "VisualGenome"
+    width, height = VG_SIZE
+    image_ids = [i + 1 for i in range(VG_IMAGES // 2)] + [2400 + i for i in range(VG_IMAGES - VG_IMAGES // 2)]
+    objects: dict[int, list[dict]] = {iid: [] for iid in image_ids}
+    object_id = 1000
+    for synset, n in _vg_plan(demo_categories()):
+        sizes = [(int(rng.integers(32, 101)), int(rng.integers(32, 81))) for _ in range(n)]
+        sizes += [(31, 33), (int(rng.integers(32, 101)), int(rng.integers(32, 81)))]
+        for k, (w, h) in enumerate(sizes):
+            object_id += 1
+            synsets = [synset] if k < n + 1 else [synset, "entity.n.01"]
+            objects[int(rng.choice(image_ids))].append({
+                "object_id": object_id, "x": int(rng.integers(0, width - w + 1)),
+                "y": int(rng.integers(0, height - h + 1)), "w": w, "h": h,
+                "names": [synset.rsplit(".", 2)[0].replace("_", " ")], "synsets": synsets,
+                "merged_object_ids": [],
+            })
+    image_data = []
+    for n, iid in enumerate(image_ids):
+        folder = "VG_100K" if n < VG_IMAGES // 2 else "VG_100K_2"
+        (vg / folder).mkdir(parents=True, exist_ok=True)
+        boxes = [([o["x"], o["y"], o["w"], o["h"]], o["object_id"]) for o in objects[iid]]
+        _draw_image(rng, width, height, boxes).save(vg / folder / f"{iid}.jpg", quality=85)
+        image_data.append({"image_id": iid, "url": VG_URL.format(folder=folder, image_id=iid),
+                           "width": width, "height": height, "coco_id": None, "flickr_id": None})
+    save_json(vg / "image_data.json", image_data)
+    save_json(vg / "objects.json", [{"image_id": iid, "objects": objects[iid]} for iid in image_ids])
+    return {"visual_genome_images": len(image_ids), "visual_genome_objects": sum(map(len, objects.values()))}
+def write_demo_clip(root: Path, seed: int) -> dict[str, int]:
+    """A tiny randomly initialised CLIP (config + checkpoint file) under root/clip, standing in for real weights."""
+    from mmovod.clip.factory import save_random_checkpoint, tiny_clip_config_path
+
+    (root / "clip").mkdir(exist_ok=True)
+    config = root / "clip" / "tiny_clip.json"
+    config.write_bytes(tiny_clip_config_path().read_bytes())
+    save_random_checkpoint(config, root / "clip" / "tiny_clip.pt", seed)
+    return {"clip_checkpoints": 1}
+
+
+DEMO_AGGREGATOR = "checkpoints/visual_aggregator_demo.pth"
+
+
+def write_demo_aggregator(root: Path, seed: int) -> dict[str, int]:
+    """A RANDOMLY initialised 4-layer visual aggregator checkpoint (not trained: for running the tools only)."""
+    import torch
+
+    from mmovod.aggregator.model import VisualAggregator
+    from mmovod.io.atomic import atomic_open
+
+    path = root / DEMO_AGGREGATOR
+    path.parent.mkdir(exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = VisualAggregator(num_layers=4)
+    with atomic_open(path, "wb") as handle:
+        torch.save({"state_dict": model.state_dict(), "note": "random weights, demo only"}, handle)
+    return {"aggregator_checkpoints_random": 1}
+
+
+AGGREGATOR_TREE = "aggregator_images"
+AGGREGATOR_HELDOUT = "aggregator_images_heldout.txt"
+AGGREGATOR_CLASSES = 16
+AGGREGATOR_HELDOUT_CLASSES = 4
+AGGREGATOR_IMAGES_PER_CLASS = 8
+
+
+def write_demo_aggregator_tree(root: Path, seed: int) -> dict[str, int]:
+    """A small class-folder tree `aggregator_images/<class>/<class>_<i>.jpg` for aggregator training.
+
+    Each class is a colour and a shape drawn at random places on noise; the last classes are listed
+    in `aggregator_images_heldout.txt` (held out of training, used for evaluation). It has its own
+    generator, so the rest of the demo does not change with it.
+    """
+    rng = np.random.default_rng([seed, 6])
+    tree = root / AGGREGATOR_TREE
+    names = [f"d{c:07d}" for c in range(AGGREGATOR_CLASSES)]
+    for c, name in enumerate(names):
+        (tree / name).mkdir(parents=True, exist_ok=True)
+        colour = tuple(int(v) for v in rng.integers(0, 256, size=3))
+        for i in range(AGGREGATOR_IMAGES_PER_CLASS):
+            size = int(rng.integers(56, 97))
+            base = rng.integers(0, 256, size=3)
+            pixels = np.clip(base + rng.integers(-60, 60, size=(size, size, 3)), 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels, "RGB")
+            x, y = (int(v) for v in rng.integers(0, size // 2, size=2))
+            w = int(rng.integers(size // 3, size // 2 + 1))
+            box = [x, y, x + w, y + w]
+            draw = ImageDraw.Draw(image)
+            (draw.ellipse if c % 2 else draw.rectangle)(box, fill=colour)
+            image.save(tree / name / f"{name}_{i}.jpg", quality=90)
+    held = "".join(n + "\n" for n in names[-AGGREGATOR_HELDOUT_CLASSES:])
+    (root / AGGREGATOR_HELDOUT).write_text(held)
+    return {"aggregator_tree_classes": AGGREGATOR_CLASSES,
+            "aggregator_tree_images": AGGREGATOR_CLASSES * AGGREGATOR_IMAGES_PER_CLASS}
+
+
+def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
+    """Write the whole demo tree under `out`; returns item counts per part."""
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "metadata").mkdir(exist_ok=True)
+    rng = np.random.default_rng(seed)
+    counts = write_demo_lvis(root, rng)
+    counts.update(write_demo_imagenet(root, rng))
+    counts.update(write_demo_visual_genome(root, rng))
+    counts.update(write_demo_clip(root, seed))
+    counts.update(write_demo_aggregator(root, seed))
+    counts.update(write_demo_aggregator_tree(root, seed))
+    return counts

@@ -1,0 +1,70 @@
+"""The exemplar list: a JSON list over categories (ascending id) of lists of exemplar records.
+
+Written by `sample_exemplars.py`, read by the vision-classifier tools. Each record names its image
+(`dataset`, `file_name`) and box (`bbox` for lvis, `x, y, w, h` for visual_genome, none for
+imagenet21k); see `mmovod.clip.crops` and `mmovod.readers.image_roots`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from mmovod.clip.crops import BadImageError, record_box
+from mmovod.io.errors import InputError
+from mmovod.readers.image_roots import IMAGE_ROOTS, record_image_path
+from mmovod.io.json_files import load_json
+
+ExemplarList = list[list[dict[str, Any]]]
+
+
+def load_exemplar_list(path: str | os.PathLike) -> ExemplarList:
+    """Read and check an exemplar list: every class a non-empty list of well-formed records.
+
+    Raises InputError (one line naming the file, class and exemplar) otherwise. Classes may hold
+    different numbers of exemplars.
+    """
+    doc = load_json(path, "exemplar list")
+    if isinstance(doc, dict):
+        raise InputError(f"{path}: expected a list (one list of exemplar records per category), found a JSON object "
+                         "(an exemplar dictionary? sample K exemplars per class with tools/sample_exemplars.py)")
+    if not isinstance(doc, list) or not doc:
+        raise InputError(f"{path}: expected a non-empty list of lists of exemplar records")
+    for c, records in enumerate(doc):
+        if not isinstance(records, list):
+            raise InputError(f"{path}: class {c} is a {type(records).__name__}, expected a list of exemplar records "
+                             "(the file must be a list of lists)")
+        if not records:
+            raise InputError(f"{path}: class {c} has no exemplars")
+        for e, record in enumerate(records):
+            where = f"{path}: class {c} exemplar {e}"
+            if not isinstance(record, dict):
+                raise InputError(f"{where} is a {type(record).__name__}, expected an object")
+            if record.get("dataset") not in IMAGE_ROOTS:
+                raise InputError(f"{where}: unknown dataset {record.get('dataset')!r} "
+                                 f"(expected one of: {', '.join(IMAGE_ROOTS)})")
+            if not isinstance(record.get("file_name"), str) or not record["file_name"]:
+                raise InputError(f"{where}: no 'file_name' string")
+            try:
+                record_box(record)
+            except InputError as exc:
+                raise InputError(f"{where}: {exc}") from None
+    return doc
+
+
+def class_category_ids(exemplars: ExemplarList) -> list[int | None]:
+    """The `category_id` of each class (from its first record), None where records carry none."""
+    return [records[0].get("category_id") for records in exemplars]
+
+
+def check_images_exist(exemplars: ExemplarList, roots: Mapping[str, Path], skip_bad: bool) -> int:
+    """Stat every exemplar image before any model is loaded; return how many are missing.
+
+    Without `skip_bad` a missing image raises BadImageError naming the first one and the count, so a
+    wrong image root fails in seconds rather than after hours of encoding.
+    """
+    missing = [p for records in exemplars for r in records if not (p := record_image_path(r, roots)).is_file()]
+    if missing and not skip_bad:
+        raise BadImageError(missing[0], f"{len(missing)} exemplar images not found, this one first (check the "
+                            "--*-img-dir flags, or pass --skip-bad to skip unreadable images)")
+    return len(missing)
