@@ -1,0 +1,195 @@
+"""The classifier-file contract: `X.npy` (float `(C, D)`) and its sidecar `X.npy.json`, one schema for every tool.
+
+A classifier made with another CLIP, or rows in another class order, is silently useless to a
+detector; the sidecar records what made the file so that readers can check before use.
+
+Schema (version 1): `schema_version`, `kind` (one of `KINDS`), `shape`, `dtype`, `clip_model`,
+`pretrained`, `embed_dim`, `space` (`clip`: rows live in CLIP's joint embedding space; `aggregator`:
+the visual aggregator's output space), `normalized` (rows L2-normalised), `class_names`,
+`category_ids` (row order; None where unknown), `command` (the command that made it, passed in by
+the caller), `details` (kind-specific provenance: prompts, sources, seeds, skipped images, ...).
+
+Files from before the schema (no `schema_version`) stay readable: `read_sidecar` maps their keys
+(`normalised`/`normalisation` -> `normalized`, top-level provenance -> `details`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmovod.io.arrays import load_matrix, save_npy
+from mmovod.io.atomic import atomic_open, check_output_path
+from mmovod.io.errors import InputError
+from mmovod.io.json_files import dumps_json, load_json
+
+SCHEMA_VERSION = 1
+KINDS = ("text", "descriptions", "vision-average", "vision-aggregated", "multi-modal", "other")
+SPACES = ("clip", "aggregator")
+
+
+@dataclass(frozen=True)
+class ClassifierSidecar:
+    """What made a classifier file (see the module docstring for each field)."""
+
+    kind: str
+    shape: tuple[int, int]
+    dtype: str
+    clip_model: str | None
+    pretrained: str | None
+    embed_dim: int | None
+    space: str = "clip"
+    normalized: bool = False
+    class_names: list[str] | None = None
+    category_ids: list[int | None] | None = None
+    command: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        doc["shape"] = list(self.shape)
+        return {"schema_version": doc.pop("schema_version"), **doc}
+
+    @property
+    def num_classes(self) -> int:
+        return self.shape[0]
+
+
+def sidecar_path(npy_path: str | os.PathLike) -> Path:
+    return Path(str(npy_path) + ".json")
+
+
+def make_sidecar(array: np.ndarray, kind: str, clip: dict[str, Any] | None, *, space: str = "clip",
+                 normalized: bool = False, class_names: Sequence[str] | None = None,
+                 category_ids: Sequence[int | None] | None = None, command: str | None = None,
+                 details: dict[str, Any] | None = None) -> ClassifierSidecar:
+    """A sidecar for `array`; `clip` is `ClipBundle.describe()` (model, pretrained, embed_dim) or None."""
+    clip = clip or {}
+    return ClassifierSidecar(
+        kind=kind, shape=(int(array.shape[0]), int(array.shape[1])), dtype=str(array.dtype),
+        clip_model=clip.get("clip_model"), pretrained=clip.get("pretrained"), embed_dim=clip.get("embed_dim"),
+        space=space, normalized=normalized, class_names=list(class_names) if class_names is not None else None,
+        category_ids=list(category_ids) if category_ids is not None else None, command=command,
+        details=dict(details or {}),
+    )
+
+
+def save_classifier(path: str | os.PathLike, array: np.ndarray, sidecar: ClassifierSidecar) -> None:
+    """Write a classifier `.npy` and its sidecar, each atomically."""
+    check_output_path(path)
+    if tuple(array.shape) != tuple(sidecar.shape) or str(array.dtype) != sidecar.dtype:
+        raise ValueError(f"sidecar describes {sidecar.shape} {sidecar.dtype}, array is {array.shape} {array.dtype}")
+    payload = dumps_json(sidecar.to_json(), indent=True)
+    save_npy(path, array)
+    with atomic_open(sidecar_path(path), "wb") as handle:
+        handle.write(payload)
+
+
+_LEGACY_TOP_LEVEL = {"shape", "dtype", "clip_model", "pretrained", "embed_dim", "category_ids", "command",
+                     "normalized", "normalised", "normalisation", "kind"}
+
+
+def _from_legacy(doc: dict[str, Any]) -> dict[str, Any]:
+    """Map a pre-schema sidecar (mmovod 0.1) onto the version-1 fields."""
+    if "normalized" in doc:
+        normalized = bool(doc["normalized"])
+    elif "normalised" in doc:
+        normalized = bool(doc["normalised"])
+    else:  # fusion wrote `normalisation`: a formula, normalised unless the final norm was skipped
+        normalized = str(doc.get("normalisation", "")).startswith("l2(l2(")
+    kind = {"multi-modal fusion": "multi-modal"}.get(doc.get("kind"), "other")
+    if "aggregator" in doc:
+        kind = "vision-aggregated"
+    elif "exemplar_list" in doc:
+        kind = "vision-average"
+    elif "prompt" in doc:
+        kind = "text"
+    elif "sentences_per_class" in doc:
+        kind = "descriptions"
+    return {
+        "kind": kind, "shape": doc.get("shape"), "dtype": doc.get("dtype"), "clip_model": doc.get("clip_model"),
+        "pretrained": doc.get("pretrained"), "embed_dim": doc.get("embed_dim"),
+        "space": "aggregator" if kind == "vision-aggregated" else "clip", "normalized": normalized,
+        "category_ids": doc.get("category_ids"), "command": doc.get("command"),
+        "details": {k: v for k, v in doc.items() if k not in _LEGACY_TOP_LEVEL},
+    }
+
+
+def parse_sidecar(doc: Any, where: str) -> ClassifierSidecar:
+    """Validate a decoded sidecar document (any schema version this code knows) into a ClassifierSidecar."""
+    if not isinstance(doc, dict):
+        raise InputError(f"{where}: a classifier sidecar must be a JSON object")
+    version = doc.get("schema_version")
+    if version is None:
+        doc = _from_legacy(doc)
+    elif version != SCHEMA_VERSION:
+        raise InputError(f"{where}: sidecar schema_version {version!r} is not supported (this mmovod reads {SCHEMA_VERSION})")
+    shape = doc.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise InputError(f"{where}: 'shape' must be [classes, dim], found {shape!r}")
+    if doc.get("kind") not in KINDS:
+        raise InputError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, found {doc.get('kind')!r}")
+    if doc.get("space", "clip") not in SPACES:
+        raise InputError(f"{where}: 'space' must be one of {', '.join(SPACES)}, found {doc.get('space')!r}")
+    names = doc.get("class_names")
+    if names is not None and (not isinstance(names, list) or len(names) != shape[0]
+                              or not all(isinstance(n, str) for n in names)):
+        raise InputError(f"{where}: 'class_names' must be a list of {shape[0]} strings")
+    ids = doc.get("category_ids")
+    if ids is not None and (not isinstance(ids, list) or len(ids) != shape[0]):
+        raise InputError(f"{where}: 'category_ids' must be a list of {shape[0]} ids, one per row")
+    details = doc.get("details", {})
+    if not isinstance(details, dict):
+        raise InputError(f"{where}: 'details' must be a JSON object")
+    return ClassifierSidecar(
+        kind=doc["kind"], shape=(shape[0], shape[1]), dtype=str(doc.get("dtype")), clip_model=doc.get("clip_model"),
+        pretrained=doc.get("pretrained"), embed_dim=doc.get("embed_dim"), space=doc.get("space", "clip"),
+        normalized=bool(doc.get("normalized", False)), class_names=names, category_ids=ids,
+        command=doc.get("command"), details=details,
+    )
+
+
+def read_sidecar(npy_path: str | os.PathLike) -> ClassifierSidecar | None:
+    """The validated sidecar of `npy_path`, or None when there is none."""
+    side = sidecar_path(npy_path)
+    if not side.is_file():
+        return None
+    return parse_sidecar(load_json(side, "classifier sidecar"), str(side))
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A classifier array with its sidecar (None for a bare `.npy`)."""
+
+    path: Path
+    array: np.ndarray
+    sidecar: ClassifierSidecar | None
+
+
+def load_classifier(path: str | os.PathLike, *, embed_dim: int | None = None, clip_model: str | None = None,
+                    num_classes: int | None = None) -> Classifier:
+    """Read a classifier and check it against its sidecar and against what the caller expects.
+
+    Checks: the array is 2-D numeric; the sidecar (when present) describes this array's shape and
+    dtype; the embedding size equals `embed_dim`, the sidecar's CLIP equals `clip_model`, the row
+    count equals `num_classes` (each when given). Every mismatch is an InputError naming the file.
+    """
+    array = load_matrix(path)
+    sidecar = read_sidecar(path)
+    if sidecar is not None:
+        if tuple(sidecar.shape) != tuple(array.shape):
+            raise InputError(f"{path}: sidecar says shape {list(sidecar.shape)}, the array is {list(array.shape)}")
+        if sidecar.dtype != str(array.dtype):
+            raise InputError(f"{path}: sidecar says dtype {sidecar.dtype}, the array is {array.dtype}")
+        if clip_model is not None and sidecar.clip_model is not None and sidecar.clip_model != clip_model:
+            raise InputError(f"{path}: made with CLIP {sidecar.clip_model}, expected {clip_model}")
+    if embed_dim is not None and array.shape[1] != embed_dim:
+        raise InputError(f"{path}: rows are {array.shape[1]}-d, the CLIP model gives {embed_dim}-d embeddings")
+    if num_classes is not None and array.shape[0] != num_classes:
+        raise InputError(f"{path}: {array.shape[0]} rows, expected one per class ({num_classes})")
+    return Classifier(Path(path), array, sidecar)

@@ -1,0 +1,64 @@
+"""Typed settings shared by every CLIP step: which CLIP to run (`ClipSpec`) and how exemplar views are made (`ViewSpec`).
+
+Tools build these from their flags (`mmovod.cli.flags`); notebooks build them directly:
+`ClipSpec("ViT-B/32", device="cuda")`, `ViewSpec(num_views=5, context=0.4)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mmovod.clip.factory import ClipBundle, load_clip
+from mmovod.io.errors import InputError
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """A CLIP model to load and how to run it.
+
+    `model`: an OpenAI name (`ViT-B/32`), an open_clip name or an open_clip model-config `.json`;
+    `pretrained`: an open_clip tag, a local checkpoint file, `none`, or None for the model's default;
+    `device`: a torch device string, None for CUDA when available else CPU (fp16 autocast on CUDA,
+    fp32 on CPU); `batch_size`: items per forward pass, None for the step's own default.
+    """
+
+    model: str = "ViT-B/32"
+    pretrained: str | None = None
+    device: str | None = None
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputError(f"batch size must be at least 1, found {self.batch_size}")
+
+    def load(self, tower: str = "both") -> ClipBundle:
+        """The loaded model (`tower` "text" or "image" frees the other tower)."""
+        return load_clip(self.model, self.pretrained, self.device, tower=tower)
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """How each exemplar crop becomes `num_views` encoder inputs.
+
+    `context`: the box is grown by this fraction around its centre before it is made square (see
+    `mmovod.clip.crops`); `tta`: random augmented views (`mmovod.clip.views`), else the model's plain
+    preprocessing (then one view is enough); `seed`: view v of item e of class c depends only on
+    (seed, c, e, v); `workers`: DataLoader processes that decode and crop (0: the main process);
+    `skip_bad`: skip unreadable images (recorded) instead of stopping at the first one.
+    """
+
+    num_views: int = 5
+    tta: bool = True
+    context: float = 0.4
+    seed: int = 0
+    workers: int = 2
+    skip_bad: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_views < 1:
+            raise InputError(f"number of views must be at least 1, found {self.num_views}")
+        if self.workers < 0:
+            raise InputError(f"number of workers must not be negative, found {self.workers}")
+        if self.seed < 0:
+            raise InputError(f"seed must not be negative, found {self.seed}")
+        if self.context < 0:
+            raise InputError(f"context must not be negative, found {self.context}")
