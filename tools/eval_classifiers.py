@@ -1,0 +1,104 @@
+"""Is this classifier any good? Classify the ground-truth boxes of a labelled set with each classifier,
+as a Detic-style detector's zero-shot head would score a perfect proposal, without training a detector.
+
+Crops: every box of --ann (LVIS or COCO format) that is not crowd and has area >= --min-area, at most
+--max-per-class per category (a seeded choice). Crop rule (the exemplar crops' geometry,
+mmovod.clip.crops): the box [x, y, w, h] becomes [floor x, floor y, floor w + 1, floor h + 1], is
+grown by (1 + --context) around its centre and made square with side max(w, h), then clamped to the
+image; --context 0 (default) is the box made square. Each crop is encoded once by the CLIP that the
+classifiers' sidecars name (--views N > 1: N TTA views, averaged) and cached under --cache-dir
+(default <out-dir>/crop_cache), so another run or another classifier reuses the embeddings and an
+interrupted run resumes.
+
+Scores: cosine between the L2-normalised crop embedding and every L2-normalised class row. A classifier
+made by the visual aggregator (sidecar space "aggregator") is scored against each crop's views
+aggregated as a set of one, through --aggregator. Metrics, overall and per LVIS frequency group
+(r/c/f): top-1 and top-5 accuracy over crops, mean per-class accuracy, and per-class average precision
+of ranking all crops by the class's score (exact, non-interpolated, tie-aware) with its mean (mAP).
+Writes eval_results.json (every number, per class, 20 most confused pairs), eval_results.md and two PNG
+plots to --out-dir; --report adds report.html with the worst classes' misclassified crops.
+
+Example:
+  python tools/eval_classifiers.py --classifiers datasets/metadata/lvis_v1_clip_a+cname.npy \\
+      datasets/metadata/lvis_multi-modal_avg_K-005_own.npy --ann datasets/lvis/lvis_v1_val.json \\
+      --img-dir datasets/coco/ --out-dir eval/
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from mmovod.cli.run import make_parser, run_tool
+from mmovod.evaluation.crop_cache import CropSettings
+from mmovod.evaluation.crops_from_annotations import DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA
+from mmovod.evaluation.report import terminal_table
+from mmovod.evaluation.run import EvalSettings, evaluate_classifiers
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = make_parser(__doc__)
+    parser.add_argument("--classifiers", nargs="+", required=True,
+                        help="classifier .npy files (C x D) with their .npy.json sidecars; all made with one CLIP")
+    parser.add_argument("--ann", default="datasets/lvis/lvis_v1_val.json",
+                        help="labelled boxes: an LVIS- or COCO-format JSON")
+    parser.add_argument("--img-dir", default="datasets/coco/",
+                        help="image root: an image is <img-dir>/<split>/<file> from its coco_url, else <img-dir>/<file_name>")
+    parser.add_argument("--out-dir", default="eval", help="folder for the results (created; its parent must exist)")
+    parser.add_argument("--cache-dir", default=None, help="crop-embedding cache root (default: <out-dir>/crop_cache)")
+    crops = parser.add_argument_group("crops")
+    crops.add_argument("--max-per-class", type=int, default=DEFAULT_MAX_PER_CLASS,
+                       help="at most this many boxes per category, a seeded choice (0: every box)")
+    crops.add_argument("--min-area", type=float, default=DEFAULT_MIN_AREA,
+                       help="skip boxes whose annotation area (else w*h) is smaller, in pixels")
+    crops.add_argument("--context", type=float, default=0.0,
+                       help="grow the box by this fraction around its centre before making it square (0: the box made square)")
+    crops.add_argument("--views", type=int, default=1,
+                       help="views per crop: 1 is the plain crop through the model's preprocessing; N > 1 averages N TTA views")
+    crops.add_argument("--seed", type=int, default=0, help="seed of the per-class box choice and of the TTA views")
+    crops.add_argument("--skip-bad", action="store_true",
+                       help="leave out the boxes of missing images (listed in the JSON) instead of stopping at the first")
+    crops.add_argument("--rebuild-cache", action="store_true",
+                       help="delete this crop set's cached embeddings (e.g. after a corrupt shard) and encode them anew")
+    clip = parser.add_argument_group("CLIP (taken from the classifiers' sidecars; flags only for classifiers without one)")
+    clip.add_argument("--clip_model", "--clip-model", dest="clip_model", default=None,
+                      help="CLIP of classifiers without sidecar (OpenAI name, open_clip name or model-config .json)")
+    clip.add_argument("--pretrained", default=None, help="its weights: open_clip tag, local checkpoint file or 'none'")
+    clip.add_argument("--device", default=None, help="torch device such as cpu or cuda:0 (default: cuda when available)")
+    clip.add_argument("--batch-size", type=int, default=256, help="views encoded per forward pass")
+    clip.add_argument("--nw", type=int, default=2, help="DataLoader workers that decode and crop images")
+    agg = parser.add_argument_group("visual aggregator (for classifiers its sidecar says it made)")
+    agg.add_argument("--aggregator", default=None, help="aggregator checkpoint that made the aggregated classifiers")
+    agg.add_argument("--num-layers", type=int, default=None,
+                     help="its transformer layers (default: the classifier's sidecar, else 4)")
+    out = parser.add_argument_group("report")
+    out.add_argument("--report", action="store_true",
+                     help="also write report.html: the worst classes' misclassified crops as thumbnails")
+    out.add_argument("--worst-classes", type=int, default=10, help="classes per classifier shown in the report")
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    settings = EvalSettings(
+        classifiers=args.classifiers, ann=args.ann, img_dir=args.img_dir, out_dir=args.out_dir, cache_dir=args.cache_dir,
+        crops=CropSettings(context=args.context, views=args.views, seed=args.seed), min_area=args.min_area,
+        max_per_class=args.max_per_class, seed=args.seed, clip_model=args.clip_model, pretrained=args.pretrained,
+        device=args.device, batch_size=args.batch_size, workers=args.nw, aggregator=args.aggregator,
+        num_layers=args.num_layers, skip_bad=args.skip_bad, rebuild_cache=args.rebuild_cache, report=args.report,
+        worst_classes=args.worst_classes,
+    )
+    result = evaluate_classifiers(settings)
+    crops = result.doc["crops"]
+    print(f"{crops['crops']} crops of {crops['classes']} classes, CLIP {result.doc['clip']} "
+          f"({'encoded' if result.encoded else 'cached'} embeddings: {result.doc['cache']}); values in %")
+    print(terminal_table(result.doc["classifiers"]))
+    print(f"wrote {', '.join(str(p) for p in result.written[:4])}"
+          + (f" and {result.written[4]}" if len(result.written) > 4 else ""))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_tool(get_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
