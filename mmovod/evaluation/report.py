@@ -86,7 +86,7 @@ def plot_groups(results: Sequence[dict[str, Any]], path: Path) -> None:
     """Grouped bars: mAP (left) and top-1 (right) per frequency group, one bar per classifier."""
     plt = _pyplot()
     groups = ["all", *(g for g in GROUPS if any(g in r.get("by_frequency", {}) for r in results))]
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2 + 0.3 * -(-len(results) // 3)))
     width = 0.8 / max(1, len(results))
     x = np.arange(len(groups))
     for axis, metric, title in zip(axes, ("map", "top1"), ("mAP over crops", "top-1 accuracy")):
@@ -96,8 +96,11 @@ def plot_groups(results: Sequence[dict[str, Any]], path: Path) -> None:
         axis.set_xticks(x, [GROUP_NAMES[g] for g in groups])
         axis.set_ylabel(f"{title} (%)")
         axis.set_title(title)
-    axes[0].legend(fontsize=7, loc="best")
-    figure.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    columns = min(3, max(1, len(results)))
+    legend_rows = -(-len(results) // columns)
+    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.06 * legend_rows, 1, 1))
     _save_figure(figure, path)
     plt.close(figure)
 
@@ -109,7 +112,7 @@ def plot_ap_vs_frequency(results: Sequence[dict[str, Any]], path: Path) -> str:
     use_images = any(c.get("image_count") for r in results for c in r["per_class"])
     key, label = ("image_count", "training images of the class (LVIS image_count)") if use_images else \
         ("crops", "evaluated crops of the class")
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, axis = plt.subplots(figsize=(10, 4.5))
     for r in results:
         points = [(c[key], c["ap"]) for c in r["per_class"] if c["ap"] is not None and c.get(key)]
         if points:
@@ -118,7 +121,7 @@ def plot_ap_vs_frequency(results: Sequence[dict[str, Any]], path: Path) -> str:
     axis.set_xscale("log")
     axis.set_xlabel(label)
     axis.set_ylabel("per-class AP over crops (%)")
-    axis.legend(fontsize=7, loc="best")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     figure.tight_layout()
     _save_figure(figure, path)
     plt.close(figure)
@@ -177,7 +180,7 @@ def write_html(path: Path, results: Sequence[dict[str, Any]], doc: dict[str, Any
         parts.append(f"<h2>{esc(r['name'])}: worst classes by AP</h2>")
         for cls, crops in worst.get(r["name"], []):
             parts.append(f"<h3>{esc(cls['name'])} (id {cls['id']}, {esc(str(cls.get('frequency') or '-'))}): "
-                         f"AP {_pct(cls['ap'])}, top-1 {_pct(cls['accuracy'])}, {cls['crops']} crops</h3>")
+                         f"AP {_pct(cls['ap'])}, top-1 {_pct(cls['accuracy'])}, crops: {cls['crops']}</h3>")
             figures = []
             for item in crops:
                 caption = "correct" if item.correct else f"&rarr; {esc(item.predicted)}"
