@@ -14,7 +14,7 @@ from mmovod.aggregator import cache_builder
 from mmovod.aggregator.model import read_state_dict
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.clip.factory import load_clip
-from mmovod.evaluation import crop_cache, run as eval_run
+from mmovod.evaluation import crop_cache, encoding
 from mmovod.evaluation.crop_cache import read_view_embeddings
 from mmovod.evaluation.crops_from_annotations import select_boxes
 from mmovod.prep.demo_dataset import make_demo_dataset
@@ -119,8 +119,8 @@ def test_scores_metrics_and_outputs(demo, tmp_path):
 
 def test_one_encoding_pass_shared_by_classifiers_and_runs(demo, tmp_path, monkeypatch):
     calls = []
-    original = crop_cache.cache_features
-    monkeypatch.setattr(crop_cache, "cache_features", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = encoding.cache_features
+    monkeypatch.setattr(encoding, "cache_features", lambda *a, **k: calls.append(1) or original(*a, **k))
     cache = ["--cache-dir", str(tmp_path / "cache")]
     one = run_ok(demo, tmp_path / "one", ("text",), *cache)
     four = run_ok(demo, tmp_path / "four", ("text", "avg", "mm", "agg"), "--aggregator", str(demo["aggregator"]), *cache)
@@ -283,3 +283,27 @@ def test_html_report_renders_without_console_errors(demo, tmp_path):
     thumbs[0].unlink()  # the page's own check reports a broken image: the console test can fail
     log = chromium_shot(page, tmp_path / "broken.png")
     assert any(":CONSOLE" in line and thumbs[0].name in line for line in log.splitlines()), log
+
+
+def test_old_sidecars_of_the_current_tools(demo, tmp_path):
+    """The classifier tools still write pre-schema sidecars; a fusion records its CLIP and category ids
+    only inside its sources' sidecars, and an aggregated classifier is recognised by its 'aggregator' key."""
+    from mmovod.classifiers.fusion import fuse_classifier_files
+    from mmovod.io.arrays import save_classifier as save_legacy
+
+    rng = np.random.default_rng(5)
+    ids = list(reversed(demo["ids"]))  # rows in another order: category_ids must be followed
+    text = tmp_path / "text.npy"
+    save_legacy(text, rng.standard_normal((len(ids), 512)).astype(np.float32), {**demo["clip"], "prompt": "a {}",
+                                                                                   "category_ids": ids})
+    agg = tmp_path / "agg.npy"
+    save_legacy(agg, rng.standard_normal((len(ids), 512)).astype(np.float16),
+                {**demo["clip"], "aggregator": str(demo["aggregator"]), "num_layers": 4, "category_ids": ids})
+    fused = tmp_path / "fused.npy"
+    fuse_classifier_files(str(text), str(agg), str(fused))
+    doc = run_ok(demo, tmp_path / "e", (text, fused, agg), "--aggregator", str(demo["aggregator"]))
+    kinds = {r["name"]: (r["kind"], r["space"]) for r in doc["classifiers"]}
+    assert kinds == {"text": ("text", "clip"), "fused": ("multi-modal", "clip"), "agg": ("vision-aggregated", "aggregator")}
+    reference = run_ok(demo, tmp_path / "ref", (text,), "--cache-dir", str(tmp_path / "e/crop_cache"))
+    assert [c["id"] for c in doc["classifiers"][1]["per_class"]] == ids
+    assert doc["classifiers"][0]["per_class"] == reference["classifiers"][0]["per_class"]

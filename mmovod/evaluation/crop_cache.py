@@ -19,13 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from mmovod.aggregator.cache_builder import cache_features
 from mmovod.aggregator.class_sources import item_id
-from mmovod.aggregator.distributed import DistContext
 from mmovod.aggregator.feature_cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, shard_is_complete,
                                              shard_name)
-from mmovod.clip.factory import ClipBundle
-from mmovod.clip.views import bundle_view_transform
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json, load_json, save_json
@@ -80,6 +76,12 @@ def crop_plan(crops: EvalCrops) -> CachePlan:
                                   SHARD_SIZE)
 
 
+def crops_sha256(crops: EvalCrops) -> str:
+    """Fingerprint of the crop set: every class's boxes (image file and bbox), in row order."""
+    boxes = [[c.name, [[r["file_name"], r["bbox"]] for r in c.records]] for c in crops.classes]
+    return hashlib.sha256(dumps_json(boxes)).hexdigest()
+
+
 def cache_key_document(clip_model: str, pretrained: str | None, crops: EvalCrops, settings: CropSettings,
                        selection: dict[str, Any]) -> dict[str, Any]:
     """Everything the cached embeddings depend on (see the module docstring)."""
@@ -89,7 +91,8 @@ def cache_key_document(clip_model: str, pretrained: str | None, crops: EvalCrops
         "crops": {"context": settings.context, "views": settings.views, "tta": settings.tta, "seed": settings.seed},
         "annotations_sha256": file_sha256(crops.ann_path),
         "selection": selection,
-        "items_sha256": crop_plan(crops).items_sha256(),
+        "boxes_sha256": crops_sha256(crops),
+        "shard_size": SHARD_SIZE,
     }
 
 
@@ -117,21 +120,12 @@ def check_shards(root: Path, rebuild: bool) -> None:
                              f"({expected}, {views}, {dim}) float16); pass --rebuild-cache to encode it again")
 
 
-def encode_into_cache(bundle: ClipBundle, crops: EvalCrops, root: Path, settings: CropSettings, *,
-                      batch_size: int, workers: int, progress: bool) -> None:
-    """The single call into the image-encoding pipeline: encode the unfinished shards of `root`."""
-    cache_features(bundle, list(crops.classes), root, crops.roots, DistContext(0, 1, 0, bundle.device),
-                   views=settings.views, tta_transform=bundle_view_transform(bundle, settings.tta),
-                   tta=settings.tta, seed=settings.seed, context=settings.context, shard_size=SHARD_SIZE,
-                   batch_size=batch_size, workers=workers, source_kind=SOURCE_KIND, progress=progress)
-
-
 def is_complete(root: Path, crops: EvalCrops) -> bool:
-    """True when `root` holds every shard of the crop set's plan."""
+    """True when `root` holds every shard of the crop set."""
     if not (root / INDEX_FILE).is_file():
         return False
-    plan = crop_plan(crops)
-    return all((root / shard_name(s)).is_file() for s in range(plan.num_shards))
+    shards = -(-crops.num_crops // SHARD_SIZE)
+    return all((root / shard_name(s)).is_file() for s in range(shards))
 
 
 def write_key(root: Path, key_doc: dict[str, Any]) -> None:
@@ -152,11 +146,9 @@ def _read_views(root: Path, crops: EvalCrops) -> np.ndarray:
     cache = FeatureCache(root)
     if cache.num_rows != crops.num_crops or cache.classes != [c.name for c in crops.classes]:
         raise InputError(f"{root}: the cache does not hold this crop set; pass --rebuild-cache")
-    rows = np.arange(cache.num_rows)
-    out = np.empty((cache.num_rows, cache.views, cache.dim), dtype=np.float32)
-    for v in range(cache.views):
-        features = cache.gather(rows, np.full_like(rows, v))
-        cache.check_finite(rows, features)
-        out[:, v] = features
+    out = np.concatenate(cache.shards).astype(np.float32) if cache.shards else np.empty((0, cache.views, cache.dim))
+    finite = np.isfinite(out).all(axis=(1, 2))
+    if not finite.all():
+        rows = np.arange(cache.num_rows)
+        cache.check_finite(rows, out)
     return out
-

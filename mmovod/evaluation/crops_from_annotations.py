@@ -14,6 +14,7 @@ becomes a record `{"dataset": "lvis", "file_name": ..., "bbox": [x, y, w, h]}`, 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +143,7 @@ def select_boxes(ann_path: str | os.PathLike, img_dir: str | os.PathLike, *, min
         if ann.image_id not in files:
             raise InputError(f"{path}: annotation #{index} has image_id {ann.image_id}, which is not an image")
         box = ann.bbox
-        if box is None or len(box) != 4 or not all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+        if box is None or len(box) != 4 or not all(map(math.isfinite, box)) or box[2] <= 0 or box[3] <= 0:
             counts["without_box"] += 1
             continue
         if ann.iscrowd:
@@ -163,8 +164,8 @@ def select_boxes(ann_path: str | os.PathLike, img_dir: str | os.PathLike, *, min
         raise InputError(f"{path}: no box passes the filters ({counts['small']} smaller than --min-area {min_area:g}, "
                          f"{counts['crowd']} crowd)")
     img_root = Path(img_dir)
-    missing = sorted({r["file_name"] for records in by_class.values() for r in records
-                      if not (img_root / r["file_name"]).is_file()})
+    used = {r["file_name"] for records in by_class.values() for r in records}
+    missing = sorted(name for name in used if not (img_root / name).is_file())
     if missing and not skip_bad:
         raise InputError(f"{img_root / missing[0]}: image not found ({len(missing)} images of {path} are missing under "
                          f"--img-dir {img_dir}, this one first; pass --skip-bad to leave their boxes out)")

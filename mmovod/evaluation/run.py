@@ -14,16 +14,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from PIL import ImageOps
 
-from mmovod.aggregator.model import VisualAggregator
-from mmovod.aggregator.training import aggregate, trained_clip
 from mmovod.clip.crops import load_exemplar_crop
-from mmovod.clip.factory import load_clip, resolve_device
 from mmovod.evaluation import report
 from mmovod.evaluation.crop_cache import (CropSettings, cache_dir_for, cache_key_document, check_shards,
-                                          encode_into_cache, is_complete, read_view_embeddings, write_key)
+                                          is_complete, read_view_embeddings, write_key)
 from mmovod.evaluation.crops_from_annotations import (DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA, Category, EvalCrops,
                                                       select_boxes)
 from mmovod.evaluation.metrics import CropMetrics, crop_metrics
@@ -36,7 +32,6 @@ log = logging.getLogger(__name__)
 
 RESULTS_FORMAT = "mmovod-classifier-eval"
 RESULTS_VERSION = 1
-AGGREGATOR_BATCH = 4096
 THUMBNAIL_SIZE = 112
 CONFUSED_PAIRS = 20
 METRIC_NOTES = {
@@ -105,46 +100,30 @@ def _check_out_dir(out_dir: str) -> Path:
     return out
 
 
-def load_aggregator(settings: EvalSettings, classifiers: Sequence[EvalClassifier],
-                    clip: ClipIdentity) -> VisualAggregator | None:
-    """The aggregator that aggregator-space classifiers need, checked against their CLIP; None when none does."""
+def _needs_aggregator(settings: EvalSettings, classifiers: Sequence[EvalClassifier]) -> list[EvalClassifier]:
+    """The classifiers living in the aggregator's space; InputError when they exist without --aggregator."""
     needing = [c for c in classifiers if c.space == "aggregator"]
-    if not needing:
-        if settings.aggregator:
-            log.info("--aggregator is not needed: no classifier lives in the aggregator's space")
-        return None
-    if not settings.aggregator:
+    if needing and not settings.aggregator:
         made_by = needing[0].sidecar.details.get("aggregator") if needing[0].sidecar else None
         hint = f" (its sidecar names {made_by})" if made_by else ""
         raise InputError(f"{needing[0].path}: made by the visual aggregator, so its rows live in the aggregator's "
                          f"output space, not CLIP's; pass --aggregator CKPT{hint}")
-    layers = settings.num_layers or needing[0].aggregator_layers or 4
-    model = VisualAggregator.from_checkpoint(settings.aggregator, num_layers=layers)
-    trained_on = trained_clip(settings.aggregator)
-    if trained_on is not None and trained_on.get("clip_model") is not None:
-        own = ClipIdentity(trained_on["clip_model"], trained_on.get("pretrained"))
-        if not own.same_as(clip):
-            raise InputError(f"{settings.aggregator}: aggregator trained on CLIP {own.describe()}, but the classifiers "
-                             f"were made with {clip.describe()}")
-    for c in needing:
-        if c.rows.shape[1] != model.dim:
-            raise InputError(f"{c.path}: rows are {c.rows.shape[1]}-d, the aggregator gives {model.dim}-d outputs")
-    return model
+    if settings.aggregator and not needing:
+        log.info("--aggregator is not needed: no classifier lives in the aggregator's space")
+    return needing
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
     return x / np.maximum(norms, np.finfo(np.float32).tiny)
 
 
-@torch.inference_mode()
-def aggregated_embeddings(model: VisualAggregator, views: np.ndarray, device: str | None) -> np.ndarray:
-    """`(N, V, D)` raw view embeddings -> `(N, D)` unit aggregator outputs, each crop's views as one set."""
-    torch_device = resolve_device(device)
-    model = model.to(torch_device).eval()
-    out = [aggregate(model, torch.from_numpy(chunk).to(torch_device)).cpu().numpy()
-           for chunk in np.array_split(views, max(1, -(-len(views) // AGGREGATOR_BATCH)))]
-    return _unit(np.concatenate(out).astype(np.float32))
+def crop_cache_location(settings: EvalSettings, crops: EvalCrops, clip: ClipIdentity) -> tuple[Path, dict[str, Any]]:
+    """The cache folder of this crop set and CLIP, and the key document it is named after."""
+    selection = {"min_area": float(settings.min_area), "max_per_class": settings.max_per_class, "seed": settings.seed}
+    key = cache_key_document(clip.clip_model, clip.pretrained, crops, settings.crops, selection)
+    cache_root = Path(settings.cache_dir) if settings.cache_dir else Path(settings.out_dir) / "crop_cache"
+    return cache_dir_for(cache_root, key), key
 
 
 def crop_embeddings(settings: EvalSettings, crops: EvalCrops, clip: ClipIdentity, dim: int | None
@@ -154,21 +133,18 @@ def crop_embeddings(settings: EvalSettings, crops: EvalCrops, clip: ClipIdentity
     Returns (embeddings, cache folder, whether anything was encoded). `dim` is the row size the
     CLIP-space classifiers need (None when there are none).
     """
-    selection = {"min_area": settings.min_area, "max_per_class": settings.max_per_class, "seed": settings.seed}
-    key = cache_key_document(clip.clip_model, clip.pretrained, crops, settings.crops, selection)
-    cache_root = Path(settings.cache_dir) if settings.cache_dir else Path(settings.out_dir) / "crop_cache"
-    root = cache_dir_for(cache_root, key)
+    root, key = crop_cache_location(settings, crops, clip)
     check_shards(root, settings.rebuild_cache)
     encoded = False
     if not is_complete(root, crops):
-        bundle = load_clip(clip.clip_model, clip.pretrained, settings.device, tower="image")
-        if dim is not None and bundle.embed_dim != dim:
-            raise InputError(f"{clip.describe()} gives {bundle.embed_dim}-d embeddings, the classifiers have {dim}-d rows")
+        from mmovod.evaluation import encoding  # torch and open_clip: only when something is to be encoded
+
+        bundle = encoding.load_image_tower(clip.clip_model, clip.pretrained, settings.device, dim)
         Path(settings.out_dir).mkdir(exist_ok=True)
-        cache_root.mkdir(parents=True, exist_ok=True)
+        root.parent.mkdir(exist_ok=True)
         log.info("encoding %d crops x %d views into %s", crops.num_crops, settings.crops.views, root)
-        encode_into_cache(bundle, crops, root, settings.crops, batch_size=settings.batch_size,
-                          workers=settings.workers, progress=settings.progress)
+        encoding.encode_into_cache(bundle, crops, root, settings.crops, batch_size=settings.batch_size,
+                                   workers=settings.workers, progress=settings.progress)
         write_key(root, key)
         encoded = True
     views = read_view_embeddings(root, crops)
@@ -254,13 +230,20 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     out = _check_out_dir(settings.out_dir)
+    if settings.cache_dir and not Path(settings.cache_dir).exists() and not Path(settings.cache_dir).parent.is_dir():
+        raise InputError(f"{settings.cache_dir}: the folder above --cache-dir does not exist (create it first)")
     if settings.worst_classes < 0:
         raise InputError("--worst-classes must not be negative")
     crops = select_boxes(settings.ann, settings.img_dir, min_area=settings.min_area,
                          max_per_class=settings.max_per_class, seed=settings.seed, skip_bad=settings.skip_bad)
     classifiers, clip = load_classifiers(settings.classifiers, crops.categories, clip_model=settings.clip_model,
                                          pretrained=settings.pretrained)
-    aggregator = load_aggregator(settings, classifiers, clip)
+    needing = _needs_aggregator(settings, classifiers)
+    aggregator = None
+    if needing:
+        from mmovod.evaluation import aggregator_space  # torch: only for aggregator-space classifiers
+
+        aggregator = aggregator_space.load_aggregator(settings.aggregator, settings.num_layers, needing, clip)
     clip_dims = {c.rows.shape[1] for c in classifiers if c.space == "clip"}
     timings["inputs_s"] = time.perf_counter() - start
 
@@ -271,7 +254,7 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
     start = time.perf_counter()
     spaces = {"clip": _unit(views.mean(axis=1))}
     if aggregator is not None:
-        spaces["aggregator"] = aggregated_embeddings(aggregator, views, settings.device)
+        spaces["aggregator"] = aggregator_space.aggregated_embeddings(aggregator, views, settings.device)
     del views
     categories = {c.id: c for c in crops.categories}
     crop_ids = crops.crop_category_ids()
@@ -306,5 +289,6 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
         written += write_report(out, results, doc, crops, settings.crops.context, settings.worst_classes,
                                 [report.GROUPS_PNG, report.AP_PNG])
     timings["outputs_s"] = time.perf_counter() - start
+    log.info("time: %s", ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in timings.items()))
     return EvalRun(results, doc, written, encoded, timings)
 
