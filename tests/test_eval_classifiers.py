@@ -307,3 +307,20 @@ def test_old_sidecars_of_the_current_tools(demo, tmp_path):
     reference = run_ok(demo, tmp_path / "ref", (text,), "--cache-dir", str(tmp_path / "e/crop_cache"))
     assert [c["id"] for c in doc["classifiers"][1]["per_class"]] == ids
     assert doc["classifiers"][0]["per_class"] == reference["classifiers"][0]["per_class"]
+
+
+def test_released_files_without_sidecars(demo, tmp_path):
+    """The authors' classifiers have no sidecar: --clip_model names their CLIP, --aggregator-space marks the
+    aggregated one; results equal those of the same arrays with sidecars."""
+    bare = {}
+    for name in ("text", "agg"):
+        bare[name] = tmp_path / f"{name}.npy"
+        np.save(bare[name], np.load(demo["cls"][name]))
+    flags = ["--clip_model", demo["clip"]["clip_model"], "--pretrained", demo["clip"]["pretrained"],
+             "--aggregator", str(demo["aggregator"])]
+    got = run_ok(demo, tmp_path / "bare", (bare["text"], bare["agg"]), *flags, "--aggregator-space", str(bare["agg"]))
+    want = run_ok(demo, tmp_path / "side", ("text", "agg"), "--aggregator", str(demo["aggregator"]))
+    assert [r["space"] for r in got["classifiers"]] == ["clip", "aggregator"]
+    for g, w in zip(got["classifiers"], want["classifiers"]):
+        assert g["per_class"] == w["per_class"] and g["overall"] == w["overall"]
+    assert tool.main(args(demo, tmp_path / "x", ("text",), "--aggregator-space", str(bare["agg"]))) == 2

@@ -71,6 +71,9 @@ def get_parser() -> argparse.ArgumentParser:
     agg.add_argument("--aggregator", default=None, help="aggregator checkpoint that made the aggregated classifiers")
     agg.add_argument("--num-layers", type=int, default=None,
                      help="its transformer layers (default: the classifier's sidecar, else 4)")
+    agg.add_argument("--aggregator-space", nargs="+", default=[], metavar="NPY",
+                     help="classifiers without sidecar that the aggregator made (e.g. the authors' "
+                          "lvis_image_exemplar_features_agg_K-005_author.npy): scored in its space")
     out = parser.add_argument_group("report")
     out.add_argument("--report", action="store_true",
                      help="also write report.html: the worst classes' misclassified crops as thumbnails")
@@ -84,8 +87,8 @@ def run(args: argparse.Namespace) -> None:
         crops=CropSettings(context=args.context, views=args.views, seed=args.seed), min_area=args.min_area,
         max_per_class=args.max_per_class, seed=args.seed, clip_model=args.clip_model, pretrained=args.pretrained,
         device=args.device, batch_size=args.batch_size, workers=args.nw, aggregator=args.aggregator,
-        num_layers=args.num_layers, skip_bad=args.skip_bad, rebuild_cache=args.rebuild_cache, report=args.report,
-        worst_classes=args.worst_classes,
+        num_layers=args.num_layers, aggregator_space=args.aggregator_space, skip_bad=args.skip_bad,
+        rebuild_cache=args.rebuild_cache, report=args.report, worst_classes=args.worst_classes,
     )
     result = evaluate_classifiers(settings)
     crops = result.doc["crops"]

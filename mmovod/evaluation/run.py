@@ -64,6 +64,7 @@ class EvalSettings:
     workers: int = 2
     aggregator: str | None = None
     num_layers: int | None = None
+    aggregator_space: Sequence[str] = ()
     skip_bad: bool = False
     rebuild_cache: bool = False
     report: bool = False
@@ -237,7 +238,7 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
     crops = select_boxes(settings.ann, settings.img_dir, min_area=settings.min_area,
                          max_per_class=settings.max_per_class, seed=settings.seed, skip_bad=settings.skip_bad)
     classifiers, clip = load_classifiers(settings.classifiers, crops.categories, clip_model=settings.clip_model,
-                                         pretrained=settings.pretrained)
+                                         pretrained=settings.pretrained, aggregator_space=settings.aggregator_space)
     needing = _needs_aggregator(settings, classifiers)
     aggregator = None
     if needing:

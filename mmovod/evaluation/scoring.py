@@ -53,10 +53,7 @@ class EvalClassifier:
     category_ids: list[int]
     sidecar: ClassifierSidecar | None
     clip: ClipIdentity | None
-
-    @property
-    def space(self) -> str:
-        return self.sidecar.space if self.sidecar is not None else "clip"
+    space: str = "clip"
 
     @property
     def kind(self) -> str:
@@ -126,8 +123,12 @@ def _display_names(paths: Sequence[Path]) -> list[str]:
 
 def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Category], *,
                      clip_model: str | None = None, pretrained: str | None = None,
+                     aggregator_space: Sequence[str | os.PathLike] = (),
                      ) -> tuple[list[EvalClassifier], ClipIdentity]:
     """Read every classifier and the CLIP they share.
+
+    A classifier's space is its sidecar's; `aggregator_space` names classifiers without sidecar
+    that live in the aggregator's space (the authors' released `*_agg_*.npy`).
 
     Refused (InputError naming the file): an unreadable or non-2-D array, a sidecar that does not
     describe it, a NaN/inf or all-zero row, embedding sizes that differ between classifiers, CLIPs
@@ -141,6 +142,10 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
     files = [Path(p) for p in paths]
     if len({p.resolve() for p in files}) != len(files):
         raise InputError("the same classifier file is given twice in --classifiers")
+    in_aggregator_space = {Path(p).resolve() for p in aggregator_space}
+    unknown = in_aggregator_space - {p.resolve() for p in files}
+    if unknown:
+        raise InputError(f"{sorted(unknown)[0]}: given to --aggregator-space but not to --classifiers")
     out: list[EvalClassifier] = []
     shared: tuple[Path, ClipIdentity] | None = None
     for path, name in zip(files, _display_names(files)):
@@ -171,7 +176,13 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
             raise InputError(f"{path}: the sidecar's category_ids repeat a category")
         by_id = {c.id: c.name for c in categories}
         names = [by_id.get(i, f"category {i}") for i in ids]
-        out.append(EvalClassifier(path, name, _unit_rows(loaded.array, path, names), ids, loaded.sidecar, clip))
+        space = loaded.sidecar.space if loaded.sidecar is not None else "clip"
+        if path.resolve() in in_aggregator_space:
+            if loaded.sidecar is not None:
+                raise InputError(f"{path}: --aggregator-space is for classifiers without sidecar; its sidecar says "
+                                 f"space {loaded.sidecar.space!r}")
+            space = "aggregator"
+        out.append(EvalClassifier(path, name, _unit_rows(loaded.array, path, names), ids, loaded.sidecar, clip, space))
     assert shared is not None
     return out, shared[1]
 
