@@ -205,7 +205,7 @@ def write_report(out: Path, results: list[ClassifierResult], doc: dict[str, Any]
     files = out / report.REPORT_FILES
     files.mkdir(exist_ok=True)
     records = crops.records()
-    written: list[Path] = []
+    written: dict[Path, None] = {}  # ordered set
 
     def thumbnail(crop: int) -> str:
         path = files / f"crop_{crop:06d}.jpg"
@@ -214,7 +214,7 @@ def write_report(out: Path, results: list[ClassifierResult], doc: dict[str, Any]
                                  (THUMBNAIL_SIZE, THUMBNAIL_SIZE), color=(255, 255, 255))
             with atomic_open(path, "wb") as handle:
                 image.save(handle, format="JPEG", quality=85)
-            written.append(path)
+            written[path] = None
         return f"{report.REPORT_FILES}/{path.name}"
 
     worst = {}
