@@ -270,9 +270,24 @@ def chromium_shot(page: Path, shot: Path) -> str:
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
 def test_html_report_renders_without_console_errors(demo, tmp_path):
     out = tmp_path / "e"
-    run_ok(demo, out, ("text", "avg"), "--report", "--worst-classes", "3")
+    # an exemplar classifier whose sidecar names its exemplar list: the report shows the exemplars too
+    urls = {i["id"]: "/".join(i["coco_url"].split("/")[-2:]) for i in demo["doc"]["images"]}
+    anns = demo["doc"]["annotations"]
+    exemplars = [[{"dataset": "lvis", "file_name": urls[a["image_id"]], "bbox": a["bbox"], "category_id": cid}
+                  for a in (anns[k % len(anns)], anns[(k + 1) % len(anns)])] for k, cid in enumerate(demo["ids"])]
+    (tmp_path / "exemplars.json").write_text(json.dumps(exemplars))
+    rows = np.load(demo["cls"]["avg"])
+    avg = tmp_path / "avg_ex.npy"
+    save_classifier(avg, rows, make_sidecar(rows, "vision-average", demo["clip"], category_ids=demo["ids"], details={
+        "exemplar_list": str(tmp_path / "exemplars.json"), "image_roots": {"lvis": str(demo["root"] / "coco")},
+        "context": 0.4}))
+    doc = run_ok(demo, out, ("text", avg), "--report", "--worst-classes", "3")
     page = out / "report.html"
     text = page.read_text()
+    section = text[text.index("avg_ex: worst classes"):]
+    assert section.count("class='exemplar'") == 3 * 2 and "class='exemplar'" not in text[:text.index("avg_ex: worst")]
+    worst = sorted((c for c in doc["classifiers"][1]["per_class"] if c["ap"] is not None), key=lambda c: c["ap"])[:3]
+    assert [section.index(f"<h3>{c['name']} ") for c in worst] == sorted(section.index(f"<h3>{c['name']} ") for c in worst)
     assert "http://" not in text and "https://" not in text  # no external resources
     thumbs = sorted((out / "report_files").glob("*.jpg"))
     assert thumbs and all(f"report_files/{t.name}" in text for t in thumbs)

@@ -10,7 +10,7 @@ import html
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -129,12 +129,20 @@ def plot_ap_vs_frequency(results: Sequence[dict[str, Any]], path: Path) -> str:
 
 
 @dataclass
-class Misclassified:
-    """A crop shown in the HTML report: where it is in the crop set, and what it was taken for."""
+class Tile:
+    """A thumbnail on the report page: its relative link, caption and kind (exemplar, wrong, correct)."""
 
-    crop: int
-    predicted: str
-    correct: bool
+    link: str
+    caption: str
+    kind: str
+
+
+@dataclass
+class WorstClass:
+    """A class shown in the report: its per-class JSON entry and its tiles."""
+
+    info: dict[str, Any]
+    tiles: list[Tile]
 
 
 _PAGE_STYLE = """
@@ -146,6 +154,7 @@ td:first-child, td:nth-child(2), th { text-align: left; }
 figure { margin: 0; width: 112px; font-size: 11px; text-align: center; }
 figure.correct img { outline: 3px solid #2a2; }
 figure.wrong img { outline: 3px solid #c22; }
+figure.exemplar img { outline: 3px solid #36c; }
 img.plot { max-width: 48%; border: 1px solid #ddd; }
 """
 
@@ -159,11 +168,10 @@ window.addEventListener("load", function () {
 
 
 def write_html(path: Path, results: Sequence[dict[str, Any]], doc: dict[str, Any],
-               worst: dict[str, list[tuple[dict[str, Any], list[Misclassified]]]],
-               thumbnail: Callable[[int], str], plots: Sequence[str]) -> None:
-    """The HTML report: the table, the plots, and per classifier its worst classes with their
-    misclassified crops (red, captioned with the predicted class) and a few correct ones (green).
-    `thumbnail(crop)` writes a crop's thumbnail and returns its link relative to `path`."""
+               worst: dict[str, list[WorstClass]], plots: Sequence[str]) -> None:
+    """The HTML report: the table, the plots, and per classifier its worst classes as rows of
+    thumbnails: exemplars (blue), misclassified crops captioned with the predicted class (red) and a
+    few correct crops (green)."""
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in TABLE_COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table_rows(results))
@@ -172,21 +180,20 @@ def write_html(path: Path, results: Sequence[dict[str, Any]], doc: dict[str, Any
         f"<title>Classifier evaluation</title><style>{_PAGE_STYLE}</style></head><body>",
         "<h1>Classifier evaluation</h1>",
         f"<p>{doc['crops']['crops']} ground-truth crops of {doc['crops']['classes']} classes from "
-        f"<code>{esc(doc['annotations'])}</code>, CLIP {esc(str(doc['clip']))}. Values in %.</p>",
+        f"<code>{esc(doc['annotations'])}</code>, CLIP {esc(str(doc['clip']))}. Values in %. Blue: the "
+        "classifier's exemplars of the class; red: misclassified crops, captioned with the predicted class; "
+        "green: correctly classified crops.</p>",
         f"<table><tr>{head}</tr>{body}</table>",
         "".join(f"<img class='plot' src='{esc(p)}' alt='{esc(p)}'>" for p in plots),
     ]
     for r in results:
         parts.append(f"<h2>{esc(r['name'])}: worst classes by AP</h2>")
-        for cls, crops in worst.get(r["name"], []):
-            parts.append(f"<h3>{esc(cls['name'])} (id {cls['id']}, {esc(str(cls.get('frequency') or '-'))}): "
-                         f"AP {_pct(cls['ap'])}, top-1 {_pct(cls['accuracy'])}, crops: {cls['crops']}</h3>")
-            figures = []
-            for item in crops:
-                caption = "correct" if item.correct else f"&rarr; {esc(item.predicted)}"
-                figures.append(f"<figure class='{'correct' if item.correct else 'wrong'}'>"
-                               f"<img src='{esc(thumbnail(item.crop))}' width='112' height='112' "
-                               f"alt='crop {item.crop}'><figcaption>{caption}</figcaption></figure>")
+        for cls in worst.get(r["name"], []):
+            info = cls.info
+            parts.append(f"<h3>{esc(info['name'])} (id {info['id']}, {esc(str(info.get('frequency') or '-'))}): "
+                         f"AP {_pct(info['ap'])}, top-1 {_pct(info['accuracy'])}, crops: {info['crops']}</h3>")
+            figures = [f"<figure class='{esc(t.kind)}'><img src='{esc(t.link)}' width='112' height='112' "
+                       f"alt='{esc(t.kind)}'><figcaption>{esc(t.caption)}</figcaption></figure>" for t in cls.tiles]
             parts.append("<div class='crops'>" + "".join(figures) + "</div>")
     parts.append(f"<script>{_IMAGE_CHECK}</script></body></html>")
     with atomic_open(path, "wb") as handle:

@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from PIL import ImageOps
-
-from mmovod.clip.crops import load_exemplar_crop
-from mmovod.evaluation import report
+from mmovod.evaluation import html_report, report
 from mmovod.evaluation.crop_cache import (CropSettings, cache_dir_for, cache_key_document, check_shards,
                                           is_complete, read_view_embeddings, write_key)
 from mmovod.evaluation.crops_from_annotations import (DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA, Category, EvalCrops,
@@ -32,7 +29,6 @@ log = logging.getLogger(__name__)
 
 RESULTS_FORMAT = "mmovod-classifier-eval"
 RESULTS_VERSION = 1
-THUMBNAIL_SIZE = 112
 CONFUSED_PAIRS = 20
 METRIC_NOTES = {
     "top1": "fraction of crops whose highest-scoring class is the true one (ties to the lower row index)",
@@ -184,46 +180,16 @@ def result_document(classifier: EvalClassifier, metrics: CropMetrics, categories
     }
 
 
-def _worst(result: ClassifierResult, names: list[str], count: int, shown: int = 8
-           ) -> list[tuple[dict[str, Any], list[report.Misclassified]]]:
-    """The `count` classes with the lowest AP and, for each, up to `shown` crops: misclassified first."""
-    m = result.metrics
-    ranked = [r for r in np.argsort(np.where(np.isnan(m.ap), np.inf, m.ap), kind="stable") if not np.isnan(m.ap[r])]
-    out = []
-    for r in ranked[:count]:
-        members = np.flatnonzero(m.labels == r)
-        wrong = [report.Misclassified(int(result.crop_index[i]), names[m.predicted[i]], False)
-                 for i in members if m.predicted[i] != r]
-        right = [report.Misclassified(int(result.crop_index[i]), names[r], True) for i in members if m.predicted[i] == r]
-        out.append((result.doc["per_class"][r], (wrong + right[:2])[:shown]))
-    return out
-
-
 def write_report(out: Path, results: list[ClassifierResult], doc: dict[str, Any], crops: EvalCrops,
                  context: float, worst_classes: int, plots: list[str]) -> list[Path]:
-    """The HTML page and its thumbnails (written once per crop, shared by the classifiers)."""
-    files = out / report.REPORT_FILES
-    files.mkdir(exist_ok=True)
-    records = crops.records()
-    written: dict[Path, None] = {}  # ordered set
-
-    def thumbnail(crop: int) -> str:
-        path = files / f"crop_{crop:06d}.jpg"
-        if path not in written:
-            image = ImageOps.pad(load_exemplar_crop(records[crop], crops.roots, context),
-                                 (THUMBNAIL_SIZE, THUMBNAIL_SIZE), color=(255, 255, 255))
-            with atomic_open(path, "wb") as handle:
-                image.save(handle, format="JPEG", quality=85)
-            written[path] = None
-        return f"{report.REPORT_FILES}/{path.name}"
-
-    worst = {}
-    for res in results:
-        by_id = {c["id"]: c["name"] for c in res.doc["per_class"]}
-        worst[res.classifier.name] = _worst(res, [by_id[i] for i in res.classifier.category_ids], worst_classes)
+    """The HTML page and its thumbnails (see `mmovod.evaluation.html_report`)."""
+    thumbs = html_report.Thumbnails(out / report.REPORT_FILES)
+    worst = {r.classifier.name: html_report.worst_classes(r.classifier, r.metrics, r.crop_index, r.doc["per_class"],
+                                                           crops, context, worst_classes, thumbs)
+             for r in results}
     page = out / report.REPORT_HTML
-    report.write_html(page, [r.doc for r in results], doc, worst, thumbnail, plots)
-    return [page, *written]
+    report.write_html(page, [r.doc for r in results], doc, worst, plots)
+    return [page, *thumbs.written]
 
 
 def evaluate_classifiers(settings: EvalSettings) -> EvalRun:

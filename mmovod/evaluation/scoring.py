@@ -66,7 +66,7 @@ class EvalClassifier:
         return layers if isinstance(layers, int) else None
 
 
-def _source_sidecars(sidecar: ClassifierSidecar, where: str) -> list[ClassifierSidecar]:
+def source_sidecars(sidecar: ClassifierSidecar, where: str) -> list[ClassifierSidecar]:
     """The sidecars of a fusion's sources (old fusion sidecars record them under details.sources)."""
     sources = sidecar.details.get("sources")
     if not isinstance(sources, dict):
@@ -83,7 +83,7 @@ def _clip_of(sidecar: ClassifierSidecar | None, where: str) -> ClipIdentity | No
         return None
     if sidecar.clip_model is not None:
         return ClipIdentity(sidecar.clip_model, sidecar.pretrained)
-    found = [c for s in _source_sidecars(sidecar, where) if (c := _clip_of(s, where)) is not None]
+    found = [c for s in source_sidecars(sidecar, where) if (c := _clip_of(s, where)) is not None]
     if found and any(not f.same_as(found[0]) for f in found):
         raise InputError(f"{where}: fuses classifiers of different CLIPs ({found[0].describe()} and "
                          f"{next(f for f in found if not f.same_as(found[0])).describe()})")
@@ -96,7 +96,7 @@ def _category_ids_of(sidecar: ClassifierSidecar | None, where: str) -> list[int]
     ids = sidecar.category_ids
     if ids is not None and all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         return list(ids)
-    for source in _source_sidecars(sidecar, where):
+    for source in source_sidecars(sidecar, where):
         ids = _category_ids_of(source, where)
         if ids is not None and len(ids) == sidecar.num_classes:
             return ids
