@@ -20,16 +20,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from tqdm import tqdm
 
 from mmovod.assets.install import (FetchOptions, asset_target, asset_url, check_writable, install_asset,
                                    mirror_url)
-from mmovod.assets.manifest import DEFAULT_MANIFEST, load_manifest, select_assets
+from mmovod.assets.manifest import DEFAULT_MANIFEST, Asset, load_manifest, select_assets
 from mmovod.cli.run import make_parser, run_tool
 from mmovod.io.downloads import RetryPolicy
 from mmovod.io.errors import InputError
+
+if TYPE_CHECKING:
+    from mmovod.assets.clip_weights import ClipWeights  # imports torch: loaded only with --clip
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIP_GROUP = "clip"
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _clip_weights(args: argparse.Namespace) -> list:
+def _clip_weights(args: argparse.Namespace) -> list[ClipWeights]:
     if not args.clip:
         return []
     from mmovod.assets.clip_weights import resolve_clip_weights
@@ -97,7 +100,7 @@ def _clip_weights(args: argparse.Namespace) -> list:
     return [resolve_clip_weights(model, args.pretrained, args.clip_cache_dir) for model in args.clip]
 
 
-def _print_list(assets: list, weights: list, options: FetchOptions) -> None:
+def _print_list(assets: list[Asset], weights: list[ClipWeights], options: FetchOptions) -> None:
     for asset in assets:
         size = f"{asset.size:,} B" if asset.size is not None else "size unknown"
         print(f"{asset.name}  [{asset.group}, {size}]\n  from {asset_url(asset, options.base_url)}\n"
