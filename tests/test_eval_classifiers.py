@@ -300,28 +300,48 @@ def test_html_report_renders_without_console_errors(demo, tmp_path):
     assert any(":CONSOLE" in line and thumbs[0].name in line for line in log.splitlines()), log
 
 
-def test_old_sidecars_of_the_current_tools(demo, tmp_path):
-    """The classifier tools still write pre-schema sidecars; a fusion records its CLIP and category ids
-    only inside its sources' sidecars, and an aggregated classifier is recognised by its 'aggregator' key."""
+def test_sidecars_old_and_new(demo, tmp_path):
+    """Files from before the sidecar schema: a fusion recorded its CLIP and category ids only inside its
+    sources' sidecars, an aggregated classifier is recognised by its 'aggregator' key. Files of today's
+    fusion tool: a fusion of CLIP and aggregator rows (space 'mixed') is scored in CLIP space."""
     from mmovod.classifiers.fusion import fuse_classifier_files
-    from mmovod.io.arrays import save_classifier as save_legacy
 
     rng = np.random.default_rng(5)
     ids = list(reversed(demo["ids"]))  # rows in another order: category_ids must be followed
-    text = tmp_path / "text.npy"
-    save_legacy(text, rng.standard_normal((len(ids), 512)).astype(np.float32), {**demo["clip"], "prompt": "a {}",
-                                                                                   "category_ids": ids})
-    agg = tmp_path / "agg.npy"
-    save_legacy(agg, rng.standard_normal((len(ids), 512)).astype(np.float16),
-                {**demo["clip"], "aggregator": str(demo["aggregator"]), "num_layers": 4, "category_ids": ids})
-    fused = tmp_path / "fused.npy"
-    fuse_classifier_files(str(text), str(agg), str(fused))
-    doc = run_ok(demo, tmp_path / "e", (text, fused, agg), "--aggregator", str(demo["aggregator"]))
+    old = {}
+    for name, dtype, extra in (("text", np.float32, {"prompt": "a {}"}),
+                               ("agg", np.float16, {"aggregator": str(demo["aggregator"]), "num_layers": 4})):
+        rows = rng.standard_normal((len(ids), 512)).astype(dtype)
+        old[name] = tmp_path / f"{name}.npy"
+        np.save(old[name], rows)
+        side = {"shape": list(rows.shape), "dtype": str(rows.dtype), **demo["clip"], **extra, "category_ids": ids}
+        (tmp_path / f"{name}.npy.json").write_text(json.dumps(side))
+    fused = np.load(old["text"]) / 2
+    np.save(tmp_path / "fused.npy", fused)
+    (tmp_path / "fused.npy.json").write_text(json.dumps({
+        "shape": list(fused.shape), "dtype": "float32", "kind": "multi-modal fusion", "normalisation": "l2(l2(feat1) + l2(feat2))",
+        "sources": {key: {"path": str(old[name]), "sidecar": json.loads((tmp_path / f"{name}.npy.json").read_text())}
+                    for key, name in (("feat1", "text"), ("feat2", "agg"))}}))
+    new_sidecars = tmp_path / "new"
+    new_sidecars.mkdir()
+    for name in ("text", "agg"):  # today's tools: the one schema
+        shutil.copy(demo["cls"][name], new_sidecars / f"{name}.npy")
+        shutil.copy(str(demo["cls"][name]) + ".json", new_sidecars / f"{name}.npy.json")
+    fuse_classifier_files(new_sidecars / "text.npy", new_sidecars / "agg.npy", new_sidecars / "mixed.npy")
+    doc = run_ok(demo, tmp_path / "e", (old["text"], tmp_path / "fused.npy", old["agg"], new_sidecars / "mixed.npy"),
+                 "--aggregator", str(demo["aggregator"]))
     kinds = {r["name"]: (r["kind"], r["space"]) for r in doc["classifiers"]}
-    assert kinds == {"text": ("text", "clip"), "fused": ("multi-modal", "clip"), "agg": ("vision-aggregated", "aggregator")}
-    reference = run_ok(demo, tmp_path / "ref", (text,), "--cache-dir", str(tmp_path / "e/crop_cache"))
+    assert kinds == {"text": ("text", "clip"), "fused": ("multi-modal", "clip"), "agg": ("vision-aggregated", "aggregator"),
+                     "mixed": ("multi-modal", "mixed")}
     assert [c["id"] for c in doc["classifiers"][1]["per_class"]] == ids
+    reference = run_ok(demo, tmp_path / "ref", (old["text"],), "--cache-dir", str(tmp_path / "e/crop_cache"))
     assert doc["classifiers"][0]["per_class"] == reference["classifiers"][0]["per_class"]
+    crops = select_boxes(demo["root"] / "lvis/lvis_v1_val.json", demo["root"] / "coco")
+    q = read_view_embeddings(Path(doc["cache"]), crops)[:, 0]
+    rows = np.load(new_sidecars / "mixed.npy")
+    cos = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (rows / np.linalg.norm(rows, axis=1, keepdims=True)).T
+    labels = [demo["ids"].index(c) for c in crops.crop_category_ids()]
+    assert doc["classifiers"][3]["overall"]["top1"] == pytest.approx(np.mean(cos.argmax(1) == labels))
 
 
 def test_released_files_without_sidecars(demo, tmp_path):

@@ -6,9 +6,9 @@ Crops: every box of --ann (LVIS or COCO format) that is not crowd and has area >
 mmovod.clip.crops): the box [x, y, w, h] becomes [floor x, floor y, floor w + 1, floor h + 1], is
 grown by (1 + --context) around its centre and made square with side max(w, h), then clamped to the
 image; --context 0 (default) is the box made square. Each crop is encoded once by the CLIP that the
-classifiers' sidecars name (--views N > 1: N TTA views, averaged) and cached under --cache-dir
-(default <out-dir>/crop_cache), so another run or another classifier reuses the embeddings and an
-interrupted run resumes.
+classifiers' sidecars name (--clip_model/--pretrained only for classifiers without one; --views N > 1:
+N TTA views, averaged) and cached under --cache-dir (default <out-dir>/crop_cache), so another run or
+another classifier reuses the embeddings and an interrupted run resumes.
 
 Scores: cosine between the L2-normalised crop embedding and every L2-normalised class row. A classifier
 made by the visual aggregator (sidecar space "aggregator") is scored against each crop's views
@@ -29,7 +29,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
+from mmovod.cli.flags import add_clip_args, add_workers_arg, int_at_least, make_parser, non_negative_float
+from mmovod.cli.run import run_tool
 from mmovod.evaluation.crop_cache import CropSettings
 from mmovod.evaluation.crops_from_annotations import DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA
 from mmovod.evaluation.report import terminal_table
@@ -45,39 +46,35 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--img-dir", default="datasets/coco/",
                         help="image root: an image is <img-dir>/<split>/<file> from its coco_url, else <img-dir>/<file_name>")
     parser.add_argument("--out-dir", default="eval", help="folder for the results (created; its parent must exist)")
-    parser.add_argument("--cache-dir", default=None, help="crop-embedding cache root (default: <out-dir>/crop_cache)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="crop-embedding cache root (unset: <out-dir>/crop_cache); share it between runs")
     crops = parser.add_argument_group("crops")
-    crops.add_argument("--max-per-class", type=int, default=DEFAULT_MAX_PER_CLASS,
+    crops.add_argument("--max-per-class", type=int_at_least(0), default=DEFAULT_MAX_PER_CLASS,
                        help="at most this many boxes per category, a seeded choice (0: every box)")
-    crops.add_argument("--min-area", type=float, default=DEFAULT_MIN_AREA,
+    crops.add_argument("--min-area", type=non_negative_float, default=float(DEFAULT_MIN_AREA),
                        help="skip boxes whose annotation area (else w*h) is smaller, in pixels")
-    crops.add_argument("--context", type=float, default=0.0,
-                       help="grow the box by this fraction around its centre before making it square (0: the box made square)")
-    crops.add_argument("--views", type=int, default=1,
+    crops.add_argument("--context", type=non_negative_float, default=0.0,
+                       help="grow the box by this fraction around its centre before making it square (default 0: the box made square)")
+    crops.add_argument("--views", type=int_at_least(1), default=1,
                        help="views per crop: 1 is the plain crop through the model's preprocessing; N > 1 averages N TTA views")
-    crops.add_argument("--seed", type=int, default=0, help="seed of the per-class box choice and of the TTA views")
+    crops.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the per-class box choice and of the TTA views (default 0)")
     crops.add_argument("--skip-bad", action="store_true",
                        help="leave out the boxes of missing images (listed in the JSON) instead of stopping at the first")
     crops.add_argument("--rebuild-cache", action="store_true",
                        help="delete this crop set's cached embeddings (e.g. after a corrupt shard) and encode them anew")
-    clip = parser.add_argument_group("CLIP (taken from the classifiers' sidecars; flags only for classifiers without one)")
-    clip.add_argument("--clip_model", "--clip-model", dest="clip_model", default=None,
-                      help="CLIP of classifiers without sidecar (OpenAI name, open_clip name or model-config .json)")
-    clip.add_argument("--pretrained", default=None, help="its weights: open_clip tag, local checkpoint file or 'none'")
-    clip.add_argument("--device", default=None, help="torch device such as cpu or cuda:0 (default: cuda when available)")
-    clip.add_argument("--batch-size", type=int, default=256, help="views encoded per forward pass")
-    clip.add_argument("--nw", type=int, default=2, help="DataLoader workers that decode and crop images")
-    agg = parser.add_argument_group("visual aggregator (for classifiers its sidecar says it made)")
+    add_workers_arg(crops, 2, "DataLoader workers that decode and crop images", "--nw")
+    add_clip_args(parser, default_model=None, batch_help="views encoded per forward pass")
+    agg = parser.add_argument_group("visual aggregator (for classifiers it made)")
     agg.add_argument("--aggregator", default=None, help="aggregator checkpoint that made the aggregated classifiers")
-    agg.add_argument("--num-layers", type=int, default=None,
-                     help="its transformer layers (default: the classifier's sidecar, else 4)")
+    agg.add_argument("--num-layers", type=int_at_least(1), default=None,
+                     help="its transformer layers (unset: the classifier's sidecar, else 4)")
     agg.add_argument("--aggregator-space", nargs="+", default=[], metavar="NPY",
                      help="classifiers without sidecar that the aggregator made (e.g. the authors' "
                           "lvis_image_exemplar_features_agg_K-005_author.npy): scored in its space")
     out = parser.add_argument_group("report")
     out.add_argument("--report", action="store_true",
-                     help="also write report.html: the worst classes' misclassified crops as thumbnails")
-    out.add_argument("--worst-classes", type=int, default=10, help="classes per classifier shown in the report")
+                     help="also write report.html: the worst classes' misclassified crops (and exemplars) as thumbnails")
+    out.add_argument("--worst-classes", type=int_at_least(0), default=10, help="classes per classifier shown in the report")
     return parser
 
 
@@ -86,7 +83,7 @@ def run(args: argparse.Namespace) -> None:
         classifiers=args.classifiers, ann=args.ann, img_dir=args.img_dir, out_dir=args.out_dir, cache_dir=args.cache_dir,
         crops=CropSettings(context=args.context, views=args.views, seed=args.seed), min_area=args.min_area,
         max_per_class=args.max_per_class, seed=args.seed, clip_model=args.clip_model, pretrained=args.pretrained,
-        device=args.device, batch_size=args.batch_size, workers=args.nw, aggregator=args.aggregator,
+        device=args.device, batch_size=args.batch_size, workers=args.workers, aggregator=args.aggregator,
         num_layers=args.num_layers, aggregator_space=args.aggregator_space, skip_bad=args.skip_bad,
         rebuild_cache=args.rebuild_cache, report=args.report, worst_classes=args.worst_classes,
     )

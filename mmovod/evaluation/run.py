@@ -20,7 +20,8 @@ from mmovod.evaluation.crop_cache import (CropSettings, cache_dir_for, cache_key
 from mmovod.evaluation.crops_from_annotations import (DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA, Category, EvalCrops,
                                                       select_boxes)
 from mmovod.evaluation.metrics import CropMetrics, crop_metrics
-from mmovod.evaluation.scoring import ClipIdentity, EvalClassifier, coverage, load_classifiers, score_crops
+from mmovod.evaluation.scoring import (ClipIdentity, EvalClassifier, coverage, load_classifiers, score_crops,
+                                      scoring_space)
 from mmovod.io.atomic import atomic_open
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import save_json
@@ -211,7 +212,7 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
         from mmovod.evaluation import aggregator_space  # torch: only for aggregator-space classifiers
 
         aggregator = aggregator_space.load_aggregator(settings.aggregator, settings.num_layers, needing, clip)
-    clip_dims = {c.rows.shape[1] for c in classifiers if c.space == "clip"}
+    clip_dims = {c.rows.shape[1] for c in classifiers if scoring_space(c) == "clip"}
     timings["inputs_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -227,7 +228,7 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
     crop_ids = crops.crop_category_ids()
     results = []
     for classifier in classifiers:
-        aligned = score_crops(classifier, spaces[classifier.space], crop_ids)
+        aligned = score_crops(classifier, spaces[scoring_space(classifier)], crop_ids)
         metrics = crop_metrics(aligned.scores, aligned.labels)
         del aligned.scores
         doc = result_document(classifier, metrics, categories, coverage(classifier, crops.categories, crop_ids))

@@ -1,7 +1,8 @@
 """The classifiers under evaluation: read, checked against each other and the annotation file, and scored.
 
 Scoring is Detic's zero-shot head on a perfect proposal: the cosine between the L2-normalised crop
-embedding and every L2-normalised class row. Rows are matched to categories by the sidecar's
+embedding and every L2-normalised class row (the crop's CLIP embedding, or its aggregator output for
+rows the aggregator made, see `scoring_space`). Rows are matched to categories by the sidecar's
 `category_ids` (those of a fusion's sources for the old fusion sidecar); a classifier without them
 must have one row per category of the annotation file, in ascending id order.
 """
@@ -64,6 +65,13 @@ class EvalClassifier:
         """The aggregator's layer count recorded in the sidecar, if any."""
         layers = self.sidecar.details.get("num_layers") if self.sidecar is not None else None
         return layers if isinstance(layers, int) else None
+
+
+def scoring_space(classifier: EvalClassifier) -> str:
+    """Which crop embedding a classifier is scored against: the aggregator's output for rows the
+    aggregator made, CLIP's for the rest, including a fusion of CLIP and aggregator rows (`mixed`),
+    which a detector uses as it uses any CLIP-space classifier."""
+    return "aggregator" if classifier.space == "aggregator" else "clip"
 
 
 def source_sidecars(sidecar: ClassifierSidecar, where: str) -> list[ClassifierSidecar]:
