@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
 from mmovod.evaluation import html_report, report
 from mmovod.evaluation.crop_cache import (CropSettings, cache_dir_for, cache_key_document, check_shards,
                                           is_complete, read_view_embeddings, write_key)
@@ -230,9 +231,10 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
     for classifier in classifiers:
         aligned = score_crops(classifier, spaces[scoring_space(classifier)], crop_ids)
         metrics = crop_metrics(aligned.scores, aligned.labels)
-        del aligned.scores
+        crop_index = aligned.crop_index
+        del aligned  # the (crops x classes) scores: one such matrix alive at a time
         doc = result_document(classifier, metrics, categories, coverage(classifier, crops.categories, crop_ids))
-        results.append(ClassifierResult(classifier, metrics, aligned.crop_index, doc))
+        results.append(ClassifierResult(classifier, metrics, crop_index, doc))
     timings["scoring_s"] = time.perf_counter() - start
 
     doc = {
