@@ -365,3 +365,20 @@ def test_released_files_without_sidecars(demo, tmp_path):
     for g, w in zip(got["classifiers"], want["classifiers"]):
         assert g["per_class"] == w["per_class"] and g["overall"] == w["overall"]
     assert tool.main(args(demo, tmp_path / "x", ("text",), "--aggregator-space", str(bare["agg"]))) == 2
+
+
+def test_warm_cache_needs_neither_torch_nor_open_clip(demo, tmp_path):
+    """With the crop embeddings cached, a CLIP-space evaluation imports neither torch nor open_clip
+    (seconds of start-up and hundreds of MB), so LVIS-val scale stays within seconds."""
+    import subprocess
+    import sys
+
+    run_ok(demo, tmp_path / "e", ("text",))
+    code = ("import sys; from tools import eval_classifiers as t; "
+            f"assert t.main({args(demo, tmp_path / 'e', ('text',))!r}) == 0; "
+            "print(sorted(m for m in ('torch', 'open_clip') if m in sys.modules))")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

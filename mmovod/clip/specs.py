@@ -6,9 +6,12 @@ Tools build these from their flags (`mmovod.cli.flags`); notebooks build them di
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mmovod.clip.factory import ClipBundle, load_clip
 from mmovod.io.errors import InputError
+
+if TYPE_CHECKING:  # the factory imports torch and open_clip; tools that only parse flags must not pay for them
+    from mmovod.clip.factory import ClipBundle
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class ClipSpec:
 
     def load(self, tower: str = "both") -> ClipBundle:
         """The loaded model (`tower` "text" or "image" frees the other tower)."""
+        from mmovod.clip.factory import load_clip
+
         return load_clip(self.model, self.pretrained, self.device, tower=tower)
 
 
@@ -67,6 +72,6 @@ class ViewSpec:
 def as_bundle(clip: ClipSpec | ClipBundle, tower: str = "both") -> tuple[ClipBundle, int | None]:
     """A loaded model and the batch size to use: `clip` itself (batch size None: the step's default),
     or the model a ClipSpec names, loaded now, with the spec's batch size."""
-    if isinstance(clip, ClipBundle):
+    if not isinstance(clip, ClipSpec):  # a loaded ClipBundle
         return clip, None
     return clip.load(tower), clip.batch_size
