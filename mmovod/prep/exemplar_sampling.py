@@ -55,6 +55,14 @@ def exemplar_weight(ref: WeightRef) -> float | None:
     return None
 
 
+def weighted_choice(weights: list[float], k: int, seed: int) -> list[int]:
+    """The authors' draw of one class: `k` indices without replacement from a fresh
+    `default_rng(seed)`, with probabilities `weights / sum(weights)` (needs k non-zero weights)."""
+    rng = np.random.default_rng(seed)
+    probs = np.array(weights) / sum(weights)
+    return rng.choice(len(weights), size=k, p=probs, replace=False).tolist()
+
+
 @dataclass
 class Sampling:
     chosen: list[list[dict]]
@@ -102,9 +110,7 @@ def sample_exemplars(
             short.append((synset, usable))
             picked = [i for i, w in enumerate(weights) if w > 0]
         else:
-            rng = np.random.default_rng(seed)
-            probs = np.array(weights) / sum(weights)
-            picked = rng.choice(len(weights), size=k, p=probs, replace=False).tolist()
+            picked = weighted_choice(weights, k, seed)
         records = []
         for i in picked:
             record = orjson.loads(memoryview(raws[i]))
