@@ -6,6 +6,12 @@ removed and a `.` appended (the recipe of the original MM-OVOD script, which use
 OpenAI API). Instruct models go through the completions endpoint, chat models through chat
 completions.
 
+Answers are cleaned (the authors' own file has 69 of 12,030 sentences that are just "."): an empty,
+one-word or duplicate (within its class, ignoring case and spacing) sample is re-sampled, for at
+most `RESAMPLE_ROUNDS` requests that return such samples; a class still short after that keeps the
+good samples it has. What was rejected is counted per class (`DescriptionClient.rejected`, kept in
+the cache) and reported.
+
 Every finished class is appended (one JSON line, flushed and fsynced) to a cache beside the output,
 whose first line records the request settings; a re-run with the same settings skips finished
 classes, so an interrupted run resumes where it stopped. The final JSON is written atomically only
@@ -28,7 +34,8 @@ from tqdm import tqdm
 from mmovod.io.atomic import atomic_open, check_output_path
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import save_json
-from mmovod.classifiers.text_inputs import description_key, load_categories
+from mmovod.classifiers.text_inputs import description_key
+from mmovod.vocabulary.reader import read_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,7 @@ PROMPT = "Describe what {article} {name} looks like."
 # models served through the (legacy) completions endpoint; everything else goes through chat completions
 COMPLETION_MODEL_MARKERS = ("instruct", "davinci", "babbage", "curie", "text-ada")
 SUGGESTED_MODELS = "gpt-4o-mini (chat) or gpt-3.5-turbo-instruct (completions)"
+RESAMPLE_ROUNDS = 5
 
 
 class ServiceError(Exception):
@@ -63,6 +71,24 @@ def clean_sample(text: str | None) -> str:
     return (text or "").replace("\n\n", "").strip() + "."
 
 
+def sample_problem(sample: str, seen: set[str]) -> str | None:
+    """Why a cleaned sample is rejected ("empty", "one word", "duplicate" of one in `seen`), or None.
+
+    `seen` holds the accepted samples' comparison keys (case-folded words); an accepted sample's key
+    is added to it.
+    """
+    words = sample.rstrip(".").split()
+    if not words:
+        return "empty"
+    if len(words) == 1:
+        return "one word"
+    key = " ".join(words).casefold()
+    if key in seen:
+        return "duplicate"
+    seen.add(key)
+    return None
+
+
 def output_path_for(template: str, model: str) -> Path:
     """`template` with `{}` replaced by the model name (`/` in model names becomes `_`)."""
     return Path(template.replace("{}", model.replace("/", "_")))
@@ -83,6 +109,7 @@ class RequestSettings:
     max_tokens: int = MAX_TOKENS
     stop: str = STOP
     prompt: str = PROMPT
+    clean: bool = True  # empty, one-word and duplicate samples are re-sampled
 
 
 @dataclass(frozen=True)
@@ -117,17 +144,38 @@ class DescriptionClient:
         self._secret = api_key
         self._lock = threading.Lock()
         self.retried = 0
+        self.rejected: dict[str, dict[str, int]] = {}  # class -> {reason: count}, for classes with rejects
         self.stop_event = threading.Event()
 
     def describe(self, name: str) -> list[str]:
-        """`settings.samples` cleaned descriptions of class `name` (asks again when a server caps `n`)."""
+        """`settings.samples` cleaned descriptions of class `name` (asks again when a server caps `n`,
+        and for rejected samples, see the module docstring)."""
         prompt = describe_prompt(name)
         samples: list[str] = []
-        while len(samples) < self.settings.samples:
+        seen: set[str] = set()
+        rejected: dict[str, int] = {}
+        rounds = 0
+        while len(samples) < self.settings.samples and rounds <= RESAMPLE_ROUNDS:
             texts = self._request(prompt, self.settings.samples - len(samples))
             if not texts:
                 raise ServiceError(f"the server returned no choices for {prompt!r}")
-            samples.extend(clean_sample(t) for t in texts[: self.settings.samples - len(samples)])
+            before = sum(rejected.values())
+            for text in texts[: self.settings.samples - len(samples)]:
+                sample = clean_sample(text)
+                problem = sample_problem(sample, seen) if self.settings.clean else None
+                if problem is None:
+                    samples.append(sample)
+                else:
+                    rejected[problem] = rejected.get(problem, 0) + 1
+            rounds += sum(rejected.values()) > before
+        if not samples:
+            raise ServiceError(f"no usable description of {name!r} in {rounds} answers with only empty, "
+                               "one-word or duplicate samples; try another model")
+        if len(samples) < self.settings.samples:
+            rejected["missing"] = self.settings.samples - len(samples)
+        if rejected:
+            with self._lock:
+                self.rejected[name] = rejected
         return samples
 
     def _create(self, prompt: str, n: int) -> list[str]:
@@ -191,6 +239,7 @@ class DescriptionCache:
     def __init__(self, path: str | os.PathLike, settings: RequestSettings):
         self.path = Path(path)
         self.settings = settings
+        self.rejected: dict[str, dict[str, int]] = {}  # the cached classes' rejected samples
 
     def load(self) -> dict[str, list[str]]:
         """Finished classes from an earlier run (a torn last line from a kill is dropped), creating the file if new."""
@@ -210,6 +259,8 @@ class DescriptionCache:
             try:
                 entry = orjson.loads(line)
                 done[entry["class"]] = entry["descriptions"]
+                if entry.get("rejected"):
+                    self.rejected[entry["class"]] = entry["rejected"]
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 raise InputError(f"{self.path}: line {number} is not a cache entry; delete the file to start over") from None
         if lines[-1]:
@@ -217,9 +268,10 @@ class DescriptionCache:
             os.truncate(self.path, len(data) - len(lines[-1]))
         return done
 
-    def append(self, name: str, descriptions: list[str]) -> None:
+    def append(self, name: str, descriptions: list[str], rejected: dict[str, int] | None = None) -> None:
+        entry = {"class": name, "descriptions": descriptions, **({"rejected": rejected} if rejected else {})}
         with open(self.path, "ab") as handle:
-            handle.write(orjson.dumps({"class": name, "descriptions": descriptions}) + b"\n")
+            handle.write(orjson.dumps(entry) + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -237,11 +289,13 @@ def generate_descriptions(
     Classes already in the cache beside `output` are not asked again; new ones are asked with
     `workers` concurrent requests and appended to the cache as they finish (`on_done(name)` is
     called for each, and first for each class found in the cache). The output is written atomically once all are done; the cache is then
-    removed unless `keep_cache` (a partial `--limit` run keeps it for the full run).
+    removed unless `keep_cache` (a partial `--limit` run keeps it for the full run). Rejected
+    samples of every class, cached or new, end up in `describer.rejected`.
     """
     check_output_path(output)
     cache = DescriptionCache(cache_path_for(output), describer.settings)
     done = cache.load()
+    describer.rejected.update({n: r for n, r in cache.rejected.items() if n in names})
     todo = [n for n in names if n not in done]
     if len(todo) < len(names):
         log.info("resuming: %d of %d classes already in %s", len(names) - len(todo), len(names), cache.path)
@@ -259,7 +313,7 @@ def generate_descriptions(
                 for future in sorted(finished, key=lambda f: f.exception() is not None):
                     name = futures[future]
                     done[name] = future.result()
-                    cache.append(name, done[name])
+                    cache.append(name, done[name], describer.rejected.get(name))
                     if on_done is not None:
                         on_done(name)
         except BaseException:
@@ -289,12 +343,19 @@ def make_client(base_url: str | None, timeout: float) -> tuple[openai.OpenAI, st
 
 @dataclass(frozen=True)
 class DescribedClasses:
-    """What `describe_classes` wrote: `classes` x `samples` descriptions to `path`."""
+    """What `describe_classes` wrote: `classes` x `samples` descriptions to `path`; `rejected`: per
+    class with rejected samples, {reason: count} (also written to `report_path` when not empty)."""
 
     classes: int
     samples: int
     path: Path
     retried: int
+    rejected: dict[str, dict[str, int]]
+    report_path: Path | None
+
+
+def report_path_for(output: str | os.PathLike) -> Path:
+    return Path(str(output) + ".report.json")
 
 
 def describe_classes(
@@ -310,8 +371,9 @@ def describe_classes(
     backoff: float = 1.0,
     limit: int | None = None,
 ) -> DescribedClasses:
-    """Describe the categories of `ann_path` (the first `limit` ones when given) with `model` and write
-    them to `output_path_for(output_template, model)`, with a progress bar.
+    """Describe the classes of the vocabulary `ann_path` (any format of `mmovod.vocabulary.reader`;
+    the first `limit` classes when given) with `model` and write them to
+    `output_path_for(output_template, model)`, with a progress bar.
 
     `api` defaults to `default_api(model)`. Raises ServiceError when the server keeps failing (the
     finished classes stay in the cache for a re-run).
@@ -321,8 +383,8 @@ def describe_classes(
     if workers < 1 or (limit is not None and limit < 1) or max_retries < 0:
         raise InputError("--workers and --limit must be >= 1, --max-retries >= 0")
     output = output_path_for(output_template, model)
-    cats = load_categories(ann_path)
-    names = [description_key(c) for c in cats][:limit]
+    vocab = read_vocabulary(ann_path)
+    names = [description_key(c.as_category(i)) for i, c in enumerate(vocab.classes)][:limit]
     settings = RequestSettings(model=model, api=api or default_api(model))
     client, api_key = make_client(base_url, timeout)
     describer = DescriptionClient(client, settings, RetryPolicy(max_retries, backoff), api_key)
@@ -332,4 +394,11 @@ def describe_classes(
             bar.set_postfix(retried=describer.retried)
 
         generate_descriptions(names, describer, output, workers, done, keep_cache=limit is not None)
-    return DescribedClasses(len(names), settings.samples, output, describer.retried)
+    rejected = {n: describer.rejected[n] for n in names if n in describer.rejected}
+    report = report_path_for(output)
+    if rejected:
+        save_json(report, {"rejected_samples_per_class": rejected}, indent=True)
+    else:
+        report.unlink(missing_ok=True)  # from an earlier run; this one rejected nothing
+    return DescribedClasses(len(names), settings.samples, output, describer.retried, rejected,
+                            report if rejected else None)
