@@ -35,11 +35,11 @@ def detic_config_lines(path: str | os.PathLike, num_classes: int, embed_dim: int
     ]
 
 
-def check_exportable(sidecar: ClassifierSidecar, where: str) -> None:
-    """InputError unless the classifier's rows live in CLIP's embedding space."""
-    if sidecar.space != "clip":
+def check_exportable(kind: str, space: str, where: str) -> None:
+    """InputError unless a classifier of this kind and space has rows in CLIP's embedding space."""
+    if space != "clip":
         raise InputError(
-            f"{where}: a {sidecar.kind} classifier is in the visual aggregator's output space, not CLIP's "
+            f"{where}: a {kind} classifier is in the visual aggregator's output space, not CLIP's "
             f"(its rows have a mean cosine of {AGGREGATOR_TEXT_COSINE} with CLIP text rows on the authors' "
             "files): a prompt-embedding detector cannot use it; export a text, descriptions, vision-average "
             "or multi-modal-average classifier instead (Detic can load it as it is)")
@@ -53,7 +53,7 @@ def prompt_embeddings(array: np.ndarray) -> np.ndarray:
 def export_prompt_embeddings(array: np.ndarray, sidecar: ClassifierSidecar, out_path: str | os.PathLike,
                              source: str, command: str | None = None) -> np.ndarray:
     """Write `prompt_embeddings(array)` to `out_path` with a sidecar (normalized, the source named)."""
-    check_exportable(sidecar, source)
+    check_exportable(sidecar.kind, sidecar.space, source)
     check_finite_nonzero(array, source)
     out = prompt_embeddings(array)
     side = make_sidecar(out, sidecar.kind, {"clip_model": sidecar.clip_model, "pretrained": sidecar.pretrained,
