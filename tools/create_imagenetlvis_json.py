@@ -17,7 +17,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
+from mmovod.cli.flags import make_parser
+from mmovod.cli.run import run_tool
 from mmovod.readers.image_header import default_workers
 from mmovod.prep.imagenet_lvis import write_imagenet_lvis
 

@@ -17,7 +17,8 @@ import sys
 from typing import Sequence
 
 from mmovod.aggregator.evaluation import DEFAULT_KS, evaluate_aggregator
-from mmovod.cli.run import make_parser, run_tool
+from mmovod.cli.flags import make_parser
+from mmovod.cli.run import run_tool
 from mmovod.aggregator.feature_cache import describe_clip
 
 
@@ -35,13 +36,6 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--strict", action="store_true", help="fail on classes with fewer than max(K)+1 images instead of skipping them")
     return parser
-
-
-def read_class_list(path: str) -> list[str]:
-    names = [line.strip() for line in read_bytes(path, "class list").decode().splitlines() if line.strip()]
-    if not names:
-        raise InputError(f"{path}: class list is empty")
-    return names
 
 
 def run(args: argparse.Namespace) -> None:

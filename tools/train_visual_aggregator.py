@@ -24,7 +24,8 @@ import sys
 from typing import Sequence
 
 from mmovod.aggregator.training import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig, train_on_cache
-from mmovod.cli.run import make_parser, run_tool
+from mmovod.cli.flags import make_parser
+from mmovod.cli.run import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -62,3 +62,11 @@ class ViewSpec:
             raise InputError(f"seed must not be negative, found {self.seed}")
         if self.context < 0:
             raise InputError(f"context must not be negative, found {self.context}")
+
+
+def as_bundle(clip: ClipSpec | ClipBundle, tower: str = "both") -> tuple[ClipBundle, int | None]:
+    """A loaded model and the batch size to use: `clip` itself (batch size None: the step's default),
+    or the model a ClipSpec names, loaded now, with the spec's batch size."""
+    if isinstance(clip, ClipBundle):
+        return clip, None
+    return clip.load(tower), clip.batch_size
