@@ -67,7 +67,7 @@ def build(data, out, *extra, vocab=None, photos=None):
 def test_one_command_equals_the_separate_tools(data, tmp_path, capsys):
     root, out = data["root"], tmp_path / "out"
     assert build(data, out, "--descriptions", root / "descriptions.json", "--load-path", root / "agg.pth",
-                 "--num-layers", "1") == 0
+                 "--num-layers", "1", vocab=root / "lvis.json") == 0  # an LVIS-format vocabulary: category ids
     captured = capsys.readouterr()
     exemplars = sum(n for *_, n in CLASSES)
     assert f"encoded {2 * exemplars} distinct views for 2 view settings of {exemplars} exemplars " \
@@ -96,7 +96,8 @@ def test_one_command_equals_the_separate_tools(data, tmp_path, capsys):
         np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=tol, atol=tol, err_msg=ours)
         side = json.loads((out / f"{ours}.npy.json").read_text())
         assert side["class_names"] == ["hard hat", "traffic cone", "excavator"] and side["shape"] == [3, 512]
-        assert side["space"] == ("aggregator" if "aggregated" in ours else "clip")
+        assert side["category_ids"] == [1, 2, 3]
+        assert side["space"] == {"vision-aggregated": "aggregator", "multi-modal-aggregated": "mixed"}.get(ours, "clip")
     doc = json.loads((out / "vocabulary.json").read_text())
     assert [c["name"] for c in doc["classes"]] == ["hard hat", "traffic cone", "excavator"]
     hat = doc["classes"][0]
@@ -201,7 +202,7 @@ BAD_CASES = {
     "aggregator_size": (lambda d, t: ["--load-path", d["root"] / "agg256.pth", "--num-layers", "1"],
                         "the aggregator takes 256-d embeddings but"),
     "export_aggregated": (lambda d, t: ["--load-path", d["root"] / "agg.pth", "--num-layers", "1", "--export",
-                                        "vision-aggregated"], "not CLIP's"),
+                                        "vision-aggregated"], "are not in CLIP's space"),
 }
 
 

@@ -103,7 +103,7 @@ def test_export_normalises_clip_space_rows_and_refuses_the_aggregator(tmp_path):
     side = json.loads((tmp_path / "prompt.npy.json").read_text())
     assert side["normalized"] is True and side["class_names"] == NAMES and side["details"]["exported_from"] == str(src)
     agg = write(tmp_path / "agg.npy", array.astype(np.float16), kind="vision-aggregated", space="aggregator")
-    with pytest.raises(InputError, match="visual aggregator's output space, not CLIP's .* -0.025"):
+    with pytest.raises(InputError, match="rows from the visual aggregator, whose outputs are not in CLIP's space .* -0.025"):
         export_prompt_embeddings(array, read_sidecar(agg), tmp_path / "no.npy", str(agg))
     zero = array.copy()
     zero[2] = 0

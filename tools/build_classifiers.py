@@ -23,11 +23,9 @@ from typing import Sequence
 
 from mmovod.classifiers.descriptions import SUGGESTED_MODELS
 from mmovod.classifiers.text_inputs import PROMPTS
-from mmovod.classifiers.vision import add_exemplar_view_args
-from mmovod.cli.run import make_parser, run_tool
+from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
+from mmovod.cli.run import run_tool
 from mmovod.clip.crops import TTA_CONTEXT
-from mmovod.clip.factory import add_clip_args
-from mmovod.clip.specs import ClipSpec, ViewSpec
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
 from mmovod.vocabulary.build import (STAGES, AggregatorSettings, BuildInputs, BuildSettings, TextSettings,
                                      build_classifiers, generated_descriptions, prepare_out_dir, resolve_descriptions)
@@ -76,7 +74,7 @@ def get_parser() -> argparse.ArgumentParser:
     agg.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                      help="TTA views for the aggregator (generate_vision_classifier_agg.py needs --tta for this; "
                           "with whole-image exemplars its views are then shared with the averaged classifier)")
-    add_exemplar_view_args(parser, num_workers=2)
+    add_exemplar_view_args(parser, workers=2)
     add_clip_args(parser, batch_help="image views per forward pass (text batches: 256 on CUDA, 32 on CPU)")
     out = parser.add_argument_group("outputs")
     out.add_argument("--export", nargs="+", default=[], choices=STAGES, metavar="KIND",
@@ -92,24 +90,22 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     vocab = read_vocabulary(args.vocab)
     prepare_out_dir(args.out_dir, create=False)
-    exemplars = collect_exemplars(vocab, args.exemplars, args.exemplar_ann, args.K, args.sample_seed, args.skip_bad)
-    clip = ClipSpec(args.clip_model, args.pretrained, args.device, args.batch_size)
+    exemplars = collect_exemplars(vocab, args.exemplars, args.exemplar_ann, args.K, args.sample_seed, args.skip_bad,
+                                  max(1, args.workers))
     settings = BuildSettings(
-        clip=clip,
+        clip=clip_spec_from_args(args),
         text=TextSettings(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms),
-        views=ViewSpec(num_views=args.num_augs, tta=True, context=TTA_CONTEXT, seed=args.seed, workers=args.nw,
-                       skip_bad=args.skip_bad),
+        views=view_spec_from_args(args, context=TTA_CONTEXT),
         aggregator=AggregatorSettings(args.load_path, args.num_layers, args.tta) if args.load_path else None,
-        image_batch=args.batch_size, require_exemplars=args.require_exemplars, export=tuple(args.export),
-        report=args.report)
+        require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report)
     descriptions_file = args.descriptions
     if descriptions_file == "generate":
         prepare_out_dir(args.out_dir)
         descriptions_file = generated_descriptions(vocab, args.out_dir, args.openai_model, api=args.api,
                                                    base_url=args.base_url)
     descriptions, source = resolve_descriptions(vocab, descriptions_file)
-    command = " ".join(["build_classifiers.py", *sys.argv[1:]])
-    result = build_classifiers(BuildInputs(vocab, exemplars, descriptions, source), settings, args.out_dir, command)
+    result = build_classifiers(BuildInputs(vocab, exemplars, descriptions, source), settings, args.out_dir,
+                               args.command_line)
     print(f"{len(vocab)} classes from {vocab.path} ({vocab.format}); "
           f"computed: {', '.join(result.computed) or 'nothing'}; reused: {', '.join(result.reused) or 'nothing'}")
     for name, path in result.files.items():

@@ -20,7 +20,8 @@ import numpy as np
 
 from mmovod.classifiers.check import check_classifier
 from mmovod.classifiers.sidecar import read_sidecar
-from mmovod.cli.run import EXIT_BAD_INPUT, make_parser, run_tool
+from mmovod.cli.flags import make_parser
+from mmovod.cli.run import EXIT_BAD_INPUT, run_tool
 from mmovod.vocabulary.reader import read_vocabulary
 
 

@@ -38,7 +38,6 @@ from typing import Any, Sequence
 import numpy as np
 import orjson
 import torch
-from tqdm import tqdm
 
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.check import clip_embed_dim
@@ -46,12 +45,12 @@ from mmovod.classifiers.descriptions import describe_classes, output_path_for
 from mmovod.classifiers.fusion import l2_normalise_rows
 from mmovod.classifiers.sidecar import ClassifierSidecar, make_sidecar, read_sidecar, save_classifier
 from mmovod.classifiers.text_inputs import PROMPTS, class_prompts, descriptions_per_class, load_descriptions
-from mmovod.classifiers.vision import aggregate_sets
+from mmovod.classifiers.text import sentence_classifier
+from mmovod.classifiers.vision import DEFAULT_IMAGE_BATCH, aggregated_classifier, average_classifier
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
-from mmovod.clip.factory import ClipBundle, resolve_model_name
+from mmovod.clip.factory import resolve_model_name
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.clip.specs import ClipSpec, ViewSpec
-from mmovod.clip.text_encoding import default_batch_size, encode_class_means
 from mmovod.io.arrays import load_matrix
 from mmovod.io.atomic import write_bytes_atomic
 from mmovod.io.errors import InputError
@@ -93,15 +92,15 @@ class AggregatorSettings:
 
 @dataclass(frozen=True)
 class BuildSettings:
-    """How to build. `views`: the averaged classifier's view settings (context, num_views, seed,
+    """How to build. `clip.batch_size`: image views per forward pass (text batches take the text
+    encoder's default); `views`: the averaged classifier's view settings (context, num_views, seed,
     workers, skip_bad; the aggregated one uses the same with context 0.2 and `aggregator.tta`);
-    `image_batch`: views per image-encoder pass; `export`: stages to also write as prompt embeddings."""
+    `export`: stages to also write as prompt embeddings."""
 
     clip: ClipSpec
     text: TextSettings = TextSettings()
     views: ViewSpec = ViewSpec(num_views=5, tta=True, context=TTA_CONTEXT)
     aggregator: AggregatorSettings | None = None
-    image_batch: int = 256
     require_exemplars: bool = False
     export: tuple[str, ...] = ()
     report: bool = False
@@ -260,10 +259,9 @@ class _Plan:
                                       "views": _views_settings(settings.views)})
             if aggregator is not None:
                 a = settings.aggregator
-                self.agg_view = replace(settings.views, context=AGGREGATOR_CONTEXT, tta=a.tta,
-                                        num_views=settings.views.num_views if a.tta else 1)
+                self.agg_view = replace(settings.views, context=AGGREGATOR_CONTEXT, tta=a.tta)
                 prints[AGGREGATED] = digest({**base, "stage": AGGREGATED, "images": images,
-                                             "views": _views_settings(self.agg_view), "repeat": settings.views.num_views,
+                                             "views": _views_settings(self.agg_view),
                                              "aggregator": file_signature(a.path), "num_layers": a.num_layers})
         self.text_source = DESCRIPTIONS if DESCRIPTIONS in prints else TEXT
         for fused, vision in FUSIONS.items():
@@ -322,12 +320,6 @@ def _fuse(text: np.ndarray, vision: np.ndarray) -> np.ndarray:
     return fused.astype(np.float32)
 
 
-def _encode_text(bundle: ClipBundle, sentences: list[list[str]], what: str) -> np.ndarray:
-    total = sum(len(s) for s in sentences)
-    with tqdm(total=total, unit="sentence", desc=what) as bar:
-        return encode_class_means(bundle, sentences, default_batch_size(bundle.device), bar.update)
-
-
 def _write_if_changed(path: Path, payload: bytes) -> None:
     if not path.is_file() or path.read_bytes() != payload:
         write_bytes_atomic(path, payload)
@@ -363,18 +355,19 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
 
     if TEXT in stale_text:
         t = settings.text
-        finish(TEXT, _encode_text(bundle, plan.sentences, "class names"), "text", "clip", False, {
+        finish(TEXT, sentence_classifier(plan.sentences, bundle, progress=True), "text", "clip", False, {
             "prompt": PROMPTS[t.prompt], "fix_space": t.fix_space, "use_underscore": t.use_underscore,
             "avg_synonyms": t.avg_synonyms, "vocabulary": str(vocab.path),
             "sentences_per_class": [len(s) for s in plan.sentences]})
     if DESCRIPTIONS in stale_text:
-        finish(DESCRIPTIONS, _encode_text(bundle, inputs.descriptions, "descriptions"), "descriptions", "clip", False, {
+        finish(DESCRIPTIONS, sentence_classifier(inputs.descriptions, bundle, progress=True), "descriptions", "clip",
+               False, {
             "source": inputs.descriptions_source, "sentences_per_class": [len(s) for s in inputs.descriptions],
             "reduction": "mean of the CLIP text embeddings of each class's descriptions"})
     if stale_vision:
         specs = [settings.views if n == AVERAGE else plan.agg_view for n in stale_vision]
-        encoded = dict(zip(stale_vision, encode_view_sets(bundle, exemplars.records, specs,
-                                                          batch_size=settings.image_batch)))
+        batch = settings.clip.batch_size or DEFAULT_IMAGE_BATCH
+        encoded = dict(zip(stale_vision, encode_view_sets(bundle, exemplars.records, specs, batch_size=batch)))
         for name, emb in encoded.items():
             has = _vision_rows(emb, len(vocab))
             view = settings.views if name == AVERAGE else plan.agg_view
@@ -382,24 +375,21 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                        "classes_without_exemplars": [n for n, h in zip(names, has) if not h],
                        "skipped_images": [{**s, "class": names[s["class"]]} for s in emb.skipped]
                        + [{**s, "exemplar": None} for s in exemplars.skipped]}
-            if name == AVERAGE:
-                rows = np.where(has[:, None], np.nan_to_num(emb.class_mean().numpy()), 0).astype(np.float32)
+            if name == AVERAGE:  # classes without a readable exemplar: 0/0 means, zeroed
+                rows = np.where(has[:, None], np.nan_to_num(average_classifier(emb)), 0).astype(np.float32)
                 finish(name, rows, "vision-average", "clip", False, {
                     **details, "combine": "mean of the raw CLIP image embeddings of K x num_views views"})
             else:
                 a = settings.aggregator
-                sets, mask = emb.padded_sets(repeat=1 if a.tta else settings.views.num_views)
-                rows = aggregate_sets(aggregator, sets, mask, bundle.device).numpy()
-                rows = np.where(has[:, None], rows, 0).astype(np.float16)
-                finish(name, rows, "vision-aggregated", "aggregator", False, {
-                    **details, "aggregator": a.path, "num_layers": a.num_layers, "repeat": settings.views.num_views,
-                    "combine": "visual aggregator over the raw CLIP image embeddings of K x num_augs views"})
+                rows = aggregated_classifier(emb, aggregator, view.num_views, bundle.device)
+                finish(name, np.where(has[:, None], rows, 0).astype(np.float16), "vision-aggregated", "aggregator",
+                       False, {**details, "aggregator": a.path, "num_layers": a.num_layers,
+                               "combine": "visual aggregator over the raw CLIP image embeddings of K x num_views views"})
     text_stage = plan.stages[plan.text_source]
     for fused, vision in FUSIONS.items():
         if fused in plan.stale(fused):
             v = plan.stages[vision].array
-            finish(fused, _fuse(text_stage.array, v), "multi-modal", "clip" if fused == MM_AVERAGE else "aggregator",
-                   True, {"sources": {"text": text_stage.path.name, "vision": plan.stages[vision].path.name},
+            finish(fused, _fuse(text_stage.array, v), "multi-modal", "clip" if fused == MM_AVERAGE else "mixed", True, {"sources": {"text": text_stage.path.name, "vision": plan.stages[vision].path.name},
                           "normalisation": "l2(l2(text) + l2(vision)); l2(text) where the class has no exemplars",
                           "text_only_classes": [n for n, h in zip(names, v.any(axis=1)) if not h]})
     computed = [s.name for s in plan.stages.values() if not s.reused]

@@ -6,8 +6,9 @@ exemplar's image once and cuts the crop of every `ViewSpec`; view v of a crop is
 `make_view(crop, transform, seed, class, exemplar, v)` exactly as in `mmovod.clip.image_encoding`,
 so two settings whose crops coincide (whole images, for which the context does not matter, or boxes
 that fill their image) and whose views are both TTA (or both plain) share their first views: those
-are made and encoded once and used by both. The results equal separate passes with each setting
-(up to float rounding of batched matmuls); only the work differs.
+are made and encoded once and used by both. As in `mmovod.classifiers.vision.encode_exemplar_views`,
+a setting without TTA has one (plain) view per exemplar whatever its `num_views`. The results equal
+separate passes with each setting (up to float rounding of batched matmuls); only the work differs.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class SharedViewDataset(Dataset):
         for spec, transform in zip(self.specs, self.transforms):
             box = exemplar_crop_box(record, image.width, image.height, spec.context)
             spec_rows = []
-            for v in range(spec.num_views):
+            for v in range(views_per_exemplar(spec)):
                 key = (box, spec.tta, v)
                 if key not in rows:
                     if box not in crops:
@@ -74,6 +75,11 @@ class SharedViewDataset(Dataset):
                 spec_rows.append(rows[key])
             slots.append(spec_rows)
         return i, torch.stack(views), slots, None
+
+
+def views_per_exemplar(spec: ViewSpec) -> int:
+    """`spec.num_views` TTA views, or the one plain view."""
+    return spec.num_views if spec.tta else 1
 
 
 def _single(items: list) -> Any:
@@ -86,7 +92,7 @@ def encode_view_sets(bundle: Any, exemplars: Records, specs: Sequence[ViewSpec],
 
     `bundle` is a `ClipBundle` (only its image tower is used). The specs must agree on `seed`,
     `workers` and `skip_bad` (the first one's are used). Returns one `ExemplarEmbeddings` per spec,
-    `(E, spec.num_views, D)` float32 over the E exemplars in (class, exemplar) order; classes
+    `(E, views_per_exemplar(spec), D)` float32 over the E exemplars in (class, exemplar) order; classes
     without exemplars have no rows. An unreadable image raises BadImageError unless `skip_bad`,
     which records it in `skipped` and leaves its rows invalid (a class may end up with none).
     """
@@ -95,11 +101,11 @@ def encode_view_sets(bundle: Any, exemplars: Records, specs: Sequence[ViewSpec],
         raise ValueError("view specs encoded together must share seed, workers and skip_bad")
     transforms = [bundle_view_transform(bundle, s.tta) for s in specs]
     dataset = SharedViewDataset(exemplars, roots or {}, specs, transforms, first.seed)
-    per_item = sum(s.num_views for s in specs)
+    per_item = sum(views_per_exemplar(s) for s in specs)
     prefetch = {"prefetch_factor": max(2, -(-batch_size // (per_item * first.workers)))} if first.workers else {}
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=first.workers, collate_fn=_single,
                         pin_memory=bundle.device.type == "cuda", **prefetch)
-    outs = [torch.zeros(len(dataset), s.num_views, bundle.embed_dim) for s in specs]
+    outs = [torch.zeros(len(dataset), views_per_exemplar(s), bundle.embed_dim) for s in specs]
     valid = torch.zeros(len(dataset), dtype=torch.bool)
     skipped: list[dict[str, Any]] = []
     pending: list[tuple[int, torch.Tensor, list[list[int]]]] = []

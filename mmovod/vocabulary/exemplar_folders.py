@@ -18,7 +18,8 @@ with `seed` per class, probabilities proportional to box area, whole images coun
 
 Exemplar records are `file` records (`mmovod.readers.image_roots`): `{"dataset": "file",
 "file_name": <image path>, "bbox": [x, y, w, h] (boxes only), "source": <where it came from>,
-"area": <sampling weight>}`, which `mmovod.clip.crops` crops like LVIS records.
+"category_id": <the class's id, when the vocabulary has ids>, "area": <sampling weight>}`, which
+`mmovod.clip.crops` crops like LVIS records.
 """
 from __future__ import annotations
 
@@ -255,6 +256,10 @@ def collect_exemplars(vocab: Vocabulary, exemplar_dir: str | os.PathLike | None 
     elif exemplar_dir is not None:
         unmatched, ignored = folder_exemplars(exemplar_dir, vocab, records)
     skipped = check_images(vocab, records, skip_bad, workers)
+    for cls, class_records in zip(vocab.classes, records):
+        if cls.category_id is not None:
+            for record in class_records:
+                record["category_id"] = cls.category_id
     candidates = [len(r) for r in records]
     result = ExemplarSet(cap_exemplars(records, k, seed), candidates, unmatched, skipped, ignored)
     if unmatched:

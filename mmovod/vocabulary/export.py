@@ -10,7 +10,8 @@ Prompt-embedding detectors (YOLO-World's `SimpleYOLOWorldDetector` with `embeddi
 offline-vocabulary detectors) take an L2-normalised float32 `(C, D)` array of CLIP text or image
 embeddings and compare it with image features in CLIP's space. The visual aggregator's outputs are
 not in that space (on the authors' LVIS files their rows have a mean cosine of -0.025 with the CLIP
-text rows), so aggregated classifiers, and fusions that contain one, are refused.
+text rows), so aggregated classifiers (space `aggregator`), and fusions that contain one (space
+`mixed`), are refused.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def check_exportable(kind: str, space: str, where: str) -> None:
     """InputError unless a classifier of this kind and space has rows in CLIP's embedding space."""
     if space != "clip":
         raise InputError(
-            f"{where}: a {kind} classifier is in the visual aggregator's output space, not CLIP's "
+            f"{where}: a {kind} classifier has rows from the visual aggregator, whose outputs are not in CLIP's space "
             f"(its rows have a mean cosine of {AGGREGATOR_TEXT_COSINE} with CLIP text rows on the authors' "
             "files): a prompt-embedding detector cannot use it; export a text, descriptions, vision-average "
             "or multi-modal-average classifier instead (Detic can load it as it is)")
