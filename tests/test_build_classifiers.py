@@ -307,3 +307,20 @@ def test_report_renders_in_headless_chromium(data, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
     assert pixels.std() > 20 and colours > 1000, (pixels.std(), colours)  # text and the noisy photos are drawn
+
+
+def test_the_demo_vocabulary_builds_as_make_demo_runs_it(data, tmp_path, capsys):
+    from mmovod.prep.demo_dataset import write_demo_custom
+
+    counts = write_demo_custom(tmp_path, seed=0)
+    assert counts == {"custom_classes": 5, "custom_images": 16}
+    out = tmp_path / "custom/classifiers"
+    argv = ["--vocab", str(tmp_path / "custom/vocab.txt"), "--exemplars", str(tmp_path / "custom/exemplars"),
+            "--out-dir", str(out), "--load-path", str(data["root"] / "agg.pth"), "--num-layers", "1", "--export",
+            "multi-modal-average", *data["clip"], *data["views"]]
+    assert build_classifiers.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "classes without exemplars (text-only multi-modal rows): traffic cone" in printed
+    doc = json.loads((out / "vocabulary.json").read_text())
+    assert [len(c["exemplars"]) for c in doc["classes"]] == [4, 4, 4, 4, 0]
+    assert doc["classes"][3]["synonyms"] == ["yellow bar", "yellow stripe"] and doc["unmatched_exemplar_folders"] == []
