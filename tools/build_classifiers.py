@@ -21,7 +21,6 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.classifiers.descriptions import SUGGESTED_MODELS
 from mmovod.classifiers.text_inputs import PROMPTS
 from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
 from mmovod.cli.run import run_tool
@@ -64,7 +63,7 @@ def get_parser() -> argparse.ArgumentParser:
                            "to ask an LLM (OPENAI_API_KEY; cached and resumable, written to OUT/descriptions_<model>.json)"
                            "; default: the vocabulary's own descriptions, if any")
     desc.add_argument("--openai-model", default="gpt-3.5-turbo-instruct",
-                      help=f"with --descriptions generate: the model (e.g. {SUGGESTED_MODELS})")
+                      help="with --descriptions generate: the model (e.g. gpt-4o-mini with --api chat)")
     desc.add_argument("--base-url", default=None, help="with --descriptions generate: an OpenAI-compatible endpoint")
     desc.add_argument("--api", choices=["chat", "completions"], default=None,
                       help="with --descriptions generate: the endpoint (default: by model name)")

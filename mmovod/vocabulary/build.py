@@ -41,7 +41,6 @@ import torch
 
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.check import clip_embed_dim
-from mmovod.classifiers.descriptions import describe_classes, output_path_for
 from mmovod.classifiers.fusion import l2_normalise_rows
 from mmovod.classifiers.sidecar import ClassifierSidecar, make_sidecar, read_sidecar, save_classifier
 from mmovod.classifiers.text_inputs import PROMPTS, class_prompts, descriptions_per_class, load_descriptions
@@ -180,6 +179,8 @@ def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None) -> t
 def generated_descriptions(vocab: Vocabulary, out_dir: str | os.PathLike, model: str, **client: Any) -> Path:
     """`out_dir/descriptions_<model>.json` for every class, asked from the LLM (`describe_classes`, with
     its cache and retries) unless that file already covers every class."""
+    from mmovod.classifiers.descriptions import describe_classes, output_path_for  # the LLM client, only when asked
+
     template = str(Path(out_dir) / "descriptions_{}.json")
     path = output_path_for(template, model)
     if path.is_file():
