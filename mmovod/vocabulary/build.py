@@ -170,6 +170,9 @@ def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None) -> t
                              f"(none for {', '.join(repr(m) for m in missing[:10])}); give --descriptions FILE for the rest")
         return own, str(vocab.path)
     lacking = [i for i, c in enumerate(vocab.classes) if not c.descriptions]
+    if not lacking:
+        log.warning("every class of %s has its own descriptions: %s is not used", vocab.path, path)
+        return own, str(vocab.path)
     from_file = descriptions_per_class(load_descriptions(path), [vocab.classes[i].as_category(i) for i in lacking], path)
     for i, sentences in zip(lacking, from_file):
         own[i] = sentences
@@ -250,8 +253,10 @@ class _Plan:
         t = settings.text
         self.sentences = class_prompts(cats, vocab.path, t.prompt, t.fix_space, t.use_underscore, t.avg_synonyms)
         self.agg_view = None
-        base = {"clip": clip_identity(settings.clip), "classes": vocab.names}
-        prints = {TEXT: digest({**base, "stage": TEXT, "sentences": self.sentences})}
+        # the sidecars record class names, ids and flags, so those are part of every fingerprint too
+        base = {"clip": clip_identity(settings.clip), "classes": vocab.names,
+                "ids": [c.category_id for c in vocab.classes]}
+        prints = {TEXT: digest({**base, "stage": TEXT, "sentences": self.sentences, "flags": asdict(t)})}
         if inputs.descriptions is not None:
             prints[DESCRIPTIONS] = digest({**base, "stage": DESCRIPTIONS, "sentences": inputs.descriptions})
         if any(inputs.exemplars.records):
