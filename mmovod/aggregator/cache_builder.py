@@ -23,6 +23,7 @@ from mmovod.aggregator.class_sources import (TREE_DATASET, SourceClass, exemplar
 from mmovod.clip.factory import load_clip
 from mmovod.clip.crops import BadImageError, load_exemplar_crop
 from mmovod.aggregator.distributed import DistContext, all_agree, barrier, init_distributed, shutdown
+from mmovod.io.atomic import check_output_dir
 from mmovod.io.errors import InputError
 from mmovod.aggregator.feature_cache import CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, write_shard
 from mmovod.clip.views import ViewTransform, bundle_view_transform, make_views
@@ -177,6 +178,7 @@ def cache_clip_features(
     tree, synsets of a dictionary); `roots` are the image roots of exemplar records. Returns the run
     on the main rank, None on the others.
     """
+    check_output_dir(out)
     if views < 1 or (views > 1 and not tta):
         raise InputError(f"--views {views}: need at least 1, and more than 1 only with --tta (plain views are identical)")
     if batch_size < 1 or workers < 0 or min_images < 1:

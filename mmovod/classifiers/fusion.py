@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from mmovod.io.arrays import load_matrix, read_sidecar, save_classifier
+from mmovod.io.arrays import check_classifier_path, load_matrix, read_sidecar, save_classifier
 from mmovod.io.errors import InputError
 
 
@@ -41,6 +41,7 @@ def fuse_classifier_files(feat1_path: str, feat2_path: str, out_path: str, final
 
     Returns the fused shape; InputError for mismatched shapes or rows that cannot be normalised.
     """
+    check_classifier_path(out_path)
     feat1, feat2 = load_matrix(feat1_path), load_matrix(feat2_path)
     if feat1.shape != feat2.shape:
         raise InputError(f"{feat2_path}: shape {feat2.shape} does not match {feat1_path} {feat1.shape}")

@@ -22,8 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmovod.io.arrays import load_matrix, save_npy
-from mmovod.io.atomic import atomic_open, check_output_path
+from mmovod.io.arrays import check_classifier_path, load_matrix, save_npy
+from mmovod.io.atomic import atomic_open
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json, load_json
 
@@ -81,7 +81,7 @@ def make_sidecar(array: np.ndarray, kind: str, clip: dict[str, Any] | None, *, s
 
 def save_classifier(path: str | os.PathLike, array: np.ndarray, sidecar: ClassifierSidecar) -> None:
     """Write a classifier `.npy` and its sidecar, each atomically."""
-    check_output_path(path)
+    check_classifier_path(path)
     if tuple(array.shape) != tuple(sidecar.shape) or str(array.dtype) != sidecar.dtype:
         raise ValueError(f"sidecar describes {sidecar.shape} {sidecar.dtype}, array is {array.shape} {array.dtype}")
     payload = dumps_json(sidecar.to_json(), indent=True)

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from mmovod.io.atomic import check_output_path
+from mmovod.io.arrays import check_classifier_path
 from mmovod.classifiers.text_inputs import PROMPTS, class_prompts, descriptions_per_class, load_categories, load_descriptions
 from mmovod.clip.text_encoding import write_text_classifier
 
@@ -31,7 +31,7 @@ def build_prompt_classifier(
 ) -> np.ndarray:
     """Embed the `PROMPTS[prompt]` sentence of each class name (or of each synonym, averaged, with
     `avg_synonyms`) and write the float32 (C, D) classifier; `clip_args` holds the shared CLIP flags."""
-    check_output_path(out_path)
+    check_classifier_path(out_path)
     cats = load_categories(ann_path)
     if use_wn_name and not avg_synonyms:
         log.warning("--use_wn_name only changes the output together with --avg_synonyms (as in Detic)")
@@ -55,7 +55,7 @@ def build_description_classifier(
 ) -> np.ndarray:
     """Embed each class's descriptions and write their float32 (C, D) mean per class; `clip_args`
     holds the shared CLIP flags."""
-    check_output_path(out_path)
+    check_classifier_path(out_path)
     cats = load_categories(ann_path)
     sentences = descriptions_per_class(load_descriptions(descriptions_path), cats, descriptions_path)
     return write_text_classifier(sentences, clip_args, out_path, {

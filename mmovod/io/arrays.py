@@ -22,6 +22,12 @@ def sidecar_path(npy_path: str | os.PathLike) -> Path:
     return Path(str(npy_path) + ".json")
 
 
+def check_classifier_path(path: str | os.PathLike) -> Path:
+    """`check_output_path` for a classifier `.npy` and its `.npy.json` sidecar (both are written)."""
+    check_output_path(sidecar_path(path))
+    return check_output_path(path)
+
+
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write `array` to `path` atomically (no half-written file on a crash or Ctrl-C)."""
     with atomic_open(path, "wb") as handle:
@@ -46,7 +52,7 @@ def load_matrix(path: str | os.PathLike) -> np.ndarray:
 
 def save_classifier(path: str | os.PathLike, array: np.ndarray, provenance: dict[str, Any]) -> None:
     """Write a classifier `.npy` and its `.npy.json` sidecar (shape, dtype, command line + `provenance`)."""
-    check_output_path(path)
+    check_classifier_path(path)
     meta = {
         "shape": list(array.shape),
         "dtype": str(array.dtype),
