@@ -18,7 +18,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
+from mmovod.cli.run import TRUST_CHECKPOINT_HELP, make_parser, run_tool
 from mmovod.clip.factory import add_clip_args, device_from_flags
 from mmovod.readers.image_roots import add_image_root_args
 from mmovod.classifiers.vision import add_exemplar_view_args, build_aggregated_classifier
@@ -30,6 +30,7 @@ def get_parser() -> argparse.ArgumentParser:
                         help="exemplar list: JSON list over categories (ascending id) of lists of exemplar records")
     parser.add_argument("--out-path", required=True, help="output .npy (float16, classes x 512)")
     parser.add_argument("--load-path", required=True, help="visual aggregator checkpoint (.pth)")
+    parser.add_argument("--trust-checkpoint", action="store_true", help=TRUST_CHECKPOINT_HELP)
     parser.add_argument("--mapping_type", choices=["transformer"], default="transformer",
                         help="aggregator architecture (only the released transformer exists)")
     parser.add_argument("--num-layers", type=int, default=4, help="transformer layers of the checkpoint")
@@ -45,7 +46,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     print(build_aggregated_classifier(args.exemplar_list, args.out_path, args.load_path, args.num_layers, args,
-                                      device=device_from_flags(args.device, args.gpu)))
+                                      device=device_from_flags(args.device, args.gpu),
+                                      trust_checkpoint=args.trust_checkpoint))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from mmovod.io.atomic import check_output_path
 from mmovod.clip.factory import resolve_device
 from mmovod.io.errors import InputError
 from mmovod.aggregator.feature_cache import FeatureCache, check_cache_clip
-from mmovod.io.json_files import read_bytes, save_json
+from mmovod.io.json_files import read_text, save_json
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class EvalRun:
 
 def read_class_list(path: str | os.PathLike) -> list[str]:
     """Class names, one a line (blank lines ignored); InputError when there is none."""
-    names = [line.strip() for line in read_bytes(path, "class list").decode().splitlines() if line.strip()]
+    names = [line.strip() for line in read_text(path, "class list").splitlines() if line.strip()]
     if not names:
         raise InputError(f"{path}: class list is empty")
     return names
@@ -170,17 +170,19 @@ def evaluate_aggregator(
     seed: int,
     device: str | None,
     strict: bool = False,
+    trust_checkpoint: bool = False,
 ) -> EvalRun:
     """Class retrieval of the aggregator checkpoint `load_path` on the cache's (or the listed) classes,
-    against averaging, saved as JSON to `out_path`. A checkpoint trained on another CLIP is refused."""
+    against averaging, saved as JSON to `out_path`. A checkpoint trained on another CLIP is refused;
+    `trust_checkpoint` unpickles any type the checkpoint holds (`mmovod.io.checkpoints`)."""
     out = check_output_path(out_path)
     if min(ks) < 1 or queries < 1 or trials < 1:
         raise InputError("--ks, --queries and --trials must be positive")
     cache = FeatureCache(cache_dir)
-    trained_on = trained_clip(load_path)
+    trained_on = trained_clip(load_path, trust_checkpoint)
     if trained_on is not None:
         check_cache_clip(cache, trained_on.get("clip_model"), trained_on.get("pretrained"))
-    model = VisualAggregator.from_checkpoint(load_path, num_layers=num_layers)
+    model = VisualAggregator.from_checkpoint(load_path, num_layers=num_layers, trust=trust_checkpoint)
     if model.dim != cache.dim:
         raise InputError(f"{load_path}: aggregator of dim {model.dim}, but the cache holds {cache.dim}-dim features")
     names = read_class_list(classes_path) if classes_path else None

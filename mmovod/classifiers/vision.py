@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.io.arrays import save_classifier
-from mmovod.io.atomic import check_output_path
+from mmovod.io.arrays import check_classifier_path, save_classifier
 from mmovod.clip.factory import ClipBundle, load_clip
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
 from mmovod.io.errors import InputError
@@ -151,7 +150,7 @@ def _roots_and_image_tower(exemplars: ExemplarList, args: argparse.Namespace,
 def build_average_classifier(exemplar_list: str, out_path: str, args: argparse.Namespace) -> ClassifierSummary:
     """Write the averaged classifier of `exemplar_list` (float32 `(C, D)`, context 0.4, TTA views) to
     `out_path` with its sidecar. `args` holds the shared flags: CLIP, image roots, exemplar views."""
-    check_output_path(out_path)
+    check_classifier_path(out_path)
     exemplars = load_exemplar_list(exemplar_list)
     roots, bundle = _roots_and_image_tower(exemplars, args, args.device)
     classifier, encoded = average_classifier(bundle, exemplars, roots, args, TTA_CONTEXT)
@@ -162,13 +161,14 @@ def build_average_classifier(exemplar_list: str, out_path: str, args: argparse.N
 
 
 def build_aggregated_classifier(exemplar_list: str, out_path: str, load_path: str, num_layers: int,
-                                args: argparse.Namespace, device: str | None) -> ClassifierSummary:
+                                args: argparse.Namespace, device: str | None,
+                                trust_checkpoint: bool = False) -> ClassifierSummary:
     """Write the aggregator classifier of `exemplar_list` (float16 `(C, 512)`, context 0.2) to `out_path`
-    with its sidecar, using the checkpoint `load_path`. `args` holds the shared flags (CLIP, image
-    roots, exemplar views) and `tta`."""
-    check_output_path(out_path)
+    with its sidecar, using the checkpoint `load_path` (`trust_checkpoint`: unpickle any type it holds).
+    `args` holds the shared flags (CLIP, image roots, exemplar views) and `tta`."""
+    check_classifier_path(out_path)
     exemplars = load_exemplar_list(exemplar_list)
-    aggregator = VisualAggregator.from_checkpoint(load_path, num_layers=num_layers)
+    aggregator = VisualAggregator.from_checkpoint(load_path, num_layers=num_layers, trust=trust_checkpoint)
     roots, bundle = _roots_and_image_tower(exemplars, args, device)
     classifier, encoded = aggregated_classifier(bundle, aggregator, exemplars, roots, args, AGGREGATOR_CONTEXT)
     save_classifier(out_path, classifier, provenance(
