@@ -21,7 +21,8 @@ from typing import Any, Iterable
 from mmovod.clip.crops import record_box
 from mmovod.io.errors import InputError
 from mmovod.readers.image_roots import IMAGE_ROOTS
-from mmovod.io.json_files import load_json, read_bytes
+from mmovod.readers.lvis_json import check_unique_ids
+from mmovod.io.json_files import load_json, read_text
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def item_id(record: dict[str, Any]) -> str:
 
 def read_name_list(path: str | os.PathLike) -> set[str]:
     """Class names, one per line (blank lines and `#` comments ignored)."""
-    text = read_bytes(path, "class list").decode("utf-8", errors="replace")
+    text = read_text(path, "class list")
     names = {line.split("#", 1)[0].strip() for line in text.splitlines()}
     names.discard("")
     if not names:
@@ -74,6 +75,7 @@ def lvis_rare_synsets(lvis_ann: str | os.PathLike) -> set[str]:
     cats = doc.get("categories") if isinstance(doc, dict) else doc
     if not isinstance(cats, list) or not all(isinstance(c, dict) and "synset" in c and "frequency" in c for c in cats):
         raise InputError(f"{lvis_ann}: expected LVIS categories with 'synset' and 'frequency'")
+    check_unique_ids(cats, lvis_ann)
     return {c["synset"] for c in cats if c["frequency"] == "r"}
 
 

@@ -31,6 +31,15 @@ def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
         raise InputError(f"{p}: cannot read ({exc.strerror})") from None
 
 
+def read_text(path: str | os.PathLike, what: str = "text file") -> str:
+    """A whole UTF-8 text file; InputError (naming the file and the first bad byte) when it is not UTF-8."""
+    data = read_bytes(path, what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: {what} is not UTF-8 text (byte {exc.start}: {data[exc.start]:#04x})") from None
+
+
 def map_file(path: str | os.PathLike, what: str = "file") -> bytes | mmap.mmap:
     """The file's bytes as a read-only memory map (no copy into the heap; for the 1 GB LVIS files).
 

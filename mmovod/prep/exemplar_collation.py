@@ -103,10 +103,13 @@ def collate_exemplars(
     """
     lvis = LvisFile(Path(lvis_dir) / "lvis_v1_train.json", required=("categories", "annotations", "images"))
     cats = sorted(lvis.categories(), key=lambda c: c["id"])
-    classes, entries = [], []
+    classes, entries, by_synset = [], [], {}
     for cat in cats:
         if not isinstance(cat.get("synset"), str):
             raise InputError(f"{lvis.path}: category {cat['id']} has no 'synset'")
+        if cat["synset"] in by_synset:  # the exemplar dictionary is keyed by synset
+            raise InputError(f"{lvis.path}: categories {by_synset[cat['synset']]} and {cat['id']} share synset {cat['synset']}")
+        by_synset[cat["synset"]] = cat["id"]
         entries.append(lookup(cat["synset"], lvis.path))
         classes.append(ClassExemplars(cat["id"], cat["synset"]))
     by_id = {c.cat_id: c for c in classes}
