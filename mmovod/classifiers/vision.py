@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
+from mmovod.cli.run import int_at_least
 from mmovod.io.arrays import check_classifier_path, save_classifier
 from mmovod.clip.factory import ClipBundle, load_clip
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
@@ -33,27 +34,15 @@ log = logging.getLogger(__name__)
 AGGREGATOR_CLASS_BATCH = 128
 
 
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, found {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, found {value}")
-        return value
-    return parse
-
-
 def add_exemplar_view_args(parser: argparse.ArgumentParser, num_workers: int) -> None:
     """--num-augs, --seed, --nw and --skip-bad: how exemplar views are made."""
     group = parser.add_argument_group("exemplar views")
-    group.add_argument("--num-augs", type=_int_at_least(1), default=5, help="views per exemplar")
-    group.add_argument("--seed", type=_int_at_least(0), default=0,
+    group.add_argument("--num-augs", type=int_at_least(1), default=5, help="views per exemplar")
+    group.add_argument("--seed", type=int_at_least(0), default=0,
                        help="TTA seed; view v of exemplar e of class c is drawn from a generator seeded by "
                             "(seed, c, e, v), so views are identical for any --nw or --batch-size (embeddings up to "
                             "float rounding of batched matmuls)")
-    group.add_argument("--nw", type=_int_at_least(0), default=num_workers,
+    group.add_argument("--nw", type=int_at_least(0), default=num_workers,
                        help="DataLoader worker processes that decode, crop and augment (0: in the main process)")
     group.add_argument("--skip-bad", action="store_true",
                        help="skip unreadable images (counted, listed in the log and the sidecar) instead of "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from mmovod.io.errors import InputError
@@ -24,10 +25,29 @@ def make_parser(doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
 
 
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse `type` for integers >= `minimum` (a smaller value is a usage error, before any work)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, found {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, found {value}")
+        return value
+    return parse
+
+
 def setup_logging(verbose: bool = False) -> None:
     """mmovod's own messages at INFO (DEBUG with verbose); third-party libraries only from WARNING."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr, force=True)
     logging.getLogger("mmovod").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def tool_file_name(body: Callable, default: str) -> str:
+    """`x.py` for a function defined in tools/x.py (run as a script or imported), else `default`."""
+    path = getattr(sys.modules.get(getattr(body, "__module__", "")), "__file__", None)
+    return Path(path).name if path else default
 
 
 def run_tool(
@@ -35,8 +55,15 @@ def run_tool(
     body: Callable[[argparse.Namespace], int | None],
     argv: Sequence[str] | None = None,
 ) -> int:
-    """Parse `argv`, run `body(args)`, map InputError to one stderr line and exit code 2."""
-    args = parser.parse_args(argv)
+    """Parse `argv`, run `body(args)`, map InputError to one stderr line and exit code 2.
+
+    Messages start with the tool's file name (`body`'s module), also when `main` is called in-process.
+    """
+    parser.prog = tool_file_name(body, parser.prog)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, one `prog: error:` line): returned, not raised
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     setup_logging(getattr(args, "verbose", False))
     try:
         code = body(args)

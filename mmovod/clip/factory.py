@@ -33,6 +33,7 @@ import open_clip
 import torch
 from safetensors import SafetensorError
 
+from mmovod.cli.run import int_at_least
 from mmovod.io.checkpoints import unpickling_error
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
@@ -311,7 +312,7 @@ def add_clip_args(parser: argparse.ArgumentParser, default_model: str = "ViT-B/3
                             "state dict .pt/.bin/.safetensors), or 'none' for random weights")
     group.add_argument("--device", default=None,
                        help="torch device such as cpu, cuda or cuda:1; unset: cuda when available, else cpu")
-    group.add_argument("--batch-size", type=int, default=batch_size, help=batch_help)
+    group.add_argument("--batch-size", type=int_at_least(1), default=batch_size, help=batch_help)
 
 
 def tiny_clip_config_path() -> Path:
