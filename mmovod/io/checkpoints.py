@@ -31,12 +31,17 @@ class SavedNamespace(SimpleNamespace):
     """An `argparse.Namespace` stored in a checkpoint, read back as its attributes and nothing else."""
 
 
-# (object, the global name a pickle uses for it): numpy 1 and 2 spell the scalar's module differently
+# numpy scalars are pickled as scalar(dtype, bytes); the dtype as its class (numpy >= 1.25) plus np.dtype
+_NUMPY_DTYPES = [getattr(np.dtypes, f"{name}DType") for name in (
+    "Bool", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
+    "Float16", "Float32", "Float64", "Complex64", "Complex128")]
+# objects, or (object, the global name a pickle uses for it): numpy 1 and 2 spell the scalar's module differently
 SAFE_GLOBALS = [
     (SavedNamespace, "argparse.Namespace"),
     (_numpy_scalar, "numpy.core.multiarray.scalar"),
     (_numpy_scalar, "numpy._core.multiarray.scalar"),
     np.dtype,
+    *_NUMPY_DTYPES,
 ]
 
 TRUST_HINT = "pass --trust-checkpoint only if you trust where the file comes from"

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from mmovod.io.atomic import check_output_path
 from mmovod.io.errors import InputError
-from mmovod.io.json_files import read_bytes, save_json
+from mmovod.io.json_files import check_utf8, read_bytes, save_json
 from mmovod.readers.lvis_json import SYNTAX_ERRORS, LvisFile, decode_checked
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,14 @@ def sample_exemplars(
     weight is an InputError naming the classes, unless `allow_fewer` (then it keeps all of those)."""
     if k <= 0:
         raise InputError(f"-K must be positive, got {k}")
+    if seed < 0:
+        raise InputError(f"--seed must not be negative, got {seed}")
     cats = sorted(LvisFile(lvis_ann_path, required=("categories",)).categories(), key=lambda c: c["id"])
     path = str(exemplar_dict_path)
     try:
-        classes = _classes_decoder.decode(read_bytes(path, "exemplar dict"))
+        data = read_bytes(path, "exemplar dict")
+        check_utf8(data, path)
+        classes = _classes_decoder.decode(data)
     except msgspec.ValidationError:
         raise InputError(f"{path}: expected a JSON object (synset -> list of exemplars)") from None
     except SYNTAX_ERRORS as exc:
