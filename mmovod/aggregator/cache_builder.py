@@ -183,6 +183,8 @@ def cache_clip_features(
         raise InputError(f"--views {views}: need at least 1, and more than 1 only with --tta (plain views are identical)")
     if batch_size < 1 or workers < 0 or min_images < 1:
         raise InputError("--batch-size and --min-images must be positive, --nw not negative")
+    if seed < 0:
+        raise InputError(f"--seed must not be negative, got {seed}")
     keep = read_name_list(classes_file) if classes_file else None
     exclude = read_name_list(exclude_file) if exclude_file else set()
     if image_root:

@@ -178,6 +178,8 @@ def evaluate_aggregator(
     out = check_output_path(out_path)
     if min(ks) < 1 or queries < 1 or trials < 1:
         raise InputError("--ks, --queries and --trials must be positive")
+    if seed < 0:
+        raise InputError(f"--seed must not be negative, got {seed}")
     cache = FeatureCache(cache_dir)
     trained_on = trained_clip(load_path, trust_checkpoint)
     if trained_on is not None:

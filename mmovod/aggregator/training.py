@@ -81,6 +81,10 @@ class TrainConfig:
             raise InputError(f"--view-sampling must be one of {', '.join(VIEW_SAMPLINGS)}, got {self.view_sampling!r}")
         if self.temperature <= 0:
             raise InputError(f"--temperature must be positive, got {self.temperature}")
+        if self.num_layers < 1:
+            raise InputError(f"--num-layers must be at least 1, got {self.num_layers}")
+        if self.seed < 0:
+            raise InputError(f"--seed must not be negative, got {self.seed}")
 
     # Fields that may change when resuming (how long to train), all others must match the checkpoint.
     RESUMABLE_CHANGES = ("steps",)
@@ -338,10 +342,6 @@ def train(
     out = Path(out_dir)
     if ctx.is_main:
         check_output_dir(out)
-        try:
-            out.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise output_error(out, exc) from None
     if config.batch_classes % ctx.world_size:
         raise InputError(f"--batch-classes {config.batch_classes} is not divisible by the {ctx.world_size} ranks")
     classes = eligible_classes(cache, 2 * config.k_max, strict)
@@ -359,7 +359,12 @@ def train(
         _restore_rng(state["rng"], ctx)
         start = int(state["step"])
         log.info("resumed from %s at step %d", resume, start)
-        if ctx.is_main:
+    if ctx.is_main:  # every input is checked: only now is anything written
+        try:
+            out.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise output_error(out, exc) from None
+        if resume is not None:
             _rewrite_metrics(out / METRICS_NAME, start)
     train_model: torch.nn.Module = model
     if ctx.distributed:
