@@ -434,6 +434,21 @@ CASES += [
     Case("train_visual_aggregator", "one-class-batch", lambda w, d, mp: ({"--batch-classes": "1"}, "at least 2")),
     Case("train_visual_aggregator", "zero-layers", lambda w, d, mp: ({"--num-layers": "0"}, "--num-layers must be at least 1")),
     Case("train_visual_aggregator", "negative-seed", lambda w, d, mp: ({"--seed": "-1"}, "--seed must not be negative")),
+    Case("train_visual_aggregator", "negative-lr", lambda w, d, mp: ({"--lr": "-1"}, "need --lr > 0")),
+    Case("cache_clip_features", "negative-context", lambda w, d, mp: ({"--context": "-5"}, "--context must be a finite")),
+    Case("cache_clip_features", "nan-context", lambda w, d, mp: ({"--context": "nan"}, "--context must be a finite")),
+    Case("generate_descriptions", "negative-timeout", lambda w, d, mp: ({"--timeout": "-1"}, "--timeout must be positive")),
+    Case("sample_exemplars", "no-categories", lambda w, d, mp: (
+        {"--lvis-ann-path": write_json(d / "bad.json", {**lvis_doc(), "categories": [], "annotations": []})},
+        "bad.json: 'categories' is empty")),
+    Case("create_imagenetlvis_json", "no-categories", lambda w, d, mp: (
+        {"--lvis-meta-path": write_json(d / "bad.json", {**lvis_doc(), "categories": [], "annotations": []})},
+        "bad.json: 'categories' is empty")),
+    Case("norm_feat_sum_norm", "complex-feat", lambda w, d, mp: (
+        np.save(d / "c.npy", np.ones((3, 8), complex)), {"--feat2-path": d / "c.npy"}, "expected a real numeric array")[1:]),
+    Case("cache_clip_features", "file-name-not-a-string", lambda w, d, mp: (
+        {"--exemplar-dict": exemplar_file(w, d, "exemplar_dict", lambda r: r.update(file_name=5))},
+        "exemplar_dict.json: class aerosol.n.02 exemplar 0: expected a record")),
     Case("eval_visual_aggregator", "zero-k", lambda w, d, mp: ({"--ks": "0"}, "must be positive")),
     Case("eval_visual_aggregator", "negative-seed", lambda w, d, mp: ({"--seed": "-1"}, "--seed must not be negative")),
     Case("eval_visual_aggregator", "wrong-layers", lambda w, d, mp: ({"--num-layers": "2"}, "check --num-layers")),

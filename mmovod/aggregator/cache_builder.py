@@ -185,6 +185,8 @@ def cache_clip_features(
         raise InputError("--batch-size and --min-images must be positive, --nw not negative")
     if seed < 0:
         raise InputError(f"--seed must not be negative, got {seed}")
+    if not 0 <= context < float("inf"):
+        raise InputError(f"--context must be a finite number >= 0, got {context}")
     keep = read_name_list(classes_file) if classes_file else None
     exclude = read_name_list(exclude_file) if exclude_file else set()
     if image_root:

@@ -98,7 +98,8 @@ def exemplar_dict_classes(path: str | os.PathLike) -> list[SourceClass]:
         if not isinstance(records, list):
             raise InputError(f"{path}: class {synset} is a {type(records).__name__}, expected a list of records")
         for e, record in enumerate(records):
-            if not isinstance(record, dict) or record.get("dataset") not in IMAGE_ROOTS or not record.get("file_name"):
+            if (not isinstance(record, dict) or record.get("dataset") not in IMAGE_ROOTS
+                    or not isinstance(record.get("file_name"), str) or not record["file_name"]):
                 raise InputError(f"{path}: class {synset} exemplar {e}: expected a record with 'dataset' "
                                  f"({', '.join(IMAGE_ROOTS)}) and 'file_name'")
             try:

@@ -81,6 +81,9 @@ class TrainConfig:
             raise InputError(f"--view-sampling must be one of {', '.join(VIEW_SAMPLINGS)}, got {self.view_sampling!r}")
         if self.temperature <= 0:
             raise InputError(f"--temperature must be positive, got {self.temperature}")
+        if not (self.lr > 0 and self.weight_decay >= 0 and 0 <= self.min_lr_ratio <= 1 and self.grad_clip >= 0):
+            raise InputError("need --lr > 0, --weight-decay >= 0, 0 <= --min-lr-ratio <= 1 and --grad-clip >= 0 "
+                             f"(got {self.lr}, {self.weight_decay}, {self.min_lr_ratio}, {self.grad_clip})")
         if self.num_layers < 1:
             raise InputError(f"--num-layers must be at least 1, got {self.num_layers}")
         if self.seed < 0:

@@ -357,6 +357,8 @@ def describe_classes(
         logging.getLogger(transport).setLevel(logging.WARNING)
     if workers < 1 or (limit is not None and limit < 1) or max_retries < 0:
         raise InputError("--workers and --limit must be >= 1, --max-retries >= 0")
+    if not (timeout > 0 and backoff >= 0):
+        raise InputError(f"--timeout must be positive and --backoff not negative, got {timeout} and {backoff}")
     output = output_path_for(output_template, model)
     cats = load_categories(ann_path)
     names = [description_key(c) for c in cats][:limit]

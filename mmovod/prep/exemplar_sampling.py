@@ -84,6 +84,8 @@ def sample_exemplars(
     if seed < 0:
         raise InputError(f"--seed must not be negative, got {seed}")
     cats = sorted(LvisFile(lvis_ann_path, required=("categories",)).categories(), key=lambda c: c["id"])
+    if not cats:
+        raise InputError(f"{lvis_ann_path}: 'categories' is empty")
     path = str(exemplar_dict_path)
     try:
         data = read_bytes(path, "exemplar dict")
@@ -110,7 +112,8 @@ def sample_exemplars(
                 raise InputError(f"{where} has no usable bbox / w, h")
             w, h = box_size(ref)
             if w < 0 or h < 0 or not math.isfinite(weight):
-                raise InputError(f"{where} has box width {w} and height {h}: both must be finite and not negative")
+                raise InputError(f"{where} has box width {w} and height {h}: the sizes must not be negative "
+                                 "and the area must be finite")
             weights.append(weight)
         usable = sum(1 for w in weights if w > 0)
         if usable < k:
