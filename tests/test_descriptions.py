@@ -38,6 +38,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.hold_after = None  # answer this many requests, then hold the rest until `release` is set
         self.answered = 0
         self.release = threading.Event()
+        self.raw_body = None  # bytes answered with HTTP 200 instead of a completion (a proxy's page, ...)
 
     @property
     def base_url(self):
@@ -81,6 +82,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(401, f"Incorrect API key provided: {self.headers.get('Authorization')}", "invalid_api_key")
         if body["model"] not in KNOWN_MODELS:
             return self._error(404, f"The model `{body['model']}` does not exist", "model_not_found")
+        if server.raw_body is not None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(server.raw_body)))
+            self.end_headers()
+            self.wfile.write(server.raw_body)
+            return
         if failure == "timeout":
             time.sleep(1.0)
         elif failure is not None:
@@ -104,7 +112,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = FakeOpenAI()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()

@@ -14,9 +14,7 @@ import errno
 import json
 import os
 import shutil
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable
@@ -28,11 +26,12 @@ from PIL import Image
 
 from mmovod.aggregator.feature_cache import write_array_cache
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.classifiers.descriptions import cache_path_for
+from mmovod.classifiers.descriptions import cache_path_for, clean_sample, describe_prompt
 from mmovod.classifiers.text_inputs import description_key
 from mmovod.clip.factory import tiny_clip_config_path
 from mmovod.prep.demo_dataset import demo_categories
 from tests.aggregator_toy import TOY_CLIP, gaussian_classes
+from tests.test_descriptions import KEY, fake_text, server  # noqa: F401 (fixture)
 from tools import (
     cache_clip_features, collate_exemplar_dict, create_imagenetlvis_json, dump_clip_features,
     dump_clip_features_lvis_sentences, eval_visual_aggregator, generate_descriptions, generate_vision_classifier_agg,
@@ -423,21 +422,6 @@ CASES += [
         {"--exemplar-dict-path": exemplar_file(w, d, "exemplar_dict", lambda r: r.update(
             dataset="visual_genome", x=0, y=0, w=-30, h=-40))},
         "has box width -30.0 and height -40.0")),
-    Case("sample_exemplars", "negative-k", lambda w, d, mp: ({"-K": "-1"}, "-K must be positive")),
-    Case("sample_exemplars", "negative-seed", lambda w, d, mp: ({"--seed": "-1"}, "--seed must not be negative")),
-    Case("create_imagenetlvis_json", "zero-workers", lambda w, d, mp: ({"--workers": "0"}, "--workers must be at least 1")),
-    Case("cache_clip_features", "zero-views", lambda w, d, mp: ({"--views": "0"}, "--views 0")),
-    Case("cache_clip_features", "zero-shard-size", lambda w, d, mp: ({"--shard-size": "0"}, "--shard-size must be at least 1")),
-    Case("cache_clip_features", "negative-workers", lambda w, d, mp: ({"--nw": "-1"}, "--nw not negative")),
-    Case("cache_clip_features", "negative-seed", lambda w, d, mp: ({"--seed": "-1"}, "--seed must not be negative")),
-    Case("train_visual_aggregator", "zero-steps", lambda w, d, mp: ({"--steps": "0"}, "--steps must be positive")),
-    Case("train_visual_aggregator", "one-class-batch", lambda w, d, mp: ({"--batch-classes": "1"}, "at least 2")),
-    Case("train_visual_aggregator", "zero-layers", lambda w, d, mp: ({"--num-layers": "0"}, "--num-layers must be at least 1")),
-    Case("train_visual_aggregator", "negative-seed", lambda w, d, mp: ({"--seed": "-1"}, "--seed must not be negative")),
-    Case("train_visual_aggregator", "negative-lr", lambda w, d, mp: ({"--lr": "-1"}, "need --lr > 0")),
-    Case("cache_clip_features", "negative-context", lambda w, d, mp: ({"--context": "-5"}, "--context must be a finite")),
-    Case("cache_clip_features", "nan-context", lambda w, d, mp: ({"--context": "nan"}, "--context must be a finite")),
-    Case("generate_descriptions", "negative-timeout", lambda w, d, mp: ({"--timeout": "-1"}, "--timeout must be positive")),
     Case("sample_exemplars", "no-categories", lambda w, d, mp: (
         {"--lvis-ann-path": write_json(d / "bad.json", {**lvis_doc(), "categories": [], "annotations": []})},
         "bad.json: 'categories' is empty")),
@@ -449,14 +433,6 @@ CASES += [
     Case("cache_clip_features", "file-name-not-a-string", lambda w, d, mp: (
         {"--exemplar-dict": exemplar_file(w, d, "exemplar_dict", lambda r: r.update(file_name=5))},
         "exemplar_dict.json: class aerosol.n.02 exemplar 0: expected a record")),
-    Case("eval_visual_aggregator", "zero-k", lambda w, d, mp: ({"--ks": "0"}, "must be positive")),
-    Case("eval_visual_aggregator", "negative-seed", lambda w, d, mp: ({"--seed": "-1"}, "--seed must not be negative")),
-    Case("eval_visual_aggregator", "wrong-layers", lambda w, d, mp: ({"--num-layers": "2"}, "check --num-layers")),
-    Case("generate_descriptions", "zero-workers", lambda w, d, mp: ({"--workers": "0"}, "--workers and --limit must be >= 1")),
-    Case("make_demo_data", "negative-seed", lambda w, d, mp: ({"--seed": "-1"}, "--seed must not be negative")),
-    *(Case(t, "zero-batch", lambda w, d, mp: ({"--batch-size": "0"}, "argument --batch-size: must be at least 1"))
-      for t in CLIP_TOOLS),
-    Case("get_exemplars_tta", "zero-views", lambda w, d, mp: ({"--num-augs": "0"}, "argument --num-augs: must be at least 1")),
     Case("norm_feat_sum_norm", "missing-feat", lambda w, d, mp: ({"--feat2-path": d / "absent.npy"}, "absent.npy: file not found")),
     Case("norm_feat_sum_norm", "empty-feat", lambda w, d, mp: (
         {"--feat2-path": copy_with(w.feat2, d / "e.npy", lambda b: b"")}, "e.npy: not a readable .npy")),
@@ -470,6 +446,35 @@ CASES += [
     Case("cache_clip_features", "missing-tree", lambda w, d, mp: (
         {"--exemplar-dict": None, "--image-root": d / "absent"}, "absent: image folder not found")),
 ]
+
+
+# (tool, case, flag, bad value, needle): counts and settings the tools refuse before any work
+BAD_VALUES = [
+    ("sample_exemplars", "negative-k", "-K", "-1", "-K must be positive"),
+    ("sample_exemplars", "negative-seed", "--seed", "-1", "--seed must not be negative"),
+    ("create_imagenetlvis_json", "zero-workers", "--workers", "0", "--workers must be at least 1"),
+    ("cache_clip_features", "zero-views", "--views", "0", "--views 0"),
+    ("cache_clip_features", "zero-shard-size", "--shard-size", "0", "--shard-size must be at least 1"),
+    ("cache_clip_features", "negative-workers", "--nw", "-1", "--nw not negative"),
+    ("cache_clip_features", "negative-seed", "--seed", "-1", "--seed must not be negative"),
+    ("train_visual_aggregator", "zero-steps", "--steps", "0", "--steps must be positive"),
+    ("train_visual_aggregator", "one-class-batch", "--batch-classes", "1", "at least 2"),
+    ("train_visual_aggregator", "zero-layers", "--num-layers", "0", "--num-layers must be at least 1"),
+    ("train_visual_aggregator", "negative-seed", "--seed", "-1", "--seed must not be negative"),
+    ("train_visual_aggregator", "negative-lr", "--lr", "-1", "need --lr > 0"),
+    ("cache_clip_features", "negative-context", "--context", "-5", "--context must be a finite"),
+    ("cache_clip_features", "nan-context", "--context", "nan", "--context must be a finite"),
+    ("generate_descriptions", "negative-timeout", "--timeout", "-1", "--timeout must be positive"),
+    ("eval_visual_aggregator", "zero-k", "--ks", "0", "must be positive"),
+    ("eval_visual_aggregator", "negative-seed", "--seed", "-1", "--seed must not be negative"),
+    ("eval_visual_aggregator", "wrong-layers", "--num-layers", "2", "check --num-layers"),
+    ("generate_descriptions", "zero-workers", "--workers", "0", "--workers and --limit must be >= 1"),
+    ("make_demo_data", "negative-seed", "--seed", "-1", "--seed must not be negative"),
+    ("get_exemplars_tta", "zero-views", "--num-augs", "0", "argument --num-augs: must be at least 1"),
+    *((t, "zero-batch", "--batch-size", "0", "argument --batch-size: must be at least 1") for t in CLIP_TOOLS),
+]
+CASES += [Case(tool, name, lambda w, d, mp, flag=flag, value=value, needle=needle: ({flag: value}, needle))
+          for tool, name, flag, value, needle in BAD_VALUES]
 
 
 # --- duplicate category ids and shared synsets ---------------------------------------------------
@@ -582,53 +587,12 @@ def test_training_restarted_with_resume_keeps_one_metrics_log(world, tmp_path):
     assert steps == [1, 2, 3] and len(first) == 2
 
 
-# --- server answers ------------------------------------------------------------------------------
-
-class Answers(ThreadingHTTPServer):
-    """Answers every request with `status` and `body` (or a good answer when body is None); 404 for `retired`."""
-
-    daemon_threads = True
-    retired = "text-davinci-003"
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), AnswerHandler)
-        self.status, self.body = 200, None
-
-    @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class AnswerHandler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        status, body = self.server.status, self.server.body
-        if request["model"] == self.server.retired:
-            status, body = 404, json.dumps({"error": {"message": "The model has been deprecated"}}).encode()
-        elif body is None:
-            n = request.get("n", 1)
-            key = "message" if self.path.endswith("chat/completions") else "text"
-            choices = [{"index": i, key: {"role": "assistant", "content": f"Thing {i}"} if key == "message"
-                        else f"Thing {i}"} for i in range(n)]
-            body = json.dumps({"choices": choices}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
+# --- server answers (the fake OpenAI server of tests/test_descriptions.py) -------------------------
 
 @pytest.fixture
-def answers(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    srv = Answers()
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def answers(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    return server
 
 
 @pytest.mark.parametrize("api", ["chat", "completions"])
@@ -642,7 +606,7 @@ def answers(monkeypatch):
     (b"[]", "JSON without a 'choices' list"),
 ])
 def test_server_answers_that_are_not_openai_responses(world, tmp_path, answers, bad_input, api, body, needle):
-    answers.body = body
+    answers.raw_body = body
     (tmp_path / "out").mkdir()
     out = tmp_path / "out" / "descriptions.json"
     argv = [str(v) for v in TOOLS["generate_descriptions"](world, out)]
@@ -650,16 +614,17 @@ def test_server_answers_that_are_not_openai_responses(world, tmp_path, answers, 
     bad_input(generate_descriptions.main, argv, out, needle, existing=GOOD)
 
 
-def test_retired_model_leaves_no_cache_and_the_suggested_model_then_runs(world, tmp_path, answers, bad_input, capsys):
+def test_retired_model_leaves_no_cache_and_another_model_then_runs(world, tmp_path, answers, bad_input):
     (tmp_path / "out").mkdir()
     out = tmp_path / "out" / "descriptions.json"
     argv = with_flag([str(v) for v in TOOLS["generate_descriptions"](world, out)], "--base-url", answers.base_url)
     retired = with_flag(argv, "--openai-model", "text-davinci-003")
     bad_input(generate_descriptions.main, retired, out, "--openai-model gpt-4o-mini (chat) or gpt-3.5-turbo-instruct")
-    # a cache of another model (an interrupted run) does not block the suggested one either
+    # a cache of another model (an interrupted run) does not block the next model either
     stale = cache_path_for(out, "text-davinci-003", "completions")
     stale.write_bytes(b'{"settings": {"model": "text-davinci-003"}}\n')
-    assert generate_descriptions.main(with_flag(argv, "--openai-model", "gpt-3.5-turbo-instruct")) == 0
+    assert generate_descriptions.main(with_flag(argv, "--openai-model", "gpt-test-instruct")) == 0
     written = json.loads(out.read_text())
-    assert list(written) == [description_key(c) for c in CATS] and written["aerosol can"][0] == "Thing 0."
-    assert stale.exists() and not cache_path_for(out, "gpt-3.5-turbo-instruct", "completions").exists()
+    assert list(written) == [description_key(c) for c in CATS]
+    assert written["aerosol can"][0] == clean_sample(fake_text(describe_prompt("aerosol can"), 10, 0))
+    assert stale.exists() and not cache_path_for(out, "gpt-test-instruct", "completions").exists()

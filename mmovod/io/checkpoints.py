@@ -71,7 +71,7 @@ def load_torch_file(path: str | os.PathLike, what: str = "checkpoint", *, trust:
         raise unpickling_error(p, what, exc) from None
     except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError) as exc:
         # torch raises these for truncated, random or foreign files (and, with trust, pickle does)
-        raise InputError(f"{p}: not a readable torch {what} ({_first_line(exc)})") from None
+        raise InputError(f"{p}: not a readable {what} ({_first_line(exc)})") from None
 
 
 def unpickling_error(path: str | os.PathLike, what: str, exc: pickle.UnpicklingError,
@@ -85,7 +85,7 @@ def unpickling_error(path: str | os.PathLike, what: str, exc: pickle.UnpicklingE
                           f"from the file; refused ({hint})")
     detail = _UNPICKLER_DETAIL.search(text)
     reason = detail.group(1).strip() if detail else _first_line(exc)
-    return InputError(f"{path}: not a readable torch {what} ({reason})")
+    return InputError(f"{path}: not a readable {what} ({reason})")
 
 
 def _first_line(exc: BaseException) -> str:
