@@ -405,7 +405,7 @@ for tool in ("train_visual_aggregator", "eval_visual_aggregator"):
         Case(tool, "cache-index-missing-key", lambda w, d, mp: (
             {"--cache": damaged_cache(w, d, lambda i: i.pop("class_offsets"))}, "field 'class_offsets' missing")),
         Case(tool, "cache-index-mistyped", lambda w, d, mp: (
-            {"--cache": damaged_cache(w, d, lambda i: i.update(dim="512"))}, "field 'dim' must be a positive integer")),
+            {"--cache": damaged_cache(w, d, lambda i: i.update(dim="512"))}, "field 'dim' has a wrong value '512'")),
         Case(tool, "cache-index-not-utf8", lambda w, d, mp: (
             {"--cache": cache_with_index(w, d, not_utf8)}, "index.json: not valid JSON")),
         Case(tool, "cache-missing", lambda w, d, mp: ({"--cache": d / "nocache"}, "feature cache folder not found")),

@@ -186,28 +186,25 @@ def write_shard(root: Path, shard: int, features: np.ndarray) -> None:
     save_npy(root / shard_name(shard), np.ascontiguousarray(features, dtype=FEATURE_DTYPE))
 
 
-# index fields a reader relies on: name -> (type, what it must be)
-INDEX_FIELDS: dict[str, tuple[type, str]] = {
-    "clip": (dict, "an object"), "dim": (int, "a positive integer"), "views": (int, "a positive integer"),
-    "shard_size": (int, "a positive integer"), "num_rows": (int, "a non-negative integer"),
-    "num_shards": (int, "a non-negative integer"), "classes": (list, "a list of class names"),
-    "class_offsets": (list, "a list of row offsets"), "items_sha256": (str, "a string"),
-}
+# index fields a reader relies on, with their JSON type; the counts below must be at least 1, the rest at least 0
+INDEX_FIELDS: dict[str, type] = {"clip": dict, "dim": int, "views": int, "shard_size": int, "num_rows": int,
+                                 "num_shards": int, "classes": list, "class_offsets": list, "items_sha256": str}
+POSITIVE_INDEX_FIELDS = ("dim", "views", "shard_size")
 
 
 def check_index_fields(doc: dict[str, Any], index: Path) -> None:
     """InputError naming the first index field that is missing or of the wrong kind."""
-    for key, (kind, what) in INDEX_FIELDS.items():
+    for key, kind in INDEX_FIELDS.items():
         value = doc.get(key)
         ok = isinstance(value, kind) and not isinstance(value, bool)
         if ok and kind is int:
-            ok = value >= (1 if what.startswith("a positive") else 0)
+            ok = value >= (1 if key in POSITIVE_INDEX_FIELDS else 0)
         if ok and key == "classes":
             ok = all(isinstance(v, str) for v in value)
         if ok and key == "class_offsets":
             ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not ok:
-            problem = "missing" if key not in doc else f"must be {what}, found {value!r:.40}"
+            problem = "missing" if key not in doc else f"has a wrong value {value!r:.40}"
             raise InputError(f"{index}: cache index field '{key}' {problem} (re-run tools/cache_clip_features.py)")
 
 

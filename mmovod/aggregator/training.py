@@ -265,7 +265,8 @@ def trained_clip(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]
 
 def load_resume(path: Path, config: TrainConfig, cache: FeatureCache) -> dict[str, Any]:
     """Read a training checkpoint and check it belongs to this cache and configuration."""
-    state = load_torch_file(path, "training checkpoint to resume from")
+    state = load_torch_file(path, "training checkpoint to resume from",
+                            hint="resume only from the checkpoint-*.pth files this tool writes")
     if not isinstance(state, dict) or state.get("format") != TRAIN_FORMAT or "optimizer" not in state:
         raise InputError(f"{path}: not a training checkpoint of tools/train_visual_aggregator.py (cannot resume from it)")
     if state.get("clip") != cache.clip:

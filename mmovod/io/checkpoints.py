@@ -3,7 +3,7 @@
 `torch.load(weights_only=True)` rebuilds tensors and plain containers only: a pickle that names any
 other global (a class or function, whose call could run code) is refused. A few harmless types that
 training scripts put into released checkpoints are allow-listed: numpy scalars (`np.float64(0.71)`)
-and `argparse.Namespace` (the script's flags), which is read back as `SavedNamespace`, a plain
+and the script's parsed command-line flags (a Namespace), read back as `SavedNamespace`, a plain
 attribute bag: the class the file names is never imported or called. Anything else is refused with
 one line naming the type, unless the caller opts in (`trust=True`) for a file the user trusts.
 """
@@ -28,7 +28,7 @@ except ImportError:  # numpy < 2
 
 
 class SavedNamespace(SimpleNamespace):
-    """An `argparse.Namespace` stored in a checkpoint, read back as its attributes and nothing else."""
+    """A training script's flags (its Namespace) stored in a checkpoint: their values and nothing else."""
 
 
 # numpy scalars are pickled as scalar(dtype, bytes); the dtype as its class (numpy >= 1.25) plus np.dtype
@@ -37,25 +37,25 @@ _NUMPY_DTYPES = [getattr(np.dtypes, f"{name}DType") for name in (
     "Float16", "Float32", "Float64", "Complex64", "Complex128")]
 # objects, or (object, the global name a pickle uses for it): numpy 1 and 2 spell the scalar's module differently
 SAFE_GLOBALS = [
-    (SavedNamespace, "argparse.Namespace"),
+    (SavedNamespace, "argparse.Namespace"),  # the pickle's name for it; the module is never imported
     (_numpy_scalar, "numpy.core.multiarray.scalar"),
     (_numpy_scalar, "numpy._core.multiarray.scalar"),
     np.dtype,
     *_NUMPY_DTYPES,
 ]
 
-TRUST_HINT = "pass --trust-checkpoint only if you trust where the file comes from"
+TRUST_HINT = "load it with trust (--trust-checkpoint) only if you trust where the file comes from"
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 _UNPICKLER_DETAIL = re.compile(r"WeightsUnpickler error:\s*(.+)")
 
 
 def load_torch_file(path: str | os.PathLike, what: str = "checkpoint", *, trust: bool = False,
-                    map_location: Any = "cpu") -> Any:
+                    map_location: Any = "cpu", hint: str = TRUST_HINT) -> Any:
     """The object saved in `path` by `torch.save`, without unpickling anything but tensors, plain
     containers and `SAFE_GLOBALS` (all of pickle with `trust`).
 
     InputError (one line naming the file) when it is missing, empty, not a torch file, or holds other
-    types (naming the first one).
+    types (naming the first one, and saying `hint`).
     """
     p = Path(path)
     if not p.is_file():
@@ -68,7 +68,7 @@ def load_torch_file(path: str | os.PathLike, what: str = "checkpoint", *, trust:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise unpickling_error(p, what, exc) from None
+        raise unpickling_error(p, what, exc, hint) from None
     except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError) as exc:
         # torch raises these for truncated, random or foreign files (and, with trust, pickle does)
         raise InputError(f"{p}: not a readable {what} ({_first_line(exc)})") from None
