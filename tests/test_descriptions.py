@@ -39,6 +39,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.hold_after = None  # answer this many requests, then hold the rest until `release` is set
         self.answered = 0
         self.release = threading.Event()
+        self.raw_body = None  # bytes answered with HTTP 200 instead of a completion (a proxy's page, ...)
 
     @property
     def base_url(self):
@@ -83,6 +84,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(401, f"Incorrect API key provided: {self.headers.get('Authorization')}", "invalid_api_key")
         if body["model"] not in KNOWN_MODELS:
             return self._error(404, f"The model `{body['model']}` does not exist", "model_not_found")
+        if server.raw_body is not None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(server.raw_body)))
+            self.end_headers()
+            self.wfile.write(server.raw_body)
+            return
         if failure == "timeout":
             time.sleep(1.0)
         elif failure is not None:
@@ -108,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = FakeOpenAI()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
@@ -160,7 +168,7 @@ def test_completions_run_writes_ascending_ids_and_sends_the_original_recipe(serv
     assert body["prompt"].startswith("Describe what ") and body["n"] == 10 and body["temperature"] == 0.99
     assert body["max_tokens"] == 50 and body["stop"] == "."
     assert len(server.requests) == len(CATEGORIES)
-    assert not cache_path_for(written).exists()
+    assert not cache_path_for(written, "gpt-test-instruct", "completions").exists()
 
 
 def test_chat_api_with_429_500_timeouts_and_a_server_that_caps_n(server, ann, tmp_path, capsys):
@@ -181,14 +189,14 @@ def test_chat_api_with_429_500_timeouts_and_a_server_that_caps_n(server, ann, tm
     assert {p for p, _ in server.requests} == {"/v1/chat/completions"}
     assert len(server.requests) == 3 * 3 + 4
     assert "retried=4" in capsys.readouterr().err
-    assert cache_path_for(out).exists()  # --limit keeps the cache for the full run
+    assert cache_path_for(out, "chat-test", "chat").exists()  # --limit keeps the cache for the full run
 
 
 def test_killed_run_resumes_and_equals_an_uninterrupted_run(server, ann, tmp_path):
     reference = tmp_path / "reference.json"
     assert generate_descriptions.main(argv(server, ann, reference, "--openai-model", "gpt-test-instruct")) == 0
     out = tmp_path / "resumed.json"
-    cache = cache_path_for(out)
+    cache = cache_path_for(out, "gpt-test-instruct", "completions")
     server.requests.clear()
     server.answered, server.hold_after = 0, 3  # the 4th request hangs: the run is killed while waiting on it
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -240,7 +248,7 @@ def test_persistent_server_errors_stop_with_exit_1_and_keep_finished_classes(ser
     args = argv(server, ann, out, "--openai-model", "chat-test", "--workers", "1", "--max-retries", "2")
     line = _fails(capsys, args, out, code=1)
     assert "HTTP 500 from the server after 3 attempts" in line and "re-run" in line
-    assert cache_path_for(out).read_text().count("\n") == 3  # settings + the two classes that succeeded
+    assert cache_path_for(out, "chat-test", "chat").read_text().count("\n") == 3  # settings + the two classes that succeeded
 
 
 def test_bad_inputs(server, tmp_path, capsys):

@@ -17,7 +17,7 @@ import sys
 from typing import Sequence
 
 from mmovod.aggregator.evaluation import DEFAULT_KS, evaluate_aggregator
-from mmovod.cli.flags import make_parser
+from mmovod.cli.flags import TRUST_CHECKPOINT_HELP, int_at_least, make_parser
 from mmovod.cli.run import run_tool
 from mmovod.aggregator.feature_cache import describe_clip
 
@@ -26,13 +26,14 @@ def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
     parser.add_argument("--cache", required=True, help="feature cache of the held-out classes (tools/cache_clip_features.py)")
     parser.add_argument("--load-path", required=True, help="aggregator checkpoint (visual_aggregator.pth, or the authors' weights)")
-    parser.add_argument("--num-layers", type=int, default=4, help="transformer layers of the aggregator")
+    parser.add_argument("--trust-checkpoint", action="store_true", help=TRUST_CHECKPOINT_HELP)
+    parser.add_argument("--num-layers", type=int_at_least(1), default=4, help="transformer layers of the aggregator")
     parser.add_argument("--out-path", required=True, help="JSON file for the results (its folder must exist)")
     parser.add_argument("--classes", default=None, help="text file, one class name per line: evaluate only these (default: every class of the cache)")
-    parser.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS), help="exemplar counts K")
-    parser.add_argument("--queries", type=int, default=20, help="query images per class and trial")
-    parser.add_argument("--trials", type=int, default=5, help="random exemplar/query draws averaged")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    parser.add_argument("--ks", type=int_at_least(1), nargs="+", default=list(DEFAULT_KS), help="exemplar counts K")
+    parser.add_argument("--queries", type=int_at_least(1), default=20, help="query images per class and trial")
+    parser.add_argument("--trials", type=int_at_least(1), default=5, help="random exemplar/query draws averaged")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the draws")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--strict", action="store_true", help="fail on classes with fewer than max(K)+1 images instead of skipping them")
     return parser
@@ -41,7 +42,7 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     run_ = evaluate_aggregator(args.cache, args.load_path, args.num_layers, args.out_path, classes_path=args.classes,
                                ks=args.ks, queries=args.queries, trials=args.trials, seed=args.seed, device=args.device,
-                               strict=args.strict)
+                               strict=args.strict, trust_checkpoint=args.trust_checkpoint)
     result = run_.result
     print(f"class retrieval on {run_.classes} classes ({describe_clip(run_.clip)}), chance {result.chance:.3f}")
     print(f"{'K':>4} {'aggregator':>11} {'average':>9}")

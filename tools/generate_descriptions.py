@@ -11,8 +11,9 @@ with `{}` replaced by the model name.
 Works with the OpenAI API and any server speaking its wire format (vLLM, Ollama, LiteLLM and other
 gateways: --base-url). The API key is read from OPENAI_API_KEY only (never from files or flags; a
 local server that needs no key works without it). Requests run concurrently, 429 / 5xx / timeouts
-are retried with exponential backoff, and finished classes are cached in <output>.partial.jsonl: an
-interrupted run resumes where it stopped when re-run with the same command.
+are retried with exponential backoff, and finished classes are cached in
+<output>.<model>-<api>.partial.jsonl: an interrupted run resumes where it stopped when re-run with the
+same command.
 
 Example:
   export OPENAI_API_KEY=...   # not needed for a keyless local server

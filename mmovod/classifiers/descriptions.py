@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -31,9 +32,9 @@ import openai
 import orjson
 from tqdm import tqdm
 
-from mmovod.io.atomic import atomic_open, check_output_path
+from mmovod.io.atomic import atomic_open, check_output_path, output_error
 from mmovod.io.errors import InputError
-from mmovod.io.json_files import save_json
+from mmovod.io.json_files import read_bytes, save_json
 from mmovod.classifiers.text_inputs import description_key
 from mmovod.vocabulary.reader import read_vocabulary
 
@@ -94,8 +95,9 @@ def output_path_for(template: str, model: str) -> Path:
     return Path(template.replace("{}", model.replace("/", "_")))
 
 
-def cache_path_for(output: str | os.PathLike) -> Path:
-    return Path(str(output) + ".partial.jsonl")
+def cache_path_for(output: str | os.PathLike, model: str, api: str) -> Path:
+    """The resume cache of `output` for one model and endpoint: a run with another model starts its own."""
+    return Path(f"{output}.{re.sub(r'[^A-Za-z0-9._-]', '_', model)}-{api}.partial.jsonl")
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,26 @@ class RetryPolicy:
     max_retries: int = 6
     backoff: float = 1.0
     max_wait: float = 60.0
+
+
+def response_texts(body: bytes, api: str) -> list[str]:
+    """The sample texts of a completions (`api` "completions") or chat-completions response body, read
+    from the wire format itself (the SDK does not check it); ValueError saying what is wrong."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValueError(f"a body that is not JSON ({body[:60]!r})") from None
+    choices = doc.get("choices") if isinstance(doc, dict) else None
+    if not isinstance(choices, list):
+        raise ValueError("JSON without a 'choices' list")
+    texts = []
+    for choice in choices:
+        holder = choice.get("message") if api == "chat" and isinstance(choice, dict) else choice
+        key = "content" if api == "chat" else "text"
+        if not isinstance(holder, dict) or not isinstance(holder.get(key, 0), (str, type(None))):
+            raise ValueError(f"a choice without a '{key}' string ({str(choice)[:60]})")
+        texts.append(holder[key] or "")
+    return texts
 
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
@@ -182,10 +204,16 @@ class DescriptionClient:
         s = self.settings
         common = dict(model=s.model, n=n, temperature=s.temperature, max_tokens=s.max_tokens, stop=s.stop)
         if s.api == "chat":
-            response = self.client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **common)
-            return [choice.message.content or "" for choice in response.choices]
-        response = self.client.completions.create(prompt=prompt, **common)
-        return [choice.text for choice in response.choices]
+            raw = self.client.chat.completions.with_raw_response.create(
+                messages=[{"role": "user", "content": prompt}], **common)
+        else:
+            raw = self.client.completions.with_raw_response.create(prompt=prompt, **common)
+        try:
+            return response_texts(raw.http_response.content, s.api)
+        except ValueError as exc:
+            raise InputError(f"the server at {self.client.base_url} answered HTTP {raw.status_code} with {exc} instead "
+                             f"of an OpenAI {s.api} response (a proxy, or a server of another kind? check --base-url "
+                             "and --api)") from None
 
     def _wait(self, exc: Exception, attempt: int) -> float:
         wait_s = self.retry.backoff * 2 ** attempt
@@ -248,7 +276,7 @@ class DescriptionCache:
             with atomic_open(self.path, "wb") as handle:
                 handle.write(header)
             return {}
-        data = self.path.read_bytes()
+        data = read_bytes(self.path, "description cache")
         lines = data.split(b"\n")
         complete = lines[:-1]  # the part after the last newline is a torn write (or empty)
         if not complete or complete[0] + b"\n" != header:
@@ -265,15 +293,21 @@ class DescriptionCache:
                 raise InputError(f"{self.path}: line {number} is not a cache entry; delete the file to start over") from None
         if lines[-1]:
             log.info("%s: dropping a torn last line", self.path)
-            os.truncate(self.path, len(data) - len(lines[-1]))
+            try:
+                os.truncate(self.path, len(data) - len(lines[-1]))
+            except OSError as exc:
+                raise output_error(self.path, exc) from None
         return done
 
     def append(self, name: str, descriptions: list[str], rejected: dict[str, int] | None = None) -> None:
         entry = {"class": name, "descriptions": descriptions, **({"rejected": rejected} if rejected else {})}
-        with open(self.path, "ab") as handle:
-            handle.write(orjson.dumps(entry) + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(self.path, "ab") as handle:
+                handle.write(orjson.dumps(entry) + b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
 
 
 def generate_descriptions(
@@ -292,8 +326,9 @@ def generate_descriptions(
     removed unless `keep_cache` (a partial `--limit` run keeps it for the full run). Rejected
     samples of every class, cached or new, end up in `describer.rejected`.
     """
+    settings = describer.settings
     check_output_path(output)
-    cache = DescriptionCache(cache_path_for(output), describer.settings)
+    cache = DescriptionCache(check_output_path(cache_path_for(output, settings.model, settings.api)), settings)
     done = cache.load()
     describer.rejected.update({n: r for n, r in cache.rejected.items() if n in names})
     todo = [n for n in names if n not in done]
@@ -319,6 +354,8 @@ def generate_descriptions(
         except BaseException:
             describer.stop_event.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            if not done:  # nothing to resume from: leave no cache behind
+                cache.path.unlink(missing_ok=True)
             raise
     result = {n: done[n] for n in names}
     save_json(output, result, indent=True)
@@ -382,6 +419,8 @@ def describe_classes(
         logging.getLogger(transport).setLevel(logging.WARNING)
     if workers < 1 or (limit is not None and limit < 1) or max_retries < 0:
         raise InputError("--workers and --limit must be >= 1, --max-retries >= 0")
+    if not (timeout > 0 and backoff >= 0):
+        raise InputError(f"--timeout must be positive and --backoff not negative, got {timeout} and {backoff}")
     output = output_path_for(output_template, model)
     vocab = read_vocabulary(ann_path)
     names = [description_key(c.as_category(i)) for i, c in enumerate(vocab.classes)][:limit]

@@ -45,6 +45,12 @@ def _number(record: Mapping[str, Any], key: str, value: Any) -> float:
     return float(value)
 
 
+def _check_size(record: Mapping[str, Any], w: float, h: float) -> None:
+    if w < 0 or h < 0:
+        raise InputError(f"{record.get('dataset')} exemplar record {record.get('file_name')!r}: box width {w} and "
+                         f"height {h} must not be negative")
+
+
 def record_box(record: Mapping[str, Any]) -> tuple[int, int, int, int] | None:
     """The integer `(x, y, w, h)` box of a record, or None for a whole-image (ImageNet) record."""
     dataset = record.get("dataset")
@@ -55,9 +61,11 @@ def record_box(record: Mapping[str, Any]) -> tuple[int, int, int, int] | None:
         if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
             raise InputError(f"{dataset} exemplar record {record.get('file_name')!r}: 'bbox' must be [x, y, w, h], found {bbox!r}")
         x, y, w, h = (_number(record, "bbox", v) for v in bbox)
+        _check_size(record, w, h)
         return math.floor(x), math.floor(y), math.floor(w) + 1, math.floor(h) + 1
     if dataset == "visual_genome":
         x, y, w, h = (_number(record, k, record.get(k)) for k in ("x", "y", "w", "h"))
+        _check_size(record, w, h)
         return int(x), int(y), int(w), int(h)
     raise InputError(f"unknown exemplar dataset {dataset!r} (expected lvis, imagenet21k, visual_genome or file)")
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
 from mmovod.clip.crops import BadImageError
-from mmovod.prep.exemplar_sampling import IMAGENET_AREA, WeightRef, exemplar_weight, weighted_choice
+from mmovod.prep.exemplar_sampling import WeightRef, exemplar_weight, weighted_choice
 from mmovod.readers.image_header import header_sizes
 from mmovod.readers.image_roots import FILE_DATASET
 from mmovod.vocabulary.reader import Vocabulary, normalise_name
@@ -222,7 +222,7 @@ def check_images(vocab: Vocabulary, records: Records, skip_bad: bool, workers: i
 def sampling_weight(record: dict[str, Any]) -> float:
     """The LVIS recipe's weight: box area, or 100 x 100 for a whole image."""
     if record.get("bbox") is None:
-        return IMAGENET_AREA
+        return float(exemplar_weight(WeightRef(dataset="imagenet21k")))
     return float(exemplar_weight(WeightRef(dataset="lvis", bbox=record["bbox"])))
 
 
