@@ -56,10 +56,10 @@ def run_ok(demo, out, classifiers=("text",), *extra):
 
 
 def naive_selection(doc, min_area=1024):
-    """(category id, file name, bbox) of every non-crowd box with area >= min_area, by category then file order."""
+    """(category id, file name, bbox) of every non-crowd box with area > min_area, by category then file order."""
     urls = {i["id"]: "/".join(i["coco_url"].split("/")[-2:]) for i in doc["images"]}
     boxes = [(a["category_id"], urls[a["image_id"]], a["bbox"]) for a in doc["annotations"]
-             if a.get("area", a["bbox"][2] * a["bbox"][3]) >= min_area and not a.get("iscrowd")]
+             if a.get("area", a["bbox"][2] * a["bbox"][3]) > min_area and not a.get("iscrowd")]
     return sorted(boxes, key=lambda b: b[0])  # stable: file order within a category
 
 

@@ -1,5 +1,4 @@
 """Batched exemplar encoding: independent of batch size, workers and order; equal to one view at a time."""
-import argparse
 
 import pytest
 import torch

@@ -1,7 +1,7 @@
 """Is this classifier any good? Classify the ground-truth boxes of a labelled set with each classifier,
 as a Detic-style detector's zero-shot head would score a perfect proposal, without training a detector.
 
-Crops: every box of --ann (LVIS or COCO format) that is not crowd and has area >= --min-area, at most
+Crops: every box of --ann (LVIS or COCO format) that is not crowd and has area > --min-area, at most
 --max-per-class per category (a seeded choice). Crop rule (the exemplar crops' geometry,
 mmovod.clip.crops): the box [x, y, w, h] becomes [floor x, floor y, floor w + 1, floor h + 1], is
 grown by (1 + --context) around its centre and made square with side max(w, h), then clamped to the
@@ -52,7 +52,7 @@ def get_parser() -> argparse.ArgumentParser:
     crops.add_argument("--max-per-class", type=int_at_least(0), default=DEFAULT_MAX_PER_CLASS,
                        help="at most this many boxes per category, a seeded choice (0: every box)")
     crops.add_argument("--min-area", type=non_negative_float, default=float(DEFAULT_MIN_AREA),
-                       help="skip boxes whose annotation area (else w*h) is smaller, in pixels")
+                       help="keep boxes whose annotation area (else w*h) is larger than this, in pixels (as the exemplar recipe)")
     crops.add_argument("--context", type=non_negative_float, default=0.0,
                        help="grow the box by this fraction around its centre before making it square (default 0: the box made square)")
     crops.add_argument("--views", type=int_at_least(1), default=1,

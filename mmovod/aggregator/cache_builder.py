@@ -24,6 +24,7 @@ from mmovod.clip.factory import load_clip
 from mmovod.clip.specs import ClipSpec, ViewSpec
 from mmovod.clip.crops import BadImageError, load_exemplar_crop
 from mmovod.aggregator.distributed import DistContext, all_agree, barrier, init_distributed, shutdown
+from mmovod.io.atomic import check_output_dir
 from mmovod.io.errors import InputError
 from mmovod.readers.class_list import read_class_list
 from mmovod.readers.image_roots import default_image_roots
@@ -204,6 +205,7 @@ def cache_clip_features(
     `roots` are the image roots of exemplar records (default: the guide's folders). Returns the run
     on the main rank, None on the others.
     """
+    check_output_dir(out)
     if views.num_views > 1 and not views.tta:
         raise InputError(f"--views {views.num_views}: more than 1 view only with --tta (plain views are identical)")
     classes, kind = source_classes(image_root, exemplar_dict, class_filter)

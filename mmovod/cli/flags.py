@@ -65,6 +65,10 @@ def command_line(prog: str, argv: Sequence[str]) -> str:
     return shlex.join([prog, *argv])
 
 
+TRUST_CHECKPOINT_HELP = ("trust the checkpoint file: unpickle every type it holds, which can run code from the "
+                         "file (by default only tensors, plain values, numpy scalars and argparse.Namespace are read)")
+
+
 # --- CLIP ---------------------------------------------------------------------------------------
 
 TEXT_BATCH_HELP = "sentences per forward pass (unset: 256 on CUDA, 32 on CPU, where small batches stay in cache)"

@@ -65,8 +65,8 @@ class ViewSpec:
             raise InputError(f"number of workers must not be negative, found {self.workers}")
         if self.seed < 0:
             raise InputError(f"seed must not be negative, found {self.seed}")
-        if self.context < 0:
-            raise InputError(f"context must not be negative, found {self.context}")
+        if not 0 <= self.context < float("inf"):
+            raise InputError(f"context must be a finite number >= 0, found {self.context}")
 
 
 def as_bundle(clip: ClipSpec | ClipBundle, tower: str = "both") -> tuple[ClipBundle, int | None]:

@@ -1,10 +1,10 @@
 """Which boxes are evaluated: the ground-truth boxes of an LVIS- or COCO-format file, as exemplar records.
 
 Selection: every annotation with a `bbox` of positive width and height, not `iscrowd`, whose `area`
-(the annotation's own `area` when present, else bbox w*h) is at least `min_area`; per category at
-most `max_per_class` of them (0: all), chosen without replacement by
-`numpy.random.default_rng([seed, category_id])` and kept in file order, so the choice of one class
-does not depend on any other class.
+(the annotation's own `area` when present, else bbox w*h) is larger than `min_area` (strictly, as
+the exemplar recipe's LVIS filter and lvis-api's area ranges); per category at most `max_per_class`
+of them (0: all), chosen without replacement by `numpy.random.default_rng([seed, category_id])` and
+kept in file order, so the choice of one class does not depend on any other class.
 
 Images: `<img_dir>/<split>/<file>` from the last two parts of an image's `coco_url` (the LVIS layout,
 e.g. `val2017/000000000139.jpg` under `datasets/coco/`), else `<img_dir>/<file_name>`. Each box
@@ -150,7 +150,7 @@ def select_boxes(ann_path: str | os.PathLike, img_dir: str | os.PathLike, *, min
             counts["crowd"] += 1
             continue
         area = ann.area if ann.area is not None else box[2] * box[3]
-        if area < min_area:
+        if area <= min_area:
             counts["small"] += 1
             continue
         by_class.setdefault(ann.category_id, []).append({
@@ -161,7 +161,7 @@ def select_boxes(ann_path: str | os.PathLike, img_dir: str | os.PathLike, *, min
         raise InputError(f"{path}: no annotation has a bounding box ('bbox' [x, y, w, h] with w, h > 0); "
                          "evaluation needs a detection set such as lvis_v1_val.json")
     if not by_class:
-        raise InputError(f"{path}: no box passes the filters ({counts['small']} smaller than --min-area {min_area:g}, "
+        raise InputError(f"{path}: no box passes the filters ({counts['small']} not larger than --min-area {min_area:g}, "
                          f"{counts['crowd']} crowd)")
     img_root = Path(img_dir)
     used = {r["file_name"] for records in by_class.values() for r in records}
