@@ -92,12 +92,16 @@ def run(args: argparse.Namespace) -> None:
     print(f"{crops['crops']} crops of {crops['classes']} classes, CLIP {result.doc['clip']} "
           f"({'encoded' if result.encoded else 'cached'} embeddings: {result.doc['cache']}); values in %")
     print(terminal_table(result.doc["classifiers"]))
+    gaps: dict[str, list[str]] = {}  # message -> classifiers it applies to
     for r in result.doc["classifiers"]:
         cover = r["coverage"]
         no_crops, no_row = len(cover["classifier_classes_without_crops"]), len(cover["ann_classes_without_row"])
         if no_crops or no_row:
-            print(f"{r['name']}: {no_crops} of its {r['classes']} classes have no crop in --ann (no AP); "
-                  f"{no_row} classes of --ann have no row ({cover['crops_without_row']} crops left out)")
+            gaps.setdefault(f"{no_crops} of its {r['classes']} classes have no crop in --ann (no AP); {no_row} classes "
+                            f"of --ann have no row ({cover['crops_without_row']} crops left out)", []).append(r["name"])
+    for message, names in gaps.items():
+        who = "every classifier" if len(names) == len(result.doc["classifiers"]) > 1 else ", ".join(names)
+        print(f"{who}: {message}")
     print(f"wrote {', '.join(str(p) for p in result.written[:4])}"
           + (f" and {result.written[4]}" if len(result.written) > 4 else ""))
 
