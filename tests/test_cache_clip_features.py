@@ -130,7 +130,7 @@ def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case):
     args = cache_args(tiny, out)
     expected = {
         "other-clip": "holds features of CLIP",
-        "views": "--views 2: need at least 1, and more than 1 only with --tta",
+        "views": "--views 2: more than 1 view only with --tta",
         "strict": "1 classes have fewer than 2 images: n00009 (0) (--strict)",
         "missing-root": "image folder not found",
         "lvis-ann-missing": "x.json: LVIS annotation file not found",

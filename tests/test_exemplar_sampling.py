@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from bench.naive_sample_exemplars import authors_sample
 from tools.sample_exemplars import main
 
 CATS = [{"id": 3, "synset": "c.n.01"}, {"id": 1, "synset": "a.n.01"}, {"id": 2, "synset": "b.n.01"}]
@@ -34,24 +35,8 @@ def make_dict(rng):
 
 
 def reference(exemplars, k, seed):
-    """The procedure as the authors wrote it: areas set on every record, choice over the record objects."""
-    exemplars = copy.deepcopy(exemplars)
-    for records in exemplars.values():
-        for ann in records:
-            if ann["dataset"] == "imagenet21k":
-                ann["area"] = 100.0 * 100.0
-            elif ann["dataset"] == "lvis":
-                ann["area"] = float(ann["bbox"][2] * ann["bbox"][3])
-            else:
-                ann["area"] = float(ann["w"] * ann["h"])
-    chosen = []
-    for cat in sorted(CATS, key=lambda c: c["id"]):
-        rng = np.random.default_rng(seed)
-        anns = exemplars[cat["synset"]]
-        probs = [a["area"] for a in anns]
-        probs = np.array(probs) / sum(probs)
-        chosen.append(rng.choice(anns, size=k, p=probs, replace=False).tolist())
-    return chosen
+    """The procedure as the authors wrote it (bench/naive_sample_exemplars.py), on a copy of the records."""
+    return authors_sample(CATS, copy.deepcopy(exemplars), k, seed)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 
+from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.classifiers.fusion import fuse_classifiers
 from tools import norm_feat_sum_norm
 
@@ -33,9 +34,9 @@ def test_tool_writes_float32_and_a_sidecar(tmp_path):
     expected = (na + nb) / np.linalg.norm(na + nb, axis=1, keepdims=True)
     assert fused.dtype == np.float32 and fused.shape == (6, 8)
     np.testing.assert_allclose(fused, expected, rtol=1e-6)
-    side = json.loads((tmp_path / "out.npy.json").read_text())
-    assert side["shape"] == [6, 8] and side["dtype"] == "float32"
-    assert side["normalisation"] == "l2(l2(feat1) + l2(feat2))"
+    side = read_sidecar(tmp_path / "out.npy")
+    assert side.kind == "multi-modal" and side.shape == (6, 8) and side.dtype == "float32"
+    assert side.normalized and side.details["formula"] == "l2(l2(feat1) + l2(feat2))"
 
     assert norm_feat_sum_norm.main(args + ["--no-final-norm"]) == 0
     np.testing.assert_allclose(np.load(out), na + nb, rtol=1e-6)

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from mmovod.io.errors import InputError
-from mmovod.readers.image_roots import add_image_root_args, image_roots_from_args, record_image_path
+from mmovod.cli.flags import add_image_root_args, image_roots_from_args
+from mmovod.readers.image_roots import record_image_path
 
 
 def test_flags_defaults_and_paths():

@@ -6,6 +6,7 @@ import open_clip
 import pytest
 import torch
 
+from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.clip.factory import load_clip, save_random_checkpoint, tiny_clip_config_path
 from mmovod.classifiers.text_inputs import class_prompts, description_key, synset_lemmas
 from mmovod.clip.text_encoding import max_relative_difference
@@ -87,9 +88,11 @@ def test_dump_clip_features_default_prompt(tmp_path, tiny):
     assert got.dtype == np.float32 and got.shape == (3, 512)
     want = _embed(bundle, ["a aerosol_can", "a bull", "a stop_sign"])
     assert max_relative_difference(got, want) < 1e-5
-    side = json.loads(Path(str(out) + ".json").read_text())
-    assert side["category_ids"] == sorted(c["id"] for c in cats)
-    assert side["normalized"] is False and side["prompt"] == "a {}"
+    side = read_sidecar(out)
+    assert side.kind == "text" and side.category_ids == sorted(c["id"] for c in cats)
+    assert side.class_names == ["aerosol_can", "bull", "stop_sign"]
+    assert side.normalized is False and side.details["prompt"] == "a {}"
+    assert side.command.split()[1:3] == ["--ann", str(ann)]
 
 
 def test_dump_clip_features_averages_wordnet_synonyms(tmp_path, tiny):
@@ -120,7 +123,7 @@ def test_description_features_of_the_real_12030_descriptions(tmp_path, micro):
         emb = torch.cat([bundle.model.encode_text(t) for t in tokens.split(1000)])
     want = emb.reshape(1203, 10, 512).mean(dim=1).numpy()
     assert max_relative_difference(got, want) < 1e-5
-    assert json.loads(Path(str(out) + ".json").read_text())["category_ids"] == [c["id"] for c in cats]
+    assert read_sidecar(out).category_ids == [c["id"] for c in cats]
 
 
 def _bad(capsys, main, argv, out):

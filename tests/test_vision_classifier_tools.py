@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tests.exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
+from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.aggregator.model import read_state_dict
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
 from tests.test_aggregator import reference_forward
@@ -40,9 +41,9 @@ def test_average_tool_equals_naive_mean(demo, bundle, tmp_path):
     assert got.dtype == np.float32 and got.shape == (4, 512)
     naive = naive_view_embeddings(bundle, demo["exemplars"], demo["roots"], TTA_CONTEXT, 2, 3)
     np.testing.assert_allclose(got, torch.stack([r.mean(0) for r in naive]).numpy(), rtol=1e-5, atol=1e-6)
-    side = json.loads((tmp_path / "avg.npy.json").read_text())
-    assert side["category_ids"] == [r[0]["category_id"] for r in demo["exemplars"]]
-    assert side["normalised"] is False and side["num_augs"] == 2 and side["context"] == TTA_CONTEXT
+    side = read_sidecar(tmp_path / "avg.npy")
+    assert side.kind == "vision-average" and side.category_ids == [r[0]["category_id"] for r in demo["exemplars"]]
+    assert side.normalized is False and side.details["num_augs"] == 2 and side.details["context"] == TTA_CONTEXT
 
 
 @pytest.mark.parametrize("tta", [True, False])
@@ -104,7 +105,7 @@ def test_missing_image_exits_2_or_is_skipped(demo, tmp_path, capsys):
     one_error_line(capsys, "1 exemplar images not found", "gone.jpg", "--skip-bad")
     assert not out.exists()
     assert agg_tool.main(agg_args(demo, ann, out, "--skip-bad")) == 0
-    skipped = json.loads((tmp_path / "agg.npy.json").read_text())["skipped_images"]
+    skipped = read_sidecar(tmp_path / "agg.npy").details["skipped_images"]
     assert [(s["class"], s["path"].endswith("gone.jpg")) for s in skipped] == [(2, True)]
 
 

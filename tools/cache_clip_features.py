@@ -30,13 +30,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
-from mmovod.clip.factory import add_clip_args
+from mmovod.aggregator.cache_builder import DEFAULT_SHARD_SIZE, ClassFilter, cache_clip_features
+from mmovod.cli.flags import (add_clip_args, add_image_root_args, add_workers_arg, clip_spec_from_args,
+                              image_roots_from_args, int_at_least, make_parser, non_negative_float)
+from mmovod.cli.run import run_tool
 from mmovod.clip.crops import AGGREGATOR_CONTEXT
-from mmovod.aggregator.cache_builder import cache_clip_features
-from mmovod.readers.image_roots import add_image_root_args, image_roots_from_args
-
-DEFAULT_SHARD_SIZE = 32768
+from mmovod.clip.specs import ViewSpec
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -44,37 +43,36 @@ def get_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image-root", default=None, help="class-folder tree: <root>/<class>/<image files>")
     source.add_argument("--exemplar-dict", default=None, help="exemplar dictionary {synset: [records]} to crop and encode")
-    parser.add_argument("--out", required=True, help="cache folder to create or resume (its parent must exist)")
+    parser.add_argument("--out", "--out-dir", dest="out", required=True,
+                        help="cache folder to create or resume (its parent must exist)")
     classes = parser.add_argument_group("classes")
     classes.add_argument("--classes", default=None, help="text file of class names (folder names or synsets) to keep (unset: all)")
     classes.add_argument("--exclude-classes", default=None, help="text file of class names to leave out (e.g. LVIS-rare wnids)")
-    classes.add_argument("--lvis-ann", default=None,
+    classes.add_argument("--lvis-ann", "--ann", dest="lvis_ann", default=None,
                          help="LVIS annotation (or category) JSON whose rare categories are left out: their wnid folders "
                               "(--image-root) or synsets (--exemplar-dict)")
-    classes.add_argument("--min-images", type=int, default=2,
+    classes.add_argument("--min-images", type=int_at_least(1), default=2,
                          help="classes with fewer images are skipped with a report (an error with --strict)")
     classes.add_argument("--strict", action="store_true", help="fail on empty or too-small classes instead of skipping them")
     views = parser.add_argument_group("views")
-    views.add_argument("--views", type=int, default=1, help="views per image (more than 1 needs --tta)")
+    views.add_argument("--views", type=int_at_least(1), default=1, help="views per image (more than 1 needs --tta)")
     views.add_argument("--tta", action="store_true", help="make every view a deterministic TTA view (as get_exemplars_tta)")
-    views.add_argument("--seed", type=int, default=0, help="TTA seed")
-    views.add_argument("--context", type=float, default=AGGREGATOR_CONTEXT,
+    views.add_argument("--seed", type=int_at_least(0), default=0, help="TTA seed")
+    views.add_argument("--context", type=non_negative_float, default=AGGREGATOR_CONTEXT,
                        help="box context of exemplar crops (--exemplar-dict); the aggregator tool's value")
-    parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="images per shard file (the unit of resuming)")
-    parser.add_argument("--nw", type=int, default=4, help="DataLoader worker processes that decode and augment (0: in the main process)")
+    parser.add_argument("--shard-size", type=int_at_least(1), default=DEFAULT_SHARD_SIZE, help="images per shard file (the unit of resuming)")
+    add_workers_arg(parser, 4, "DataLoader worker processes that decode and augment (0: in the main process)", "--nw")
     add_clip_args(parser)
     add_image_root_args(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
-    result = cache_clip_features(
-        args.out, image_root=args.image_root, exemplar_dict=args.exemplar_dict, roots=image_roots_from_args(args),
-        classes_file=args.classes, exclude_file=args.exclude_classes, lvis_ann=args.lvis_ann,
-        min_images=args.min_images, strict=args.strict, views=args.views, tta=args.tta, seed=args.seed,
-        context=args.context, shard_size=args.shard_size, batch_size=args.batch_size, workers=args.nw,
-        clip_model=args.clip_model, pretrained=args.pretrained, device=args.device,
-    )
+    class_filter = ClassFilter(args.classes, args.exclude_classes, args.lvis_ann, args.min_images, args.strict)
+    views = ViewSpec(num_views=args.views, tta=args.tta, context=args.context, seed=args.seed, workers=args.workers)
+    result = cache_clip_features(args.out, image_root=args.image_root, exemplar_dict=args.exemplar_dict,
+                                 class_filter=class_filter, clip=clip_spec_from_args(args), views=views,
+                                 roots=image_roots_from_args(args), shard_size=args.shard_size)
     if result is not None:
         print(f"classes: {result.classes}, images: {result.rows}, shards: {result.shards} "
               f"(this rank encoded {result.encoded}, {result.skipped} were already finished)")

@@ -17,8 +17,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
-from mmovod.readers.image_header import default_workers
+from mmovod.cli.flags import add_workers_arg, make_parser
+from mmovod.cli.run import run_tool
 from mmovod.prep.imagenet_lvis import write_imagenet_lvis
 
 
@@ -30,8 +30,7 @@ def get_parser() -> argparse.ArgumentParser:
                         help="LVIS annotation file whose categories are used")
     parser.add_argument("--out-path", default="datasets/imagenet/annotations/imagenet_lvis_image_info.json",
                         help="output JSON (its folder must exist)")
-    parser.add_argument("--workers", type=int, default=default_workers(),
-                        help="processes reading image headers (default: all cores available)")
+    add_workers_arg(parser, None, "processes reading image headers (unset: every core this process may use)")
     parser.add_argument("--strict", action="store_true", help="fail, writing nothing, if any image is unreadable")
     return parser
 

@@ -14,11 +14,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
-from mmovod.clip.factory import add_clip_args
-from mmovod.classifiers.text import build_prompt_classifier
+from mmovod.classifiers.text import write_prompt_classifier
 from mmovod.classifiers.text_inputs import PROMPTS
-from mmovod.clip.text_encoding import BATCH_HELP
+from mmovod.cli.flags import TEXT_BATCH_HELP, add_clip_args, clip_spec_from_args, make_parser
+from mmovod.cli.run import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -40,14 +39,14 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--use_wn_name", action="store_true",
                         help="with --avg_synonyms: synonyms are the WordNet lemma names of the class's synset "
                              "(stop_sign for stop_sign.n.01) instead of the LVIS 'synonyms'")
-    add_clip_args(parser, batch_size=None, batch_help=BATCH_HELP)
+    add_clip_args(parser, batch_size=None, batch_help=TEXT_BATCH_HELP)
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
-    build_prompt_classifier(args.ann, args.out_path, args, prompt=args.prompt, fix_space=args.fix_space,
-                            use_underscore=args.use_underscore, avg_synonyms=args.avg_synonyms,
-                            use_wn_name=args.use_wn_name)
+    write_prompt_classifier(args.ann, args.out_path, clip_spec_from_args(args), prompt=args.prompt,
+                            fix_space=args.fix_space, use_underscore=args.use_underscore,
+                            avg_synonyms=args.avg_synonyms, use_wn_name=args.use_wn_name, command=args.command_line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

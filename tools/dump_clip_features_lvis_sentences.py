@@ -17,10 +17,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
-from mmovod.clip.factory import add_clip_args
-from mmovod.classifiers.text import build_description_classifier
-from mmovod.clip.text_encoding import BATCH_HELP
+from mmovod.classifiers.text import write_description_classifier
+from mmovod.cli.flags import TEXT_BATCH_HELP, add_clip_args, clip_spec_from_args, make_parser
+from mmovod.cli.run import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -32,12 +31,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-path", default="datasets/metadata/lvis_gpt3_text-davinci-002_features_author.npy",
                         help="output .npy (its folder must exist); a .npy.json sidecar is written beside it")
     parser.add_argument("--model", choices=["clip"], default="clip", help="text encoder family (only CLIP)")
-    add_clip_args(parser, batch_size=None, batch_help=BATCH_HELP)
+    add_clip_args(parser, batch_size=None, batch_help=TEXT_BATCH_HELP)
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
-    build_description_classifier(args.descriptions_path, args.ann_path, args.out_path, args)
+    write_description_classifier(args.descriptions_path, args.ann_path, args.out_path, clip_spec_from_args(args),
+                                 command=args.command_line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,8 @@ import sys
 from typing import Sequence
 
 from mmovod.aggregator.evaluation import DEFAULT_KS, evaluate_aggregator
-from mmovod.cli.run import make_parser, run_tool
+from mmovod.cli.flags import int_at_least, make_parser
+from mmovod.cli.run import run_tool
 from mmovod.aggregator.feature_cache import describe_clip
 
 
@@ -25,23 +26,16 @@ def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
     parser.add_argument("--cache", required=True, help="feature cache of the held-out classes (tools/cache_clip_features.py)")
     parser.add_argument("--load-path", required=True, help="aggregator checkpoint (visual_aggregator.pth, or the authors' weights)")
-    parser.add_argument("--num-layers", type=int, default=4, help="transformer layers of the aggregator")
+    parser.add_argument("--num-layers", type=int_at_least(1), default=4, help="transformer layers of the aggregator")
     parser.add_argument("--out-path", required=True, help="JSON file for the results (its folder must exist)")
     parser.add_argument("--classes", default=None, help="text file, one class name per line: evaluate only these (default: every class of the cache)")
-    parser.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS), help="exemplar counts K")
-    parser.add_argument("--queries", type=int, default=20, help="query images per class and trial")
-    parser.add_argument("--trials", type=int, default=5, help="random exemplar/query draws averaged")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    parser.add_argument("--ks", type=int_at_least(1), nargs="+", default=list(DEFAULT_KS), help="exemplar counts K")
+    parser.add_argument("--queries", type=int_at_least(1), default=20, help="query images per class and trial")
+    parser.add_argument("--trials", type=int_at_least(1), default=5, help="random exemplar/query draws averaged")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the draws")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--strict", action="store_true", help="fail on classes with fewer than max(K)+1 images instead of skipping them")
     return parser
-
-
-def read_class_list(path: str) -> list[str]:
-    names = [line.strip() for line in read_bytes(path, "class list").decode().splitlines() if line.strip()]
-    if not names:
-        raise InputError(f"{path}: class list is empty")
-    return names
 
 
 def run(args: argparse.Namespace) -> None:

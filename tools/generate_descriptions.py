@@ -25,7 +25,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
+from mmovod.cli.flags import make_parser
+from mmovod.cli.run import run_tool
 from mmovod.classifiers.descriptions import ServiceError, describe_classes
 
 PROG = "generate_descriptions.py"

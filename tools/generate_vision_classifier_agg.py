@@ -18,10 +18,11 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
-from mmovod.clip.factory import add_clip_args, device_from_flags
-from mmovod.readers.image_roots import add_image_root_args
-from mmovod.classifiers.vision import add_exemplar_view_args, build_aggregated_classifier
+from mmovod.classifiers.vision import AGGREGATOR_VIEWS, write_aggregated_classifier
+from mmovod.cli.flags import (add_clip_args, add_exemplar_view_args, add_image_root_args, clip_spec_from_args,
+                              image_roots_from_args, int_at_least, make_parser, view_spec_from_args)
+from mmovod.cli.run import run_tool
+from mmovod.clip.factory import device_from_flags
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -32,20 +33,22 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--load-path", required=True, help="visual aggregator checkpoint (.pth)")
     parser.add_argument("--mapping_type", choices=["transformer"], default="transformer",
                         help="aggregator architecture (only the released transformer exists)")
-    parser.add_argument("--num-layers", type=int, default=4, help="transformer layers of the checkpoint")
+    parser.add_argument("--num-layers", type=int_at_least(1), default=4, help="transformer layers of the checkpoint")
     parser.add_argument("--tta", action="store_true", help="augment every view (otherwise views are the plain crop)")
     parser.add_argument("--gpu", type=int, default=None,
                         help="CUDA device index (like --device cuda:N); the CPU is used when there is no GPU; "
                              "default: --device, else the current CUDA device, else the CPU")
-    add_exemplar_view_args(parser, num_workers=4)
+    add_exemplar_view_args(parser, workers=AGGREGATOR_VIEWS.workers)
     add_image_root_args(parser)
     add_clip_args(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
-    print(build_aggregated_classifier(args.exemplar_list, args.out_path, args.load_path, args.num_layers, args,
-                                      device=device_from_flags(args.device, args.gpu)))
+    clip = clip_spec_from_args(args, device=device_from_flags(args.device, args.gpu))
+    views = view_spec_from_args(args, context=AGGREGATOR_VIEWS.context, tta=args.tta)
+    print(write_aggregated_classifier(args.exemplar_list, args.out_path, clip, image_roots_from_args(args),
+                                      args.load_path, args.num_layers, views, command=args.command_line))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

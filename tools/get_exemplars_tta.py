@@ -16,10 +16,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
-from mmovod.clip.factory import add_clip_args
-from mmovod.readers.image_roots import add_image_root_args
-from mmovod.classifiers.vision import add_exemplar_view_args, build_average_classifier
+from mmovod.classifiers.vision import AVERAGE_VIEWS, write_average_classifier
+from mmovod.cli.flags import (add_clip_args, add_exemplar_view_args, add_image_root_args, clip_spec_from_args,
+                              image_roots_from_args, make_parser, view_spec_from_args)
+from mmovod.cli.run import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -28,14 +28,17 @@ def get_parser() -> argparse.ArgumentParser:
                         help="exemplar list: JSON list over categories (ascending id) of lists of exemplar records")
     parser.add_argument("--output-path", default="datasets/metadata/lvis_image_exemplar_features_avg_K-005_own.npy",
                         help="output .npy (float32, classes x embed dim)")
-    add_exemplar_view_args(parser, num_workers=8)
+    add_exemplar_view_args(parser, workers=AVERAGE_VIEWS.workers)
     add_image_root_args(parser)
     add_clip_args(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
-    print(build_average_classifier(args.ann_path, args.output_path, args))
+    print(write_average_classifier(args.ann_path, args.output_path, clip_spec_from_args(args),
+                                   image_roots_from_args(args),
+                                   view_spec_from_args(args, context=AVERAGE_VIEWS.context, tta=True),
+                                   command=args.command_line))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
+from mmovod.cli.flags import make_parser
+from mmovod.cli.run import run_tool
 from mmovod.classifiers.fusion import fuse_classifier_files
 
 
@@ -31,7 +32,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    classes, dims = fuse_classifier_files(args.feat1_path, args.feat2_path, args.out_path, args.final_norm)
+    classes, dims = fuse_classifier_files(args.feat1_path, args.feat2_path, args.out_path, args.final_norm,
+                                          command=args.command_line)
     print(f"fused {classes} classes x {dims} dims -> {args.out_path}")
 
 

@@ -13,7 +13,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
+from mmovod.cli.flags import make_parser
+from mmovod.cli.run import run_tool
 from mmovod.prep.lvis_annotations import remove_rare_annotations
 
 

@@ -18,7 +18,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.run import make_parser, run_tool
+from mmovod.cli.flags import make_parser
+from mmovod.cli.run import run_tool
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED, write_sampled_exemplars
 
 

@@ -18,16 +18,22 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from mmovod.aggregator.class_sources import (TREE_DATASET, SourceClass, exemplar_dict_classes, folder_tree_classes, item_id,
-                            lvis_rare_synsets, lvis_rare_wnids, read_name_list, select_classes)
+from mmovod.aggregator.class_sources import (TREE_DATASET, SourceClass, exemplar_dict_classes, folder_tree_classes,
+                                            item_id, lvis_rare_synsets, lvis_rare_wnids, select_classes)
 from mmovod.clip.factory import load_clip
+from mmovod.clip.specs import ClipSpec, ViewSpec
 from mmovod.clip.crops import BadImageError, load_exemplar_crop
 from mmovod.aggregator.distributed import DistContext, all_agree, barrier, init_distributed, shutdown
 from mmovod.io.errors import InputError
+from mmovod.readers.class_list import read_class_list
+from mmovod.readers.image_roots import default_image_roots
 from mmovod.aggregator.feature_cache import CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, write_shard
 from mmovod.clip.views import ViewTransform, bundle_view_transform, make_views
 
 log = logging.getLogger(__name__)
+
+DEFAULT_SHARD_SIZE = 32768
+DEFAULT_IMAGE_BATCH = 256
 
 
 class CacheRowDataset(Dataset):
@@ -148,60 +154,70 @@ def cache_features(
     return CacheRun(root, plan.num_rows, plan.num_shards, encoded, skipped, len(classes))
 
 
+@dataclass(frozen=True)
+class ClassFilter:
+    """Which classes of a source to cache: `keep_file` lists the ones kept (None: all), `exclude_file`
+    the ones left out, `lvis_ann` leaves out the LVIS-rare classes (wnids of a tree, synsets of a
+    dictionary); classes under `min_images` images are skipped (an error with `strict`)."""
+
+    keep_file: str | None = None
+    exclude_file: str | None = None
+    lvis_ann: str | None = None
+    min_images: int = 2
+    strict: bool = False
+
+
+def source_classes(image_root: str | None, exemplar_dict: str | None,
+                   class_filter: ClassFilter) -> tuple[list[SourceClass], str]:
+    """The selected classes of a folder tree (`image_root`) or an exemplar dictionary, and the source kind."""
+    if (image_root is None) == (exemplar_dict is None):
+        raise InputError("give exactly one source: a folder tree or an exemplar dictionary")
+    if class_filter.min_images < 1:
+        raise InputError(f"minimum images per class must be at least 1, found {class_filter.min_images}")
+    keep = set(read_class_list(class_filter.keep_file)) if class_filter.keep_file else None
+    exclude = set(read_class_list(class_filter.exclude_file)) if class_filter.exclude_file else set()
+    if image_root:
+        classes, where, kind = folder_tree_classes(image_root), image_root, "folder-tree"
+        if class_filter.lvis_ann:
+            exclude |= lvis_rare_wnids(class_filter.lvis_ann)
+    else:
+        classes, where, kind = exemplar_dict_classes(exemplar_dict), exemplar_dict, "exemplar-dict"
+        if class_filter.lvis_ann:
+            exclude |= lvis_rare_synsets(class_filter.lvis_ann)
+    return select_classes(classes, keep, exclude, class_filter.min_images, class_filter.strict, where), kind
+
+
 def cache_clip_features(
     out: str | Path,
     *,
-    image_root: str | None,
-    exemplar_dict: str | None,
-    roots: Mapping[str, Path],
-    classes_file: str | None = None,
-    exclude_file: str | None = None,
-    lvis_ann: str | None = None,
-    min_images: int = 2,
-    strict: bool = False,
-    views: int = 1,
-    tta: bool = False,
-    seed: int = 0,
-    context: float,
-    shard_size: int,
-    batch_size: int,
-    workers: int,
-    clip_model: str,
-    pretrained: str | None,
-    device: str | None,
+    image_root: str | None = None,
+    exemplar_dict: str | None = None,
+    class_filter: ClassFilter = ClassFilter(),
+    clip: ClipSpec,
+    views: ViewSpec,
+    roots: Mapping[str, Path] | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
 ) -> CacheRun | None:
     """Select the classes of a folder tree (`image_root`) or an exemplar dictionary (`exemplar_dict`),
     join the torchrun group (if any), load CLIP's image tower and `cache_features` them into `out`.
 
-    `classes_file` keeps, `exclude_file` drops, `lvis_ann` drops the LVIS-rare classes (wnids of a
-    tree, synsets of a dictionary); `roots` are the image roots of exemplar records. Returns the run
+    `roots` are the image roots of exemplar records (default: the guide's folders). Returns the run
     on the main rank, None on the others.
     """
-    if views < 1 or (views > 1 and not tta):
-        raise InputError(f"--views {views}: need at least 1, and more than 1 only with --tta (plain views are identical)")
-    if batch_size < 1 or workers < 0 or min_images < 1:
-        raise InputError("--batch-size and --min-images must be positive, --nw not negative")
-    keep = read_name_list(classes_file) if classes_file else None
-    exclude = read_name_list(exclude_file) if exclude_file else set()
+    if views.num_views > 1 and not views.tta:
+        raise InputError(f"--views {views.num_views}: more than 1 view only with --tta (plain views are identical)")
+    classes, kind = source_classes(image_root, exemplar_dict, class_filter)
+    roots = dict(roots or default_image_roots())
     if image_root:
-        classes = folder_tree_classes(image_root)
-        roots = {**roots, TREE_DATASET: Path(image_root)}
-        where, kind = image_root, "folder-tree"
-        if lvis_ann:
-            exclude |= lvis_rare_wnids(lvis_ann)
-    else:
-        classes = exemplar_dict_classes(exemplar_dict)
-        where, kind = exemplar_dict, "exemplar-dict"
-        if lvis_ann:
-            exclude |= lvis_rare_synsets(lvis_ann)
-    classes = select_classes(classes, keep, exclude, min_images, strict, where)
-    ctx = init_distributed(device)
+        roots[TREE_DATASET] = Path(image_root)
+    ctx = init_distributed(clip.device)
     try:
-        bundle = load_clip(clip_model, pretrained, str(ctx.device), tower="image")
+        bundle = load_clip(clip.model, clip.pretrained, str(ctx.device), tower="image")
         result = cache_features(
-            bundle, classes, out, roots, ctx, views=views, tta_transform=bundle_view_transform(bundle, tta),
-            tta=tta, seed=seed, context=context, shard_size=shard_size, batch_size=batch_size,
-            workers=workers, source_kind=kind, progress=ctx.is_main,
+            bundle, classes, out, roots, ctx, views=views.num_views,
+            tta_transform=bundle_view_transform(bundle, views.tta), tta=views.tta, seed=views.seed,
+            context=views.context, shard_size=shard_size, batch_size=clip.batch_size or DEFAULT_IMAGE_BATCH,
+            workers=views.workers, source_kind=kind, progress=ctx.is_main,
         )
     finally:
         shutdown(ctx)

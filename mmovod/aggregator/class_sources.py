@@ -42,16 +42,6 @@ def item_id(record: dict[str, Any]) -> str:
     return base if box is None else f"{base}@{','.join(str(v) for v in box)}"
 
 
-def read_name_list(path: str | os.PathLike) -> set[str]:
-    """Class names, one per line (blank lines and `#` comments ignored)."""
-    text = read_bytes(path, "class list").decode("utf-8", errors="replace")
-    names = {line.split("#", 1)[0].strip() for line in text.splitlines()}
-    names.discard("")
-    if not names:
-        raise InputError(f"{path}: class list is empty")
-    return names
-
-
 def folder_tree_classes(root: str | os.PathLike) -> list[SourceClass]:
     """Every sub-folder of `root` as a class of its image files (sorted), whole-image records."""
     top = Path(root)

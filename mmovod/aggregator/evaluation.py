@@ -27,7 +27,8 @@ from mmovod.io.atomic import check_output_path
 from mmovod.clip.factory import resolve_device
 from mmovod.io.errors import InputError
 from mmovod.aggregator.feature_cache import FeatureCache, check_cache_clip
-from mmovod.io.json_files import read_bytes, save_json
+from mmovod.io.json_files import save_json
+from mmovod.readers.class_list import read_class_list
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +148,6 @@ class EvalRun:
     classes: int
     clip: dict[str, Any]
     path: Path
-
-
-def read_class_list(path: str | os.PathLike) -> list[str]:
-    """Class names, one a line (blank lines ignored); InputError when there is none."""
-    names = [line.strip() for line in read_bytes(path, "class list").decode().splitlines() if line.strip()]
-    if not names:
-        raise InputError(f"{path}: class list is empty")
-    return names
 
 
 def evaluate_aggregator(

@@ -5,7 +5,8 @@ import os
 
 import numpy as np
 
-from mmovod.io.arrays import load_matrix, read_sidecar, save_classifier
+from mmovod.classifiers.sidecar import Classifier, ClassifierSidecar, load_classifier, make_sidecar, save_classifier
+from mmovod.io.atomic import check_output_path
 from mmovod.io.errors import InputError
 
 
@@ -36,23 +37,54 @@ def fuse_classifiers(feat1: np.ndarray, feat2: np.ndarray, final_norm: bool = Tr
     return fused.astype(np.float32)
 
 
-def fuse_classifier_files(feat1_path: str, feat2_path: str, out_path: str, final_norm: bool = True) -> tuple[int, int]:
+def check_same_classes(first: Classifier, second: Classifier) -> None:
+    """InputError when two classifiers cannot be fused row by row: other shapes, other CLIP models,
+    or (where both sidecars say) another class order."""
+    if first.array.shape != second.array.shape:
+        raise InputError(f"{second.path}: shape {second.array.shape} does not match {first.path} {first.array.shape}")
+    a, b = first.sidecar, second.sidecar
+    if a is None or b is None:
+        return
+    if a.clip_model and b.clip_model and (a.clip_model, a.pretrained) != (b.clip_model, b.pretrained):
+        raise InputError(f"{second.path}: made with CLIP {b.clip_model} ({b.pretrained}), "
+                         f"{first.path} with {a.clip_model} ({a.pretrained})")
+    for key in ("category_ids", "class_names"):
+        x, y = getattr(a, key), getattr(b, key)
+        if x is not None and y is not None and x != y:
+            row = next(i for i, (u, v) in enumerate(zip(x, y)) if u != v)
+            raise InputError(f"{second.path}: row {row} is {key[:-1].replace('_', ' ')} {y[row]!r}, "
+                             f"in {first.path} it is {x[row]!r} (another class order)")
+
+
+def fusion_space(first: ClassifierSidecar | None, second: ClassifierSidecar | None) -> str:
+    """`clip` when both inputs are (or are assumed) CLIP-space rows, else `mixed`."""
+    spaces = {s.space if s is not None else "clip" for s in (first, second)}
+    return "clip" if spaces == {"clip"} else "mixed"
+
+
+def fuse_classifier_files(feat1_path: str | os.PathLike, feat2_path: str | os.PathLike, out_path: str | os.PathLike,
+                          final_norm: bool = True, *, command: str | None = None) -> tuple[int, int]:
     """Fuse two classifier `.npy` files into `out_path` (float32 `(C, D)` and a sidecar naming both sources).
 
-    Returns the fused shape; InputError for mismatched shapes or rows that cannot be normalised.
+    Returns the fused shape; InputError for mismatched shapes, CLIP models or class orders, and for
+    rows that cannot be normalised.
     """
-    feat1, feat2 = load_matrix(feat1_path), load_matrix(feat2_path)
-    if feat1.shape != feat2.shape:
-        raise InputError(f"{feat2_path}: shape {feat2.shape} does not match {feat1_path} {feat1.shape}")
-    check_finite_nonzero(feat1, feat1_path)
-    check_finite_nonzero(feat2, feat2_path)
-    fused = fuse_classifiers(feat1, feat2, final_norm)
-    save_classifier(out_path, fused, {
-        "kind": "multi-modal fusion",
-        "normalisation": "l2(l2(feat1) + l2(feat2))" if final_norm else "l2(feat1) + l2(feat2)",
-        "sources": {
-            "feat1": {"path": str(feat1_path), "sidecar": read_sidecar(feat1_path)},
-            "feat2": {"path": str(feat2_path), "sidecar": read_sidecar(feat2_path)},
-        },
-    })
+    check_output_path(out_path)
+    first, second = load_classifier(feat1_path), load_classifier(feat2_path)
+    check_same_classes(first, second)
+    check_finite_nonzero(first.array, feat1_path)
+    check_finite_nonzero(second.array, feat2_path)
+    fused = fuse_classifiers(first.array, second.array, final_norm)
+    known = next((s for s in (first.sidecar, second.sidecar) if s is not None), None)
+    clip = {"clip_model": known.clip_model, "pretrained": known.pretrained, "embed_dim": known.embed_dim} if known else None
+    save_classifier(out_path, fused, make_sidecar(
+        fused, "multi-modal", clip, space=fusion_space(first.sidecar, second.sidecar), normalized=final_norm,
+        class_names=known.class_names if known else None, category_ids=known.category_ids if known else None,
+        command=command, details={
+            "formula": "l2(l2(feat1) + l2(feat2))" if final_norm else "l2(feat1) + l2(feat2)",
+            "sources": {
+                "feat1": {"path": str(feat1_path), "sidecar": first.sidecar.to_json() if first.sidecar else None},
+                "feat2": {"path": str(feat2_path), "sidecar": second.sidecar.to_json() if second.sidecar else None},
+            },
+        }))
     return fused.shape

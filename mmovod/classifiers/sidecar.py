@@ -5,7 +5,7 @@ detector; the sidecar records what made the file so that readers can check befor
 
 Schema (version 1): `schema_version`, `kind` (one of `KINDS`), `shape`, `dtype`, `clip_model`,
 `pretrained`, `embed_dim`, `space` (`clip`: rows live in CLIP's joint embedding space; `aggregator`:
-the visual aggregator's output space), `normalized` (rows L2-normalised), `class_names`,
+the visual aggregator's output space; `mixed`: a fusion of rows from both), `normalized` (rows L2-normalised), `class_names`,
 `category_ids` (row order; None where unknown), `command` (the command that made it, passed in by
 the caller), `details` (kind-specific provenance: prompts, sources, seeds, skipped images, ...).
 
@@ -29,7 +29,7 @@ from mmovod.io.json_files import dumps_json, load_json
 
 SCHEMA_VERSION = 1
 KINDS = ("text", "descriptions", "vision-average", "vision-aggregated", "multi-modal", "other")
-SPACES = ("clip", "aggregator")
+SPACES = ("clip", "aggregator", "mixed")
 
 
 @dataclass(frozen=True)

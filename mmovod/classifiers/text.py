@@ -1,66 +1,107 @@
-"""The two text-classifier steps: class-name prompts (Detic's dump_clip_features) and LLM descriptions.
+"""Text classifiers: per class, the mean CLIP text embedding of its sentences (class-name prompts or descriptions).
 
-Each builds the sentences of every category of an LVIS-format annotation file (ascending id) and
-writes their per-class mean CLIP text embedding with a provenance sidecar (`write_text_classifier`).
+In memory: `text_classifier(class_names, clip)` (Detic's prompt of each name, optionally averaged over
+synonyms) and `sentence_classifier(sentences_per_class, clip)` (any sentences, e.g. LLM descriptions).
+On disk: `write_prompt_classifier` (Detic's dump_clip_features) and `write_description_classifier`
+take the categories of an LVIS-format file in ascending id, the row order of the file they write.
+Every classifier is float32 `(C, D)`, NOT normalised (the detector normalises).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
+from typing import Any, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
+from mmovod.classifiers.sidecar import make_sidecar, save_classifier
+from mmovod.classifiers.text_inputs import (PROMPTS, class_prompts, descriptions_per_class, load_categories,
+                                            load_descriptions, prompt_sentences)
+from mmovod.clip.factory import ClipBundle
+from mmovod.clip.specs import ClipSpec, as_bundle
+from mmovod.clip.text_encoding import encode_class_means
 from mmovod.io.atomic import check_output_path
-from mmovod.classifiers.text_inputs import PROMPTS, class_prompts, descriptions_per_class, load_categories, load_descriptions
-from mmovod.clip.text_encoding import write_text_classifier
+from mmovod.io.errors import InputError
 
 log = logging.getLogger(__name__)
 
 
-def build_prompt_classifier(
+def sentence_classifier(sentences_per_class: Sequence[Sequence[str]], clip: ClipSpec | ClipBundle,
+                        batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+    """float32 `(C, D)`: per class, the mean CLIP text embedding of its sentences (each class needs one)."""
+    empty = [i for i, group in enumerate(sentences_per_class) if not group]
+    if empty:
+        raise InputError(f"class {empty[0]} has no sentence to embed")
+    bundle, spec_batch = as_bundle(clip, tower="text")
+    total = sum(len(s) for s in sentences_per_class)
+    log.info("embedding %d sentences of %d classes with %s on %s",
+             total, len(sentences_per_class), bundle.model_name, bundle.device)
+    with tqdm(total=total, unit="sentence", desc="encode", disable=not progress) as bar:
+        return encode_class_means(bundle, sentences_per_class, batch_size or spec_batch, bar.update)
+
+
+def text_classifier(class_names: Sequence[str], clip: ClipSpec | ClipBundle, *, prompt: str = "a",
+                    synonyms: Sequence[Sequence[str]] | None = None, batch_size: int | None = None) -> np.ndarray:
+    """float32 `(C, D)` class-name classifier, NOT normalised: the CLIP text embedding of each class's
+    prompt (`PROMPTS[prompt]`, Detic's `a <name>` by default), averaged over `synonyms` when given."""
+    return sentence_classifier(prompt_sentences(class_names, prompt, synonyms), clip, batch_size)
+
+
+def _write(path: str | os.PathLike, sentences: list[list[str]], clip: ClipSpec, kind: str,
+           cats: list[dict[str, Any]], command: str | None, details: dict[str, Any]) -> np.ndarray:
+    bundle = clip.load(tower="text")
+    features = sentence_classifier(sentences, bundle, clip.batch_size, progress=True)
+    save_classifier(path, features, make_sidecar(
+        features, kind, bundle.describe(), class_names=[c["name"] for c in cats],
+        category_ids=[c["id"] for c in cats], command=command, details=details))
+    log.info("wrote %s: %s %s", path, features.shape, features.dtype)
+    return features
+
+
+def write_prompt_classifier(
     ann_path: str | os.PathLike,
     out_path: str | os.PathLike,
-    clip_args: argparse.Namespace,
+    clip: ClipSpec,
     *,
-    prompt: str,
+    prompt: str = "a",
     fix_space: bool = False,
     use_underscore: bool = False,
     avg_synonyms: bool = False,
     use_wn_name: bool = False,
+    command: str | None = None,
 ) -> np.ndarray:
     """Embed the `PROMPTS[prompt]` sentence of each class name (or of each synonym, averaged, with
-    `avg_synonyms`) and write the float32 (C, D) classifier; `clip_args` holds the shared CLIP flags."""
+    `avg_synonyms`) of `ann_path` and write the float32 (C, D) classifier with its sidecar."""
     check_output_path(out_path)
     cats = load_categories(ann_path)
     if use_wn_name and not avg_synonyms:
         log.warning("--use_wn_name only changes the output together with --avg_synonyms (as in Detic)")
     groups = class_prompts(cats, ann_path, prompt, fix_space, use_underscore, avg_synonyms, use_wn_name)
-    return write_text_classifier(groups, clip_args, out_path, {
+    return _write(out_path, groups, clip, "text", cats, command, {
         "source": {"ann": str(ann_path)},
         "prompt": PROMPTS[prompt],
         "fix_space": fix_space,
         "use_underscore": use_underscore,
         "avg_synonyms": avg_synonyms,
         "use_wn_name": use_wn_name and avg_synonyms,
-        "category_ids": [c["id"] for c in cats],
     })
 
 
-def build_description_classifier(
+def write_description_classifier(
     descriptions_path: str | os.PathLike,
     ann_path: str | os.PathLike,
     out_path: str | os.PathLike,
-    clip_args: argparse.Namespace,
+    clip: ClipSpec,
+    *,
+    command: str | None = None,
 ) -> np.ndarray:
-    """Embed each class's descriptions and write their float32 (C, D) mean per class; `clip_args`
-    holds the shared CLIP flags."""
+    """Embed each class's descriptions and write their float32 (C, D) mean per class with its sidecar."""
     check_output_path(out_path)
     cats = load_categories(ann_path)
     sentences = descriptions_per_class(load_descriptions(descriptions_path), cats, descriptions_path)
-    return write_text_classifier(sentences, clip_args, out_path, {
+    return _write(out_path, sentences, clip, "descriptions", cats, command, {
         "source": {"descriptions": str(descriptions_path), "ann": str(ann_path)},
         "reduction": "mean of the CLIP text embeddings of each class's descriptions",
         "sentences_per_class": [len(s) for s in sentences],
-        "category_ids": [c["id"] for c in cats],
     })

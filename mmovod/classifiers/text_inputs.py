@@ -6,7 +6,7 @@ file in ascending category id, which is the row order of every classifier `.npy`
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Sequence
 
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
@@ -93,10 +93,23 @@ def class_prompts(
     of the category's synset. As in Detic, synonyms are used as written (the name clean-ups apply to
     names only).
     """
-    template = PROMPTS[prompt]
+    names = [fix_name(c["name"], fix_space, use_underscore) for c in cats]
     if not avg_synonyms:
-        return [[template.format(fix_name(c["name"], fix_space, use_underscore))] for c in cats]
+        return prompt_sentences(names, prompt)
     synonyms = wordnet_synonyms(cats, ann_path) if use_wn_name else [category_synonyms(c, ann_path) for c in cats]
+    return prompt_sentences(names, prompt, synonyms)
+
+
+def prompt_sentences(class_names: Sequence[str], prompt: str = "a",
+                     synonyms: Sequence[Sequence[str]] | None = None) -> list[list[str]]:
+    """Per class, Detic's prompt (`PROMPTS[prompt]`) of its name, or of each of its `synonyms` when given."""
+    if prompt not in PROMPTS:
+        raise InputError(f"unknown prompt {prompt!r} (one of: {', '.join(sorted(PROMPTS))})")
+    template = PROMPTS[prompt]
+    if synonyms is None:
+        return [[template.format(name)] for name in class_names]
+    if len(synonyms) != len(class_names):
+        raise InputError(f"{len(synonyms)} synonym lists for {len(class_names)} classes")
     return [[template.format(s) for s in group] for group in synonyms]
 
 

@@ -1,16 +1,17 @@
-"""Image-exemplar classifiers: one row per class from its K exemplars x num_augs views.
+"""Image-exemplar classifiers: one row per class from its K exemplars x num_views views.
 
 - `average_classifier`: the mean of the raw CLIP image embeddings of the views, float32 `(C, D)`
   (what `get_exemplars_tta.py` writes; context 0.4, TTA always on).
 - `aggregated_classifier`: the trained visual aggregator applied to the set of raw view embeddings,
   float16 `(C, 512)` (what `generate_vision_classifier_agg.py` writes; context 0.2, TTA optional).
-Neither is L2-normalised. The flag group shared by both tools is `add_exemplar_view_args`;
-`build_average_classifier` and `build_aggregated_classifier` are the two tools' whole steps.
+Neither is L2-normalised. Both start from `encode_exemplar_views` (the views' embeddings, in memory);
+`write_average_classifier` and `write_aggregated_classifier` are the two tools' whole steps.
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,61 +20,43 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.io.arrays import save_classifier
-from mmovod.io.atomic import check_output_path
-from mmovod.clip.factory import ClipBundle, load_clip
+from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
-from mmovod.io.errors import InputError
+from mmovod.clip.factory import ClipBundle
 from mmovod.clip.image_encoding import ExemplarEmbeddings, encode_exemplars
-from mmovod.readers.exemplar_list import ExemplarList, check_images_exist, class_category_ids, load_exemplar_list
-from mmovod.readers.image_roots import image_roots_from_args
+from mmovod.clip.specs import ClipSpec, ViewSpec, as_bundle
 from mmovod.clip.views import bundle_view_transform
+from mmovod.io.atomic import check_output_path
+from mmovod.io.errors import InputError
+from mmovod.readers.exemplar_list import ExemplarList, check_images_exist, class_category_ids, load_exemplar_list
+from mmovod.readers.image_roots import default_image_roots
 
 log = logging.getLogger(__name__)
 
 AGGREGATOR_CLASS_BATCH = 128
+DEFAULT_IMAGE_BATCH = 256
+AVERAGE_VIEWS = ViewSpec(context=TTA_CONTEXT, workers=8)
+AGGREGATOR_VIEWS = ViewSpec(context=AGGREGATOR_CONTEXT, workers=4)
 
 
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, found {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, found {value}")
-        return value
-    return parse
+def encode_exemplar_views(exemplars: ExemplarList, clip: ClipBundle, views: ViewSpec,
+                          roots: Mapping[str, Path] | None = None, *, batch_size: int | None = None,
+                          progress: bool = True) -> ExemplarEmbeddings:
+    """Raw CLIP image embeddings of every view of every exemplar (see `mmovod.clip.image_encoding`).
+
+    Without TTA every view would be the same plain crop, so it is encoded once (one view per exemplar).
+    `roots` maps a record's `dataset` to its image folder (default: the guide's `datasets/...` folders).
+    """
+    return encode_exemplars(clip, exemplars, roots or default_image_roots(), context=views.context,
+                            transform=bundle_view_transform(clip, views.tta),
+                            num_views=views.num_views if views.tta else 1, seed=views.seed,
+                            batch_size=batch_size or DEFAULT_IMAGE_BATCH, num_workers=views.workers,
+                            skip_bad=views.skip_bad, progress=progress)
 
 
-def add_exemplar_view_args(parser: argparse.ArgumentParser, num_workers: int) -> None:
-    """--num-augs, --seed, --nw and --skip-bad: how exemplar views are made."""
-    group = parser.add_argument_group("exemplar views")
-    group.add_argument("--num-augs", type=_int_at_least(1), default=5, help="views per exemplar")
-    group.add_argument("--seed", type=_int_at_least(0), default=0,
-                       help="TTA seed; view v of exemplar e of class c is drawn from a generator seeded by "
-                            "(seed, c, e, v), so views are identical for any --nw or --batch-size (embeddings up to "
-                            "float rounding of batched matmuls)")
-    group.add_argument("--nw", type=_int_at_least(0), default=num_workers,
-                       help="DataLoader worker processes that decode, crop and augment (0: in the main process)")
-    group.add_argument("--skip-bad", action="store_true",
-                       help="skip unreadable images (counted, listed in the log and the sidecar) instead of "
-                            "stopping at the first one; a class keeps its other exemplars")
-
-
-def _encode(bundle: Any, exemplars: ExemplarList, roots: Mapping[str, Path], *, context: float, tta: bool,
-            num_views: int, args: argparse.Namespace, progress: bool) -> ExemplarEmbeddings:
-    return encode_exemplars(bundle, exemplars, roots, context=context, transform=bundle_view_transform(bundle, tta),
-                            num_views=num_views, seed=args.seed, batch_size=args.batch_size,
-                            num_workers=args.nw, skip_bad=args.skip_bad, progress=progress)
-
-
-def average_classifier(bundle: Any, exemplars: ExemplarList, roots: Mapping[str, Path], args: argparse.Namespace,
-                       context: float, progress: bool = True) -> tuple[np.ndarray, ExemplarEmbeddings]:
-    """`(C, D)` float32: per class, the mean raw CLIP embedding of its exemplars' `args.num_augs` TTA views."""
-    encoded = _encode(bundle, exemplars, roots, context=context, tta=True, num_views=args.num_augs,
-                      args=args, progress=progress)
-    return encoded.class_mean().numpy(), encoded
+def average_classifier(encoded: ExemplarEmbeddings) -> np.ndarray:
+    """`(C, D)` float32: per class, the mean raw CLIP embedding of its exemplars' views."""
+    return encoded.class_mean().numpy()
 
 
 def aggregate_sets(aggregator: VisualAggregator, sets: torch.Tensor, mask: torch.Tensor, device: torch.device,
@@ -87,35 +70,51 @@ def aggregate_sets(aggregator: VisualAggregator, sets: torch.Tensor, mask: torch
     return torch.cat(out)
 
 
-def aggregated_classifier(bundle: Any, aggregator: VisualAggregator, exemplars: ExemplarList,
-                          roots: Mapping[str, Path], args: argparse.Namespace, context: float,
-                          progress: bool = True) -> tuple[np.ndarray, ExemplarEmbeddings]:
-    """`(C, 512)` float16: the aggregator over each class's K x num_augs raw view embeddings.
+def check_aggregator_fits(aggregator: VisualAggregator, clip: ClipBundle) -> None:
+    """InputError when the aggregator's input size is not the CLIP model's embedding size."""
+    if aggregator.dim != clip.embed_dim:
+        raise InputError(f"the aggregator takes {aggregator.dim}-d embeddings but {clip.model_name} "
+                         f"gives {clip.embed_dim}-d ones (use the CLIP the aggregator was trained with)")
 
-    With `args.tta` every view is a TTA view; without it the plain crop is encoded once per exemplar
-    and its embedding repeated num_augs times (the same set the original builds by re-encoding it).
+
+def aggregated_classifier(encoded: ExemplarEmbeddings, aggregator: VisualAggregator, num_views: int,
+                          device: torch.device | str = "cpu") -> np.ndarray:
+    """`(C, D)` float16: the aggregator over each class's K x `num_views` raw view embeddings.
+
+    When `encoded` holds one plain view per exemplar (no TTA), that embedding is repeated `num_views`
+    times: the same set the original builds by re-encoding the plain crop.
     """
-    if aggregator.dim != bundle.embed_dim:
-        raise InputError(f"the aggregator takes {aggregator.dim}-d embeddings but {bundle.model_name} "
-                         f"gives {bundle.embed_dim}-d ones (use the CLIP the aggregator was trained with)")
-    num_views = args.num_augs if args.tta else 1
-    encoded = _encode(bundle, exemplars, roots, context=context, tta=args.tta, num_views=num_views,
-                      args=args, progress=progress)
-    sets, mask = encoded.padded_sets(repeat=1 if args.tta else args.num_augs)
-    return aggregate_sets(aggregator, sets, mask, bundle.device).half().numpy(), encoded
+    repeat = num_views // encoded.embeddings.shape[1]
+    sets, mask = encoded.padded_sets(repeat=max(1, repeat))
+    return aggregate_sets(aggregator, sets, mask, torch.device(device)).half().numpy()
 
 
-def provenance(bundle: Any, exemplars: ExemplarList, source: str, roots: Mapping[str, Path],
-               encoded: ExemplarEmbeddings, **extra: Any) -> dict[str, Any]:
-    """The sidecar fields shared by both vision classifiers."""
+def exemplar_classifier(exemplars: ExemplarList, clip: ClipSpec | ClipBundle, views: ViewSpec = AVERAGE_VIEWS,
+                        roots: Mapping[str, Path] | None = None, aggregator: VisualAggregator | None = None,
+                        progress: bool = False) -> np.ndarray:
+    """The image-exemplar classifier of `exemplars` (a list over classes of exemplar records), in memory:
+    the averaged one, or the aggregated one when `aggregator` is given (pass `AGGREGATOR_VIEWS`-like views)."""
+    bundle, batch_size = as_bundle(clip, tower="image")
+    if aggregator is not None:
+        check_aggregator_fits(aggregator, bundle)
+    encoded = encode_exemplar_views(exemplars, bundle, views, roots, batch_size=batch_size, progress=progress)
+    if aggregator is None:
+        return average_classifier(encoded)
+    return aggregated_classifier(encoded, aggregator, views.num_views, bundle.device)
+
+
+def vision_details(source: str, roots: Mapping[str, Path], views: ViewSpec, encoded: ExemplarEmbeddings,
+                   **extra: Any) -> dict[str, Any]:
+    """The sidecar details shared by both vision classifiers."""
     counts = torch.bincount(encoded.class_of[encoded.valid], minlength=encoded.num_classes)
     return {
-        **bundle.describe(),
         "exemplar_list": source,
         "image_roots": {name: str(path) for name, path in roots.items()},
-        "normalised": False,
-        "category_ids": class_category_ids(exemplars),
         "exemplars_per_class": {"min": int(counts.min()), "max": int(counts.max())},
+        "context": views.context,
+        "num_augs": views.num_views,
+        "tta": views.tta,
+        "seed": views.seed,
         **extra,
         "skipped_images": encoded.skipped,
     }
@@ -135,44 +134,50 @@ class ClassifierSummary:
                 f"{self.skipped} images skipped; wrote {self.path}")
 
 
-def _summary(classifier: np.ndarray, encoded: ExemplarEmbeddings, path: str) -> ClassifierSummary:
+def _summary(classifier: np.ndarray, encoded: ExemplarEmbeddings, path: str | os.PathLike) -> ClassifierSummary:
     return ClassifierSummary(classifier.shape[0], classifier.shape[1], str(classifier.dtype), len(encoded.skipped),
                              str(path))
 
 
-def _roots_and_image_tower(exemplars: ExemplarList, args: argparse.Namespace,
-                           device: str | None) -> tuple[dict[str, Path], ClipBundle]:
-    """Check every exemplar image exists under the image-root flags, then load CLIP's image tower."""
-    roots = image_roots_from_args(args)
-    check_images_exist(exemplars, roots, args.skip_bad)
-    return roots, load_clip(args.clip_model, args.pretrained, device, tower="image")
-
-
-def build_average_classifier(exemplar_list: str, out_path: str, args: argparse.Namespace) -> ClassifierSummary:
-    """Write the averaged classifier of `exemplar_list` (float32 `(C, D)`, context 0.4, TTA views) to
-    `out_path` with its sidecar. `args` holds the shared flags: CLIP, image roots, exemplar views."""
-    check_output_path(out_path)
+def _exemplars_and_image_tower(exemplar_list: str | os.PathLike, clip: ClipSpec, roots: Mapping[str, Path],
+                               skip_bad: bool) -> tuple[ExemplarList, ClipBundle]:
+    """Read the exemplar list and check every image exists, then load CLIP's image tower."""
     exemplars = load_exemplar_list(exemplar_list)
-    roots, bundle = _roots_and_image_tower(exemplars, args, args.device)
-    classifier, encoded = average_classifier(bundle, exemplars, roots, args, TTA_CONTEXT)
-    save_classifier(out_path, classifier, provenance(
-        bundle, exemplars, exemplar_list, roots, encoded, context=TTA_CONTEXT, num_augs=args.num_augs, tta=True,
-        seed=args.seed, combine="mean of the raw CLIP image embeddings of K x num_augs views"))
+    check_images_exist(exemplars, roots, skip_bad)
+    return exemplars, clip.load(tower="image")
+
+
+def write_average_classifier(exemplar_list: str | os.PathLike, out_path: str | os.PathLike, clip: ClipSpec,
+                             roots: Mapping[str, Path], views: ViewSpec = AVERAGE_VIEWS, *,
+                             command: str | None = None) -> ClassifierSummary:
+    """Write the averaged classifier of `exemplar_list` (float32 `(C, D)`) to `out_path` with its sidecar."""
+    check_output_path(out_path)
+    views = dataclasses.replace(views, tta=True)
+    exemplars, bundle = _exemplars_and_image_tower(exemplar_list, clip, roots, views.skip_bad)
+    encoded = encode_exemplar_views(exemplars, bundle, views, roots, batch_size=clip.batch_size)
+    classifier = average_classifier(encoded)
+    save_classifier(out_path, classifier, make_sidecar(
+        classifier, "vision-average", bundle.describe(), category_ids=class_category_ids(exemplars), command=command,
+        details=vision_details(str(exemplar_list), roots, views, encoded,
+                               combine="mean of the raw CLIP image embeddings of K x num_augs views")))
     return _summary(classifier, encoded, out_path)
 
 
-def build_aggregated_classifier(exemplar_list: str, out_path: str, load_path: str, num_layers: int,
-                                args: argparse.Namespace, device: str | None) -> ClassifierSummary:
-    """Write the aggregator classifier of `exemplar_list` (float16 `(C, 512)`, context 0.2) to `out_path`
-    with its sidecar, using the checkpoint `load_path`. `args` holds the shared flags (CLIP, image
-    roots, exemplar views) and `tta`."""
+def write_aggregated_classifier(exemplar_list: str | os.PathLike, out_path: str | os.PathLike, clip: ClipSpec,
+                                roots: Mapping[str, Path], aggregator_path: str | os.PathLike, num_layers: int,
+                                views: ViewSpec = AGGREGATOR_VIEWS, *, command: str | None = None) -> ClassifierSummary:
+    """Write the aggregator classifier of `exemplar_list` (float16 `(C, 512)`) to `out_path` with its
+    sidecar, using the aggregator checkpoint `aggregator_path`."""
     check_output_path(out_path)
-    exemplars = load_exemplar_list(exemplar_list)
-    aggregator = VisualAggregator.from_checkpoint(load_path, num_layers=num_layers)
-    roots, bundle = _roots_and_image_tower(exemplars, args, device)
-    classifier, encoded = aggregated_classifier(bundle, aggregator, exemplars, roots, args, AGGREGATOR_CONTEXT)
-    save_classifier(out_path, classifier, provenance(
-        bundle, exemplars, exemplar_list, roots, encoded, context=AGGREGATOR_CONTEXT, num_augs=args.num_augs,
-        tta=args.tta, seed=args.seed, aggregator=load_path, num_layers=num_layers,
-        combine="visual aggregator over the raw CLIP image embeddings of K x num_augs views"))
+    aggregator = VisualAggregator.from_checkpoint(aggregator_path, num_layers=num_layers)
+    exemplars, bundle = _exemplars_and_image_tower(exemplar_list, clip, roots, views.skip_bad)
+    check_aggregator_fits(aggregator, bundle)
+    encoded = encode_exemplar_views(exemplars, bundle, views, roots, batch_size=clip.batch_size)
+    classifier = aggregated_classifier(encoded, aggregator, views.num_views, bundle.device)
+    save_classifier(out_path, classifier, make_sidecar(
+        classifier, "vision-aggregated", bundle.describe(), space="aggregator",
+        category_ids=class_category_ids(exemplars), command=command,
+        details=vision_details(str(exemplar_list), roots, views, encoded, aggregator=str(aggregator_path),
+                               num_layers=num_layers,
+                               combine="visual aggregator over the raw CLIP image embeddings of K x num_augs views")))
     return _summary(classifier, encoded, out_path)

@@ -1,4 +1,4 @@
-"""What every tool shares: the run wrapper (one-line errors, exit codes), logging, common flag groups."""
+"""The run wrapper every tool goes through: one-line errors with exit code 2, Ctrl-C as 130, logging set-up."""
 from __future__ import annotations
 
 import argparse
@@ -6,20 +6,12 @@ import logging
 import sys
 from typing import Callable, Sequence
 
+from mmovod.cli.flags import command_line
 from mmovod.io.errors import InputError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Keeps the docstring layout of the description and appends defaults to every flag's help."""
-
-
-def make_parser(doc: str | None) -> argparse.ArgumentParser:
-    """A parser whose description is the tool's module docstring (with its example command)."""
-    return argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -33,8 +25,13 @@ def run_tool(
     body: Callable[[argparse.Namespace], int | None],
     argv: Sequence[str] | None = None,
 ) -> int:
-    """Parse `argv`, run `body(args)`, map InputError to one stderr line and exit code 2."""
+    """Parse `argv`, run `body(args)`, map InputError to one stderr line and exit code 2.
+
+    `args.command_line` holds the command as typed, for the sidecars of the outputs.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = command_line(parser.prog, argv)
     setup_logging(getattr(args, "verbose", False))
     try:
         code = body(args)

@@ -18,7 +18,6 @@ the name.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -274,21 +273,6 @@ def load_clip(
         embed_dim=embed_dim,
         image_size=image_size,
     )
-
-
-def add_clip_args(parser: argparse.ArgumentParser, default_model: str = "ViT-B/32", batch_size: int | None = 256,
-                  batch_help: str = "items encoded per forward pass") -> None:
-    """The CLIP flags every CLIP-using tool shares."""
-    group = parser.add_argument_group("CLIP model")
-    group.add_argument("--clip_model", "--clip-model", dest="clip_model", default=default_model,
-                       help="CLIP architecture: OpenAI name (ViT-B/32, RN50, ...), open_clip name, or model-config .json")
-    group.add_argument("--pretrained", default=None,
-                       help="weights: open_clip tag (openai is the default for OpenAI names), a local checkpoint "
-                            "file (OpenAI's TorchScript .pt as the clip package downloads it, or an open_clip/OpenAI "
-                            "state dict .pt/.bin/.safetensors), or 'none' for random weights")
-    group.add_argument("--device", default=None,
-                       help="torch device such as cpu, cuda or cuda:1; unset: cuda when available, else cpu")
-    group.add_argument("--batch-size", type=int, default=batch_size, help=batch_help)
 
 
 def tiny_clip_config_path() -> Path:

@@ -69,3 +69,11 @@ class ViewSpec:
             raise InputError(f"context must not be negative, found {self.context}")
         if self.order not in VIEW_ORDERS:
             raise InputError(f"view order must be one of {', '.join(VIEW_ORDERS)}, found {self.order!r}")
+
+
+def as_bundle(clip: ClipSpec | ClipBundle, tower: str = "both") -> tuple[ClipBundle, int | None]:
+    """A loaded model and the batch size to use: `clip` itself (batch size None: the step's default),
+    or the model a ClipSpec names, loaded now, with the spec's batch size."""
+    if isinstance(clip, ClipBundle):
+        return clip, None
+    return clip.load(tower), clip.batch_size

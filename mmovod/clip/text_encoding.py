@@ -1,5 +1,5 @@
 """CLIP text embeddings of many sentences (length-bucketed batches on the causal text tower), and
-the text-classifier file made of their per-class means.
+their per-class means.
 
 CLIP's text transformer is causal and the sentence embedding is read at the end-of-text token, so
 nothing after that token (the padding up to 77) can change it. Sentences are therefore tokenized
@@ -13,19 +13,15 @@ last-token pooling) are encoded at full context length through `model.encode_tex
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from open_clip.transformer import TextTransformer, text_global_pool
-from tqdm import tqdm
 
-from mmovod.io.arrays import save_classifier
-from mmovod.clip.factory import ClipBundle, load_clip
+from mmovod.clip.factory import ClipBundle
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +29,6 @@ EXACT_POOLS = ("argmax", "eos")
 # Sentences per forward pass when not given: large batches feed a GPU; on CPU, small ones keep the
 # (batch x length x 4*width) MLP activations in cache, which measured faster (bench/bench_text_encoder.py).
 DEFAULT_BATCH = {"cuda": 256, "cpu": 32}
-BATCH_HELP = "sentences per forward pass (default: 256 on CUDA, 32 on CPU, where small batches stay in cache)"
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -191,23 +186,3 @@ def max_relative_difference(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.
     a64 = np.asarray(a, dtype=np.float64)
     b64 = np.asarray(b, dtype=np.float64)
     return float(np.abs(a64 - b64).max() / np.abs(b64).max())
-
-
-def write_text_classifier(
-    sentences_per_class: list[list[str]],
-    clip_args: argparse.Namespace,
-    out_path: str | os.PathLike,
-    provenance: dict[str, Any],
-) -> np.ndarray:
-    """Embed each class's sentences with the CLIP text tower chosen by the shared CLIP flags
-    (`clip_model`, `pretrained`, `device`, `batch_size`), average them per class and write the
-    float32 (C, D), NOT normalised classifier with its sidecar (`provenance` + the CLIP model)."""
-    bundle = load_clip(clip_args.clip_model, clip_args.pretrained, clip_args.device, tower="text")
-    total = sum(len(s) for s in sentences_per_class)
-    log.info("embedding %d sentences of %d classes with %s on %s",
-             total, len(sentences_per_class), clip_args.clip_model, bundle.device)
-    with tqdm(total=total, unit="sentence", desc="encode") as bar:
-        features = encode_class_means(bundle, sentences_per_class, clip_args.batch_size, bar.update)
-    save_classifier(out_path, features, {**bundle.describe(), **provenance, "normalized": False})
-    log.info("wrote %s: %s %s", out_path, features.shape, features.dtype)
-    return features

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from mmovod.io.atomic import check_output_path
 from mmovod.io.errors import InputError
-from mmovod.readers.image_header import header_sizes
+from mmovod.readers.image_header import default_workers, header_sizes
 from mmovod.readers.imagenet_tree import ImageNetTree
 from mmovod.io.json_files import save_json
 from mmovod.readers.lvis_json import LvisFile
@@ -76,15 +76,17 @@ def write_imagenet_lvis(
     imagenet_path: str | os.PathLike,
     lvis_meta_path: str | os.PathLike,
     out_path: str | os.PathLike,
-    workers: int,
+    workers: int | None = None,
     strict: bool = False,
 ) -> tuple[ImageNetLvis, Path]:
     """Build the IN-L document (`build_imagenet_lvis`) and save it to `out_path`.
 
-    Returns the result and the output path. Unreadable images are logged as a warning, or with
+    `workers` header-reading processes (None: every core this process may use). Returns the result and
+    the output path. Unreadable images are logged as a warning, or with
     `strict` raise InputError before anything is written.
     """
     out = check_output_path(out_path)
+    workers = default_workers() if workers is None else workers
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     result = build_imagenet_lvis(imagenet_path, lvis_meta_path, workers)

@@ -1,4 +1,4 @@
-"""Where exemplar images live: the `--*-img-dir` flags and a record's image path.
+"""Where exemplar images live: one root folder per source dataset, and a record's image path.
 
 An exemplar record names its source with `dataset` and its image with `file_name`, relative to
 that source's root (the layout `collate_exemplar_dict` and `sample_exemplars` write):
@@ -8,34 +8,22 @@ that source's root (the layout `collate_exemplar_dict` and `sample_exemplars` wr
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any, Mapping
 
 from mmovod.io.errors import InputError
 
-# dataset name -> (argparse dest, default root); defaults are the original scripts' values
-IMAGE_ROOTS: dict[str, tuple[str, str]] = {
-    "lvis": ("lvis_img_dir", "datasets/coco/"),
-    "imagenet21k": ("imagenet_img_dir", "datasets/imagenet"),
-    "visual_genome": ("visual_genome_img_dir", "datasets/VisualGenome/"),
+# dataset name -> default root (the original scripts' values)
+IMAGE_ROOTS: dict[str, str] = {
+    "lvis": "datasets/coco/",
+    "imagenet21k": "datasets/imagenet",
+    "visual_genome": "datasets/VisualGenome/",
 }
 
 
-def add_image_root_args(parser: argparse.ArgumentParser) -> None:
-    """Add --lvis-img-dir, --imagenet-img-dir and --visual-genome-img-dir (one shared group)."""
-    group = parser.add_argument_group("image roots (a record's image is <root of its dataset>/<file_name>)")
-    group.add_argument("--lvis-img-dir", dest="lvis_img_dir", default=IMAGE_ROOTS["lvis"][1],
-                       help="root of COCO images for records with dataset 'lvis' (holds train2017/, val2017/)")
-    group.add_argument("--imagenet-img-dir", dest="imagenet_img_dir", default=IMAGE_ROOTS["imagenet21k"][1],
-                       help="root of ImageNet-21K for records with dataset 'imagenet21k' (holds imagenet21k_P/)")
-    group.add_argument("--visual-genome-img-dir", dest="visual_genome_img_dir", default=IMAGE_ROOTS["visual_genome"][1],
-                       help="root of Visual Genome for records with dataset 'visual_genome' (holds VG_100K/, VG_100K_2/)")
-
-
-def image_roots_from_args(args: argparse.Namespace) -> dict[str, Path]:
-    """The dataset -> root folder mapping given by the image-root flags."""
-    return {name: Path(getattr(args, dest)) for name, (dest, _) in IMAGE_ROOTS.items()}
+def default_image_roots() -> dict[str, Path]:
+    """The dataset -> root folder mapping of the original scripts (relative to the repository root)."""
+    return {name: Path(root) for name, root in IMAGE_ROOTS.items()}
 
 
 def record_image_path(record: Mapping[str, Any], roots: Mapping[str, Path]) -> Path:
