@@ -1,6 +1,5 @@
 """View parameters and the two view orders: the original order is today's views bit for bit; the fast
 order follows PIL's operations at the model size, batched or not, fractional boxes included."""
-import numpy as np
 import pytest
 import torch
 from PIL import Image

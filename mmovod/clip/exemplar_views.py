@@ -59,11 +59,9 @@ class ExemplarInput:
     crop: torch.Tensor | None = None
     recipe: ViewRecipe | None = None
 
-    def make(self, size: int, device: torch.device | None = None) -> torch.Tensor:
-        """The views, made on `device` when deferred."""
-        if self.views is not None:
-            return self.views
-        return fast_views(self.crop.to(device, non_blocking=True), self.recipe, size)
+    def pin_memory(self) -> "ExemplarInput":
+        """A copy in page-locked memory (called by DataLoader's pin_memory for CUDA)."""
+        return ExemplarInput(*(t.pin_memory() if t is not None else None for t in (self.views, self.crop)), self.recipe)
 
 
 def draft_reduction(min_side: int, size: int) -> int:
