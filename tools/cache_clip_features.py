@@ -31,9 +31,9 @@ import sys
 from typing import Sequence
 
 from mmovod.aggregator.cache_builder import DEFAULT_SHARD_SIZE, ClassFilter, cache_clip_features
-from mmovod.cli.flags import (add_clip_args, add_image_root_args, add_view_order_arg, add_workers_arg,
-                              clip_spec_from_args, image_roots_from_args, int_at_least, make_parser,
-                              non_negative_float)
+from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_image_root_args, add_view_order_arg,
+                              add_workers_arg, clip_spec_from_args, image_roots_from_args, int_at_least,
+                              make_parser, non_negative_float)
 from mmovod.cli.run import run_tool
 from mmovod.clip.crops import AGGREGATOR_CONTEXT
 from mmovod.clip.specs import ViewSpec
@@ -64,7 +64,7 @@ def get_parser() -> argparse.ArgumentParser:
                        help="box context of exemplar crops (--exemplar-dict); the aggregator tool's value")
     parser.add_argument("--shard-size", type=int_at_least(1), default=DEFAULT_SHARD_SIZE, help="images per shard file (the unit of resuming)")
     add_workers_arg(parser, 4, "DataLoader worker processes that decode and augment (0: in the main process)", "--nw")
-    add_clip_args(parser)
+    add_clip_args(parser, batch_size=None, batch_help=IMAGE_BATCH_HELP)
     add_image_root_args(parser)
     return parser
 

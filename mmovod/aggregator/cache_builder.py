@@ -31,7 +31,6 @@ from mmovod.clip.image_encoding import Item, encode_items
 log = logging.getLogger(__name__)
 
 DEFAULT_SHARD_SIZE = 32768
-DEFAULT_IMAGE_BATCH = 256
 
 
 def shard_items(classes: list[SourceClass], plan: CachePlan, rows: range) -> list[Item]:
@@ -64,7 +63,7 @@ def cache_features(
     views: ViewSpec,
     *,
     shard_size: int,
-    batch_size: int,
+    batch_size: int | None,
     source_kind: str,
     progress: bool = True,
 ) -> CacheRun:
@@ -170,7 +169,7 @@ def cache_clip_features(
     try:
         bundle = load_clip(clip.model, clip.pretrained, str(ctx.device), tower="image")
         result = cache_features(bundle, classes, out, roots, ctx, views, shard_size=shard_size,
-                                batch_size=clip.batch_size or DEFAULT_IMAGE_BATCH, source_kind=kind,
+                                batch_size=clip.batch_size, source_kind=kind,
                                 progress=ctx.is_main)
     finally:
         shutdown(ctx)

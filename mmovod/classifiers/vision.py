@@ -33,7 +33,6 @@ from mmovod.readers.image_roots import default_image_roots
 log = logging.getLogger(__name__)
 
 AGGREGATOR_CLASS_BATCH = 128
-DEFAULT_IMAGE_BATCH = 256
 AVERAGE_VIEWS = ViewSpec(context=TTA_CONTEXT, workers=8)
 AGGREGATOR_VIEWS = ViewSpec(context=AGGREGATOR_CONTEXT, workers=4)
 
@@ -47,7 +46,7 @@ def encode_exemplar_views(exemplars: ExemplarList, clip: ClipBundle, views: View
     `roots` maps a record's `dataset` to its image folder (default: the guide's `datasets/...` folders).
     """
     return encode_exemplars(clip, exemplars, roots or default_image_roots(), views,
-                            batch_size=batch_size or DEFAULT_IMAGE_BATCH, progress=progress)
+                            batch_size=batch_size, progress=progress)
 
 
 def average_classifier(encoded: ExemplarEmbeddings) -> np.ndarray:

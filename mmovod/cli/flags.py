@@ -69,6 +69,8 @@ def command_line(prog: str, argv: Sequence[str]) -> str:
 # --- CLIP ---------------------------------------------------------------------------------------
 
 TEXT_BATCH_HELP = "sentences per forward pass (unset: 256 on CUDA, 32 on CPU, where small batches stay in cache)"
+IMAGE_BATCH_HELP = ("views per forward pass (unset: 256 on CUDA, 64 on CPU, where a larger batch is no faster and "
+                    "its activations would outweigh the model)")
 
 def add_clip_args(parser: argparse.ArgumentParser, default_model: str | None = "ViT-B/32",
                   batch_size: int | None = 256, batch_help: str = "items encoded per forward pass") -> None:

@@ -42,6 +42,14 @@ log = logging.getLogger(__name__)
 Item = tuple[int, int, Mapping[str, Any]]
 """(class index, item index within its class, exemplar record): the unit of encoding."""
 SKIP_HINT = " (pass --skip-bad to skip unreadable images)"
+IMAGE_BATCH = {"cuda": 256, "cpu": 64}
+"""Default views per forward pass by device type: on the CPU a larger batch is no faster and its
+activations would outweigh the model (ViT-B/32: about 2.3 MB per view)."""
+
+
+def image_batch_size(device: torch.device) -> int:
+    """The default number of views per forward pass on `device`."""
+    return IMAGE_BATCH.get(device.type, IMAGE_BATCH["cuda"])
 
 
 @dataclass
@@ -141,9 +149,11 @@ def view_plan(bundle: ClipBundle, views: ViewSpec) -> ViewPlan:
 
 
 def encode_items(bundle: ClipBundle, items: Sequence[Item], roots: Mapping[str, Path], views: ViewSpec, *,
-                 batch_size: int, progress: bool = True, unit: str = "image") -> EncodedItems:
+                 batch_size: int | None = None, progress: bool = True, unit: str = "image") -> EncodedItems:
     """Encode the views of `items` (see the module docstring): `views.num_views` TTA views per item, or
-    one plain view without TTA. `bundle` needs only its image tower; `views.workers` DataLoader workers."""
+    one plain view without TTA. `bundle` needs only its image tower; `views.workers` DataLoader workers;
+    `batch_size` views per forward pass (None: `image_batch_size(bundle.device)`)."""
+    batch_size = batch_size or image_batch_size(bundle.device)
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, found {batch_size}")
     plan = view_plan(bundle, views)
@@ -219,7 +229,7 @@ class ExemplarEmbeddings:
 
 
 def encode_exemplars(bundle: ClipBundle, exemplars: ExemplarList, roots: Mapping[str, Path], views: ViewSpec, *,
-                     batch_size: int, progress: bool = True) -> ExemplarEmbeddings:
+                     batch_size: int | None = None, progress: bool = True) -> ExemplarEmbeddings:
     """`encode_items` over lists of exemplar records per class, in (class, exemplar) order.
 
     An unreadable image raises BadImageError (one line naming it) unless `views.skip_bad`, which drops
