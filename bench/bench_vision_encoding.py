@@ -2,8 +2,10 @@
 pipeline (fast and original view order) against the original scripts' structure, and the feature-cache
 tool against its previous implementation, all in one run on the same images and weights.
 
-Variants, each in its own process (encoding wall time; peak RSS of the largest process of the variant,
-workers included, from /usr/bin/time):
+Variants, each in its own process; printed: encoding wall time and CPU time (workers included), peak
+RSS while encoding (the largest process of the variant, a worker or the main one, from /usr/bin/time;
+and the main process alone), and the peak of loading CLIP from a whole-model state dict, which is
+about the same in every variant:
   orig-get_exemplars_tta   the original averaging script: full CLIP (both towers), one DataLoader item
                            per class, each exemplar opened and cropped once, views made at 896 px
                            (RandomResizedCrop 4x, jitter, then the model's resize), one encode per class
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -172,6 +175,12 @@ def reset_peak() -> None:
         pass
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (the DataLoader workers, once joined)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_variant(args) -> int:
     data = Path(args.data)
     exemplars = json.loads((data / "exemplars.json").read_text())
@@ -179,12 +188,12 @@ def run_variant(args) -> int:
     tower = "both" if args.variant.startswith("orig-") else "image"  # the originals load the whole model
     bundle = load_clip(MODEL, str(data / "weights.pt"), args.device, tower=tower)
     load_peak = main_process_peak_mb()
-    reset_peak()
+    reset_peak()  # the peaks below are those of encoding
     views = ViewSpec(num_views=args.views, context=TTA_CONTEXT, seed=args.seed, workers=args.nw,
                      order="original" if args.variant in ("mmovod-original", "cache-previous") else "fast")
     items = [(c, e, r) for c, records in enumerate(exemplars) for e, r in enumerate(records)]
     sampler = GpuSampler(bundle.device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         if args.variant == "orig-get_exemplars_tta":
             result = original_script(bundle, exemplars, roots, args, reopen=False)
@@ -200,9 +209,11 @@ def run_variant(args) -> int:
         if bundle.device.type == "cuda":
             torch.cuda.synchronize(bundle.device)
         wall = time.perf_counter() - start
+        cpu = cpu_seconds() - cpu_start
     np.save(data / f"{args.variant}.npy", result.numpy())
-    report = {"wall": wall, "gpu_util": sampler.mean(), "encode_peak_mb": main_process_peak_mb(),
-              "peak_mb": max(load_peak, main_process_peak_mb()),
+    report = {"wall": wall, "cpu": cpu, "gpu_util": sampler.mean(), "load_peak_mb": load_peak,
+              "encode_peak_mb": main_process_peak_mb(),
+              "peak_mb": main_process_peak_mb(),
               "gpu_peak_mb": torch.cuda.max_memory_allocated(bundle.device) / 2 ** 20
               if bundle.device.type == "cuda" else None}
     (data / f"{args.variant}.json").write_text(json.dumps(report))
@@ -225,8 +236,8 @@ def spawn(args, variant, data) -> dict:
         raise SystemExit(f"variant {variant} failed")
     report = json.loads((data / f"{variant}.json").read_text())
     report["process_wall"] = time.perf_counter() - start
-    if timed:
-        report["peak_mb"] = int(timing.read_text().split()[-1]) / 1024
+    if timed:  # the largest process of the tree, after the loading (where the variant restarts its peak)
+        report["peak_mb"] = max(report["peak_mb"], int(timing.read_text().split()[-1]) / 1024)
     return report
 
 
@@ -261,16 +272,17 @@ def main(argv=None) -> int:
         for _ in range(args.repeats):
             for variant in args.variants:
                 runs[variant].append(spawn(args, variant, data))
-        print("| variant | crops/s (encoding) | wall (encoding / whole process) | peak RSS (whole run / main "
-              "process while encoding) | GPU |")
-        print("|---|---|---|---|---|")
+        print("| variant | crops/s (encoding) | wall (encoding / whole process) | CPU per crop | peak RSS while "
+              "encoding (largest process / main process) | loading CLIP | GPU |")
+        print("|---|---|---|---|---|---|---|")
         summary = {}
         for variant, reports in runs.items():
             r = sorted(reports, key=lambda x: x["wall"])[len(reports) // 2]
             summary[variant] = r
             gpu = "-" if r["gpu_util"] is None else f"{r['gpu_util']:.0f}% busy, {r['gpu_peak_mb']:,.0f} MB"
             print(f"| {variant} | {crops / r['wall']:.1f} | {r['wall']:.1f} s / {r['process_wall']:.1f} s | "
-                  f"{r['peak_mb']:,.0f} MB / {r['encode_peak_mb']:,.0f} MB | {gpu} |")
+                  f"{1000 * r['cpu'] / crops:.0f} ms | {r['peak_mb']:,.0f} MB / {r['encode_peak_mb']:,.0f} MB | "
+                  f"{r['load_peak_mb']:,.0f} MB | {gpu} |")
         outputs = {v: torch.from_numpy(np.load(data / f"{v}.npy")) for v in args.variants}
         for a, b in (("orig-get_exemplars_tta", "mmovod-original"), ("orig-generate_agg", "mmovod-original"),
                      ("cache-previous", "cache-fast"), ("mmovod-original", "mmovod-fast")):
@@ -283,6 +295,7 @@ def main(argv=None) -> int:
             if new in summary and old in summary:
                 s_new, s_old = summary[new], summary[old]
                 print(f"{new} / {old}: {s_old['wall'] / s_new['wall']:.2f}x crops/s, "
+                      f"{s_old['cpu'] / s_new['cpu']:.2f}x less CPU per crop, "
                       f"{s_new['peak_mb'] / s_old['peak_mb']:.2f}x peak memory (while encoding: "
                       f"{s_new['encode_peak_mb'] / s_old['encode_peak_mb']:.2f}x)")
     return 0
