@@ -31,7 +31,6 @@ from mmovod.aggregator.feature_cache import CacheMeta, prepare_cache_dir, write_
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier  # noqa: E402
 from mmovod.clip.factory import load_clip  # noqa: E402
 from mmovod.clip.image_encoding import encode_exemplars  # noqa: E402
-from mmovod.clip.views import bundle_view_transform  # noqa: E402
 from mmovod.evaluation.encoding import encode_into_cache  # noqa: E402
 from mmovod.evaluation import crop_cache  # noqa: E402
 from mmovod.evaluation.crop_cache import CropSettings  # noqa: E402
@@ -159,9 +158,8 @@ def bench_throughput(tmp: Path, nw: int, classes: int, per_class: int) -> None:
                           progress=False)
         ours = time.perf_counter() - start
         start = time.perf_counter()
-        encode_exemplars(bundle, [c.records for c in crops.classes], crops.roots, context=settings.context,
-                         transform=bundle_view_transform(bundle, settings.tta), num_views=views, seed=0,
-                         batch_size=256, num_workers=nw, progress=False)
+        encode_exemplars(bundle, [c.records for c in crops.classes], crops.roots, settings.view_spec(nw),
+                         batch_size=256, progress=False)
         exemplar = time.perf_counter() - start
         print(f"| encoding, --views {views}{' (TTA)' if views > 1 else ''}, {n} crops, --nw {nw} | "
               f"eval cache pipeline: {ours:.1f} s, {n / ours:.2f} crops/s, {n * views / ours:.2f} views/s | "

@@ -1,167 +1,303 @@
-"""Crops/s of exemplar encoding end to end (decode, crop, TTA, encode): batched across classes
-(mmovod.clip.image_encoding) vs two one-class-per-step baselines, same run, same views: "original-style"
-(what the original scripts do: a new DataLoader per class, each view re-reading its image) and
-"one-class-per-step" (one persistent DataLoader whose item is a whole class, each image cropped once).
+"""Crops/s and peak memory of exemplar encoding end to end (decode, crop, views, encode): mmovod's one
+pipeline (fast and original view order) against the original scripts' structure, and the feature-cache
+tool against its previous implementation, all in one run on the same images and weights.
 
-Generated COCO-size JPEGs (640x480), one box per exemplar, CLIP ViT-B/32 shapes with random weights
-(no download). Also splits the time per crop into decode+crop / augment / encode, measured in the
-main process on a subset. Example (a subset of the issue's 1203 x 5 x 5 scale):
-  flock /tmp/mmovod-bench.lock python bench/bench_vision_encoding.py --classes 40 --exemplars 5 --views 5 --nw 2
+Variants, each in its own process; printed: encoding wall time and CPU time (workers included), peak
+RSS while encoding (the largest process of the variant, a worker or the main one, from /usr/bin/time;
+and the main process alone), and the peak of loading CLIP from a whole-model state dict, which is
+about the same in every variant:
+  orig-get_exemplars_tta   the original averaging script: full CLIP (both towers), one DataLoader item
+                           per class, each exemplar opened and cropped once, views made at 896 px
+                           (RandomResizedCrop 4x, jitter, then the model's resize), one encode per class
+  orig-generate_agg        the original aggregator script: the same, but every view re-opens its image
+  mmovod-original          encode_exemplars with --view-order original (same views as the two above)
+  mmovod-fast              encode_exemplars with the default fast order
+  cache-previous           the feature cache's previous encoder (one DataLoader item per image made its
+                           float32 views in the original order; batches of batch_size // views images)
+  cache-fast               cache_features (the tool's work after loading CLIP) on the same images
+Outputs are compared: the baselines and mmovod-original give the same class means; fast-order rows
+are compared by cosine. Inputs: natural-looking 640x480 JPEGs (bench/natural_images.py), one box per
+exemplar, every 5th an ImageNet-style whole image; CLIP ViT-B/32 shapes with random weights (open_clip
+config ViT-B-32, seeded, no download). Example (the README's figures):
+  flock /tmp/mmovod-bench.lock python bench/bench_vision_encoding.py --classes 24 --exemplars 5 --views 5 --nw 2
+On a GPU add --device cuda (crops/s and the GPU's mean utilisation while encoding are printed);
+--variants picks a subset, e.g. --variants orig-get_exemplars_tta mmovod-fast.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader, Dataset
 
-from mmovod.clip.factory import load_clip
-from mmovod.clip.crops import TTA_CONTEXT, load_exemplar_crop
-from mmovod.clip.image_encoding import encode_exemplars
-from mmovod.clip.views import bundle_view_transform, make_view, make_views
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.natural_images import make_exemplars  # noqa: E402
+from mmovod.aggregator.class_sources import SourceClass  # noqa: E402
+from mmovod.aggregator.distributed import init_distributed  # noqa: E402
+from mmovod.aggregator.feature_cache import shard_name, write_shard  # noqa: E402
+from mmovod.clip.crops import TTA_CONTEXT, load_exemplar_crop  # noqa: E402
+from mmovod.clip.factory import load_clip, save_random_checkpoint  # noqa: E402
+from mmovod.clip.image_encoding import encode_exemplars  # noqa: E402
+from mmovod.clip.specs import ViewSpec  # noqa: E402
+from mmovod.clip.views import bundle_view_transform, make_view, make_views  # noqa: E402
+
+VARIANTS = ("orig-get_exemplars_tta", "orig-generate_agg", "mmovod-original", "mmovod-fast", "cache-previous",
+            "cache-fast")
+MODEL = "ViT-B-32"
+PREVIOUS_BATCH = 256  # the feature cache's earlier default, views per forward pass
 
 
-def make_images(root: Path, classes: int, exemplars: int, seed: int = 0) -> list[list[dict]]:
-    rng = np.random.default_rng(seed)
-    (root / "train2017").mkdir(parents=True)
-    out = []
-    for c in range(classes):
-        records = []
-        for e in range(exemplars):
-            name = f"train2017/{c:05d}_{e}.jpg"
-            pixels = np.clip(rng.integers(0, 256, 3) + rng.integers(-40, 40, (480, 640, 3)), 0, 255).astype(np.uint8)
-            image = Image.fromarray(pixels)
-            w, h = rng.uniform(40, 400), rng.uniform(40, 300)
-            x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
-            ImageDraw.Draw(image).ellipse([x, y, x + w, y + h], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-            image.save(root / name, quality=90)
-            records.append({"dataset": "lvis", "file_name": name, "bbox": [x, y, w, h]})
-        out.append(records)
-    return out
-
+# --- the original scripts' structure ------------------------------------------------------------
 
 class OneClassDataset(Dataset):
-    """Baseline: item = all K x V views of one class (crop once per exemplar, same seeded views)."""
+    """Item c: all K x V views of class c (original order); `reopen`: every view opens its image anew."""
 
-    def __init__(self, exemplars, roots, transform, views, seed):
-        self.exemplars, self.roots, self.transform, self.views, self.seed = exemplars, roots, transform, views, seed
+    def __init__(self, exemplars, roots, transform, views, seed, reopen):
+        self.exemplars, self.roots, self.transform = exemplars, roots, transform
+        self.views, self.seed, self.reopen = views, seed, reopen
 
     def __len__(self):
         return len(self.exemplars)
 
     def __getitem__(self, c):
-        return torch.cat([make_views(load_exemplar_crop(r, self.roots, TTA_CONTEXT), self.transform, self.seed, c, e,
-                                     self.views) for e, r in enumerate(self.exemplars[c])])
+        if not self.reopen:
+            return torch.cat([make_views(load_exemplar_crop(r, self.roots, TTA_CONTEXT), self.transform, self.seed,
+                                         c, e, self.views) for e, r in enumerate(self.exemplars[c])])
+        return torch.stack([make_view(load_exemplar_crop(r, self.roots, TTA_CONTEXT), self.transform, self.seed,
+                                      c, e, v) for e, r in enumerate(self.exemplars[c]) for v in range(self.views)])
 
 
-def one_class_per_step(bundle, exemplars, roots, views, seed, nw):
-    loader = DataLoader(OneClassDataset(exemplars, roots, bundle_view_transform(bundle), views, seed),
-                        batch_size=None, num_workers=nw)
-    with torch.inference_mode():
-        return torch.stack([bundle.model.encode_image(x.to(bundle.device)).float().cpu().mean(0) for x in loader])
-
-
-class OneViewDataset(Dataset):
-    """Original-style item: one view of one exemplar of one class, its image opened and cropped anew."""
-
-    def __init__(self, records, class_index, roots, transform, views, seed):
-        self.records, self.c, self.roots, self.transform, self.views, self.seed = (
-            records, class_index, roots, transform, views, seed)
-
-    def __len__(self):
-        return len(self.records) * self.views
-
-    def __getitem__(self, i):
-        e, v = divmod(i, self.views)
-        crop = load_exemplar_crop(self.records[e], self.roots, TTA_CONTEXT)
-        return make_view(crop, self.transform, self.seed, self.c, e, v)
-
-
-def original_style(bundle, exemplars, roots, views, seed, nw):
-    """What the original script does: per class a new DataLoader (its workers start anew) over the
-    class's K x views views, each view re-reading its image, then one encode of the class."""
-    transform = bundle_view_transform(bundle)
+def original_script(bundle, exemplars, roots, args, reopen):
+    loader = DataLoader(OneClassDataset(exemplars, roots, bundle_view_transform(bundle), args.views, args.seed, reopen),
+                        batch_size=None, num_workers=args.nw)
     means = []
     with torch.inference_mode():
-        for c, records in enumerate(exemplars):
-            loader = DataLoader(OneViewDataset(records, c, roots, transform, views, seed),
-                                batch_size=len(records) * views, num_workers=nw)
-            for batch in loader:
-                means.append(bundle.model.encode_image(batch.to(bundle.device)).float().cpu().mean(0))
+        for x in loader:
+            with bundle.autocast():
+                means.append(bundle.model.encode_image(x.to(bundle.device)).float().cpu().mean(0))
     return torch.stack(means)
 
 
-def time_split(bundle, exemplars, roots, views, seed, batch_size):
-    transform = bundle_view_transform(bundle)
-    t = {"decode+crop": 0.0, "augment": 0.0, "encode": 0.0}
-    stacks = []
-    for c, records in enumerate(exemplars):
-        for e, record in enumerate(records):
-            t0 = time.perf_counter()
-            crop = load_exemplar_crop(record, roots, TTA_CONTEXT)
-            t1 = time.perf_counter()
-            stacks.append(make_views(crop, transform, seed, c, e, views))
-            t["augment"] += time.perf_counter() - t1
-            t["decode+crop"] += t1 - t0
-    t0 = time.perf_counter()
+# --- the feature cache's previous encoder (CacheRowDataset + encode_rows) -------------------------
+
+class PreviousCacheRows(Dataset):
+    def __init__(self, items, roots, transform, views, seed):
+        self.items, self.roots, self.transform, self.views, self.seed = items, roots, transform, views, seed
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, row):
+        c, e, record = self.items[row]
+        return make_views(load_exemplar_crop(record, self.roots, TTA_CONTEXT), self.transform, self.seed, c, e,
+                          self.views)
+
+
+def previous_cache(bundle, items, roots, args, out):
+    loader = DataLoader(PreviousCacheRows(items, roots, bundle_view_transform(bundle), args.views, args.seed),
+                        batch_size=max(1, (args.batch_size or PREVIOUS_BATCH) // args.views), num_workers=args.nw,
+                        collate_fn=list,
+                        pin_memory=bundle.device.type == "cuda")
+    rows = []
     with torch.inference_mode():
-        for chunk in torch.cat(stacks).split(batch_size):
-            bundle.model.encode_image(chunk.to(bundle.device))
-    t["encode"] = time.perf_counter() - t0
-    return t, sum(len(s) for s in stacks)
+        for views in loader:
+            x = torch.cat(views).to(bundle.device, non_blocking=True)
+            with bundle.autocast():
+                rows.append(bundle.model.encode_image(x).float().cpu().reshape(len(views), args.views, -1))
+    write_shard(out, 0, torch.cat(rows).numpy())
+    return shard(out)
+
+
+def new_cache(bundle, exemplars, roots, views, args, out):
+    from mmovod.aggregator.cache_builder import cache_features
+
+    classes = [SourceClass(f"c{c}", records) for c, records in enumerate(exemplars)]
+    cache_features(bundle, classes, out, roots, init_distributed(str(bundle.device)), views,
+                   shard_size=10 ** 9, batch_size=args.batch_size, source_kind="bench", progress=False)
+    return shard(out)
+
+
+def shard(folder: Path) -> torch.Tensor:
+    """The one shard's float16 rows x views x dim, as float32."""
+    return torch.from_numpy(np.load(folder / shard_name(0)).astype(np.float32))
+
+
+# --- one variant, in a child process --------------------------------------------------------------
+
+class GpuSampler:
+    """Mean GPU utilisation (%) over the run, sampled every 0.2 s (needs nvidia-ml-py); None elsewhere."""
+
+    def __init__(self, device):
+        self.samples, self.stop = [], threading.Event()
+        self.thread = None
+        if device.type == "cuda":
+            try:
+                torch.cuda.utilization(device)
+            except Exception:  # noqa: BLE001 - no NVML: utilisation not reported
+                return
+            self.thread = threading.Thread(target=self.run, args=(device,), daemon=True)
+            self.thread.start()
+
+    def run(self, device):
+        while not self.stop.wait(0.2):
+            self.samples.append(torch.cuda.utilization(device))
+
+    def mean(self):
+        self.stop.set()
+        return float(np.mean(self.samples)) if self.samples else None
+
+
+def main_process_peak_mb() -> float:
+    """This process's peak RSS since the last `reset_peak` (VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> None:
+    """Restart VmHWM from the current RSS (Linux clear_refs 5), to see the encoding phase alone."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (the DataLoader workers, once joined)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def run_variant(args) -> int:
+    data = Path(args.data)
+    exemplars = json.loads((data / "exemplars.json").read_text())
+    roots = {"lvis": data / "coco", "imagenet21k": data / "coco"}
+    tower = "both" if args.variant.startswith("orig-") else "image"  # the originals load the whole model
+    bundle = load_clip(MODEL, str(data / "weights.pt"), args.device, tower=tower)
+    load_peak = main_process_peak_mb()
+    reset_peak()  # the peaks below are those of encoding
+    views = ViewSpec(num_views=args.views, context=TTA_CONTEXT, seed=args.seed, workers=args.nw,
+                     order="original" if args.variant in ("mmovod-original", "cache-previous") else "fast")
+    items = [(c, e, r) for c, records in enumerate(exemplars) for e, r in enumerate(records)]
+    sampler = GpuSampler(bundle.device)
+    start, cpu_start = time.perf_counter(), cpu_seconds()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.variant == "orig-get_exemplars_tta":
+            result = original_script(bundle, exemplars, roots, args, reopen=False)
+        elif args.variant == "orig-generate_agg":
+            result = original_script(bundle, exemplars, roots, args, reopen=True)
+        elif args.variant.startswith("mmovod-"):
+            result = encode_exemplars(bundle, exemplars, roots, views, batch_size=args.batch_size,
+                                      progress=False).class_mean()
+        elif args.variant == "cache-previous":
+            result = previous_cache(bundle, items, roots, args, Path(tmp))
+        else:
+            result = new_cache(bundle, exemplars, roots, views, args, Path(tmp) / "cache")
+        if bundle.device.type == "cuda":
+            torch.cuda.synchronize(bundle.device)
+        wall = time.perf_counter() - start
+        cpu = cpu_seconds() - cpu_start
+    np.save(data / f"{args.variant}.npy", result.numpy())
+    report = {"wall": wall, "cpu": cpu, "gpu_util": sampler.mean(), "load_peak_mb": load_peak,
+              "encode_peak_mb": main_process_peak_mb(),
+              "peak_mb": main_process_peak_mb(),
+              "gpu_peak_mb": torch.cuda.max_memory_allocated(bundle.device) / 2 ** 20
+              if bundle.device.type == "cuda" else None}
+    (data / f"{args.variant}.json").write_text(json.dumps(report))
+    return 0
+
+
+def spawn(args, variant, data) -> dict:
+    """Run one variant as a process; its peak RSS (the largest process of its tree: it or a worker) comes
+    from /usr/bin/time, which a large parent does not inflate (wait4's maxrss would count the fork)."""
+    argv = [sys.executable, __file__, "--variant", variant, "--data", str(data), "--views", str(args.views),
+            "--nw", str(args.nw), "--seed", str(args.seed), "--device", args.device,
+            *(["--batch-size", str(args.batch_size)] if args.batch_size else [])]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    timing = data / "time.txt"
+    timed = Path("/usr/bin/time").exists()
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(timing), *argv] if timed else argv, env=env,
+                          stdout=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise SystemExit(f"variant {variant} failed")
+    report = json.loads((data / f"{variant}.json").read_text())
+    report["process_wall"] = time.perf_counter() - start
+    if timed:  # the largest process of the tree, after the loading (where the variant restarts its peak)
+        report["peak_mb"] = max(report["peak_mb"], int(timing.read_text().split()[-1]) / 1024)
+    return report
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--classes", type=int, default=40)
+    parser.add_argument("--classes", type=int, default=24)
     parser.add_argument("--exemplars", type=int, default=5)
     parser.add_argument("--views", type=int, default=5)
-    parser.add_argument("--nw", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--split-classes", type=int, default=4, help="classes timed for the decode/augment/encode split")
+    parser.add_argument("--nw", type=int, default=2, help="DataLoader workers of every variant")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="views per forward pass of mmovod and the caches (unset: each one's default: mmovod 64 "
+                             "on CPU, 256 on CUDA; the previous cache 256)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each variant, alternating (median kept)")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    bundle = load_clip("ViT-B/32", "none", args.device, tower="image")
+    if args.variant:
+        return run_variant(args)
     with tempfile.TemporaryDirectory() as tmp:
-        exemplars = make_images(Path(tmp), args.classes, args.exemplars)
-        roots = {"lvis": Path(tmp)}
+        data = Path(tmp)
+        exemplars = make_exemplars(data / "coco", args.classes, args.exemplars, whole_every=5)
+        (data / "exemplars.json").write_text(json.dumps(exemplars))
+        save_random_checkpoint(MODEL, data / "weights.pt", seed=0)
         crops = args.classes * args.exemplars * args.views
-        print(f"scale: {args.classes} classes x {args.exemplars} exemplars x {args.views} views = {crops} crops, "
-              f"640x480 JPEGs, ViT-B/32 (random weights) on {bundle.device}, --nw {args.nw}, "
-              f"{torch.get_num_threads()} torch threads")
-        results = {}
-        for name in ("original-style", "one-class-per-step", "batched"):
-            t0 = time.perf_counter()
-            if name == "batched":
-                out = encode_exemplars(bundle, exemplars, roots, context=TTA_CONTEXT,
-                                       transform=bundle_view_transform(bundle), num_views=args.views,
-                                       seed=args.seed, batch_size=args.batch_size, num_workers=args.nw,
-                                       progress=False).class_mean()
-            elif name == "original-style":
-                out = original_style(bundle, exemplars, roots, args.views, args.seed, args.nw)
-            else:
-                out = one_class_per_step(bundle, exemplars, roots, args.views, args.seed, args.nw)
-            wall = time.perf_counter() - t0
-            results[name] = (wall, out)
-            print(f"{name:>20}: {wall:7.1f} s  {crops / wall:7.1f} crops/s")
-        for base in ("one-class-per-step", "original-style"):
-            torch.testing.assert_close(results["batched"][1], results[base][1], rtol=1e-4, atol=1e-4)
-            print(f"ratio batched / {base}: {results[base][0] / results['batched'][0]:.2f}x (outputs equal)")
-        split, n = time_split(bundle, exemplars[: args.split_classes], roots, args.views, args.seed, args.batch_size)
-        total = sum(split.values())
-        print(f"time split, one process, {n} crops: " + ", ".join(
-            f"{k} {1000 * v / n:.1f} ms/crop ({100 * v / total:.0f}%)" for k, v in split.items()))
-    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak RSS: main process {peak_self:.0f} MiB, largest worker {peak_children:.0f} MiB")
+        print(f"scale: {args.classes} classes x {args.exemplars} exemplars x {args.views} views = {crops} crops; "
+              f"640x480 natural-looking JPEGs; {MODEL} shapes, random weights; {args.device}; --nw {args.nw}; "
+              f"batch {args.batch_size or 'default'}; {os.cpu_count()} CPUs")
+        runs = {v: [] for v in args.variants}
+        for _ in range(args.repeats):
+            for variant in args.variants:
+                runs[variant].append(spawn(args, variant, data))
+        print("| variant | crops/s (encoding) | wall (encoding / whole process) | CPU per crop | peak RSS while "
+              "encoding (largest process / main process) | loading CLIP | GPU |")
+        print("|---|---|---|---|---|---|---|")
+        summary = {}
+        for variant, reports in runs.items():
+            r = sorted(reports, key=lambda x: x["wall"])[len(reports) // 2]
+            summary[variant] = r
+            gpu = "-" if r["gpu_util"] is None else f"{r['gpu_util']:.0f}% busy, {r['gpu_peak_mb']:,.0f} MB"
+            print(f"| {variant} | {crops / r['wall']:.1f} | {r['wall']:.1f} s / {r['process_wall']:.1f} s | "
+                  f"{1000 * r['cpu'] / crops:.0f} ms | {r['peak_mb']:,.0f} MB / {r['encode_peak_mb']:,.0f} MB | "
+                  f"{r['load_peak_mb']:,.0f} MB | {gpu} |")
+        outputs = {v: torch.from_numpy(np.load(data / f"{v}.npy")) for v in args.variants}
+        for a, b in (("orig-get_exemplars_tta", "mmovod-original"), ("orig-generate_agg", "mmovod-original"),
+                     ("cache-previous", "cache-fast"), ("mmovod-original", "mmovod-fast")):
+            if a in outputs and b in outputs:
+                x, y = outputs[a].flatten(0, -2), outputs[b].flatten(0, -2)
+                cos = torch.nn.functional.cosine_similarity(x, y)
+                print(f"{b} vs {a}: max |diff| {float((x - y).abs().max()):.2e}, cosine min {float(cos.min()):.6f}")
+        for new, old in (("mmovod-fast", "orig-get_exemplars_tta"), ("mmovod-fast", "orig-generate_agg"),
+                         ("mmovod-original", "orig-get_exemplars_tta"), ("cache-fast", "cache-previous")):
+            if new in summary and old in summary:
+                s_new, s_old = summary[new], summary[old]
+                print(f"{new} / {old}: {s_old['wall'] / s_new['wall']:.2f}x crops/s, "
+                      f"{s_old['cpu'] / s_new['cpu']:.2f}x less CPU per crop, "
+                      f"{s_new['peak_mb'] / s_old['peak_mb']:.2f}x peak memory (while encoding: "
+                      f"{s_new['encode_peak_mb'] / s_old['encode_peak_mb']:.2f}x)")
     return 0
 
 

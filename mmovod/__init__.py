@@ -33,6 +33,9 @@ _EXPORTS: dict[str, str] = {
     "write_aggregated_classifier": "mmovod.classifiers.vision",
     "AVERAGE_VIEWS": "mmovod.classifiers.vision",
     "AGGREGATOR_VIEWS": "mmovod.classifiers.vision",
+    # the one image-encoding pipeline: item records -> (N, V, D) embeddings, valid mask, skipped images
+    "encode_items": "mmovod.clip.image_encoding",
+    "encode_exemplars": "mmovod.clip.image_encoding",
     # fusion and the classifier-file contract
     "fuse_classifiers": "mmovod.classifiers.fusion",
     "fuse_classifier_files": "mmovod.classifiers.fusion",

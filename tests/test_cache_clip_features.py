@@ -50,7 +50,7 @@ def shard_bytes(folder):
 
 def test_views_match_a_naive_one_image_at_a_time_encoding(tiny, tmp_path, capsys):
     out = tmp_path / "c"
-    assert cache_clip_features.main(cache_args(tiny, out)) == 0
+    assert cache_clip_features.main(cache_args(tiny, out, "--view-order", "original")) == 0
     assert "1 classes have fewer than 2 images: n00009 (0)" in capsys.readouterr().err
     cache = FeatureCache(out)
     assert cache.classes == ["n00000", "n00001", "n00002", "n00003"]
@@ -91,6 +91,9 @@ def test_rerun_skips_finished_shards_and_redoes_a_missing_one(tiny, tmp_path, ca
     assert cache_clip_features.main(cache_args(tiny, out)) == 0
     assert "this rank encoded 2, 2 were already finished" in capsys.readouterr().out
     assert shard_bytes(out) == before
+    # fast-order views are not resumed as original-order ones
+    assert cache_clip_features.main(cache_args(tiny, out, "--view-order", "original")) == 2
+    assert "holds a cache made with other settings (view_order differ)" in capsys.readouterr().err
 
 
 def test_exemplar_dict_crops_like_the_inference_tools_and_drops_lvis_rare(tiny, tmp_path):

@@ -141,19 +141,19 @@ def test_one_encoding_pass_shared_by_classifiers_and_runs(demo, tmp_path, monkey
 def test_interrupted_encoding_resumes(demo, tmp_path, monkeypatch):
     monkeypatch.setattr(crop_cache, "SHARD_SIZE", 8)
     reference = run_ok(demo, tmp_path / "ref")
-    real = cache_builder.encode_rows
+    real = cache_builder.encode_items
     encoded = []
 
-    def interrupted(bundle, dataset, rows, *a, **k):
+    def interrupted(bundle, items, *a, **k):
         if len(encoded) == 2:
             raise KeyboardInterrupt
-        encoded.append(rows)
-        return real(bundle, dataset, rows, *a, **k)
+        encoded.append(items)
+        return real(bundle, items, *a, **k)
 
-    monkeypatch.setattr(cache_builder, "encode_rows", interrupted)
+    monkeypatch.setattr(cache_builder, "encode_items", interrupted)
     assert tool.main(args(demo, tmp_path / "run")) == 130
     assert not (tmp_path / "run/eval_results.json").exists()
-    monkeypatch.setattr(cache_builder, "encode_rows", lambda *a, **k: encoded.append(a[2]) or real(*a, **k))
+    monkeypatch.setattr(cache_builder, "encode_items", lambda *a, **k: encoded.append(a[1]) or real(*a, **k))
     resumed = run_ok(demo, tmp_path / "run")
     num_shards = -(-reference["crops"]["crops"] // 8)
     assert len(encoded) == num_shards  # 2 before the interruption, the rest after: none twice

@@ -1,14 +1,16 @@
-"""Batched exemplar encoding: independent of batch size, workers and order; equal to one view at a time."""
+"""The one encoding pipeline: independent of batch size and workers; equal to one view at a time (the
+original order to today's per-view transform, the fast order to each exemplar's own views)."""
 
 import pytest
 import torch
 
 from tests.exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
 from mmovod.clip.crops import TTA_CONTEXT, BadImageError
-from mmovod.io.errors import InputError
+from mmovod.clip.exemplar_views import exemplar_input
 from mmovod.clip.factory import load_clip
-from mmovod.clip.image_encoding import ExemplarViewDataset, encode_exemplars
-from mmovod.clip.views import view_transform
+from mmovod.clip.image_encoding import ItemDataset, encode_exemplars, encode_items, view_plan
+from mmovod.clip.specs import ViewSpec
+from mmovod.io.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -21,33 +23,60 @@ def bundle(demo):
     return load_tiny(demo)
 
 
-def encode(bundle, demo, exemplars=None, **kw):
-    options = dict(context=TTA_CONTEXT, transform=view_transform(bundle.preprocess, bundle.image_size),
-                   num_views=3, seed=11, batch_size=8, num_workers=0, progress=False)
-    options.update(kw)
-    return encode_exemplars(bundle, exemplars or demo["exemplars"], demo["roots"], **options)
+def encode(bundle, demo, exemplars=None, batch_size=8, **kw):
+    views = ViewSpec(**{"num_views": 3, "seed": 11, "workers": 0, "context": TTA_CONTEXT, **kw})
+    return encode_exemplars(bundle, exemplars or demo["exemplars"], demo["roots"], views, batch_size=batch_size,
+                            progress=False)
 
 
-def test_views_do_not_depend_on_order(bundle, demo):
-    ds = ExemplarViewDataset(demo["exemplars"], demo["roots"], TTA_CONTEXT,
-                             view_transform(bundle.preprocess, bundle.image_size), 2, 5)
-    forward = [ds[i][1] for i in range(len(ds))]
-    backward = [ds[i][1] for i in reversed(range(len(ds)))][::-1]
+@pytest.mark.parametrize("order", ["fast", "original"])
+def test_views_do_not_depend_on_order(bundle, demo, order):
+    items = [(c, e, r) for c, records in enumerate(demo["exemplars"]) for e, r in enumerate(records)]
+    ds = ItemDataset(items, demo["roots"], TTA_CONTEXT, view_plan(bundle, ViewSpec(num_views=2, seed=5, order=order)))
+    forward = [ds[i][1].views for i in range(len(ds))]
+    backward = [ds[i][1].views for i in reversed(range(len(ds)))][::-1]
     for a, b in zip(forward, backward):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_same_embeddings_for_any_batch_size_and_worker_count(bundle, demo):
-    base = encode(bundle, demo, batch_size=2, num_workers=0)
+@pytest.mark.parametrize("order", ["fast", "original"])
+def test_same_embeddings_for_any_batch_size_and_worker_count(bundle, demo, order):
+    base = encode(bundle, demo, batch_size=2, workers=0, order=order)
     for batch_size, workers in ((7, 2), (64, 1)):
-        other = encode(bundle, demo, batch_size=batch_size, num_workers=workers)
+        other = encode(bundle, demo, batch_size=batch_size, workers=workers, order=order)
         torch.testing.assert_close(other.embeddings, base.embeddings, rtol=1e-5, atol=1e-6)
+
+
+def test_fast_order_encodes_each_exemplars_own_views(bundle, demo):
+    enc = encode(bundle, demo, batch_size=5)
+    plan = view_plan(bundle, ViewSpec(num_views=3, seed=11))
+    i = 0
+    with torch.inference_mode():
+        for c, records in enumerate(demo["exemplars"]):
+            for e, record in enumerate(records):
+                views = plan.prep.normalise(exemplar_input(record, demo["roots"], TTA_CONTEXT, plan, c, e).views)
+                expected = torch.stack([bundle.model.encode_image(v[None])[0] for v in views])
+                torch.testing.assert_close(enc.embeddings[i], expected, rtol=1e-5, atol=1e-6)
+                i += 1
+
+
+def test_original_order_equals_todays_one_view_at_a_time(bundle, demo):
+    base = encode(bundle, demo, batch_size=4, order="original")
     # classes 0 and 1 hold the ImageNet and Visual Genome records
     naive = naive_view_embeddings(bundle, demo["exemplars"][:2], demo["roots"], TTA_CONTEXT, 3, 11)
     for c, rows in enumerate(naive):
         torch.testing.assert_close(base.embeddings[base.class_of == c].reshape(-1, rows.shape[1]), rows,
                                    rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(base.class_mean()[c], rows.mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_plain_views_are_encoded_once_per_item(bundle, demo):
+    items = [(0, e, r) for e, r in enumerate(demo["exemplars"][2])]
+    enc = encode_items(bundle, items, demo["roots"], ViewSpec(num_views=4, tta=False, workers=0, context=0.2),
+                       batch_size=3, progress=False)
+    assert enc.embeddings.shape == (len(items), 1, 512) and bool(enc.valid.all())
+    naive = naive_view_embeddings(bundle, [demo["exemplars"][2]], demo["roots"], 0.2, 1, 0, tta=False)[0]
+    torch.testing.assert_close(enc.embeddings[:, 0], naive, rtol=1e-5, atol=1e-6)
 
 
 def test_padded_sets_hold_each_class_views(bundle, demo):

@@ -34,9 +34,14 @@ def agg_args(demo, ann, out, *extra):
             "--load-path", str(demo["aggregator"]), *demo["root_args"], *demo["clip_args"], *extra]
 
 
+def cosines(a, b):
+    a, b = torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
+    return torch.nn.functional.cosine_similarity(a, b)
+
+
 def test_average_tool_equals_naive_mean(demo, bundle, tmp_path):
     out = tmp_path / "avg.npy"
-    assert avg_tool.main(avg_args(demo, demo["path"], out)) == 0
+    assert avg_tool.main(avg_args(demo, demo["path"], out, "--view-order", "original")) == 0
     got = np.load(out)
     assert got.dtype == np.float32 and got.shape == (4, 512)
     naive = naive_view_embeddings(bundle, demo["exemplars"], demo["roots"], TTA_CONTEXT, 2, 3)
@@ -44,12 +49,19 @@ def test_average_tool_equals_naive_mean(demo, bundle, tmp_path):
     side = read_sidecar(tmp_path / "avg.npy")
     assert side.kind == "vision-average" and side.category_ids == [r[0]["category_id"] for r in demo["exemplars"]]
     assert side.normalized is False and side.details["num_augs"] == 2 and side.details["context"] == TTA_CONTEXT
+    assert side.details["view_order"] == "original"
+    # the default fast order makes the same views at the model size: rows nearly the same, still distinct
+    assert avg_tool.main(avg_args(demo, demo["path"], tmp_path / "fast.npy")) == 0
+    fast = np.load(tmp_path / "fast.npy")
+    assert read_sidecar(tmp_path / "fast.npy").details["view_order"] == "fast"
+    assert float(cosines(fast, got).min()) > 0.999 and not np.array_equal(fast, got)
 
 
 @pytest.mark.parametrize("tta", [True, False])
 def test_aggregator_tool_equals_reference(demo, bundle, tmp_path, tta):
     out = tmp_path / "agg.npy"
-    assert agg_tool.main(agg_args(demo, demo["path"], out, *(["--tta"] if tta else []))) == 0
+    assert agg_tool.main(agg_args(demo, demo["path"], out, "--view-order", "original",
+                                  *(["--tta"] if tta else []))) == 0
     got = np.load(out)
     assert got.dtype == np.float16 and got.shape == (4, 512)
     sd = read_state_dict(demo["aggregator"])

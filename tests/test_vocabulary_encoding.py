@@ -1,4 +1,5 @@
-"""encode_view_sets: several view settings from one pass equal one pass per setting (encode_exemplar_views)."""
+"""encode_view_sets: several view settings, sharing passes where the views coincide, equal one pass per setting."""
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -8,7 +9,7 @@ from mmovod.classifiers.vision import encode_exemplar_views
 from mmovod.clip.crops import BadImageError
 from mmovod.clip.factory import load_clip, tiny_clip_config_path
 from mmovod.clip.specs import ViewSpec
-from mmovod.vocabulary.encoding import SharedViewDataset, encode_view_sets
+from mmovod.vocabulary.encoding import encode_view_sets, same_views
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +57,20 @@ def test_a_class_without_exemplars_keeps_its_index(bundle, records):
     assert not torch.allclose(got.embeddings[2], alone.embeddings[0])
 
 
-def test_views_are_shared_only_where_the_crops_and_transforms_coincide(records):
-    dataset = SharedViewDataset(records, {}, [AVG, AGG, PLAIN], [lambda im: torch.zeros(1)] * 3, seed=7)
-    shared = [dataset[i] for i in range(len(dataset))]
-    # whole image and a box filling its image: the two TTA settings share all views; a small box: none
-    assert [len(views) for _, views, _, _ in shared] == [3 + 1, 3 + 3 + 1, 3 + 1]
-    assert shared[0][2] == [[0, 1, 2], [0, 1, 2], [3]]
+def test_views_are_shared_only_where_every_crop_and_view_coincides(records):
+    whole_only = [[records[0][0]], [], []]
+    assert same_views(AVG, AGG, whole_only)  # whole images: the context does not matter
+    assert not same_views(AVG, AGG, records)  # a box: its crop depends on the context
+    assert same_views(AVG, dataclasses.replace(AVG, num_views=5), records)
+    assert not same_views(AVG, PLAIN, whole_only) and not same_views(AVG, dataclasses.replace(AVG, seed=8), whole_only)
+
+
+def test_shared_pass_equals_a_pass_per_setting(bundle, records):
+    whole_only = [[records[0][0]], [records[0][0]]]
+    together = encode_view_sets(bundle, whole_only, [AGG, dataclasses.replace(AVG, num_views=5)], progress=False)
+    for spec, got in zip([AGG, dataclasses.replace(AVG, num_views=5)], together):
+        alone = encode_exemplar_views(whole_only, bundle, spec, {}, batch_size=5, progress=False)
+        torch.testing.assert_close(got.embeddings, alone.embeddings, rtol=1e-5, atol=1e-5)
 
 
 def test_unreadable_image_stops_or_is_skipped(bundle, records, tmp_path):

@@ -31,8 +31,9 @@ import sys
 from typing import Sequence
 
 from mmovod.aggregator.cache_builder import DEFAULT_SHARD_SIZE, ClassFilter, cache_clip_features
-from mmovod.cli.flags import (add_clip_args, add_image_root_args, add_workers_arg, clip_spec_from_args,
-                              image_roots_from_args, int_at_least, make_parser, non_negative_float)
+from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_image_root_args, add_view_order_arg,
+                              add_workers_arg, clip_spec_from_args, image_roots_from_args, int_at_least,
+                              make_parser, non_negative_float)
 from mmovod.cli.run import run_tool
 from mmovod.clip.crops import AGGREGATOR_CONTEXT
 from mmovod.clip.specs import ViewSpec
@@ -58,18 +59,20 @@ def get_parser() -> argparse.ArgumentParser:
     views.add_argument("--views", type=int_at_least(1), default=1, help="views per image (more than 1 needs --tta)")
     views.add_argument("--tta", action="store_true", help="make every view a deterministic TTA view (as get_exemplars_tta)")
     views.add_argument("--seed", type=int_at_least(0), default=0, help="TTA seed")
+    add_view_order_arg(views)
     views.add_argument("--context", type=non_negative_float, default=AGGREGATOR_CONTEXT,
                        help="box context of exemplar crops (--exemplar-dict); the aggregator tool's value")
     parser.add_argument("--shard-size", type=int_at_least(1), default=DEFAULT_SHARD_SIZE, help="images per shard file (the unit of resuming)")
     add_workers_arg(parser, 4, "DataLoader worker processes that decode and augment (0: in the main process)", "--nw")
-    add_clip_args(parser)
+    add_clip_args(parser, batch_size=None, batch_help=IMAGE_BATCH_HELP)
     add_image_root_args(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
     class_filter = ClassFilter(args.classes, args.exclude_classes, args.lvis_ann, args.min_images, args.strict)
-    views = ViewSpec(num_views=args.views, tta=args.tta, context=args.context, seed=args.seed, workers=args.workers)
+    views = ViewSpec(num_views=args.views, tta=args.tta, context=args.context, seed=args.seed, workers=args.workers,
+                     order=args.view_order)
     result = cache_clip_features(args.out, image_root=args.image_root, exemplar_dict=args.exemplar_dict,
                                  class_filter=class_filter, clip=clip_spec_from_args(args), views=views,
                                  roots=image_roots_from_args(args), shard_size=args.shard_size)

@@ -19,8 +19,8 @@ import sys
 from typing import Sequence
 
 from mmovod.classifiers.vision import AGGREGATOR_VIEWS, write_aggregated_classifier
-from mmovod.cli.flags import (add_clip_args, add_exemplar_view_args, add_image_root_args, clip_spec_from_args,
-                              TRUST_CHECKPOINT_HELP, image_roots_from_args, int_at_least, make_parser,
+from mmovod.cli.flags import (IMAGE_BATCH_HELP, TRUST_CHECKPOINT_HELP, add_clip_args, add_exemplar_view_args,
+                              add_image_root_args, clip_spec_from_args, image_roots_from_args, int_at_least, make_parser,
                               view_spec_from_args)
 from mmovod.cli.run import run_tool
 from mmovod.clip.factory import device_from_flags
@@ -42,7 +42,7 @@ def get_parser() -> argparse.ArgumentParser:
                              "default: --device, else the current CUDA device, else the CPU")
     add_exemplar_view_args(parser, workers=AGGREGATOR_VIEWS.workers)
     add_image_root_args(parser)
-    add_clip_args(parser)
+    add_clip_args(parser, batch_size=None, batch_help=IMAGE_BATCH_HELP)
     return parser
 
 

@@ -17,8 +17,8 @@ import sys
 from typing import Sequence
 
 from mmovod.classifiers.vision import AVERAGE_VIEWS, write_average_classifier
-from mmovod.cli.flags import (add_clip_args, add_exemplar_view_args, add_image_root_args, clip_spec_from_args,
-                              image_roots_from_args, make_parser, view_spec_from_args)
+from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_exemplar_view_args, add_image_root_args,
+                              clip_spec_from_args, image_roots_from_args, make_parser, view_spec_from_args)
 from mmovod.cli.run import run_tool
 
 
@@ -30,7 +30,7 @@ def get_parser() -> argparse.ArgumentParser:
                         help="output .npy (float32, classes x embed dim)")
     add_exemplar_view_args(parser, workers=AVERAGE_VIEWS.workers)
     add_image_root_args(parser)
-    add_clip_args(parser)
+    add_clip_args(parser, batch_size=None, batch_help=IMAGE_BATCH_HELP)
     return parser
 
 

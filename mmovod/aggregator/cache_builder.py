@@ -1,90 +1,47 @@
 """Encode a class source into a feature cache (`mmovod.aggregator.feature_cache`), on one process or many (torchrun).
 
-Each row is one image (or exemplar crop) encoded as `views` views by the CLIP image tower. View v of
-item e of class c is `mmovod.clip.views.make_view(crop, transform, seed, c, e, v)`: the same deterministic
-views as the vision-classifier tools, independent of batch size, workers, rank or order. Shard i is
-encoded by rank i mod world_size in batches that start at the shard's first row, so a shard's
-bytes do not depend on how many processes share the work. Finished shards are skipped on a re-run.
+Each row is one image (or exemplar crop) encoded as `views.num_views` views by the CLIP image tower,
+through the one image-encoding pipeline (`mmovod.clip.image_encoding.encode_items`): view v of item e
+of class c is the same deterministic view as in the vision-classifier tools, independent of workers,
+rank or order. Shard i is encoded by rank i mod world_size in batches that start at the shard's first
+row, so a shard's bytes do not depend on how many processes share the work. Finished shards are
+skipped on a re-run. An unreadable image stops the run, naming it.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from mmovod.aggregator.class_sources import (TREE_DATASET, SourceClass, exemplar_dict_classes, folder_tree_classes,
                                             item_id, lvis_rare_synsets, lvis_rare_wnids, select_classes)
-from mmovod.clip.factory import load_clip
+from mmovod.clip.factory import ClipBundle, load_clip
 from mmovod.clip.specs import ClipSpec, ViewSpec
-from mmovod.clip.crops import BadImageError, load_exemplar_crop
 from mmovod.aggregator.distributed import DistContext, all_agree, barrier, init_distributed, shutdown
 from mmovod.io.atomic import check_output_dir
 from mmovod.io.errors import InputError
 from mmovod.readers.class_list import read_class_list
 from mmovod.readers.image_roots import default_image_roots
 from mmovod.aggregator.feature_cache import CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, write_shard
-from mmovod.clip.views import ViewTransform, bundle_view_transform, make_views
+from mmovod.clip.image_encoding import Item, encode_items
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SHARD_SIZE = 32768
-DEFAULT_IMAGE_BATCH = 256
 
 
-class CacheRowDataset(Dataset):
-    """Item r: row r of the plan as `(r, views (V, 3, S, S) float32 or None, failure (path, reason) or None)`."""
-
-    def __init__(self, classes: list[SourceClass], plan: CachePlan, roots: Mapping[str, Path], context: float,
-                 transform: ViewTransform, views: int, seed: int):
-        self.classes = classes
-        self.offsets = np.asarray(plan.class_offsets)
-        self.roots = dict(roots)
-        self.context = context
-        self.transform = transform
-        self.views = views
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
-
-    def __getitem__(self, row: int) -> tuple[int, torch.Tensor | None, tuple[str, str] | None]:
-        c = int(np.searchsorted(self.offsets, row, side="right")) - 1
-        e = row - int(self.offsets[c])
-        try:
-            crop = load_exemplar_crop(self.classes[c].records[e], self.roots, self.context)
-        except BadImageError as exc:
-            return row, None, (exc.path, exc.reason)
-        return row, make_views(crop, self.transform, self.seed, c, e, self.views), None
-
-
-def _collate(items: list) -> tuple[list[int], list[torch.Tensor], list[tuple[str, str]]]:
-    return [r for r, _, _ in items], [v for _, v, _ in items if v is not None], [f for _, _, f in items if f is not None]
-
-
-@torch.inference_mode()
-def encode_rows(bundle: Any, dataset: CacheRowDataset, rows: range, batch_size: int, workers: int) -> np.ndarray:
-    """float32 `(len(rows), views, D)` raw CLIP image embeddings of `rows`, encoded in batches of
-    `batch_size` views starting at `rows.start`. An unreadable image raises BadImageError naming it."""
-    per_batch = max(1, batch_size // dataset.views)
-    loader = DataLoader(torch.utils.data.Subset(dataset, list(rows)), batch_size=per_batch, shuffle=False,
-                        num_workers=workers, collate_fn=_collate, pin_memory=bundle.device.type == "cuda")
-    out = np.empty((len(rows), dataset.views, bundle.embed_dim), dtype=np.float32)
-    filled = 0
-    for batch_rows, views, failures in loader:
-        if failures:
-            path, reason = failures[0]
-            raise BadImageError(path, reason)
-        x = torch.cat(views).to(bundle.device, non_blocking=True)
-        with bundle.autocast():
-            emb = bundle.model.encode_image(x).float().cpu().numpy()
-        out[filled:filled + len(batch_rows)] = emb.reshape(len(batch_rows), dataset.views, -1)
-        filled += len(batch_rows)
+def shard_items(classes: list[SourceClass], plan: CachePlan, rows: range) -> list[Item]:
+    """The (class index, item index, record) of each row in `rows`."""
+    offsets = np.asarray(plan.class_offsets)
+    out = []
+    for row in rows:
+        c = int(np.searchsorted(offsets, row, side="right")) - 1
+        e = row - int(offsets[c])
+        out.append((c, e, classes[c].records[e]))
     return out
 
 
@@ -99,20 +56,15 @@ class CacheRun:
 
 
 def cache_features(
-    bundle: Any,
+    bundle: ClipBundle,
     classes: list[SourceClass],
     out: str | Path,
     roots: Mapping[str, Path],
     ctx: DistContext,
+    views: ViewSpec,
     *,
-    views: int,
-    tta_transform: ViewTransform,
-    tta: bool,
-    seed: int,
-    context: float,
     shard_size: int,
-    batch_size: int,
-    workers: int,
+    batch_size: int | None,
     source_kind: str,
     progress: bool = True,
 ) -> CacheRun:
@@ -122,8 +74,10 @@ def cache_features(
     settings (CLIP model, views, TTA, seed, items) before encoding anything.
     """
     plan = CachePlan.from_classes([ClassItems(c.name, [item_id(r) for r in c.records]) for c in classes], shard_size)
-    extra = {"source": source_kind, "tta": tta, "seed": seed, "context": context}
-    meta = CacheMeta(bundle.describe(), bundle.embed_dim, views, extra)
+    extra = {"source": source_kind, "tta": views.tta, "seed": views.seed, "context": views.context}
+    if views.tta and views.order != "original":  # caches without the key hold original-order views
+        extra["view_order"] = views.order
+    meta = CacheMeta(bundle.describe(), bundle.embed_dim, views.num_views, extra)
     failure: InputError | None = None
     if ctx.is_main:
         try:
@@ -133,7 +87,6 @@ def cache_features(
     if not all_agree(ctx, failure is None):
         raise failure or InputError(f"{out}: rank 0 could not prepare the cache (see its error)")
     root = prepare_cache_dir(out, plan, meta, write=False)
-    dataset = CacheRowDataset(classes, plan, roots, context, tta_transform, views, seed)
     mine = list(range(ctx.rank, plan.num_shards, ctx.world_size))
     encoded = skipped = 0
     bar = tqdm(total=sum(len(plan.shard_rows(s)) for s in mine), unit="image", desc=f"cache rank {ctx.rank}",
@@ -141,11 +94,13 @@ def cache_features(
     try:
         for shard in mine:
             rows = plan.shard_rows(shard)
-            if shard_is_complete(root / shard_name(shard), len(rows), views, bundle.embed_dim):
+            if shard_is_complete(root / shard_name(shard), len(rows), views.num_views, bundle.embed_dim):
                 skipped += 1
                 bar.update(len(rows))
                 continue
-            write_shard(root, shard, encode_rows(bundle, dataset, rows, batch_size, workers))
+            encoded_rows = encode_items(bundle, shard_items(classes, plan, rows), roots, views, batch_size=batch_size,
+                                        progress=False)
+            write_shard(root, shard, encoded_rows.embeddings.numpy())
             encoded += 1
             bar.update(len(rows))
     finally:
@@ -215,12 +170,9 @@ def cache_clip_features(
     ctx = init_distributed(clip.device)
     try:
         bundle = load_clip(clip.model, clip.pretrained, str(ctx.device), tower="image")
-        result = cache_features(
-            bundle, classes, out, roots, ctx, views=views.num_views,
-            tta_transform=bundle_view_transform(bundle, views.tta), tta=views.tta, seed=views.seed,
-            context=views.context, shard_size=shard_size, batch_size=clip.batch_size or DEFAULT_IMAGE_BATCH,
-            workers=views.workers, source_kind=kind, progress=ctx.is_main,
-        )
+        result = cache_features(bundle, classes, out, roots, ctx, views, shard_size=shard_size,
+                                batch_size=clip.batch_size, source_kind=kind,
+                                progress=ctx.is_main)
     finally:
         shutdown(ctx)
     return result if ctx.is_main else None

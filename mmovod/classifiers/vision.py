@@ -25,7 +25,6 @@ from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
 from mmovod.clip.factory import ClipBundle
 from mmovod.clip.image_encoding import ExemplarEmbeddings, encode_exemplars
 from mmovod.clip.specs import ClipSpec, ViewSpec, as_bundle
-from mmovod.clip.views import bundle_view_transform
 from mmovod.io.errors import InputError
 from mmovod.readers.exemplar_list import ExemplarList, check_images_exist, class_category_ids, load_exemplar_list
 from mmovod.readers.image_roots import default_image_roots
@@ -33,7 +32,6 @@ from mmovod.readers.image_roots import default_image_roots
 log = logging.getLogger(__name__)
 
 AGGREGATOR_CLASS_BATCH = 128
-DEFAULT_IMAGE_BATCH = 256
 AVERAGE_VIEWS = ViewSpec(context=TTA_CONTEXT, workers=8)
 AGGREGATOR_VIEWS = ViewSpec(context=AGGREGATOR_CONTEXT, workers=4)
 
@@ -46,11 +44,8 @@ def encode_exemplar_views(exemplars: ExemplarList, clip: ClipBundle, views: View
     Without TTA every view would be the same plain crop, so it is encoded once (one view per exemplar).
     `roots` maps a record's `dataset` to its image folder (default: the guide's `datasets/...` folders).
     """
-    return encode_exemplars(clip, exemplars, roots or default_image_roots(), context=views.context,
-                            transform=bundle_view_transform(clip, views.tta),
-                            num_views=views.num_views if views.tta else 1, seed=views.seed,
-                            batch_size=batch_size or DEFAULT_IMAGE_BATCH, num_workers=views.workers,
-                            skip_bad=views.skip_bad, progress=progress)
+    return encode_exemplars(clip, exemplars, roots or default_image_roots(), views,
+                            batch_size=batch_size, progress=progress)
 
 
 def average_classifier(encoded: ExemplarEmbeddings) -> np.ndarray:
@@ -114,6 +109,7 @@ def vision_details(source: str, roots: Mapping[str, Path], views: ViewSpec, enco
         "num_augs": views.num_views,
         "tta": views.tta,
         "seed": views.seed,
+        "view_order": views.order if views.tta else None,
         **extra,
         "skipped_images": encoded.skipped,
     }

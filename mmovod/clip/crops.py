@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from mmovod.io.errors import InputError
 from mmovod.readers.image_roots import FILE_DATASET, record_image_path
@@ -89,21 +90,62 @@ def exemplar_crop_box(record: Mapping[str, Any], image_width: int, image_height:
     return left, upper, max(right, left + 1), max(lower, upper + 1)
 
 
-def open_image(path: str | os.PathLike) -> Image.Image:
-    """Decode an image fully, apply its EXIF orientation and convert it to RGB (grayscale, CMYK, RGBA, palette).
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image as `decode_image` returns it: `image` (RGB, EXIF orientation applied) and, for mapping
+    full-size coordinates onto it (x_decoded = (x - origin_x) / reduction): the oriented `full_size`
+    (width, height) of the file, `reduction` (full-size pixels per decoded pixel: 1, or 2, 4, 8 for a
+    JPEG decoded at a reduced scale) and `origin`, the full-size position of the decoded pixels'
+    corner ((0, 0) but on an EXIF-mirrored axis whose size does not divide by the reduction)."""
 
-    Raises BadImageError naming the file when it is missing or cannot be decoded (corrupt, truncated).
+    image: Image.Image
+    full_size: tuple[int, int]
+    reduction: int = 1
+    origin: tuple[int, int] = (0, 0)
+
+
+Reduction = Callable[[int, int], int]
+"""(oriented full width, height) -> the reduction wanted: 1, 2, 4 or 8."""
+
+_TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+_MIRRORED_X, _MIRRORED_Y = (2, 3, 6, 7), (3, 4, 7, 8)  # ... that reverse the oriented x or y axis
+
+
+def decode_image(path: str | os.PathLike, reduction: Reduction | None = None) -> DecodedImage:
+    """Decode an image, apply its EXIF orientation and convert it to RGB (grayscale, CMYK, RGBA, palette).
+
+    With `reduction`, a JPEG is decoded at 1/r of its size by the decoder's DCT scaling (`Image.draft`),
+    r = reduction(full width, full height); other formats are decoded at full size. Raises
+    BadImageError naming the file when it is missing or cannot be decoded (corrupt, truncated).
     """
     p = Path(path)
     if not p.is_file():
         raise BadImageError(p, "image not found" if not p.exists() else "not a file")
     try:
         with Image.open(p) as image:
+            scale, orientation, full = 1, None, None
+            if reduction is not None and image.format == "JPEG":
+                width, height = image.size
+                orientation = image.getexif().get(ExifTags.Base.Orientation)
+                full = (height, width) if orientation in _TRANSPOSED else (width, height)
+                wanted = reduction(*full)
+                if wanted > 1 and image.draft(None, (width // wanted, height // wanted)) is not None:
+                    scale = image.decoderconfig[0]
             image.load()
-            return ImageOps.exif_transpose(image).convert("RGB")
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadImageError(p, f"cannot read image ({detail})") from None
+    if scale == 1:
+        return DecodedImage(rgb, rgb.size)
+    origin = (full[0] - scale * rgb.width if orientation in _MIRRORED_X else 0,
+              full[1] - scale * rgb.height if orientation in _MIRRORED_Y else 0)
+    return DecodedImage(rgb, full, scale, origin)
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Decode an image fully, apply its EXIF orientation and convert it to RGB (see `decode_image`)."""
+    return decode_image(path).image
 
 
 def load_exemplar_crop(record: Mapping[str, Any], roots: Mapping[str, Path], context: float) -> Image.Image:

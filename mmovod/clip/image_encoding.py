@@ -1,64 +1,187 @@
-"""Encode exemplar views with CLIP's image tower, batched across classes.
+"""The one image-encoding pipeline: item records -> crops -> views -> batched CLIP image embeddings.
 
-DataLoader workers open each exemplar's image once, crop it and make its views (`mmovod.clip.views`), one
-exemplar per item; the main process collects views into batches of `batch_size`, whatever class
-they belong to, and encodes them while the workers prepare the next batch. A view
-depends only on (seed, class index, exemplar index, view index), so the embeddings do not depend on
-batch size, worker count or processing order.
+Used by both vision-classifier tools, the aggregator feature cache and classifier evaluation. An item
+is (class index, item index, record); `encode_items` returns `(N, V, D)` float32 raw embeddings, a
+valid mask and the skipped images, `encode_exemplars` the same for lists of records per class.
+
+- DataLoader workers decode and crop each item's image on the CPU (`mmovod.clip.exemplar_views`). On
+  the CPU, or for original-order or plain views, they also make its uint8 views; on CUDA, fast TTA
+  views are made on the GPU in the main process from the workers' uint8 crops, so the GPU, not the
+  CPU, sets the pace. Views travel as uint8 (a quarter of float32) and are normalised as the model's
+  preprocessing does right before the encoder.
+- The main process encodes batches of exactly `batch_size` views, in item order, whatever class they
+  belong to, under `torch.inference_mode()` (fp16 autocast on CUDA), while the workers prepare the next.
+- One error policy: an unreadable image raises BadImageError naming it, or with `skip_bad` is logged
+  and listed in `skipped` and its row left invalid (zeros).
+- Deterministic: view v of item e of class c depends only on (seed, c, e, v) and the image, never on
+  workers or order; batches start at the first item, so the embeddings depend on the items and
+  `batch_size` alone (for any worker count).
 """
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from mmovod.clip.crops import BadImageError, load_exemplar_crop
+from mmovod.clip.crops import BadImageError
+from mmovod.clip.exemplar_views import ExemplarInput, ViewPlan, exemplar_input
+from mmovod.clip.factory import ClipBundle
+from mmovod.clip.specs import ViewSpec
+from mmovod.clip.view_ops import Preprocessing, ViewRecipe, flip_and_jitter, resize_boxes
 from mmovod.io.errors import InputError
 from mmovod.readers.exemplar_list import ExemplarList
-from mmovod.clip.views import ViewTransform, make_views
 
 log = logging.getLogger(__name__)
 
+Item = tuple[int, int, Mapping[str, Any]]
+"""(class index, item index within its class, exemplar record): the unit of encoding."""
+SKIP_HINT = " (pass --skip-bad to skip unreadable images)"
+IMAGE_BATCH = {"cuda": 256, "cpu": 64}
+"""Default views per forward pass by device type: on the CPU a larger batch is no faster and its
+activations would outweigh the model (ViT-B/32: about 2.3 MB per view)."""
 
-class ExemplarViewDataset(Dataset):
-    """Item i: exemplar i in (class, exemplar) order, as `(i, views (V, 3, S, S) float32 or None, failure)`.
 
-    The image is opened and cropped once per exemplar; `failure` is `(path, reason)` when it cannot be
-    read (then views is None), so the main process decides whether to stop or skip.
-    """
+def image_batch_size(device: torch.device) -> int:
+    """The default number of views per forward pass on `device`."""
+    return IMAGE_BATCH.get(device.type, IMAGE_BATCH["cuda"])
 
-    def __init__(self, exemplars: ExemplarList, roots: Mapping[str, Path], context: float,
-                 transform: ViewTransform, num_views: int, seed: int):
-        self.exemplars = exemplars
+
+@dataclass
+class EncodedItems:
+    """Raw (not normalised) CLIP image embeddings of items' views: `embeddings` `(N, V, D)` float32 on
+    the CPU, `valid` `(N,)` bool (False: skipped, zero row), `skipped`: one dict per skipped image
+    (class, exemplar, path, reason)."""
+
+    embeddings: torch.Tensor
+    valid: torch.Tensor
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ItemDataset(Dataset):
+    """Item i: `(i, ExemplarInput or None, (path, reason) or None)`; a failure is returned, not raised,
+    so the main process applies the error policy."""
+
+    def __init__(self, items: Sequence[Item], roots: Mapping[str, Path], context: float, plan: ViewPlan):
+        self.items = list(items)
         self.roots = dict(roots)
         self.context = context
-        self.transform = transform
-        self.num_views = num_views
-        self.seed = seed
-        self.index = [(c, e) for c, records in enumerate(exemplars) for e in range(len(records))]
+        self.plan = plan
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, tuple[str, str] | None]:
-        c, e = self.index[i]
+    def __getitem__(self, i: int) -> tuple[int, ExemplarInput | None, tuple[str, str] | None]:
+        c, e, record = self.items[i]
         try:
-            crop = load_exemplar_crop(self.exemplars[c][e], self.roots, self.context)
+            return i, exemplar_input(record, self.roots, self.context, self.plan, c, e), None
         except BadImageError as exc:
             return i, None, (exc.path, exc.reason)
-        return i, make_views(crop, self.transform, self.seed, c, e, self.num_views), None
 
 
-def _collate(items: list) -> tuple[list[int], torch.Tensor | None, list[tuple[int, tuple[str, str]]]]:
-    good = [(i, views) for i, views, _ in items if views is not None]
-    bad = [(i, failure) for i, _, failure in items if failure is not None]
-    views = torch.cat([v for _, v in good]) if good else None
-    return [i for i, _ in good], views, bad
+class _Batcher:
+    """Collects uint8 views in item order and encodes them in batches of exactly `batch_size` views into
+    `out` (`(N, V, D)`, on the encoding device); deferred crops get their views made on the device,
+    `batch_size` views' worth at a time."""
+
+    def __init__(self, bundle: ClipBundle, prep: Preprocessing, out: torch.Tensor, batch_size: int):
+        self.bundle, self.prep, self.out, self.batch_size = bundle, prep, out, batch_size
+        self.views: list[torch.Tensor] = []
+        self.rows: list[torch.Tensor] = []
+        self.count = 0
+        self.deferred: list[tuple[int, ExemplarInput]] = []
+        self.deferred_count = 0
+
+    def add(self, index: int, item: ExemplarInput) -> None:
+        if item.views is None:
+            self.deferred.append((index, item))
+            self.deferred_count += len(item.recipe.boxes)
+            if self.deferred_count >= self.batch_size:
+                self.make_deferred()
+            return
+        self._queue(index, item.views.to(self.bundle.device, non_blocking=True))
+
+    def _queue(self, index: int, views: torch.Tensor) -> None:
+        v = self.out.shape[1]
+        self.views.append(views)
+        self.rows.append(torch.arange(index * v, (index + 1) * v))
+        self.count += len(views)
+        while self.count >= self.batch_size:
+            self.encode(self.batch_size)
+
+    def make_deferred(self) -> None:
+        """Views of the deferred crops, on the device: resized per crop, flipped and jittered together."""
+        if not self.deferred:
+            return
+        device = self.bundle.device
+        resized = torch.cat([resize_boxes(item.crop.to(device, non_blocking=True), item.recipe.boxes, self.prep.size)
+                             for _, item in self.deferred])
+        views = flip_and_jitter(resized, ViewRecipe.cat([item.recipe for _, item in self.deferred]))
+        for (index, _), chunk in zip(self.deferred, views.split([len(item.recipe.boxes) for _, item in self.deferred])):
+            self._queue(index, chunk)
+        self.deferred, self.deferred_count = [], 0
+
+    def encode(self, n: int) -> None:
+        views, rows = torch.cat(self.views), torch.cat(self.rows)
+        self.views, self.rows = [views[n:]], [rows[n:]]
+        self.count -= n
+        with self.bundle.autocast():
+            embeddings = self.bundle.model.encode_image(self.prep.normalise(views[:n]))
+        self.out.view(-1, self.out.shape[-1])[rows[:n].to(self.out.device)] = embeddings.float()
+
+    def finish(self) -> None:
+        self.make_deferred()
+        if self.count:
+            self.encode(self.count)
+
+
+def view_plan(bundle: ClipBundle, views: ViewSpec) -> ViewPlan:
+    """How `views` are made for `bundle`: one plain view without TTA (all would be the same), fast TTA
+    views deferred to the GPU on CUDA."""
+    return ViewPlan(Preprocessing.from_preprocess(bundle.preprocess, bundle.image_size),
+                    views.num_views if views.tta else 1, views.tta, views.order, views.seed,
+                    defer=views.tta and views.order == "fast" and bundle.device.type == "cuda")
+
+
+def encode_items(bundle: ClipBundle, items: Sequence[Item], roots: Mapping[str, Path], views: ViewSpec, *,
+                 batch_size: int | None = None, progress: bool = True, unit: str = "image") -> EncodedItems:
+    """Encode the views of `items` (see the module docstring): `views.num_views` TTA views per item, or
+    one plain view without TTA. `bundle` needs only its image tower; `views.workers` DataLoader workers;
+    `batch_size` views per forward pass (None: `image_batch_size(bundle.device)`)."""
+    batch_size = batch_size or image_batch_size(bundle.device)
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, found {batch_size}")
+    plan = view_plan(bundle, views)
+    dataset = ItemDataset(items, roots, views.context, plan)
+    # one item per fetch keeps every worker busy; each prefetches enough to fill the next batch
+    prefetch = ({"prefetch_factor": max(2, math.ceil(batch_size / (plan.num_views * views.workers)))}
+                if views.workers else {})
+    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=views.workers,
+                        pin_memory=bundle.device.type == "cuda", **prefetch)
+    out = torch.zeros(len(dataset), plan.num_views, bundle.embed_dim, device=bundle.device)
+    valid = torch.zeros(len(dataset), dtype=torch.bool)
+    skipped: list[dict[str, Any]] = []
+    batcher = _Batcher(bundle, plan.prep, out, batch_size)
+    with torch.inference_mode(), tqdm(total=len(dataset), unit=unit, disable=not progress) as bar:
+        for i, item, failure in loader:
+            if failure is not None:
+                path, reason = failure
+                if not views.skip_bad:
+                    raise BadImageError(path, reason)
+                c, e, _ = dataset.items[i]
+                log.warning("skipping class %d item %d: %s: %s", c, e, path, reason)
+                skipped.append({"class": c, "exemplar": e, "path": path, "reason": reason})
+            else:
+                batcher.add(i, item)
+                valid[i] = True
+            bar.update(1)
+        batcher.finish()
+    return EncodedItems(out.cpu(), valid, skipped)
 
 
 @dataclass
@@ -105,62 +228,23 @@ class ExemplarEmbeddings:
         return sets, mask
 
 
-def encode_exemplars(bundle: Any, exemplars: ExemplarList, roots: Mapping[str, Path], *, context: float,
-                     transform: ViewTransform, num_views: int, seed: int, batch_size: int, num_workers: int,
-                     skip_bad: bool = False, progress: bool = True) -> ExemplarEmbeddings:
-    """Encode `num_views` views (made by `transform`, see `mmovod.clip.views`) of every exemplar.
+def encode_exemplars(bundle: ClipBundle, exemplars: ExemplarList, roots: Mapping[str, Path], views: ViewSpec, *,
+                     batch_size: int | None = None, progress: bool = True) -> ExemplarEmbeddings:
+    """`encode_items` over lists of exemplar records per class, in (class, exemplar) order.
 
-    `bundle` is a `ClipBundle`; only its image tower is used (free the text tower first to save memory).
-    Views are encoded `batch_size` at a time across classes under `torch.inference_mode()` and fp16
-    autocast on CUDA; embeddings come back as float32 on the CPU. An unreadable image raises
-    BadImageError (one line naming it) unless `skip_bad`, which drops it, records it in `skipped`
-    and raises InputError only when a class is left without any exemplar.
+    An unreadable image raises BadImageError (one line naming it) unless `views.skip_bad`, which drops
+    it, records it in `skipped` and raises InputError only when a class is left without any exemplar.
     """
-    if batch_size < 1 or num_views < 1 or num_workers < 0:
-        raise InputError("batch size and number of views must be positive, workers non-negative")
-    dataset = ExemplarViewDataset(exemplars, roots, context, transform, num_views, seed)
-    # One exemplar per item keeps every worker busy; each worker prefetches enough items to fill the
-    # next encoding batch while the main process encodes the current one.
-    prefetch = {"prefetch_factor": max(2, -(-batch_size // (num_views * num_workers)))} if num_workers else {}
-    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers, collate_fn=_collate,
-                        pin_memory=bundle.device.type == "cuda", **prefetch)
-    out = torch.zeros(len(dataset), num_views, bundle.embed_dim)
-    valid = torch.zeros(len(dataset), dtype=torch.bool)
-    skipped: list[dict[str, Any]] = []
-    pending: list[tuple[list[int], torch.Tensor]] = []
-
-    def encode_pending() -> None:
-        indices = [i for ids, _ in pending for i in ids]
-        views = torch.cat([v for _, v in pending])
-        embeddings = []
-        for chunk in views.split(batch_size):
-            with bundle.autocast():
-                embeddings.append(bundle.model.encode_image(chunk.to(bundle.device, non_blocking=True)).float().cpu())
-        index = torch.tensor(indices)
-        out[index] = torch.cat(embeddings).reshape(len(indices), num_views, -1)
-        valid[index] = True
-        pending.clear()
-
-    with torch.inference_mode(), tqdm(total=len(dataset), unit="exemplar", disable=not progress) as bar:
-        for indices, views, bad in loader:
-            for i, (path, reason) in bad:
-                if not skip_bad:
-                    raise BadImageError(path, reason + " (pass --skip-bad to skip unreadable images)")
-                c, e = dataset.index[i]
-                log.warning("skipping class %d exemplar %d: %s: %s", c, e, path, reason)
-                skipped.append({"class": c, "exemplar": e, "path": path, "reason": reason})
-            if views is not None:
-                pending.append((indices, views))
-                if sum(len(v) for _, v in pending) >= batch_size:
-                    encode_pending()
-            bar.update(len(indices) + len(bad))
-        if pending:
-            encode_pending()
-    class_of = torch.tensor([c for c, _ in dataset.index], dtype=torch.long)
-    empty = sorted(set(range(len(exemplars))) - set(class_of[valid].tolist()))
+    items = [(c, e, record) for c, records in enumerate(exemplars) for e, record in enumerate(records)]
+    try:
+        encoded = encode_items(bundle, items, roots, views, batch_size=batch_size, progress=progress, unit="exemplar")
+    except BadImageError as exc:
+        raise BadImageError(exc.path, exc.reason + SKIP_HINT) from None
+    class_of = torch.tensor([c for c, _, _ in items], dtype=torch.long)
+    empty = sorted(set(range(len(exemplars))) - set(class_of[encoded.valid].tolist()))
     if empty:
         raise InputError(f"{len(empty)} classes have no readable exemplar left (first: class {empty[0]}, "
                          f"{exemplars[empty[0]][0].get('synset', 'no synset')})")
-    if skipped:
-        log.warning("skipped %d unreadable exemplar images", len(skipped))
-    return ExemplarEmbeddings(out, valid, class_of, len(exemplars), skipped)
+    if encoded.skipped:
+        log.warning("skipped %d unreadable exemplar images", len(encoded.skipped))
+    return ExemplarEmbeddings(encoded.embeddings, encoded.valid, class_of, len(exemplars), encoded.skipped)

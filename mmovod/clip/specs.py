@@ -13,6 +13,9 @@ from mmovod.io.errors import InputError
 if TYPE_CHECKING:  # the factory imports torch and open_clip; tools that only parse flags must not pay for them
     from mmovod.clip.factory import ClipBundle
 
+VIEW_ORDERS = ("fast", "original")
+"""How TTA views can be made (`mmovod.clip.view_ops`); defined here, without torch, for the flag parsers."""
+
 
 @dataclass(frozen=True)
 class ClipSpec:
@@ -48,7 +51,10 @@ class ViewSpec:
     `mmovod.clip.crops`); `tta`: random augmented views (`mmovod.clip.views`), else the model's plain
     preprocessing (then one view is enough); `seed`: view v of item e of class c depends only on
     (seed, c, e, v); `workers`: DataLoader processes that decode and crop (0: the main process);
-    `skip_bad`: skip unreadable images (recorded) instead of stopping at the first one.
+    `skip_bad`: skip unreadable images (recorded) instead of stopping at the first one; `order`: how
+    TTA views are made (`mmovod.clip.view_ops`): "fast" (at the model's input size, as batched tensor
+    operations; a JPEG decoded at a reduced scale where the views allow) or "original" (at 4x the input
+    size with PIL, as the original script; bit-identical to it).
     """
 
     num_views: int = 5
@@ -57,6 +63,7 @@ class ViewSpec:
     seed: int = 0
     workers: int = 2
     skip_bad: bool = False
+    order: str = "fast"
 
     def __post_init__(self) -> None:
         if self.num_views < 1:
@@ -67,6 +74,8 @@ class ViewSpec:
             raise InputError(f"seed must not be negative, found {self.seed}")
         if not 0 <= self.context < float("inf"):
             raise InputError(f"context must be a finite number >= 0, found {self.context}")
+        if self.order not in VIEW_ORDERS:
+            raise InputError(f"view order must be one of {', '.join(VIEW_ORDERS)}, found {self.order!r}")
 
 
 def as_bundle(clip: ClipSpec | ClipBundle, tower: str = "both") -> tuple[ClipBundle, int | None]:

@@ -10,9 +10,15 @@ inside `torch.random.fork_rng(devices=[])` after `torch.manual_seed(view_seed(..
 from (seed, class index, exemplar index, view index). The fork is local (the caller's RNG state is
 restored afterwards), and a view depends on nothing else: not on batch size, DataLoader workers or
 the order in which views are made.
+
+`draw_view_params` draws the same random numbers in the same order as the Compose above, once, into a
+`ViewParams` record, so a view can be made from its parameters in either order of
+`mmovod.clip.view_ops` (the original 4x-size one, bit-identical to `view_transform`, or the fast one
+at the model's input size).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -28,6 +34,9 @@ TTA_SIZE_FACTOR = 4
 TTA_FLIP_P = 0.5
 TTA_JITTER = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.05}
 TTA_JITTER_P = 0.8
+JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+"""ColorJitter's operations, indexed as in its `fn_idx` (`ViewParams.order`)."""
+_JITTER = T.ColorJitter(**TTA_JITTER)
 
 
 def view_transform(preprocess: ViewTransform, image_size: int, tta: bool = True) -> ViewTransform:
@@ -71,3 +80,46 @@ def make_views(crop: Image.Image, transform: ViewTransform, seed: int, class_ind
                exemplar_index: int, num_views: int) -> torch.Tensor:
     """Views 0..num_views-1 of one exemplar, stacked: `(num_views, 3, S, S)` float32."""
     return torch.stack([make_view(crop, transform, seed, class_index, exemplar_index, v) for v in range(num_views)])
+
+
+@dataclass(frozen=True)
+class ViewParams:
+    """The random draws of one TTA view of a `width` x `height` crop.
+
+    `top, left, height, width`: the RandomResizedCrop box on the crop (pixels); `flip`: mirror it;
+    `jitter`: colour jitter applied (p=0.8), then `order` (indices into `JITTER_OPS`) says in which
+    order `brightness`, `contrast`, `saturation` (factors) and `hue` (a shift in turns) are applied.
+    Without jitter the factors are the identity (1, 1, 1, 0) and `order` is empty.
+    """
+
+    top: int
+    left: int
+    height: int
+    width: int
+    flip: bool
+    jitter: bool
+    order: tuple[int, ...] = ()
+    brightness: float = 1.0
+    contrast: float = 1.0
+    saturation: float = 1.0
+    hue: float = 0.0
+
+
+def draw_view_params(width: int, height: int, seed: int, class_index: int, exemplar_index: int,
+                     view_index: int) -> ViewParams:
+    """The parameters `make_view(crop, view_transform(...), seed, ...)` draws for a `width` x `height` crop.
+
+    The draws come from torch's global generator seeded by `view_seed(...)` inside a fork (the caller's
+    RNG state is untouched), in the Compose's order: crop box, flip, jitter-or-not, then (only when
+    jittering) ColorJitter's permutation and its four factors.
+    """
+    shape_only = torch.zeros(1).expand(3, height, width)  # get_params reads the size only
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(view_seed(seed, class_index, exemplar_index, view_index))
+        top, left, h, w = T.RandomResizedCrop.get_params(shape_only, list(TTA_SCALE), list(TTA_RATIO))
+        flip = bool(torch.rand(1) < TTA_FLIP_P)
+        if TTA_JITTER_P < torch.rand(1):
+            return ViewParams(top, left, h, w, flip, False)
+        order, b, c, s, hue = T.ColorJitter.get_params(_JITTER.brightness, _JITTER.contrast, _JITTER.saturation,
+                                                        _JITTER.hue)
+    return ViewParams(top, left, h, w, flip, True, tuple(int(i) for i in order), b, c, s, hue)

@@ -22,6 +22,7 @@ import numpy as np
 from mmovod.aggregator.class_sources import item_id
 from mmovod.aggregator.feature_cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, shard_is_complete,
                                              shard_name)
+from mmovod.clip.specs import ViewSpec
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json, load_json, save_json
@@ -46,6 +47,10 @@ class CropSettings:
     @property
     def tta(self) -> bool:
         return self.views > 1
+
+    def view_spec(self, workers: int) -> ViewSpec:
+        """The image-encoding pipeline's settings for these crops (`workers` DataLoader processes)."""
+        return ViewSpec(num_views=self.views, tta=self.tta, context=self.context, seed=self.seed, workers=workers)
 
     def __post_init__(self) -> None:
         if self.views < 1:
@@ -88,7 +93,8 @@ def cache_key_document(clip_model: str, pretrained: str | None, crops: EvalCrops
     return {
         "clip_model": clip_model,
         "weights": weights_identity(pretrained),
-        "crops": {"context": settings.context, "views": settings.views, "tta": settings.tta, "seed": settings.seed},
+        "crops": {"context": settings.context, "views": settings.views, "tta": settings.tta, "seed": settings.seed,
+                  "view_order": ViewSpec.order if settings.tta else None},
         "annotations_sha256": file_sha256(crops.ann_path),
         "selection": selection,
         "boxes_sha256": crops_sha256(crops),

@@ -1,5 +1,7 @@
 """Encoding crops with CLIP's image tower into the crop cache: the evaluation's one call into the
-image-encoding pipeline (torch and open_clip are imported here only, so a warm cache needs neither)."""
+image-encoding pipeline (`mmovod.clip.image_encoding.encode_items`, through the resumable shards of
+`mmovod.aggregator.cache_builder.cache_features`). torch and open_clip are imported here only, so a
+warm cache needs neither."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +10,6 @@ from pathlib import Path
 from mmovod.aggregator.cache_builder import cache_features
 from mmovod.aggregator.distributed import DistContext
 from mmovod.clip.factory import ClipBundle, load_clip
-from mmovod.clip.views import bundle_view_transform
 from mmovod.evaluation import crop_cache
 from mmovod.evaluation.crop_cache import SOURCE_KIND, CropSettings
 from mmovod.evaluation.crops_from_annotations import EvalCrops
@@ -29,6 +30,5 @@ def encode_into_cache(bundle: ClipBundle, crops: EvalCrops, root: Path, settings
                       batch_size: int, workers: int, progress: bool) -> None:
     """Encode the unfinished shards of the cache folder `root` (raw embeddings, `settings.views` views per crop)."""
     cache_features(bundle, list(crops.classes), root, crops.roots, DistContext(0, 1, 0, bundle.device),
-                   views=settings.views, tta_transform=bundle_view_transform(bundle, settings.tta),
-                   tta=settings.tta, seed=settings.seed, context=settings.context, shard_size=crop_cache.SHARD_SIZE,
-                   batch_size=batch_size, workers=workers, source_kind=SOURCE_KIND, progress=progress)
+                   settings.view_spec(workers), shard_size=crop_cache.SHARD_SIZE, batch_size=batch_size,
+                   source_kind=SOURCE_KIND, progress=progress)

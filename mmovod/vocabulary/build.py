@@ -45,7 +45,7 @@ from mmovod.classifiers.fusion import l2_normalise_rows
 from mmovod.classifiers.sidecar import ClassifierSidecar, make_sidecar, read_sidecar, save_classifier
 from mmovod.classifiers.text_inputs import PROMPTS, class_prompts, descriptions_per_class, load_descriptions
 from mmovod.classifiers.text import sentence_classifier
-from mmovod.classifiers.vision import DEFAULT_IMAGE_BATCH, aggregated_classifier, average_classifier
+from mmovod.classifiers.vision import aggregated_classifier, average_classifier
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
 from mmovod.clip.factory import resolve_model_name
 from mmovod.clip.image_encoding import ExemplarEmbeddings
@@ -372,8 +372,8 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
             "reduction": "mean of the CLIP text embeddings of each class's descriptions"})
     if stale_vision:
         specs = [settings.views if n == AVERAGE else plan.agg_view for n in stale_vision]
-        batch = settings.clip.batch_size or DEFAULT_IMAGE_BATCH
-        encoded = dict(zip(stale_vision, encode_view_sets(bundle, exemplars.records, specs, batch_size=batch)))
+        encoded = dict(zip(stale_vision, encode_view_sets(bundle, exemplars.records, specs,
+                                                          batch_size=settings.clip.batch_size)))
         for name, emb in encoded.items():
             has = _vision_rows(emb, len(vocab))
             view = settings.views if name == AVERAGE else plan.agg_view
