@@ -229,11 +229,13 @@ class ExemplarEmbeddings:
 
 
 def encode_exemplars(bundle: ClipBundle, exemplars: ExemplarList, roots: Mapping[str, Path], views: ViewSpec, *,
-                     batch_size: int | None = None, progress: bool = True) -> ExemplarEmbeddings:
+                     batch_size: int | None = None, progress: bool = True,
+                     allow_empty_classes: bool = False) -> ExemplarEmbeddings:
     """`encode_items` over lists of exemplar records per class, in (class, exemplar) order.
 
     An unreadable image raises BadImageError (one line naming it) unless `views.skip_bad`, which drops
-    it, records it in `skipped` and raises InputError only when a class is left without any exemplar.
+    it, records it in `skipped` and raises InputError when a class is left without any exemplar
+    (unless `allow_empty_classes`: such classes simply have no valid rows).
     """
     items = [(c, e, record) for c, records in enumerate(exemplars) for e, record in enumerate(records)]
     try:
@@ -242,7 +244,7 @@ def encode_exemplars(bundle: ClipBundle, exemplars: ExemplarList, roots: Mapping
         raise BadImageError(exc.path, exc.reason + SKIP_HINT) from None
     class_of = torch.tensor([c for c, _, _ in items], dtype=torch.long)
     empty = sorted(set(range(len(exemplars))) - set(class_of[encoded.valid].tolist()))
-    if empty:
+    if empty and not allow_empty_classes:
         raise InputError(f"{len(empty)} classes have no readable exemplar left (first: class {empty[0]}, "
                          f"{exemplars[empty[0]][0].get('synset', 'no synset')})")
     if encoded.skipped:

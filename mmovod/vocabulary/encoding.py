@@ -15,11 +15,10 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import torch
 
-from mmovod.clip.crops import BadImageError, record_box
+from mmovod.clip.crops import record_box
 from mmovod.clip.factory import ClipBundle
-from mmovod.clip.image_encoding import SKIP_HINT, ExemplarEmbeddings, encode_items
+from mmovod.clip.image_encoding import ExemplarEmbeddings, encode_exemplars
 from mmovod.clip.specs import ViewSpec
 
 log = logging.getLogger(__name__)
@@ -39,17 +38,6 @@ def same_views(a: ViewSpec, b: ViewSpec, exemplars: Records) -> bool:
     return a.context == b.context or all(record_box(r) is None for records in exemplars for r in records)
 
 
-def _encode(bundle: ClipBundle, exemplars: Records, spec: ViewSpec, roots: Mapping[str, Path],
-            batch_size: int | None, progress: bool) -> ExemplarEmbeddings:
-    items = [(c, e, record) for c, records in enumerate(exemplars) for e, record in enumerate(records)]
-    try:
-        encoded = encode_items(bundle, items, roots, spec, batch_size=batch_size, progress=progress, unit="exemplar")
-    except BadImageError as exc:
-        raise BadImageError(exc.path, exc.reason + SKIP_HINT) from None
-    class_of = torch.tensor([c for c, _, _ in items], dtype=torch.long)
-    return ExemplarEmbeddings(encoded.embeddings, encoded.valid, class_of, len(exemplars), encoded.skipped)
-
-
 def encode_view_sets(bundle: ClipBundle, exemplars: Records, specs: Sequence[ViewSpec], *,
                      batch_size: int | None = None, roots: Mapping[str, Path] | None = None,
                      progress: bool = True) -> list[ExemplarEmbeddings]:
@@ -66,7 +54,8 @@ def encode_view_sets(bundle: ClipBundle, exemplars: Records, specs: Sequence[Vie
         shared = next((enc for other, enc in done
                        if other.skip_bad == spec.skip_bad and same_views(spec, other, exemplars)), None)
         if shared is None:
-            shared = _encode(bundle, exemplars, spec, roots, batch_size, progress)
+            shared = encode_exemplars(bundle, exemplars, roots, spec, batch_size=batch_size, progress=progress,
+                                      allow_empty_classes=True)
             done.append((spec, shared))
         results[i] = dataclasses.replace(shared, embeddings=shared.embeddings[:, :views_per_exemplar(spec)])
     count = sum(len(records) for records in exemplars)
