@@ -64,8 +64,9 @@ class EncodedItems:
 
 
 class ItemDataset(Dataset):
-    """Item i: `(i, ExemplarInput or None, (path, reason) or None)`; a failure is returned, not raised,
-    so the main process applies the error policy."""
+    """Item i: `(i, ExemplarInput or None, failure or None)`; a failure is returned, not raised, so the
+    main process applies the error policy (and a worker's error stays one line): `(path, reason)` for
+    an unreadable image, `(None, message)` for a record that is not valid."""
 
     def __init__(self, items: Sequence[Item], roots: Mapping[str, Path], context: float, plan: ViewPlan):
         self.items = list(items)
@@ -76,12 +77,14 @@ class ItemDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[int, ExemplarInput | None, tuple[str, str] | None]:
+    def __getitem__(self, i: int) -> tuple[int, ExemplarInput | None, tuple[str | None, str] | None]:
         c, e, record = self.items[i]
         try:
             return i, exemplar_input(record, self.roots, self.context, self.plan, c, e), None
         except BadImageError as exc:
             return i, None, (exc.path, exc.reason)
+        except InputError as exc:
+            return i, None, (None, str(exc))
 
 
 class _Batcher:
@@ -171,6 +174,8 @@ def encode_items(bundle: ClipBundle, items: Sequence[Item], roots: Mapping[str, 
         for i, item, failure in loader:
             if failure is not None:
                 path, reason = failure
+                if path is None:
+                    raise InputError(reason)
                 if not views.skip_bad:
                     raise BadImageError(path, reason)
                 c, e, _ = dataset.items[i]
