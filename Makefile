@@ -38,7 +38,10 @@ demo: $(VENV)/.installed
 	$(PY) tools/cache_clip_features.py --image-root $(DEMO)/aggregator_images --classes $(DEMO)/aggregator_images_heldout.txt --out $(DEMO)/aggregator_cache_heldout --views 2 --tta --nw 2 $(DEMO_CLIP) --device cpu
 	$(PY) tools/train_visual_aggregator.py --cache $(DEMO)/aggregator_cache_train --out $(DEMO)/checkpoints/aggregator_run --steps 30 --batch-classes 8 --k-max 3 --warmup-steps 5 --num-layers 1 --checkpoint-every 15 $(DEMO_CLIP) --device cpu
 	$(PY) tools/eval_visual_aggregator.py --cache $(DEMO)/aggregator_cache_heldout --load-path $(DEMO)/checkpoints/aggregator_run/visual_aggregator.pth --num-layers 1 --out-path $(DEMO)/metadata/aggregator_eval_heldout.json --ks 1 2 5 --queries 2 --trials 3 --device cpu
-	@echo "demo finished: outputs under $(DEMO)/"
+	$(PY) tools/build_classifiers.py --vocab $(DEMO)/custom/vocab.txt --exemplars $(DEMO)/custom/exemplars --out-dir $(DEMO)/custom/classifiers --load-path $(DEMO)/checkpoints/visual_aggregator_demo.pth --export multi-modal-average --report $(DEMO_CLIP) --device cpu --nw 2
+	$(PY) tools/check_classifier.py $(DEMO)/custom/classifiers/multi-modal-average.npy $(DEMO)/custom/classifiers/multi-modal-aggregated.npy --clip_model $(DEMO)/clip/tiny_clip.json --vocab $(DEMO)/custom/vocab.txt
+	$(PY) tools/eval_classifiers.py --classifiers $(DEMO)/metadata/lvis_v1_clip_a+cname.npy $(DEMO)/metadata/lvis_gpt3_text-davinci-002_features_own.npy $(DEMO)/metadata/lvis_image_exemplar_features_avg_K-005_own.npy $(DEMO)/metadata/lvis_image_exemplar_features_agg_K-005_own.npy $(DEMO)/metadata/lvis_multi-modal_avg_K-005_own.npy $(DEMO)/metadata/lvis_multi-modal_agg_K-005_own.npy --aggregator $(DEMO)/checkpoints/visual_aggregator_demo.pth --ann $(DEMO)/lvis/lvis_v1_val.json --img-dir $(DEMO)/coco/ --out-dir $(DEMO)/eval --report --device cpu --nw 2
+	@echo "demo finished: outputs under $(DEMO)/ (your-own-classes report: $(DEMO)/custom/classifiers/report/index.html)"
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -226,7 +226,7 @@ def spawn(args, variant, data) -> dict:
     argv = [sys.executable, __file__, "--variant", variant, "--data", str(data), "--views", str(args.views),
             "--nw", str(args.nw), "--seed", str(args.seed), "--device", args.device,
             *(["--batch-size", str(args.batch_size)] if args.batch_size else [])]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     timing = data / "time.txt"
     timed = Path("/usr/bin/time").exists()
     start = time.perf_counter()

@@ -44,6 +44,17 @@ _EXPORTS: dict[str, str] = {
     "save_classifier": "mmovod.classifiers.sidecar",
     "read_sidecar": "mmovod.classifiers.sidecar",
     "load_classifier": "mmovod.classifiers.sidecar",
+    "check_classifier": "mmovod.classifiers.check",
+    # your own vocabulary
+    "read_vocabulary": "mmovod.vocabulary.reader",
+    "collect_exemplars": "mmovod.vocabulary.exemplar_folders",
+    "build_classifiers": "mmovod.vocabulary.build",
+    "BuildInputs": "mmovod.vocabulary.build",
+    "BuildSettings": "mmovod.vocabulary.build",
+    # detector-free evaluation of classifiers
+    "EvalSettings": "mmovod.evaluation.run",
+    "evaluate_classifiers": "mmovod.evaluation.run",
+    "crop_metrics": "mmovod.evaluation.metrics",
 }
 
 __all__ = sorted(_EXPORTS)

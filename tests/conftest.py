@@ -8,19 +8,41 @@ if str(ROOT) not in sys.path:
 import pytest
 
 
+def _snapshot(folder: Path) -> dict:
+    """Every path under `folder` with its kind, size and modification time (the bytes of files are
+    compared by the callers that care)."""
+    if not folder.is_dir():
+        return {}
+    return {p: (p.is_dir(), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
 @pytest.fixture
 def bad_input(capsys):
-    """Call `main(argv)` and check the bad-input contract: exit 2, one error line naming `needle` (after
-    any progress bars), no traceback, no `out` file."""
+    """Call `main(argv)` and check the bad-input contract: exit 2, one `<tool>.py: error: ...` line (after
+    any progress bars or warnings) holding `needle`, no traceback, and the output untouched: `out` not
+    written (or, with `existing`, still holding exactly those bytes, written before the call), nothing
+    new or changed beside it, no temp file. `resumable` tools (a folder of resumable state) may leave
+    that state, but no temp file."""
 
-    def check(main, argv, out, needle):
+    def check(main, argv, out, needle, existing=None, resumable=False):
+        out = Path(out)
+        if existing is not None:
+            out.write_bytes(existing)
+        existed = out.exists()
+        before = _snapshot(out.parent)
         code = main(argv)
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2, err
+        prog = main.__module__.rsplit(".", 1)[-1] + ".py"
         errors = [line for line in err if ": error: " in line]
         assert len(errors) == 1 and errors[0] == err[-1] and needle in errors[0], err
+        assert errors[0].startswith(f"{prog}: error: "), err
         assert not any("Traceback" in line for line in err), err
-        assert not Path(out).exists()
-        assert not list(Path(out).parent.glob(f".{Path(out).name}.*")), "temp file left behind"
+        assert not list(out.parent.rglob(f".{out.name}.*")), "temp file left behind"
+        if existing is not None:
+            assert out.read_bytes() == existing, "an earlier output was changed"
+        if not resumable:
+            assert existed or not out.exists(), "output written"
+            assert _snapshot(out.parent) == before, "files beside the output were written or changed"
 
     return check

@@ -52,3 +52,48 @@ def test_outputs_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_output_checks_refuse_a_folder_a_file_and_an_unwritable_folder(tmp_path, monkeypatch):
+    import os
+
+    from mmovod.io.atomic import check_output_dir, check_output_path
+    from mmovod.io.errors import InputError
+
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(InputError, match="dir: is a folder, expected an output file name"):
+        check_output_path(tmp_path / "dir")
+    with pytest.raises(InputError, match="output folder .*file is not a folder"):
+        check_output_path(tmp_path / "file" / "out.json")
+    with pytest.raises(InputError, match="file: is a file, expected an output folder"):
+        check_output_dir(tmp_path / "file")
+    with pytest.raises(InputError, match="does not exist"):
+        check_output_dir(tmp_path / "a" / "b")
+    assert check_output_dir(tmp_path / "a" / "b", parents=True) == tmp_path / "a" / "b"
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path / "dir") else real(p, mode))
+    with pytest.raises(InputError, match="cannot write into"):
+        check_output_path(tmp_path / "dir" / "out.json")
+    with pytest.raises(InputError, match="cannot write into"):
+        check_output_dir(tmp_path / "dir" / "new")
+    assert list((tmp_path / "dir").iterdir()) == []
+
+
+def test_a_failed_write_is_one_line_naming_the_output_and_keeps_the_previous_version(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from mmovod.io.errors import InputError
+
+    target = tmp_path / "out.json"
+    save_json(target, {"v": 1})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(InputError, match=r"out.json: cannot write \(No space left on device\)"):
+        save_json(target, {"v": 2})
+    assert target.read_text() == '{"v":1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]

@@ -35,9 +35,11 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.failures = []  # statuses (429, 500) or "timeout" for the next requests, in order
         self.requests = []  # (path, body) of every request
         self.max_n = None  # cap on n per response, like servers that ignore n
+        self.answers = []  # texts replacing the generated ones, one list per request, in order
         self.hold_after = None  # answer this many requests, then hold the rest until `release` is set
         self.answered = 0
         self.release = threading.Event()
+        self.raw_body = None  # bytes answered with HTTP 200 instead of a completion (a proxy's page, ...)
 
     @property
     def base_url(self):
@@ -73,6 +75,7 @@ class Handler(BaseHTTPRequestHandler):
         with server.lock:
             server.requests.append((self.path, body))
             failure = server.failures.pop(0) if server.failures else None
+            scripted = server.answers.pop(0) if server.answers and body.get("model") in KNOWN_MODELS else None
             hold = server.hold_after is not None and server.answered >= server.hold_after
             server.answered += 1
         if hold:
@@ -81,19 +84,28 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(401, f"Incorrect API key provided: {self.headers.get('Authorization')}", "invalid_api_key")
         if body["model"] not in KNOWN_MODELS:
             return self._error(404, f"The model `{body['model']}` does not exist", "model_not_found")
+        if server.raw_body is not None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(server.raw_body)))
+            self.end_headers()
+            self.wfile.write(server.raw_body)
+            return
         if failure == "timeout":
             time.sleep(1.0)
         elif failure is not None:
             return self._error(failure, "try again later", None, headers=[("Retry-After", "0")])
-        n = min(body.get("n", 1), server.max_n or 10**6)
+        asked = body.get("n", 1)
+        n = min(asked, server.max_n or 10**6)
+        prompt = body["messages"][0]["content"] if self.path == "/v1/chat/completions" else body.get("prompt")
+        texts = scripted if scripted is not None else [fake_text(prompt, asked, i) for i in range(n)]
         if self.path == "/v1/chat/completions":
-            prompt = body["messages"][0]["content"]
-            choices = [{"index": i, "message": {"role": "assistant", "content": fake_text(prompt, n, i)},
-                        "finish_reason": "stop"} for i in range(n)]
+            choices = [{"index": i, "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop"} for i, text in enumerate(texts)]
             obj = "chat.completion"
         elif self.path == "/v1/completions":
-            choices = [{"index": i, "text": fake_text(body["prompt"], n, i), "finish_reason": "stop", "logprobs": None}
-                       for i in range(n)]
+            choices = [{"index": i, "text": text, "finish_reason": "stop", "logprobs": None}
+                       for i, text in enumerate(texts)]
             obj = "text_completion"
         else:
             return self._error(404, "no such endpoint", None)
@@ -104,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = FakeOpenAI()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
@@ -156,7 +168,7 @@ def test_completions_run_writes_ascending_ids_and_sends_the_original_recipe(serv
     assert body["prompt"].startswith("Describe what ") and body["n"] == 10 and body["temperature"] == 0.99
     assert body["max_tokens"] == 50 and body["stop"] == "."
     assert len(server.requests) == len(CATEGORIES)
-    assert not cache_path_for(written).exists()
+    assert not cache_path_for(written, "gpt-test-instruct", "completions").exists()
 
 
 def test_chat_api_with_429_500_timeouts_and_a_server_that_caps_n(server, ann, tmp_path, capsys):
@@ -170,19 +182,21 @@ def test_chat_api_with_429_500_timeouts_and_a_server_that_caps_n(server, ann, tm
     assert list(got) == names
     for name in names:
         prompt = describe_prompt(name)
-        want = [fake_text(prompt, 4, i) for i in range(4)] * 2 + [fake_text(prompt, 2, i) for i in range(2)]
+        # the server answers 4 of the 10, then 4 of the 6 left, then the last 2
+        want = [fake_text(prompt, 10, i) for i in range(4)] + [fake_text(prompt, 6, i) for i in range(4)] + [
+            fake_text(prompt, 2, i) for i in range(2)]
         assert got[name] == [clean_sample(t) for t in want]
     assert {p for p, _ in server.requests} == {"/v1/chat/completions"}
     assert len(server.requests) == 3 * 3 + 4
     assert "retried=4" in capsys.readouterr().err
-    assert cache_path_for(out).exists()  # --limit keeps the cache for the full run
+    assert cache_path_for(out, "chat-test", "chat").exists()  # --limit keeps the cache for the full run
 
 
 def test_killed_run_resumes_and_equals_an_uninterrupted_run(server, ann, tmp_path):
     reference = tmp_path / "reference.json"
     assert generate_descriptions.main(argv(server, ann, reference, "--openai-model", "gpt-test-instruct")) == 0
     out = tmp_path / "resumed.json"
-    cache = cache_path_for(out)
+    cache = cache_path_for(out, "gpt-test-instruct", "completions")
     server.requests.clear()
     server.answered, server.hold_after = 0, 3  # the 4th request hangs: the run is killed while waiting on it
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -234,7 +248,7 @@ def test_persistent_server_errors_stop_with_exit_1_and_keep_finished_classes(ser
     args = argv(server, ann, out, "--openai-model", "chat-test", "--workers", "1", "--max-retries", "2")
     line = _fails(capsys, args, out, code=1)
     assert "HTTP 500 from the server after 3 attempts" in line and "re-run" in line
-    assert cache_path_for(out).read_text().count("\n") == 3  # settings + the two classes that succeeded
+    assert cache_path_for(out, "chat-test", "chat").read_text().count("\n") == 3  # settings + the two classes that succeeded
 
 
 def test_bad_inputs(server, tmp_path, capsys):
@@ -257,3 +271,55 @@ def test_base_url_from_the_environment_and_explicit_api(server, ann, tmp_path, m
     assert generate_descriptions.main(args) == 0
     assert [p for p, _ in server.requests] == ["/v1/completions"] * 2
     assert list(json.loads(out.read_text())) == list(expected(2))
+
+
+GOOD_AND_BAD = ["", ".", "Spray", "A red can", "a red  CAN", "It has a nozzle", "Metal body here", "Three more words",
+                "Four more words yes", "Five words are here now"]
+
+
+def test_empty_one_word_and_duplicate_answers_are_resampled_and_reported(server, ann, tmp_path, capsys):
+    server.answers = [GOOD_AND_BAD]
+    out = tmp_path / "x.json"
+    assert generate_descriptions.main(argv(server, ann, out, "--openai-model", "chat-test", "--limit", "1",
+                                           "--workers", "1")) == 0
+    name = list(expected(1))[0]
+    prompt = describe_prompt(name)
+    good = [s for s in GOOD_AND_BAD if s not in ("", ".", "Spray", "a red  CAN")]
+    assert json.loads(out.read_text()) == {name: [clean_sample(t) for t in good + [fake_text(prompt, 4, i) for i in range(4)]]}
+    assert [body["n"] for _, body in server.requests] == [10, 4]
+    report = {name: {"empty": 2, "one word": 1, "duplicate": 1}}
+    assert json.loads((tmp_path / "x.json.report.json").read_text()) == {"rejected_samples_per_class": report}
+    assert f"  {name}: empty 2, one word 1, duplicate 1" in capsys.readouterr().out
+    # resuming from the cache keeps the report
+    assert generate_descriptions.main(argv(server, ann, out, "--openai-model", "chat-test", "--limit", "1")) == 0
+    assert json.loads((tmp_path / "x.json.report.json").read_text()) == {"rejected_samples_per_class": report}
+
+
+def test_a_class_that_stays_short_keeps_its_good_samples_and_one_with_none_fails(server, ann, tmp_path, capsys):
+    server.answers = [["A good one here"] + [""] * 9] + [[""] * 9] * 5
+    out = tmp_path / "x.json"
+    assert generate_descriptions.main(argv(server, ann, out, "--openai-model", "chat-test", "--limit", "1")) == 0
+    name = list(expected(1))[0]
+    assert json.loads(out.read_text()) == {name: ["A good one here."]}
+    assert json.loads((tmp_path / "x.json.report.json").read_text())["rejected_samples_per_class"] == {
+        name: {"empty": 54, "missing": 9}}
+    assert len(server.requests) == 6  # the first answer and 5 re-samples
+    server.requests.clear()
+    server.answers = [["one"] * 10] * 6
+    out = tmp_path / "y.json"
+    line = _fails(capsys, argv(server, ann, out, "--openai-model", "chat-test", "--limit", "1"), out, code=1)
+    assert "no usable description of 'aerosol can'" in line and len(server.requests) == 6
+
+
+@pytest.mark.parametrize("suffix,text", [(".txt", "hard hat, safety helmet\n# comment\nbus_stop\n"),
+                                         (".yaml", "- name: hard hat\n  synonyms: [safety helmet]\n- bus_stop\n")])
+def test_own_vocabulary_files(server, tmp_path, suffix, text):
+    vocab = tmp_path / f"classes{suffix}"
+    vocab.write_text(text)
+    out = tmp_path / "own_{}.json"
+    args = ["--vocab", str(vocab), "--output-path", str(out), "--base-url", server.base_url, "--openai-model",
+            "gpt-test-instruct"]
+    assert generate_descriptions.main(args) == 0
+    got = json.loads((tmp_path / "own_gpt-test-instruct.json").read_text())
+    assert got == {name: [clean_sample(fake_text(describe_prompt(name), 10, i)) for i in range(10)]
+                   for name in ("hard hat", "bus stop")}

@@ -1,5 +1,6 @@
 """The one encoding pipeline: independent of batch size and workers; equal to one view at a time (the
 original order to today's per-view transform, the fast order to each exemplar's own views)."""
+
 import pytest
 import torch
 

@@ -41,8 +41,8 @@ def data(tmp_path):
                    {"id": 8, "coco_url": "http://images.cocodataset.org/val2017/000000000008.jpg"}],
         "categories": [dict(c) for c in CATS],
         "annotations": [
-            lvis_ann(101, 1, 7, 1024.0),  # exactly 32*32: kept
-            lvis_ann(102, 1, 8, 1023.99),  # just under: dropped
+            lvis_ann(101, 1, 7, 1024.01),  # just over 32*32: kept
+            lvis_ann(102, 1, 8, 1024.0),  # exactly 32*32: dropped (lvis-api's area range is strict)
             lvis_ann(103, 2, 8, 5000.0),
         ],
     }

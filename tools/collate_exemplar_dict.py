@@ -2,7 +2,7 @@
 
 Writes a JSON object: LVIS synset -> list of exemplar records (classes by ascending category id).
 The recipe of the paper, per class and in this order:
-  LVIS     every lvis_v1_train.json annotation with area >= 32*32 (its own fields + dataset "lvis",
+  LVIS     every lvis_v1_train.json annotation with area > 32*32 (its own fields + dataset "lvis",
            file_name "<split>/<file>" from coco_url, synset);
   ImageNet every image in train/<wnid>/ and imagenet21k_small_classes/<wnid>/ ({file_name
            "imagenet21k_P/<split>/<wnid>/<file>", category_id, dataset "imagenet21k", synset});

@@ -17,7 +17,7 @@ import sys
 from typing import Sequence
 
 from mmovod.aggregator.evaluation import DEFAULT_KS, evaluate_aggregator
-from mmovod.cli.flags import int_at_least, make_parser
+from mmovod.cli.flags import TRUST_CHECKPOINT_HELP, int_at_least, make_parser
 from mmovod.cli.run import run_tool
 from mmovod.aggregator.feature_cache import describe_clip
 
@@ -26,6 +26,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
     parser.add_argument("--cache", required=True, help="feature cache of the held-out classes (tools/cache_clip_features.py)")
     parser.add_argument("--load-path", required=True, help="aggregator checkpoint (visual_aggregator.pth, or the authors' weights)")
+    parser.add_argument("--trust-checkpoint", action="store_true", help=TRUST_CHECKPOINT_HELP)
     parser.add_argument("--num-layers", type=int_at_least(1), default=4, help="transformer layers of the aggregator")
     parser.add_argument("--out-path", required=True, help="JSON file for the results (its folder must exist)")
     parser.add_argument("--classes", default=None, help="text file, one class name per line: evaluate only these (default: every class of the cache)")
@@ -41,7 +42,7 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     run_ = evaluate_aggregator(args.cache, args.load_path, args.num_layers, args.out_path, classes_path=args.classes,
                                ks=args.ks, queries=args.queries, trials=args.trials, seed=args.seed, device=args.device,
-                               strict=args.strict)
+                               strict=args.strict, trust_checkpoint=args.trust_checkpoint)
     result = run_.result
     print(f"class retrieval on {run_.classes} classes ({describe_clip(run_.clip)}), chance {result.chance:.3f}")
     print(f"{'K':>4} {'aggregator':>11} {'average':>9}")

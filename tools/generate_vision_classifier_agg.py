@@ -19,8 +19,8 @@ import sys
 from typing import Sequence
 
 from mmovod.classifiers.vision import AGGREGATOR_VIEWS, write_aggregated_classifier
-from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_exemplar_view_args, add_image_root_args,
-                              clip_spec_from_args, image_roots_from_args, int_at_least, make_parser,
+from mmovod.cli.flags import (IMAGE_BATCH_HELP, TRUST_CHECKPOINT_HELP, add_clip_args, add_exemplar_view_args,
+                              add_image_root_args, clip_spec_from_args, image_roots_from_args, int_at_least, make_parser,
                               view_spec_from_args)
 from mmovod.cli.run import run_tool
 from mmovod.clip.factory import device_from_flags
@@ -32,6 +32,7 @@ def get_parser() -> argparse.ArgumentParser:
                         help="exemplar list: JSON list over categories (ascending id) of lists of exemplar records")
     parser.add_argument("--out-path", required=True, help="output .npy (float16, classes x 512)")
     parser.add_argument("--load-path", required=True, help="visual aggregator checkpoint (.pth)")
+    parser.add_argument("--trust-checkpoint", action="store_true", help=TRUST_CHECKPOINT_HELP)
     parser.add_argument("--mapping_type", choices=["transformer"], default="transformer",
                         help="aggregator architecture (only the released transformer exists)")
     parser.add_argument("--num-layers", type=int_at_least(1), default=4, help="transformer layers of the checkpoint")
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> None:
     clip = clip_spec_from_args(args, device=device_from_flags(args.device, args.gpu))
     views = view_spec_from_args(args, context=AGGREGATOR_VIEWS.context, tta=args.tta)
     print(write_aggregated_classifier(args.exemplar_list, args.out_path, clip, image_roots_from_args(args),
-                                      args.load_path, args.num_layers, views, command=args.command_line))
+                                      args.load_path, args.num_layers, views, command=args.command_line,
+                                      trust_checkpoint=args.trust_checkpoint))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from mmovod.aggregator.class_sources import (TREE_DATASET, SourceClass, exemplar
 from mmovod.clip.factory import ClipBundle, load_clip
 from mmovod.clip.specs import ClipSpec, ViewSpec
 from mmovod.aggregator.distributed import DistContext, all_agree, barrier, init_distributed, shutdown
+from mmovod.io.atomic import check_output_dir
 from mmovod.io.errors import InputError
 from mmovod.readers.class_list import read_class_list
 from mmovod.readers.image_roots import default_image_roots
@@ -159,6 +160,7 @@ def cache_clip_features(
     `roots` are the image roots of exemplar records (default: the guide's folders). Returns the run
     on the main rank, None on the others.
     """
+    check_output_dir(out)
     if views.num_views > 1 and not views.tta:
         raise InputError(f"--views {views.num_views}: more than 1 view only with --tta (plain views are identical)")
     classes, kind = source_classes(image_root, exemplar_dict, class_filter)

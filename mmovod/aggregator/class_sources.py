@@ -21,7 +21,8 @@ from typing import Any, Iterable
 from mmovod.clip.crops import record_box
 from mmovod.io.errors import InputError
 from mmovod.readers.image_roots import IMAGE_ROOTS
-from mmovod.io.json_files import load_json, read_bytes
+from mmovod.readers.lvis_json import check_unique_ids
+from mmovod.io.json_files import load_json
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def lvis_rare_synsets(lvis_ann: str | os.PathLike) -> set[str]:
     cats = doc.get("categories") if isinstance(doc, dict) else doc
     if not isinstance(cats, list) or not all(isinstance(c, dict) and "synset" in c and "frequency" in c for c in cats):
         raise InputError(f"{lvis_ann}: expected LVIS categories with 'synset' and 'frequency'")
+    check_unique_ids(cats, lvis_ann)
     return {c["synset"] for c in cats if c["frequency"] == "r"}
 
 
@@ -86,7 +88,8 @@ def exemplar_dict_classes(path: str | os.PathLike) -> list[SourceClass]:
         if not isinstance(records, list):
             raise InputError(f"{path}: class {synset} is a {type(records).__name__}, expected a list of records")
         for e, record in enumerate(records):
-            if not isinstance(record, dict) or record.get("dataset") not in IMAGE_ROOTS or not record.get("file_name"):
+            if (not isinstance(record, dict) or record.get("dataset") not in IMAGE_ROOTS
+                    or not isinstance(record.get("file_name"), str) or not record["file_name"]):
                 raise InputError(f"{path}: class {synset} exemplar {e}: expected a record with 'dataset' "
                                  f"({', '.join(IMAGE_ROOTS)}) and 'file_name'")
             try:

@@ -163,17 +163,21 @@ def evaluate_aggregator(
     seed: int,
     device: str | None,
     strict: bool = False,
+    trust_checkpoint: bool = False,
 ) -> EvalRun:
     """Class retrieval of the aggregator checkpoint `load_path` on the cache's (or the listed) classes,
-    against averaging, saved as JSON to `out_path`. A checkpoint trained on another CLIP is refused."""
+    against averaging, saved as JSON to `out_path`. A checkpoint trained on another CLIP is refused;
+    `trust_checkpoint` unpickles any type the checkpoint holds (`mmovod.io.checkpoints`)."""
     out = check_output_path(out_path)
     if min(ks) < 1 or queries < 1 or trials < 1:
         raise InputError("--ks, --queries and --trials must be positive")
+    if seed < 0:
+        raise InputError(f"--seed must not be negative, got {seed}")
     cache = FeatureCache(cache_dir)
-    trained_on = trained_clip(load_path)
+    trained_on = trained_clip(load_path, trust_checkpoint)
     if trained_on is not None:
         check_cache_clip(cache, trained_on.get("clip_model"), trained_on.get("pretrained"))
-    model = VisualAggregator.from_checkpoint(load_path, num_layers=num_layers)
+    model = VisualAggregator.from_checkpoint(load_path, num_layers=num_layers, trust=trust_checkpoint)
     if model.dim != cache.dim:
         raise InputError(f"{load_path}: aggregator of dim {model.dim}, but the cache holds {cache.dim}-dim features")
     names = read_class_list(classes_path) if classes_path else None

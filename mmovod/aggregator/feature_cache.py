@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mmovod.io.arrays import save_npy
-from mmovod.io.atomic import write_bytes_atomic
+from mmovod.io.atomic import check_output_dir, output_error, write_bytes_atomic
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json, save_json
 
@@ -156,9 +156,11 @@ def prepare_cache_dir(out: str | os.PathLike, plan: CachePlan, meta: CacheMeta, 
         return root
     if not write:
         return root
-    if not root.parent.is_dir():
-        raise InputError(f"{root}: output folder {root.parent} does not exist (create it first)")
-    root.mkdir(exist_ok=True)
+    check_output_dir(root)
+    try:
+        root.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise output_error(root, exc) from None
     write_bytes_atomic(root / ITEMS_FILE, "".join(item + "\n" for item in plan.items).encode())
     save_json(index, doc, indent=True)
     return root
@@ -184,6 +186,28 @@ def write_shard(root: Path, shard: int, features: np.ndarray) -> None:
     save_npy(root / shard_name(shard), np.ascontiguousarray(features, dtype=FEATURE_DTYPE))
 
 
+# index fields a reader relies on, with their JSON type; the counts below must be at least 1, the rest at least 0
+INDEX_FIELDS: dict[str, type] = {"clip": dict, "dim": int, "views": int, "shard_size": int, "num_rows": int,
+                                 "num_shards": int, "classes": list, "class_offsets": list, "items_sha256": str}
+POSITIVE_INDEX_FIELDS = ("dim", "views", "shard_size")
+
+
+def check_index_fields(doc: dict[str, Any], index: Path) -> None:
+    """InputError naming the first index field that is missing or of the wrong kind."""
+    for key, kind in INDEX_FIELDS.items():
+        value = doc.get(key)
+        ok = isinstance(value, kind) and not isinstance(value, bool)
+        if ok and kind is int:
+            ok = value >= (1 if key in POSITIVE_INDEX_FIELDS else 0)
+        if ok and key == "classes":
+            ok = all(isinstance(v, str) for v in value)
+        if ok and key == "class_offsets":
+            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not ok:
+            problem = "missing" if key not in doc else f"has a wrong value {value!r:.40}"
+            raise InputError(f"{index}: cache index field '{key}' {problem} (re-run tools/cache_clip_features.py)")
+
+
 class FeatureCache:
     """Read-only, memory-mapped view of a finished cache.
 
@@ -204,16 +228,21 @@ class FeatureCache:
             raise InputError(f"{index}: not an mmovod feature-cache index")
         if doc.get("version") != CACHE_VERSION:
             raise InputError(f"{index}: cache format version {doc.get('version')}, this mmovod reads {CACHE_VERSION}")
+        check_index_fields(doc, index)
         self.index = doc
         self.clip: dict[str, Any] = doc["clip"]
-        self.dim = int(doc["dim"])
-        self.views = int(doc["views"])
-        self.shard_size = int(doc["shard_size"])
-        self.num_rows = int(doc["num_rows"])
+        self.dim = doc["dim"]
+        self.views = doc["views"]
+        self.shard_size = doc["shard_size"]
+        self.num_rows = doc["num_rows"]
         self.classes: list[str] = list(doc["classes"])
         self.class_offsets = np.asarray(doc["class_offsets"], dtype=np.int64)
-        if len(self.class_offsets) != len(self.classes) + 1 or self.class_offsets[-1] != self.num_rows:
+        offsets = self.class_offsets
+        if (len(offsets) != len(self.classes) + 1 or offsets[0] != 0 or offsets[-1] != self.num_rows
+                or (np.diff(offsets) < 0).any()):
             raise InputError(f"{index}: class_offsets do not match classes and num_rows")
+        if doc["num_shards"] != -(-self.num_rows // self.shard_size):
+            raise InputError(f"{index}: num_shards does not match num_rows and shard_size")
         self.shards = [self._open_shard(i) for i in range(int(doc["num_shards"]))]
 
     def _open_shard(self, shard: int) -> np.ndarray:

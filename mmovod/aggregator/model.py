@@ -5,9 +5,7 @@ Parameter names match the authors' released checkpoint (`visual_aggregator_ckpt_
 """
 from __future__ import annotations
 
-import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmovod.io.checkpoints import load_torch_file
 from mmovod.io.errors import InputError
-
-log = logging.getLogger(__name__)
-
 
 class Attention(nn.Module):
     """Multi-head self-attention; keys and values come from one projection split as [keys | values]."""
@@ -110,9 +106,11 @@ class VisualAggregator(nn.Module):
         return self.mapper.transformer(tokens, attend)[:, -1]
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, num_layers: int = 4, map_location: Any = "cpu") -> "VisualAggregator":
-        """Load the authors' checkpoint (a dict with `state_dict`, or a bare state dict) with strict keys."""
-        state = read_state_dict(path, map_location)
+    def from_checkpoint(cls, path: str | os.PathLike, num_layers: int = 4, map_location: Any = "cpu",
+                        trust: bool = False) -> "VisualAggregator":
+        """Load the authors' checkpoint (a dict with `state_dict`, or a bare state dict) with strict keys;
+        `trust` unpickles any type the file holds (see `read_state_dict`)."""
+        state = read_state_dict(path, map_location, trust)
         model = cls(dim=_infer_dim(state, path), num_layers=num_layers)
         expected = set(model.state_dict())
         missing = sorted(expected - set(state))
@@ -130,18 +128,14 @@ class VisualAggregator(nn.Module):
         return model.eval()
 
 
-def read_state_dict(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint file, with a `state_dict` wrapper and DDP `module.` prefixes removed."""
+def read_state_dict(path: str | os.PathLike, map_location: Any = "cpu", trust: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, with a `state_dict` wrapper and DDP `module.` prefixes removed.
+
+    Nothing but tensors, containers and a few harmless types is unpickled unless `trust`
+    (`mmovod.io.checkpoints.load_torch_file`).
+    """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: checkpoint not found")
-    try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        log.warning("%s holds non-tensor objects; loading it with full unpickling (only for files you trust)", p)
-        obj = torch.load(p, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise InputError(f"{p}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from None
+    obj = load_torch_file(p, "aggregator checkpoint", trust=trust, map_location=map_location)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 import numpy as np
 import orjson
@@ -31,8 +31,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.io.atomic import atomic_open
+from mmovod.io.atomic import atomic_open, check_output_dir, output_error
 from mmovod.aggregator.distributed import DistContext, init_distributed, shutdown
+from mmovod.io.checkpoints import load_torch_file
 from mmovod.io.errors import InputError
 from mmovod.aggregator.feature_cache import FeatureCache, check_cache_clip, describe_clip
 from mmovod.io.json_files import dumps_json
@@ -80,6 +81,13 @@ class TrainConfig:
             raise InputError(f"--view-sampling must be one of {', '.join(VIEW_SAMPLINGS)}, got {self.view_sampling!r}")
         if self.temperature <= 0:
             raise InputError(f"--temperature must be positive, got {self.temperature}")
+        if not (self.lr > 0 and self.weight_decay >= 0 and 0 <= self.min_lr_ratio <= 1 and self.grad_clip >= 0):
+            raise InputError("need --lr > 0, --weight-decay >= 0, 0 <= --min-lr-ratio <= 1 and --grad-clip >= 0 "
+                             f"(got {self.lr}, {self.weight_decay}, {self.min_lr_ratio}, {self.grad_clip})")
+        if self.num_layers < 1:
+            raise InputError(f"--num-layers must be at least 1, got {self.num_layers}")
+        if self.seed < 0:
+            raise InputError(f"--seed must not be negative, got {self.seed}")
 
     # Fields that may change when resuming (how long to train), all others must match the checkpoint.
     RESUMABLE_CHANGES = ("steps",)
@@ -247,45 +255,66 @@ def _cache_identity(cache: FeatureCache) -> dict[str, Any]:
     return {"items_sha256": cache.index["items_sha256"], "num_rows": cache.num_rows, "classes": len(cache.classes)}
 
 
-def trained_clip(path: str | os.PathLike) -> dict[str, Any] | None:
+def trained_clip(path: str | os.PathLike, trust: bool = False) -> dict[str, Any] | None:
     """The CLIP (`ClipBundle.describe()`) a checkpoint of ours was trained for; None for files that do
-    not record it (the authors' released weights) or cannot be read safely here."""
-    try:
-        obj = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception:  # unreadable or pickled objects: from_checkpoint reports the problem
-        return None
+    not record it (the authors' released weights). InputError for a file that cannot be read safely."""
+    obj = load_torch_file(path, "aggregator checkpoint", trust=trust)
     clip = obj.get("clip") if isinstance(obj, dict) else None
     return clip if isinstance(clip, dict) else None
 
 
 def load_resume(path: Path, config: TrainConfig, cache: FeatureCache) -> dict[str, Any]:
     """Read a training checkpoint and check it belongs to this cache and configuration."""
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint to resume from not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise InputError(f"{path}: not a readable training checkpoint ({str(exc).splitlines()[0]})") from None
+    state = load_torch_file(path, "training checkpoint to resume from",
+                            hint="resume only from the checkpoint-*.pth files this tool writes")
     if not isinstance(state, dict) or state.get("format") != TRAIN_FORMAT or "optimizer" not in state:
         raise InputError(f"{path}: not a training checkpoint of tools/train_visual_aggregator.py (cannot resume from it)")
-    if state["clip"] != cache.clip:
-        raise InputError(f"{path}: trained on CLIP {describe_clip(state['clip'])} features, the cache holds {describe_clip(cache.clip)}")
-    if state["cache"] != _cache_identity(cache):
+    if state.get("clip") != cache.clip:
+        raise InputError(f"{path}: trained on CLIP {describe_clip(state.get('clip'))} features, the cache holds {describe_clip(cache.clip)}")
+    if state.get("cache") != _cache_identity(cache):
         raise InputError(f"{path}: trained on another feature cache than {cache.root}")
-    old, new = state["config"], dataclasses.asdict(config)
+    old, new = state.get("config"), dataclasses.asdict(config)
+    if not isinstance(old, dict):
+        raise InputError(f"{path}: holds no training 'config' (cannot resume from it)")
     differing = [k for k in new if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != new[k]]
     if differing:
         raise InputError(f"{path}: trained with other settings ({', '.join(f'{k}={old.get(k)}' for k in differing)}); pass the same flags to resume")
     return state
 
 
+def _metrics_step(line: bytes) -> float:
+    """The step of a metrics line; infinity for a line that is not a complete record."""
+    try:
+        step = orjson.loads(line).get("step")
+    except (orjson.JSONDecodeError, AttributeError):
+        return math.inf
+    return step if isinstance(step, int) else math.inf
+
+
 def _rewrite_metrics(path: Path, upto_step: int) -> None:
-    """Keep the metric lines of steps <= `upto_step` (those after it belong to the interrupted run)."""
+    """Keep the metric lines of steps <= `upto_step` (those after it, and a line torn by a kill, belong
+    to the interrupted run)."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_bytes().splitlines() if line.strip() and orjson.loads(line)["step"] <= upto_step]
+    kept = [line for line in path.read_bytes().splitlines() if _metrics_step(line) <= upto_step]
     with atomic_open(path, "wb") as handle:
         handle.write(b"".join(line + b"\n" for line in kept))
+
+
+def _open_metrics(path: Path, resumed: bool) -> IO[bytes]:
+    """metrics.jsonl for appending after a resume, else a clean log (an earlier run without checkpoints is dropped)."""
+    try:
+        return open(path, "ab" if resumed else "wb")
+    except OSError as exc:
+        raise output_error(path, exc) from None
+
+
+def _log_metrics(handle: IO[bytes], record: dict[str, Any]) -> None:
+    try:
+        handle.write(dumps_json(record) + b"\n")
+        handle.flush()
+    except OSError as exc:
+        raise output_error(handle.name, exc) from None
 
 
 @dataclass
@@ -316,9 +345,7 @@ def train(
     config.check()
     out = Path(out_dir)
     if ctx.is_main:
-        if not out.parent.is_dir():
-            raise InputError(f"{out}: output folder {out.parent} does not exist (create it first)")
-        out.mkdir(exist_ok=True)
+        check_output_dir(out)
     if config.batch_classes % ctx.world_size:
         raise InputError(f"--batch-classes {config.batch_classes} is not divisible by the {ctx.world_size} ranks")
     classes = eligible_classes(cache, 2 * config.k_max, strict)
@@ -336,7 +363,12 @@ def train(
         _restore_rng(state["rng"], ctx)
         start = int(state["step"])
         log.info("resumed from %s at step %d", resume, start)
-        if ctx.is_main:
+    if ctx.is_main:  # every input is checked: only now is anything written
+        try:
+            out.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise output_error(out, exc) from None
+        if resume is not None:
             _rewrite_metrics(out / METRICS_NAME, start)
     train_model: torch.nn.Module = model
     if ctx.distributed:
@@ -359,7 +391,7 @@ def train(
         }, checkpoint_path(out, step))
 
     first_loss = last_loss = None
-    metrics = open(out / METRICS_NAME, "ab") if ctx.is_main else None
+    metrics = _open_metrics(out / METRICS_NAME, resumed=resume is not None) if ctx.is_main else None
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         pending = pool.submit(fetch, start) if start < config.steps else None
@@ -391,8 +423,7 @@ def train(
             first_loss = loss_value if first_loss is None else first_loss
             last_loss = loss_value
             if metrics is not None:
-                metrics.write(dumps_json(record) + b"\n")
-                metrics.flush()
+                _log_metrics(metrics, record)
             if on_step is not None:
                 on_step(record)
             if ctx.is_main and checkpoint_every > 0 and (step + 1) % checkpoint_every == 0 and step + 1 < config.steps:
@@ -429,12 +460,16 @@ def train_on_cache(
     given) is refused; `resume` may be "latest" (the newest checkpoint in `out_dir`).
     Returns the result on the main rank, None on the others."""
     config.check()
+    check_output_dir(out_dir)
     cache = FeatureCache(cache_dir)
     check_cache_clip(cache, clip_model, pretrained)
     if resume == "latest":
         resume = latest_checkpoint(Path(out_dir))
         if resume is None:
             raise InputError(f"{out_dir}: --resume latest found no checkpoint-*.pth")
+    elif resume is None and (earlier := latest_checkpoint(Path(out_dir))) is not None:
+        raise InputError(f"{out_dir}: holds {earlier.name} of an earlier run; continue it with --resume latest, "
+                         "or train into a new --out")
     ctx = init_distributed(device)
     bars: list[tqdm] = []
 

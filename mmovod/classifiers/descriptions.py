@@ -6,6 +6,12 @@ removed and a `.` appended (the recipe of the original MM-OVOD script, which use
 OpenAI API). Instruct models go through the completions endpoint, chat models through chat
 completions.
 
+Answers are cleaned (the authors' own file has 69 of 12,030 sentences that are just "."): an empty,
+one-word or duplicate (within its class, ignoring case and spacing) sample is re-sampled, for at
+most `RESAMPLE_ROUNDS` requests that return such samples; a class still short after that keeps the
+good samples it has. What was rejected is counted per class (`DescriptionClient.rejected`, kept in
+the cache) and reported.
+
 Every finished class is appended (one JSON line, flushed and fsynced) to a cache beside the output,
 whose first line records the request settings; a re-run with the same settings skips finished
 classes, so an interrupted run resumes where it stopped. The final JSON is written atomically only
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -25,10 +32,11 @@ import openai
 import orjson
 from tqdm import tqdm
 
-from mmovod.io.atomic import atomic_open, check_output_path
+from mmovod.io.atomic import atomic_open, check_output_path, output_error
 from mmovod.io.errors import InputError
-from mmovod.io.json_files import save_json
-from mmovod.classifiers.text_inputs import description_key, load_categories
+from mmovod.io.json_files import read_bytes, save_json
+from mmovod.classifiers.text_inputs import description_key
+from mmovod.vocabulary.reader import read_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,7 @@ PROMPT = "Describe what {article} {name} looks like."
 # models served through the (legacy) completions endpoint; everything else goes through chat completions
 COMPLETION_MODEL_MARKERS = ("instruct", "davinci", "babbage", "curie", "text-ada")
 SUGGESTED_MODELS = "gpt-4o-mini (chat) or gpt-3.5-turbo-instruct (completions)"
+RESAMPLE_ROUNDS = 5
 
 
 class ServiceError(Exception):
@@ -63,13 +72,32 @@ def clean_sample(text: str | None) -> str:
     return (text or "").replace("\n\n", "").strip() + "."
 
 
+def sample_problem(sample: str, seen: set[str]) -> str | None:
+    """Why a cleaned sample is rejected ("empty", "one word", "duplicate" of one in `seen`), or None.
+
+    `seen` holds the accepted samples' comparison keys (case-folded words); an accepted sample's key
+    is added to it.
+    """
+    words = sample.rstrip(".").split()
+    if not words:
+        return "empty"
+    if len(words) == 1:
+        return "one word"
+    key = " ".join(words).casefold()
+    if key in seen:
+        return "duplicate"
+    seen.add(key)
+    return None
+
+
 def output_path_for(template: str, model: str) -> Path:
     """`template` with `{}` replaced by the model name (`/` in model names becomes `_`)."""
     return Path(template.replace("{}", model.replace("/", "_")))
 
 
-def cache_path_for(output: str | os.PathLike) -> Path:
-    return Path(str(output) + ".partial.jsonl")
+def cache_path_for(output: str | os.PathLike, model: str, api: str) -> Path:
+    """The resume cache of `output` for one model and endpoint: a run with another model starts its own."""
+    return Path(f"{output}.{re.sub(r'[^A-Za-z0-9._-]', '_', model)}-{api}.partial.jsonl")
 
 
 @dataclass(frozen=True)
@@ -83,6 +111,7 @@ class RequestSettings:
     max_tokens: int = MAX_TOKENS
     stop: str = STOP
     prompt: str = PROMPT
+    clean: bool = True  # empty, one-word and duplicate samples are re-sampled
 
 
 @dataclass(frozen=True)
@@ -93,6 +122,26 @@ class RetryPolicy:
     max_retries: int = 6
     backoff: float = 1.0
     max_wait: float = 60.0
+
+
+def response_texts(body: bytes, api: str) -> list[str]:
+    """The sample texts of a completions (`api` "completions") or chat-completions response body, read
+    from the wire format itself (the SDK does not check it); ValueError saying what is wrong."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValueError(f"a body that is not JSON ({body[:60]!r})") from None
+    choices = doc.get("choices") if isinstance(doc, dict) else None
+    if not isinstance(choices, list):
+        raise ValueError("JSON without a 'choices' list")
+    texts = []
+    for choice in choices:
+        holder = choice.get("message") if api == "chat" and isinstance(choice, dict) else choice
+        key = "content" if api == "chat" else "text"
+        if not isinstance(holder, dict) or not isinstance(holder.get(key, 0), (str, type(None))):
+            raise ValueError(f"a choice without a '{key}' string ({str(choice)[:60]})")
+        texts.append(holder[key] or "")
+    return texts
 
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
@@ -117,27 +166,54 @@ class DescriptionClient:
         self._secret = api_key
         self._lock = threading.Lock()
         self.retried = 0
+        self.rejected: dict[str, dict[str, int]] = {}  # class -> {reason: count}, for classes with rejects
         self.stop_event = threading.Event()
 
     def describe(self, name: str) -> list[str]:
-        """`settings.samples` cleaned descriptions of class `name` (asks again when a server caps `n`)."""
+        """`settings.samples` cleaned descriptions of class `name` (asks again when a server caps `n`,
+        and for rejected samples, see the module docstring)."""
         prompt = describe_prompt(name)
         samples: list[str] = []
-        while len(samples) < self.settings.samples:
+        seen: set[str] = set()
+        rejected: dict[str, int] = {}
+        rounds = 0
+        while len(samples) < self.settings.samples and rounds <= RESAMPLE_ROUNDS:
             texts = self._request(prompt, self.settings.samples - len(samples))
             if not texts:
                 raise ServiceError(f"the server returned no choices for {prompt!r}")
-            samples.extend(clean_sample(t) for t in texts[: self.settings.samples - len(samples)])
+            before = sum(rejected.values())
+            for text in texts[: self.settings.samples - len(samples)]:
+                sample = clean_sample(text)
+                problem = sample_problem(sample, seen) if self.settings.clean else None
+                if problem is None:
+                    samples.append(sample)
+                else:
+                    rejected[problem] = rejected.get(problem, 0) + 1
+            rounds += sum(rejected.values()) > before
+        if not samples:
+            raise ServiceError(f"no usable description of {name!r} in {rounds} answers with only empty, "
+                               "one-word or duplicate samples; try another model")
+        if len(samples) < self.settings.samples:
+            rejected["missing"] = self.settings.samples - len(samples)
+        if rejected:
+            with self._lock:
+                self.rejected[name] = rejected
         return samples
 
     def _create(self, prompt: str, n: int) -> list[str]:
         s = self.settings
         common = dict(model=s.model, n=n, temperature=s.temperature, max_tokens=s.max_tokens, stop=s.stop)
         if s.api == "chat":
-            response = self.client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **common)
-            return [choice.message.content or "" for choice in response.choices]
-        response = self.client.completions.create(prompt=prompt, **common)
-        return [choice.text for choice in response.choices]
+            raw = self.client.chat.completions.with_raw_response.create(
+                messages=[{"role": "user", "content": prompt}], **common)
+        else:
+            raw = self.client.completions.with_raw_response.create(prompt=prompt, **common)
+        try:
+            return response_texts(raw.http_response.content, s.api)
+        except ValueError as exc:
+            raise InputError(f"the server at {self.client.base_url} answered HTTP {raw.status_code} with {exc} instead "
+                             f"of an OpenAI {s.api} response (a proxy, or a server of another kind? check --base-url "
+                             "and --api)") from None
 
     def _wait(self, exc: Exception, attempt: int) -> float:
         wait_s = self.retry.backoff * 2 ** attempt
@@ -191,6 +267,7 @@ class DescriptionCache:
     def __init__(self, path: str | os.PathLike, settings: RequestSettings):
         self.path = Path(path)
         self.settings = settings
+        self.rejected: dict[str, dict[str, int]] = {}  # the cached classes' rejected samples
 
     def load(self) -> dict[str, list[str]]:
         """Finished classes from an earlier run (a torn last line from a kill is dropped), creating the file if new."""
@@ -199,7 +276,7 @@ class DescriptionCache:
             with atomic_open(self.path, "wb") as handle:
                 handle.write(header)
             return {}
-        data = self.path.read_bytes()
+        data = read_bytes(self.path, "description cache")
         lines = data.split(b"\n")
         complete = lines[:-1]  # the part after the last newline is a torn write (or empty)
         if not complete or complete[0] + b"\n" != header:
@@ -210,18 +287,27 @@ class DescriptionCache:
             try:
                 entry = orjson.loads(line)
                 done[entry["class"]] = entry["descriptions"]
+                if entry.get("rejected"):
+                    self.rejected[entry["class"]] = entry["rejected"]
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 raise InputError(f"{self.path}: line {number} is not a cache entry; delete the file to start over") from None
         if lines[-1]:
             log.info("%s: dropping a torn last line", self.path)
-            os.truncate(self.path, len(data) - len(lines[-1]))
+            try:
+                os.truncate(self.path, len(data) - len(lines[-1]))
+            except OSError as exc:
+                raise output_error(self.path, exc) from None
         return done
 
-    def append(self, name: str, descriptions: list[str]) -> None:
-        with open(self.path, "ab") as handle:
-            handle.write(orjson.dumps({"class": name, "descriptions": descriptions}) + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    def append(self, name: str, descriptions: list[str], rejected: dict[str, int] | None = None) -> None:
+        entry = {"class": name, "descriptions": descriptions, **({"rejected": rejected} if rejected else {})}
+        try:
+            with open(self.path, "ab") as handle:
+                handle.write(orjson.dumps(entry) + b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
 
 
 def generate_descriptions(
@@ -237,11 +323,14 @@ def generate_descriptions(
     Classes already in the cache beside `output` are not asked again; new ones are asked with
     `workers` concurrent requests and appended to the cache as they finish (`on_done(name)` is
     called for each, and first for each class found in the cache). The output is written atomically once all are done; the cache is then
-    removed unless `keep_cache` (a partial `--limit` run keeps it for the full run).
+    removed unless `keep_cache` (a partial `--limit` run keeps it for the full run). Rejected
+    samples of every class, cached or new, end up in `describer.rejected`.
     """
+    settings = describer.settings
     check_output_path(output)
-    cache = DescriptionCache(cache_path_for(output), describer.settings)
+    cache = DescriptionCache(check_output_path(cache_path_for(output, settings.model, settings.api)), settings)
     done = cache.load()
+    describer.rejected.update({n: r for n, r in cache.rejected.items() if n in names})
     todo = [n for n in names if n not in done]
     if len(todo) < len(names):
         log.info("resuming: %d of %d classes already in %s", len(names) - len(todo), len(names), cache.path)
@@ -259,12 +348,14 @@ def generate_descriptions(
                 for future in sorted(finished, key=lambda f: f.exception() is not None):
                     name = futures[future]
                     done[name] = future.result()
-                    cache.append(name, done[name])
+                    cache.append(name, done[name], describer.rejected.get(name))
                     if on_done is not None:
                         on_done(name)
         except BaseException:
             describer.stop_event.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            if not done:  # nothing to resume from: leave no cache behind
+                cache.path.unlink(missing_ok=True)
             raise
     result = {n: done[n] for n in names}
     save_json(output, result, indent=True)
@@ -289,12 +380,19 @@ def make_client(base_url: str | None, timeout: float) -> tuple[openai.OpenAI, st
 
 @dataclass(frozen=True)
 class DescribedClasses:
-    """What `describe_classes` wrote: `classes` x `samples` descriptions to `path`."""
+    """What `describe_classes` wrote: `classes` x `samples` descriptions to `path`; `rejected`: per
+    class with rejected samples, {reason: count} (also written to `report_path` when not empty)."""
 
     classes: int
     samples: int
     path: Path
     retried: int
+    rejected: dict[str, dict[str, int]]
+    report_path: Path | None
+
+
+def report_path_for(output: str | os.PathLike) -> Path:
+    return Path(str(output) + ".report.json")
 
 
 def describe_classes(
@@ -310,8 +408,9 @@ def describe_classes(
     backoff: float = 1.0,
     limit: int | None = None,
 ) -> DescribedClasses:
-    """Describe the categories of `ann_path` (the first `limit` ones when given) with `model` and write
-    them to `output_path_for(output_template, model)`, with a progress bar.
+    """Describe the classes of the vocabulary `ann_path` (any format of `mmovod.vocabulary.reader`;
+    the first `limit` classes when given) with `model` and write them to
+    `output_path_for(output_template, model)`, with a progress bar.
 
     `api` defaults to `default_api(model)`. Raises ServiceError when the server keeps failing (the
     finished classes stay in the cache for a re-run).
@@ -320,9 +419,11 @@ def describe_classes(
         logging.getLogger(transport).setLevel(logging.WARNING)
     if workers < 1 or (limit is not None and limit < 1) or max_retries < 0:
         raise InputError("--workers and --limit must be >= 1, --max-retries >= 0")
+    if not (timeout > 0 and backoff >= 0):
+        raise InputError(f"--timeout must be positive and --backoff not negative, got {timeout} and {backoff}")
     output = output_path_for(output_template, model)
-    cats = load_categories(ann_path)
-    names = [description_key(c) for c in cats][:limit]
+    vocab = read_vocabulary(ann_path)
+    names = [description_key(c.as_category(i)) for i, c in enumerate(vocab.classes)][:limit]
     settings = RequestSettings(model=model, api=api or default_api(model))
     client, api_key = make_client(base_url, timeout)
     describer = DescriptionClient(client, settings, RetryPolicy(max_retries, backoff), api_key)
@@ -332,4 +433,11 @@ def describe_classes(
             bar.set_postfix(retried=describer.retried)
 
         generate_descriptions(names, describer, output, workers, done, keep_cache=limit is not None)
-    return DescribedClasses(len(names), settings.samples, output, describer.retried)
+    rejected = {n: describer.rejected[n] for n in names if n in describer.rejected}
+    report = report_path_for(output)
+    if rejected:
+        save_json(report, {"rejected_samples_per_class": rejected}, indent=True)
+    else:
+        report.unlink(missing_ok=True)  # from an earlier run; this one rejected nothing
+    return DescribedClasses(len(names), settings.samples, output, describer.retried, rejected,
+                            report if rejected else None)

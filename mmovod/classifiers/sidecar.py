@@ -64,6 +64,12 @@ def sidecar_path(npy_path: str | os.PathLike) -> Path:
     return Path(str(npy_path) + ".json")
 
 
+def check_classifier_path(path: str | os.PathLike) -> Path:
+    """`check_output_path` for a classifier `.npy` and its `.npy.json` sidecar (both are written)."""
+    check_output_path(sidecar_path(path))
+    return check_output_path(path)
+
+
 def make_sidecar(array: np.ndarray, kind: str, clip: dict[str, Any] | None, *, space: str = "clip",
                  normalized: bool = False, class_names: Sequence[str] | None = None,
                  category_ids: Sequence[int | None] | None = None, command: str | None = None,
@@ -81,7 +87,7 @@ def make_sidecar(array: np.ndarray, kind: str, clip: dict[str, Any] | None, *, s
 
 def save_classifier(path: str | os.PathLike, array: np.ndarray, sidecar: ClassifierSidecar) -> None:
     """Write a classifier `.npy` and its sidecar, each atomically."""
-    check_output_path(path)
+    check_classifier_path(path)
     if tuple(array.shape) != tuple(sidecar.shape) or str(array.dtype) != sidecar.dtype:
         raise ValueError(f"sidecar describes {sidecar.shape} {sidecar.dtype}, array is {array.shape} {array.dtype}")
     payload = dumps_json(sidecar.to_json(), indent=True)

@@ -15,13 +15,12 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from mmovod.classifiers.sidecar import make_sidecar, save_classifier
+from mmovod.classifiers.sidecar import check_classifier_path, make_sidecar, save_classifier
 from mmovod.classifiers.text_inputs import (PROMPTS, class_prompts, descriptions_per_class, load_categories,
                                             load_descriptions, prompt_sentences)
 from mmovod.clip.factory import ClipBundle
 from mmovod.clip.specs import ClipSpec, as_bundle
 from mmovod.clip.text_encoding import encode_class_means
-from mmovod.io.atomic import check_output_path
 from mmovod.io.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ def write_prompt_classifier(
 ) -> np.ndarray:
     """Embed the `PROMPTS[prompt]` sentence of each class name (or of each synonym, averaged, with
     `avg_synonyms`) of `ann_path` and write the float32 (C, D) classifier with its sidecar."""
-    check_output_path(out_path)
+    check_classifier_path(out_path)
     cats = load_categories(ann_path)
     if use_wn_name and not avg_synonyms:
         log.warning("--use_wn_name only changes the output together with --avg_synonyms (as in Detic)")
@@ -97,7 +96,7 @@ def write_description_classifier(
     command: str | None = None,
 ) -> np.ndarray:
     """Embed each class's descriptions and write their float32 (C, D) mean per class with its sidecar."""
-    check_output_path(out_path)
+    check_classifier_path(out_path)
     cats = load_categories(ann_path)
     sentences = descriptions_per_class(load_descriptions(descriptions_path), cats, descriptions_path)
     return _write(out_path, sentences, clip, "descriptions", cats, command, {

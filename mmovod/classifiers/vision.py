@@ -20,12 +20,11 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.classifiers.sidecar import make_sidecar, save_classifier
+from mmovod.classifiers.sidecar import check_classifier_path, make_sidecar, save_classifier
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
 from mmovod.clip.factory import ClipBundle
 from mmovod.clip.image_encoding import ExemplarEmbeddings, encode_exemplars
 from mmovod.clip.specs import ClipSpec, ViewSpec, as_bundle
-from mmovod.io.atomic import check_output_path
 from mmovod.io.errors import InputError
 from mmovod.readers.exemplar_list import ExemplarList, check_images_exist, class_category_ids, load_exemplar_list
 from mmovod.readers.image_roots import default_image_roots
@@ -147,7 +146,7 @@ def write_average_classifier(exemplar_list: str | os.PathLike, out_path: str | o
                              roots: Mapping[str, Path], views: ViewSpec = AVERAGE_VIEWS, *,
                              command: str | None = None) -> ClassifierSummary:
     """Write the averaged classifier of `exemplar_list` (float32 `(C, D)`) to `out_path` with its sidecar."""
-    check_output_path(out_path)
+    check_classifier_path(out_path)
     views = dataclasses.replace(views, tta=True)
     exemplars, bundle = _exemplars_and_image_tower(exemplar_list, clip, roots, views.skip_bad)
     encoded = encode_exemplar_views(exemplars, bundle, views, roots, batch_size=clip.batch_size)
@@ -161,11 +160,12 @@ def write_average_classifier(exemplar_list: str | os.PathLike, out_path: str | o
 
 def write_aggregated_classifier(exemplar_list: str | os.PathLike, out_path: str | os.PathLike, clip: ClipSpec,
                                 roots: Mapping[str, Path], aggregator_path: str | os.PathLike, num_layers: int,
-                                views: ViewSpec = AGGREGATOR_VIEWS, *, command: str | None = None) -> ClassifierSummary:
+                                views: ViewSpec = AGGREGATOR_VIEWS, *, command: str | None = None,
+                                trust_checkpoint: bool = False) -> ClassifierSummary:
     """Write the aggregator classifier of `exemplar_list` (float16 `(C, 512)`) to `out_path` with its
-    sidecar, using the aggregator checkpoint `aggregator_path`."""
-    check_output_path(out_path)
-    aggregator = VisualAggregator.from_checkpoint(aggregator_path, num_layers=num_layers)
+    sidecar, using the aggregator checkpoint `aggregator_path` (`trust_checkpoint`: unpickle any type it holds)."""
+    check_classifier_path(out_path)
+    aggregator = VisualAggregator.from_checkpoint(aggregator_path, num_layers=num_layers, trust=trust_checkpoint)
     exemplars, bundle = _exemplars_and_image_tower(exemplar_list, clip, roots, views.skip_bad)
     check_aggregator_fits(aggregator, bundle)
     encoded = encode_exemplar_views(exemplars, bundle, views, roots, batch_size=clip.batch_size)

@@ -12,8 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Callable, Sequence
 
-from mmovod.clip.specs import ClipSpec, ViewSpec
-from mmovod.clip.view_ops import VIEW_ORDERS
+from mmovod.clip.specs import VIEW_ORDERS, ClipSpec, ViewSpec
 from mmovod.readers.image_roots import IMAGE_ROOTS
 
 
@@ -64,6 +63,10 @@ def non_negative_float(text: str) -> float:
 def command_line(prog: str, argv: Sequence[str]) -> str:
     """The command as a user would type it, recorded in output sidecars."""
     return shlex.join([prog, *argv])
+
+
+TRUST_CHECKPOINT_HELP = ("trust the checkpoint file: unpickle every type it holds, which can run code from the "
+                         "file (by default only tensors, plain values, numpy scalars and argparse.Namespace are read)")
 
 
 # --- CLIP ---------------------------------------------------------------------------------------

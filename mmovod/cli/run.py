@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from mmovod.cli.flags import command_line
@@ -12,12 +13,16 @@ from mmovod.io.errors import InputError
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-
-
 def setup_logging(verbose: bool = False) -> None:
     """mmovod's own messages at INFO (DEBUG with verbose); third-party libraries only from WARNING."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr, force=True)
     logging.getLogger("mmovod").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def tool_file_name(body: Callable, default: str) -> str:
+    """`x.py` for a function defined in tools/x.py (run as a script or imported), else `default`."""
+    path = getattr(sys.modules.get(getattr(body, "__module__", "")), "__file__", None)
+    return Path(path).name if path else default
 
 
 def run_tool(
@@ -27,10 +32,15 @@ def run_tool(
 ) -> int:
     """Parse `argv`, run `body(args)`, map InputError to one stderr line and exit code 2.
 
+    Messages start with the tool's file name (`body`'s module), also when `main` is called in-process;
     `args.command_line` holds the command as typed, for the sidecars of the outputs.
     """
+    parser.prog = tool_file_name(body, parser.prog)
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, one `prog: error:` line): returned, not raised
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     args.command_line = command_line(parser.prog, argv)
     setup_logging(getattr(args, "verbose", False))
     try:

@@ -1,7 +1,7 @@
 """Exemplar crops: a record's image (EXIF orientation applied, RGB) cut to its box with context.
 
-Geometry (the original scripts'): ImageNet records use the whole image. An LVIS box `[x, y, w, h]`
-becomes `[floor(x), floor(y), floor(w) + 1, floor(h) + 1]`; a Visual Genome record's `x, y, w, h`
+Geometry (the original scripts'): ImageNet records, and `file` records without a `bbox`, use the
+whole image. An LVIS (or `file`) box `[x, y, w, h]` becomes `[floor(x), floor(y), floor(w) + 1, floor(h) + 1]`; a Visual Genome record's `x, y, w, h`
 are truncated to int. Around the box centre, w and h are scaled by (1 + context), the box is made
 square with side max(w, h), clamped to the image and its four coordinates truncated to int. Boxes
 that end up empty (zero size, or lying outside the image) are clamped to at least one pixel inside
@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from mmovod.io.errors import InputError
-from mmovod.readers.image_roots import record_image_path
+from mmovod.readers.image_roots import FILE_DATASET, record_image_path
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +46,29 @@ def _number(record: Mapping[str, Any], key: str, value: Any) -> float:
     return float(value)
 
 
+def _check_size(record: Mapping[str, Any], w: float, h: float) -> None:
+    if w < 0 or h < 0:
+        raise InputError(f"{record.get('dataset')} exemplar record {record.get('file_name')!r}: box width {w} and "
+                         f"height {h} must not be negative")
+
+
 def record_box(record: Mapping[str, Any]) -> tuple[int, int, int, int] | None:
     """The integer `(x, y, w, h)` box of a record, or None for a whole-image (ImageNet) record."""
     dataset = record.get("dataset")
-    if dataset == "imagenet21k":
+    if dataset == "imagenet21k" or (dataset == FILE_DATASET and record.get("bbox") is None):
         return None
-    if dataset == "lvis":
+    if dataset in ("lvis", FILE_DATASET):
         bbox = record.get("bbox")
         if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-            raise InputError(f"lvis exemplar record {record.get('file_name')!r}: 'bbox' must be [x, y, w, h], found {bbox!r}")
+            raise InputError(f"{dataset} exemplar record {record.get('file_name')!r}: 'bbox' must be [x, y, w, h], found {bbox!r}")
         x, y, w, h = (_number(record, "bbox", v) for v in bbox)
+        _check_size(record, w, h)
         return math.floor(x), math.floor(y), math.floor(w) + 1, math.floor(h) + 1
     if dataset == "visual_genome":
         x, y, w, h = (_number(record, k, record.get(k)) for k in ("x", "y", "w", "h"))
+        _check_size(record, w, h)
         return int(x), int(y), int(w), int(h)
-    raise InputError(f"unknown exemplar dataset {dataset!r} (expected lvis, imagenet21k or visual_genome)")
+    raise InputError(f"unknown exemplar dataset {dataset!r} (expected lvis, imagenet21k, visual_genome or file)")
 
 
 def exemplar_crop_box(record: Mapping[str, Any], image_width: int, image_height: int, context: float) -> Box:

@@ -30,8 +30,11 @@ from typing import Any, Callable, ContextManager, Iterator
 
 import open_clip
 import torch
+from safetensors import SafetensorError
 
+from mmovod.io.checkpoints import unpickling_error
 from mmovod.io.errors import InputError
+from mmovod.io.json_files import load_json
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ OPENAI_NAMES = {
 }
 NO_WEIGHTS = ("none", "random")
 TOWERS = ("both", "text", "image")
+MODEL_CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
+PLAIN_STATE_DICT_HINT = "re-save its weights as a plain state dict of tensors, or as .safetensors"
 # keys of OpenAI's TorchScript archives that are attributes, not weights
 _JIT_ONLY_KEYS = ("input_resolution", "context_length", "vocab_size")
 
@@ -107,6 +112,7 @@ def resolve_model_name(clip_model: str, pretrained: str | None) -> tuple[str, st
         config = Path(clip_model)
         if not config.is_file():
             raise InputError(f"{config}: model config not found")
+        _check_model_config(config)
         open_clip.add_model_config(config)
         name = config.stem
     elif clip_model in OPENAI_NAMES:
@@ -122,6 +128,14 @@ def resolve_model_name(clip_model: str, pretrained: str | None) -> tuple[str, st
     if pretrained is not None and pretrained.lower() in NO_WEIGHTS:
         pretrained = None
     return name, pretrained
+
+
+def _check_model_config(path: Path) -> None:
+    """InputError unless `path` is a JSON object with the keys open_clip needs (it skips others silently)."""
+    doc = load_json(path, "model config")
+    missing = [k for k in MODEL_CONFIG_KEYS if not isinstance(doc, dict) or k not in doc]
+    if missing:
+        raise InputError(f"{path}: not an open_clip model config (no {', '.join(repr(k) for k in missing)})")
 
 
 def _check_pretrained(name: str, pretrained: str | None) -> None:
@@ -157,7 +171,13 @@ def _weights_help(name: str, tag: str) -> str:
 
 
 def _load_local_checkpoint(model: torch.nn.Module, path: str, clip_model: str) -> None:
-    """Load a local checkpoint file into `model` (OpenAI TorchScript or any open_clip-readable state dict)."""
+    """Load a local checkpoint file into `model` (OpenAI TorchScript or any open_clip-readable state dict).
+
+    A pickled checkpoint is read with `weights_only=True` (open_clip's default): a file holding other
+    types than tensors and plain values is refused, never unpickled.
+    """
+    if Path(path).stat().st_size == 0:
+        raise InputError(f"{path}: CLIP checkpoint is empty (0 bytes)")
     try:
         if is_torchscript_archive(path):
             with warnings.catch_warnings():
@@ -169,8 +189,11 @@ def _load_local_checkpoint(model: torch.nn.Module, path: str, clip_model: str) -
             model.load_state_dict(state_dict)
         else:
             open_clip.load_checkpoint(model, path)
-    except (RuntimeError, OSError, ValueError, EOFError, KeyError, StopIteration, pickle.UnpicklingError,
-            AssertionError) as exc:
+    except pickle.UnpicklingError as exc:
+        raise unpickling_error(path, "CLIP checkpoint", exc, hint=PLAIN_STATE_DICT_HINT) from None
+    except (AttributeError, TypeError, StopIteration):  # open_clip reads the object as a non-empty dict of tensors
+        raise InputError(f"{path}: not a CLIP state dict (expected a dict of tensors, or one under 'state_dict')") from None
+    except (RuntimeError, OSError, ValueError, EOFError, KeyError, AssertionError, SafetensorError) as exc:
         # open_clip asserts on mismatched positional-embedding widths; load_state_dict raises "Error(s) in loading"
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
         if isinstance(exc, AssertionError) or lines[0].startswith("Error(s) in loading"):

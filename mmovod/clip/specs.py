@@ -6,10 +6,15 @@ Tools build these from their flags (`mmovod.cli.flags`); notebooks build them di
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mmovod.clip.factory import ClipBundle, load_clip
-from mmovod.clip.view_ops import VIEW_ORDERS
 from mmovod.io.errors import InputError
+
+if TYPE_CHECKING:  # the factory imports torch and open_clip; tools that only parse flags must not pay for them
+    from mmovod.clip.factory import ClipBundle
+
+VIEW_ORDERS = ("fast", "original")
+"""How TTA views can be made (`mmovod.clip.view_ops`); defined here, without torch, for the flag parsers."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class ClipSpec:
 
     def load(self, tower: str = "both") -> ClipBundle:
         """The loaded model (`tower` "text" or "image" frees the other tower)."""
+        from mmovod.clip.factory import load_clip
+
         return load_clip(self.model, self.pretrained, self.device, tower=tower)
 
 
@@ -65,8 +72,8 @@ class ViewSpec:
             raise InputError(f"number of workers must not be negative, found {self.workers}")
         if self.seed < 0:
             raise InputError(f"seed must not be negative, found {self.seed}")
-        if self.context < 0:
-            raise InputError(f"context must not be negative, found {self.context}")
+        if not 0 <= self.context < float("inf"):
+            raise InputError(f"context must be a finite number >= 0, found {self.context}")
         if self.order not in VIEW_ORDERS:
             raise InputError(f"view order must be one of {', '.join(VIEW_ORDERS)}, found {self.order!r}")
 
@@ -74,6 +81,6 @@ class ViewSpec:
 def as_bundle(clip: ClipSpec | ClipBundle, tower: str = "both") -> tuple[ClipBundle, int | None]:
     """A loaded model and the batch size to use: `clip` itself (batch size None: the step's default),
     or the model a ClipSpec names, loaded now, with the spec's batch size."""
-    if isinstance(clip, ClipBundle):
+    if not isinstance(clip, ClipSpec):  # a loaded ClipBundle
         return clip, None
     return clip.load(tower), clip.batch_size

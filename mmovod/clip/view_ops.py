@@ -27,10 +27,10 @@ from torchvision.transforms import functional as TF
 from torchvision.transforms import InterpolationMode, Normalize, ToTensor
 from torchvision.transforms.v2 import functional as F
 
+from mmovod.clip.specs import VIEW_ORDERS  # noqa: F401  (re-exported: the view orders this module makes)
 from mmovod.clip.views import TTA_SIZE_FACTOR, ViewParams
 from mmovod.io.errors import InputError
 
-VIEW_ORDERS = ("fast", "original")
 LUMA = (0.299, 0.587, 0.114)
 """PIL's RGB -> L weights (ITU-R 601-2)."""
 _BICUBIC = InterpolationMode.BICUBIC

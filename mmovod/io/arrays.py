@@ -27,6 +27,6 @@ def load_matrix(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"{p}: not a readable .npy array ({str(exc).splitlines()[0]})") from None
     if array.ndim != 2:
         raise InputError(f"{p}: expected a 2-D array (classes x dim), found shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number):
-        raise InputError(f"{p}: expected a numeric array, found dtype {array.dtype}")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise InputError(f"{p}: expected a real numeric array, found dtype {array.dtype}")
     return array

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mmovod.io.atomic import check_output_dir, output_error
+from mmovod.io.errors import InputError
 from mmovod.io.json_files import save_json
 from mmovod.readers.synset_table import cousin_table, synset_table
 
@@ -270,16 +272,73 @@ def write_demo_aggregator_tree(root: Path, seed: int) -> dict[str, int]:
             "aggregator_tree_images": AGGREGATOR_CLASSES * AGGREGATOR_IMAGES_PER_CLASS}
 
 
+CUSTOM_DIR = "custom"
+# (vocabulary line, exemplar folder or None, shape, colour): the folders are spelt as people do
+CUSTOM_CLASSES = (
+    ("red disc, red circle", "red_disc", "ellipse", (210, 30, 30)),
+    ("blue square", "Blue Square", "rectangle", (30, 60, 210)),
+    ("green ring", "green ring", "ring", (30, 170, 60)),
+    ("yellow bar, yellow stripe", "yellow stripe", "bar", (230, 210, 40)),
+    ("traffic cone  # no photos: its multi-modal rows are text only", None, None, None),
+)
+CUSTOM_IMAGES_PER_CLASS = 4
+
+
+def write_demo_custom(root: Path, seed: int) -> dict[str, int]:
+    """Your own classes, demo size: `custom/vocab.txt` and `custom/exemplars/<class>/<n>.jpg`.
+
+    Each class is a coloured shape on noise, at a random place and size, in photos of a few sizes;
+    one class has no photos. It has its own generator, so the rest of the demo does not change with it.
+    """
+    rng = np.random.default_rng([seed, 7])
+    custom = root / CUSTOM_DIR
+    lines = ["# the demo's own vocabulary: one class per line, synonyms after commas"]
+    images = 0
+    for line, folder, shape, colour in CUSTOM_CLASSES:
+        lines.append(line)
+        if folder is None:
+            continue
+        (custom / "exemplars" / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(CUSTOM_IMAGES_PER_CLASS):
+            width, height = int(rng.integers(64, 129)), int(rng.integers(64, 129))
+            image = _noise_image(rng, width, height)
+            draw = ImageDraw.Draw(image)
+            side = int(rng.integers(min(width, height) // 3, min(width, height) // 2 + 1))
+            x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
+            box = [x, y, x + side, y + side]
+            if shape == "ellipse":
+                draw.ellipse(box, fill=colour)
+            elif shape == "rectangle":
+                draw.rectangle(box, fill=colour)
+            elif shape == "ring":
+                draw.ellipse(box, outline=colour, width=max(3, side // 6))
+            else:
+                draw.rectangle([x, y + side // 3, x + side, y + 2 * side // 3], fill=colour)
+            image.save(custom / "exemplars" / folder / f"{i}.jpg", quality=90)
+            images += 1
+    (custom / "vocab.txt").write_text("\n".join(lines) + "\n")
+    return {"custom_classes": len(CUSTOM_CLASSES), "custom_images": images}
+
+
 def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
-    """Write the whole demo tree under `out`; returns item counts per part."""
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "metadata").mkdir(exist_ok=True)
-    rng = np.random.default_rng(seed)
-    counts = write_demo_lvis(root, rng)
-    counts.update(write_demo_imagenet(root, rng))
-    counts.update(write_demo_visual_genome(root, rng))
-    counts.update(write_demo_clip(root, seed))
-    counts.update(write_demo_aggregator(root, seed))
-    counts.update(write_demo_aggregator_tree(root, seed))
+    """Write the whole demo tree under `out` (made with its parents); returns item counts per part.
+
+    InputError (naming `out`) when it cannot be written or `seed` is negative.
+    """
+    if seed < 0:
+        raise InputError(f"--seed must not be negative, got {seed}")
+    root = check_output_dir(out, parents=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "metadata").mkdir(exist_ok=True)
+        rng = np.random.default_rng(seed)
+        counts = write_demo_lvis(root, rng)
+        counts.update(write_demo_imagenet(root, rng))
+        counts.update(write_demo_visual_genome(root, rng))
+        counts.update(write_demo_clip(root, seed))
+        counts.update(write_demo_aggregator(root, seed))
+        counts.update(write_demo_aggregator_tree(root, seed))
+        counts.update(write_demo_custom(root, seed))
+    except OSError as exc:
+        raise output_error(root, exc) from None
     return counts

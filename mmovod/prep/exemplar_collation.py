@@ -1,6 +1,7 @@
 """Collate image exemplars per LVIS class from LVIS train, ImageNet-21K-P and Visual Genome (the paper's recipe).
 
-Per class, in order: LVIS train annotations with area >= 32*32; the ImageNet images of the class's
+Per class, in order: LVIS train annotations with area > 32*32 (strict, as lvis-api's
+`get_ann_ids(area_rng=[32**2, inf])` that the original uses); the ImageNet images of the class's
 wnid (train/ and imagenet21k_small_classes/); for classes with fewer than 40 so far, Visual Genome
 objects whose only synset is the class's, with w*h >= 32*32; for classes still under 10, the
 ImageNet images and Visual Genome objects of the class's cousin synsets.
@@ -29,7 +30,7 @@ from mmovod.readers.visual_genome import VisualGenome
 
 log = logging.getLogger(__name__)
 
-MIN_LVIS_AREA = 32 * 32
+MIN_LVIS_AREA = 32 * 32  # LVIS keeps area > this (lvis-api's area range is open below); Visual Genome w*h >= it
 VG_BELOW = 40  # classes with fewer exemplars than this (from LVIS + ImageNet) take Visual Genome objects
 COUSINS_BELOW = 10  # classes with fewer than this (after Visual Genome) take their cousins' exemplars
 EXEMPLAR_SPLITS = ("train", "imagenet21k_small_classes")
@@ -103,10 +104,13 @@ def collate_exemplars(
     """
     lvis = LvisFile(Path(lvis_dir) / "lvis_v1_train.json", required=("categories", "annotations", "images"))
     cats = sorted(lvis.categories(), key=lambda c: c["id"])
-    classes, entries = [], []
+    classes, entries, by_synset = [], [], {}
     for cat in cats:
         if not isinstance(cat.get("synset"), str):
             raise InputError(f"{lvis.path}: category {cat['id']} has no 'synset'")
+        if cat["synset"] in by_synset:  # the exemplar dictionary is keyed by synset
+            raise InputError(f"{lvis.path}: categories {by_synset[cat['synset']]} and {cat['id']} share synset {cat['synset']}")
+        by_synset[cat["synset"]] = cat["id"]
         entries.append(lookup(cat["synset"], lvis.path))
         classes.append(ClassExemplars(cat["id"], cat["synset"]))
     by_id = {c.cat_id: c for c in classes}
@@ -118,7 +122,7 @@ def collate_exemplars(
     check_category_ids(refs, set(by_id), lvis.path)
     file_names = {img.id: _j("/".join(img.coco_url.rsplit("/", 2)[-2:])) for img in image_urls(lvis)}
     for index, ref in enumerate(tqdm(refs, desc="LVIS annotations", unit="ann", disable=not progress)):
-        if ref.area >= MIN_LVIS_AREA:
+        if ref.area > MIN_LVIS_AREA:
             if ref.image_id not in file_names:
                 raise InputError(f"{lvis.path}: annotation #{index} has image_id {ref.image_id}, which is not an image")
             by_id[ref.category_id].lvis.append(index)

@@ -12,6 +12,7 @@ records in full.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,12 @@ from tqdm import tqdm
 
 from mmovod.io.atomic import check_output_path
 from mmovod.io.errors import InputError
-from mmovod.io.json_files import read_bytes, save_json
-from mmovod.readers.lvis_json import LvisFile, decode_checked
+from mmovod.io.json_files import check_utf8, read_bytes, save_json
+from mmovod.readers.lvis_json import SYNTAX_ERRORS, LvisFile, decode_checked
 
 log = logging.getLogger(__name__)
 
-IMAGENET_AREA = 100.0 * 100.0
+IMAGENET_SIDE = 100.0  # an ImageNet image weighs as a 100 x 100 box
 DEFAULT_SEED = 42
 
 
@@ -44,15 +45,30 @@ _weights_decoder = msgspec.json.Decoder(list[WeightRef])
 _raws_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-def exemplar_weight(ref: WeightRef) -> float | None:
-    """The sampling weight of one record, or None when the record lacks what its dataset needs."""
+def box_size(ref: WeightRef) -> tuple[float, float] | None:
+    """(w, h) of a record's box: 100 x 100 for ImageNet (a whole image), bbox[2:] for LVIS, w, h for
+    Visual Genome; None when the record lacks what its dataset needs."""
     if ref.dataset == "imagenet21k":
-        return IMAGENET_AREA
+        return IMAGENET_SIDE, IMAGENET_SIDE
     if ref.dataset == "lvis":
-        return float(ref.bbox[2] * ref.bbox[3]) if ref.bbox is not None and len(ref.bbox) == 4 else None
+        return (ref.bbox[2], ref.bbox[3]) if ref.bbox is not None and len(ref.bbox) == 4 else None
     if ref.dataset == "visual_genome":
-        return float(ref.w * ref.h) if ref.w is not None and ref.h is not None else None
+        return (ref.w, ref.h) if ref.w is not None and ref.h is not None else None
     return None
+
+
+def exemplar_weight(ref: WeightRef) -> float | None:
+    """The sampling weight of one record (its box area), or None when the record lacks what its dataset needs."""
+    size = box_size(ref)
+    return None if size is None else float(size[0] * size[1])
+
+
+def weighted_choice(weights: list[float], k: int, seed: int) -> list[int]:
+    """The authors' draw of one class: `k` indices without replacement from a fresh
+    `default_rng(seed)`, with probabilities `weights / sum(weights)` (needs k non-zero weights)."""
+    rng = np.random.default_rng(seed)
+    probs = np.array(weights) / sum(weights)
+    return rng.choice(len(weights), size=k, p=probs, replace=False).tolist()
 
 
 @dataclass
@@ -73,13 +89,19 @@ def sample_exemplars(
     weight is an InputError naming the classes, unless `allow_fewer` (then it keeps all of those)."""
     if k <= 0:
         raise InputError(f"-K must be positive, got {k}")
+    if seed < 0:
+        raise InputError(f"--seed must not be negative, got {seed}")
     cats = sorted(LvisFile(lvis_ann_path, required=("categories",)).categories(), key=lambda c: c["id"])
+    if not cats:
+        raise InputError(f"{lvis_ann_path}: 'categories' is empty")
     path = str(exemplar_dict_path)
     try:
-        classes = _classes_decoder.decode(read_bytes(path, "exemplar dict"))
+        data = read_bytes(path, "exemplar dict")
+        check_utf8(data, path)
+        classes = _classes_decoder.decode(data)
     except msgspec.ValidationError:
         raise InputError(f"{path}: expected a JSON object (synset -> list of exemplars)") from None
-    except msgspec.DecodeError as exc:
+    except SYNTAX_ERRORS as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
     missing = [c.get("synset") for c in cats if c.get("synset") not in classes]
     if missing:
@@ -93,21 +115,26 @@ def sample_exemplars(
         weights = []
         for index, ref in enumerate(refs):
             weight = exemplar_weight(ref)
+            where = f"{path}: exemplar #{index} of {synset} (dataset {ref.dataset!r})"
             if weight is None:
-                raise InputError(f"{path}: exemplar #{index} of {synset} (dataset {ref.dataset!r}) "
-                                 "has no usable bbox / w, h")
+                raise InputError(f"{where} has no usable bbox / w, h")
+            w, h = box_size(ref)
+            if w < 0 or h < 0 or not math.isfinite(weight):
+                raise InputError(f"{where} has box width {w} and height {h}: the sizes must not be negative "
+                                 "and the area must be finite")
             weights.append(weight)
         usable = sum(1 for w in weights if w > 0)
         if usable < k:
             short.append((synset, usable))
             picked = [i for i, w in enumerate(weights) if w > 0]
         else:
-            rng = np.random.default_rng(seed)
-            probs = np.array(weights) / sum(weights)
-            picked = rng.choice(len(weights), size=k, p=probs, replace=False).tolist()
+            picked = weighted_choice(weights, k, seed)
         records = []
         for i in picked:
-            record = orjson.loads(memoryview(raws[i]))
+            try:
+                record = orjson.loads(memoryview(raws[i]))
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"{path}: exemplar #{i} of {synset}: not valid JSON ({exc})") from None
             record["area"] = weights[i]
             records.append(record)
         chosen.append(records)

@@ -44,6 +44,8 @@ def build_imagenet_lvis(
         log.warning("%s: no %s/ folder; its images are not included", tree.root, split)
     lvis = LvisFile(lvis_meta_path, required=("categories",))
     cats = sorted(lvis.categories(), key=lambda c: c["id"])
+    if not cats:
+        raise InputError(f"{lvis.path}: 'categories' is empty")
     entries = []  # (category id, split-relative file name)
     for cat in cats:
         synset = cat.get("synset")

@@ -135,7 +135,8 @@ def write_category_info(
 ) -> tuple[CategoryInfo, str | os.PathLike]:
     """`count_category_info` written as the category list to `out_path` (default: `default_cat_info_path`);
     returns the counts and the path written."""
-    info = count_category_info(ann_path, add_freq, r_thresh, c_thresh, bypass)
     out = out_path or default_cat_info_path(ann_path)
+    check_output_path(out)
+    info = count_category_info(ann_path, add_freq, r_thresh, c_thresh, bypass)
     write_bytes_atomic(out, dumps_json(info.categories))
     return info, out

@@ -2,7 +2,7 @@
 
 Written by `sample_exemplars.py`, read by the vision-classifier tools. Each record names its image
 (`dataset`, `file_name`) and box (`bbox` for lvis, `x, y, w, h` for visual_genome, none for
-imagenet21k); see `mmovod.clip.crops` and `mmovod.readers.image_roots`.
+imagenet21k, an optional `bbox` for file records of your own photos); see `mmovod.clip.crops` and `mmovod.readers.image_roots`.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from mmovod.clip.crops import BadImageError, record_box
 from mmovod.io.errors import InputError
-from mmovod.readers.image_roots import IMAGE_ROOTS, record_image_path
+from mmovod.readers.image_roots import FILE_DATASET, IMAGE_ROOTS, record_image_path
 from mmovod.io.json_files import load_json
 
 ExemplarList = list[list[dict[str, Any]]]
@@ -40,9 +40,9 @@ def load_exemplar_list(path: str | os.PathLike) -> ExemplarList:
             where = f"{path}: class {c} exemplar {e}"
             if not isinstance(record, dict):
                 raise InputError(f"{where} is a {type(record).__name__}, expected an object")
-            if record.get("dataset") not in IMAGE_ROOTS:
+            if record.get("dataset") not in (*IMAGE_ROOTS, FILE_DATASET):
                 raise InputError(f"{where}: unknown dataset {record.get('dataset')!r} "
-                                 f"(expected one of: {', '.join(IMAGE_ROOTS)})")
+                                 f"(expected one of: {', '.join([*IMAGE_ROOTS, FILE_DATASET])})")
             if not isinstance(record.get("file_name"), str) or not record["file_name"]:
                 raise InputError(f"{where}: no 'file_name' string")
             try:

@@ -27,8 +27,8 @@ def header_size(path: str) -> tuple[int, int] | None:
             if image.format == "JPEG" and "exif" not in image.info:
                 return width, height
             orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-        return None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None  # unreadable, or a header claiming more pixels than PIL will ever decode
     if orientation in TRANSPOSING_ORIENTATIONS:
         return height, width
     return width, height

@@ -5,6 +5,7 @@ that source's root (the layout `collate_exemplar_dict` and `sample_exemplars` wr
   lvis           root --lvis-img-dir           (default datasets/coco/),          e.g. train2017/000000000001.jpg
   imagenet21k    root --imagenet-img-dir       (default datasets/imagenet),       e.g. imagenet21k_P/train/<wnid>/<wnid>_1.JPEG
   visual_genome  root --visual-genome-img-dir  (default datasets/VisualGenome/),  e.g. VG_100K/1.jpg
+  file           no root: `file_name` is the image's own path (your own photos, see mmovod.vocabulary)
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ IMAGE_ROOTS: dict[str, str] = {
     "imagenet21k": "datasets/imagenet",
     "visual_genome": "datasets/VisualGenome/",
 }
+FILE_DATASET = "file"
 
 
 def default_image_roots() -> dict[str, Path]:
@@ -27,11 +29,12 @@ def default_image_roots() -> dict[str, Path]:
 
 
 def record_image_path(record: Mapping[str, Any], roots: Mapping[str, Path]) -> Path:
-    """root of `record['dataset']` / `record['file_name']`; InputError for an unknown dataset or no file_name."""
+    """root of `record['dataset']` / `record['file_name']` (the file_name itself for `file` records);
+    InputError for an unknown dataset or no file_name."""
     dataset = record.get("dataset")
-    if dataset not in roots:
-        raise InputError(f"unknown exemplar dataset {dataset!r} (expected one of: {', '.join(roots)})")
+    if dataset not in roots and dataset != FILE_DATASET:
+        raise InputError(f"unknown exemplar dataset {dataset!r} (expected one of: {', '.join([*roots, FILE_DATASET])})")
     file_name = record.get("file_name")
     if not isinstance(file_name, str) or not file_name:
         raise InputError(f"{dataset} exemplar record without a 'file_name' string: {dict(record)}")
-    return Path(roots[dataset]) / file_name
+    return Path(file_name) if dataset == FILE_DATASET else Path(roots[dataset]) / file_name

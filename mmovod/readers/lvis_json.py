@@ -31,6 +31,9 @@ class ImageCategories(msgspec.Struct):
     pos_category_ids: list[int] = []
 
 
+# what msgspec raises for bytes that are not JSON: a syntax error, or a string that is not UTF-8
+SYNTAX_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+
 _top_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _ann_ref_decoder = msgspec.json.Decoder(list[AnnotationRef])
@@ -43,7 +46,7 @@ def decode_checked(decoder: msgspec.json.Decoder, data: bytes | msgspec.Raw, pat
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise InputError(f"{path}: {where}: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except SYNTAX_ERRORS as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
 
 
@@ -57,7 +60,7 @@ class LvisFile:
             self.top: dict[str, msgspec.Raw] = _top_decoder.decode(data)
         except msgspec.ValidationError:
             raise InputError(f"{self.path}: expected a JSON object at the top level") from None
-        except msgspec.DecodeError as exc:
+        except SYNTAX_ERRORS as exc:
             raise InputError(f"{self.path}: not valid JSON ({exc})") from None
         for key in required:
             if key not in self.top:
@@ -106,7 +109,18 @@ def parse_categories(raw: msgspec.Raw, path: str) -> list[dict[str, Any]]:
     cats = decode_checked(_any_decoder, raw, path, "categories")
     if not isinstance(cats, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), int) for c in cats):
         raise InputError(f"{path}: 'categories' must be a list of objects with an integer 'id'")
+    check_unique_ids(cats, path)
     return cats
+
+
+def check_unique_ids(cats: list[dict[str, Any]], path: str | os.PathLike) -> None:
+    """InputError naming the first category id that occurs twice: a classifier has one row per category
+    in id order, so a repeated id would shift every later row."""
+    seen: set[Any] = set()
+    for cat in cats:
+        if cat.get("id") in seen:
+            raise InputError(f"{path}: category id {cat.get('id')} occurs more than once in 'categories'")
+        seen.add(cat.get("id"))
 
 
 class CategoriesAndAnnotations(msgspec.Struct):
@@ -135,7 +149,7 @@ def decode_fields(path: str | os.PathLike, shape: type[msgspec.Struct]) -> Any:
         if top_level and text.startswith("Expected `object`"):
             raise InputError(f"{path}: expected a JSON object at the top level") from None
         raise InputError(f"{path}: {text}") from None
-    except msgspec.DecodeError as exc:
+    except SYNTAX_ERRORS as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
 
 

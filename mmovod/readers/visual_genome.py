@@ -16,7 +16,7 @@ import msgspec
 from tqdm import tqdm
 
 from mmovod.io.errors import InputError
-from mmovod.io.json_files import read_bytes
+from mmovod.io.json_files import check_utf8, read_bytes
 from mmovod.readers.lvis_json import decode_checked
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,9 @@ class VisualGenome:
 
     def image_file_names(self) -> dict[int, str]:
         """image_id -> file name relative to the VG folder: the last two parts of its url (`VG_100K/1.jpg`)."""
-        images = decode_checked(_image_urls, read_bytes(self.images_path), self.images_path, "images")
+        data = read_bytes(self.images_path, "Visual Genome image file")
+        check_utf8(data, self.images_path)
+        images = decode_checked(_image_urls, data, self.images_path, "images")
         return {img.image_id: "/".join(img.url.rsplit("/", 2)[-2:]) for img in images}
 
     def objects_by_synset(self, wanted: Iterable[str], progress: bool = True) -> dict[str, list[tuple[int, msgspec.Raw]]]:
@@ -72,6 +74,7 @@ class VisualGenome:
         wanted = set(wanted)
         found: dict[str, list[tuple[int, msgspec.Raw]]] = defaultdict(list)
         data = read_bytes(self.objects_path, "Visual Genome objects file")
+        check_utf8(data, self.objects_path)
         entries = decode_checked(_images_raw, data, self.objects_path, "images")
         for index, entry in enumerate(tqdm(entries, desc="Visual Genome images", unit="img", disable=not progress)):
             image = decode_checked(_image_refs, entry, self.objects_path, f"image entry #{index}")

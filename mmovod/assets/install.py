@@ -1,0 +1,141 @@
+"""Fetch an asset, check it, and only then put it in place.
+
+The download goes to `<name>.part` beside the destination (kept when the connection drops, so the
+next attempt resumes it), is unpacked when it is a tar archive holding the file, is renamed to
+`.<stem>.unverified<suffix>`, checked, and renamed over the destination. A file that fails its check
+is deleted with its `.part`; the destination is never touched before the check passes.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tarfile
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Literal
+
+from mmovod.assets.checks import check_asset_file
+from mmovod.assets.manifest import Asset
+from mmovod.io.downloads import DownloadError, ProgressFactory, RetryPolicy, fetch
+from mmovod.io.errors import InputError
+
+Status = Literal["fetched", "present"]
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """Where assets go (`dest` root), where they come from (`base_url` mirror or upstream), retries."""
+
+    dest: Path
+    base_url: str | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    force: bool = False
+
+
+def mirror_url(base_url: str, relative: str) -> str:
+    """The URL of `relative` (a POSIX path) on a mirror that keeps the files' relative names."""
+    return base_url.rstrip("/") + "/" + urllib.parse.quote(relative)
+
+
+def asset_url(asset: Asset, base_url: str | None) -> str:
+    return mirror_url(base_url, asset.path) if base_url else asset.url
+
+
+def asset_target(asset: Asset, dest: Path) -> Path:
+    return dest.joinpath(*PurePosixPath(asset.path).parts)
+
+
+def check_writable(target: Path) -> None:
+    """Raise InputError unless `target` can be created: not a folder, nearest existing folder writable."""
+    if target.is_dir():
+        raise InputError(f"{target}: is a folder, expected a file path")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{target}: cannot be created, {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{target}: cannot be created, {folder} is not writable")
+
+
+def install_asset(asset: Asset, options: FetchOptions, progress: ProgressFactory | None = None) -> Status:
+    """Make `dest/asset.path` hold the checked asset; 'present' when a file that passes is already there."""
+    target = asset_target(asset, options.dest)
+    if target.is_file() and not options.force:
+        check_present(target, lambda path: check_asset_file(path, asset))
+        return "present"
+    url = asset_url(asset, options.base_url)
+    fetch_checked(url, target, lambda path: check_asset_file(path, asset, label=url), options.policy, progress,
+                  unpack=asset.unpack)
+    return "fetched"
+
+
+def check_present(target: Path, check: Callable[[Path], None]) -> None:
+    """Check a file that is already in place; a failure says how to replace it."""
+    try:
+        check(target)
+    except InputError as exc:
+        raise InputError(f"{exc} (already there: remove it or pass --force to fetch it again)") from None
+
+
+def fetch_checked(url: str, target: Path, check: Callable[[Path], None], policy: RetryPolicy,
+                  progress: ProgressFactory | None = None, unpack: str | None = None) -> None:
+    """Download `url`, unpack it when it is a tar archive and `unpack` is 'tar', `check` it, rename to `target`."""
+    created = _make_folders(target.parent)
+    part = target.parent / (Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name + ".part")
+    stem, suffix = os.path.splitext(target.name)
+    candidate = target.parent / f".{stem}.unverified{suffix}"
+    fetched = False
+    try:
+        fetch(url, part, policy, progress)
+        fetched = True
+        if unpack == "tar" and tarfile.is_tarfile(part):
+            _extract_member(part, target.name, candidate, url)
+            part.unlink()
+        else:
+            os.replace(part, candidate)
+        check(candidate)
+        os.replace(candidate, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
+        if fetched:  # the whole file arrived and is wrong: resuming it would not help
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: a .part kept for resuming keeps its folder
+        raise
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; return the folders created, outermost first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    created = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except OSError as exc:
+            raise DownloadError(f"{path}: cannot create folder ({exc.strerror or exc})") from None
+        created.append(path)
+    return created
+
+
+def _extract_member(archive_path: Path, name: str, out: Path, url: str) -> None:
+    """Copy the archive's regular file called `name` (in any folder of the archive) to `out`."""
+    try:
+        with tarfile.open(archive_path) as archive:
+            files = [m for m in archive.getmembers() if m.isfile()]
+            chosen = [m for m in files if PurePosixPath(m.name).name == name]
+            if len(chosen) != 1:
+                listed = ", ".join(m.name for m in files[:5]) or "no files"
+                raise InputError(f"{url}: expected one {name} in the archive, found {listed}")
+            with archive.extractfile(chosen[0]) as source, open(out, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise InputError(f"{url}: cannot unpack the tar archive ({exc})") from None

@@ -1,0 +1,148 @@
+"""Check a classifier file before a detector loads it: one line per problem.
+
+Detic loads `np.load(path)` as float32 `(C, D)`, transposes it and L2-normalises each class column;
+nothing checks that the rows came from the CLIP the detector was trained with, that D matches, or
+that no row is empty. `check_classifier` reports, each as one line naming the file:
+- an unreadable file, an array that is not 2-D, a non-float dtype;
+- rows holding NaN or inf, all-zero rows, duplicate rows (cosine > 1 - 1e-6);
+- an embedding size other than the CLIP model's (`clip_model`; read from the model's config,
+  no weights loaded) or than the sidecar's `embed_dim`;
+- a sidecar that disagrees with the array (shape, dtype), with `clip_model`, with itself
+  (repeated class names) or with a vocabulary's class order, or that says `normalized` while the
+  rows are not unit length.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import open_clip
+
+from mmovod.classifiers.sidecar import ClassifierSidecar, read_sidecar
+from mmovod.clip.factory import OPENAI_NAMES, resolve_model_name
+from mmovod.io.arrays import load_matrix
+from mmovod.io.errors import InputError
+
+DUPLICATE_COSINE = 1.0 - 1e-6
+NORM_TOLERANCE = 1e-3
+SHOWN = 5
+
+
+def clip_embed_dim(clip_model: str) -> int:
+    """The embedding size of a CLIP architecture, from its config alone (no weights are loaded)."""
+    name, _ = resolve_model_name(clip_model, None)
+    config = open_clip.get_model_config(name)
+    if not config or "embed_dim" not in config:
+        raise InputError(f"--clip_model {clip_model}: no model config with an embed_dim")
+    return int(config["embed_dim"])
+
+
+def architecture(clip_model: str) -> str:
+    """A comparable spelling of a CLIP model name: OpenAI names as open_clip's, config files by stem."""
+    if clip_model.endswith(".json"):
+        return Path(clip_model).stem
+    return OPENAI_NAMES.get(clip_model, clip_model)
+
+
+def _rows(indices: Sequence[int], names: Sequence[str] | None) -> str:
+    shown = [f"{i} ({names[i]})" if names else str(i) for i in indices[:SHOWN]]
+    more = f" and {len(indices) - SHOWN} more" if len(indices) > SHOWN else ""
+    return ", ".join(shown) + more
+
+
+def duplicate_pairs(array: np.ndarray, usable: np.ndarray, chunk: int = 1024) -> list[tuple[int, int]]:
+    """Pairs (i < j) of usable rows whose cosine exceeds DUPLICATE_COSINE."""
+    index = np.flatnonzero(usable)
+    unit = array[index].astype(np.float64)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    pairs = []
+    for start in range(0, len(index), chunk):
+        cos = unit[start:start + chunk] @ unit.T
+        for a, b in zip(*np.nonzero(cos > DUPLICATE_COSINE)):
+            if start + a < b:
+                pairs.append((int(index[start + a]), int(index[b])))
+    return pairs
+
+
+def _array_problems(array: np.ndarray, names: list[str] | None, sidecar: ClassifierSidecar | None) -> list[str]:
+    problems = []
+    if not np.issubdtype(array.dtype, np.floating):
+        return [f"dtype {array.dtype} is not a float type (Detic loads float32)"]
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        problems.append(f"rows {_rows(np.flatnonzero(~finite).tolist(), names)} hold NaN or inf")
+    zero = finite & ~array.any(axis=1)
+    if zero.any():
+        without = set((sidecar.details.get("classes_without_exemplars") or []) if sidecar else [])
+        zero_rows = np.flatnonzero(zero).tolist()
+        note = " (classes without exemplars: use the multi-modal classifier, whose rows fall back to text)" \
+            if names and all(names[i] in without for i in zero_rows) else ""
+        problems.append(f"rows {_rows(zero_rows, names)} are all zeros{note}")
+    pairs = duplicate_pairs(array, finite & ~zero)
+    if pairs:
+        shown = ", ".join(f"{a} and {b}" + (f" ({names[a]}, {names[b]})" if names else "") for a, b in pairs[:SHOWN])
+        problems.append(f"{len(pairs)} pairs of identical rows (cosine > 1 - 1e-6): {shown}")
+    return problems
+
+
+def _sidecar_problems(array: np.ndarray, sidecar: ClassifierSidecar, clip_model: str | None,
+                      class_names: Sequence[str] | None) -> list[str]:
+    problems = []
+    if tuple(sidecar.shape) != tuple(array.shape):
+        problems.append(f"sidecar says shape {list(sidecar.shape)}, the array is {list(array.shape)}")
+    if sidecar.dtype != str(array.dtype):
+        problems.append(f"sidecar says dtype {sidecar.dtype}, the array is {array.dtype}")
+    if sidecar.embed_dim is not None and sidecar.embed_dim != array.shape[1]:
+        problems.append(f"sidecar says CLIP embed_dim {sidecar.embed_dim}, rows are {array.shape[1]}-d")
+    if clip_model is not None and sidecar.clip_model is not None \
+            and architecture(sidecar.clip_model) != architecture(clip_model):
+        problems.append(f"made with CLIP {sidecar.clip_model}, not {clip_model}: its rows mean nothing to a "
+                        f"detector trained with {clip_model}")
+    names = sidecar.class_names
+    if names:
+        seen: dict[str, int] = {}
+        repeats = [f"{n!r} (rows {seen[n]} and {i})" for i, n in enumerate(names) if seen.setdefault(n, i) != i]
+        if repeats:
+            problems.append(f"sidecar class names repeat: {', '.join(repeats[:SHOWN])}")
+        if class_names is not None:
+            if len(class_names) != len(names):
+                problems.append(f"{len(names)} classes, the vocabulary has {len(class_names)}")
+            else:
+                first = next((i for i, (a, b) in enumerate(zip(names, class_names)) if a != b), None)
+                if first is not None:
+                    problems.append(f"class order differs from the vocabulary from row {first} on "
+                                    f"({names[first]!r} here, {class_names[first]!r} there)")
+    if sidecar.normalized and np.issubdtype(array.dtype, np.floating):
+        norms = np.linalg.norm(array.astype(np.float64), axis=1)
+        off = np.flatnonzero(np.isfinite(norms) & (norms > 0) & (np.abs(norms - 1.0) > NORM_TOLERANCE)).tolist()
+        if off:
+            problems.append(f"sidecar says rows are L2-normalised, rows {_rows(off, names)} are not "
+                            f"(norm {norms[off[0]]:.4f})")
+    return problems
+
+
+def check_classifier(path: str | os.PathLike, clip_model: str | None = None,
+                     class_names: Sequence[str] | None = None) -> list[str]:
+    """Every problem of the classifier at `path` (see the module docstring), one line each, file named."""
+    try:
+        array = load_matrix(path)
+    except InputError as exc:
+        return [str(exc)]
+    try:
+        sidecar = read_sidecar(path)
+    except InputError as exc:
+        sidecar, problems = None, [str(exc)]
+    else:
+        problems = []
+    names = sidecar.class_names if sidecar is not None and sidecar.class_names else None
+    found = _array_problems(array, names, sidecar)
+    if clip_model is not None and array.shape[1] != (dim := clip_embed_dim(clip_model)):
+        found.append(f"rows are {array.shape[1]}-d, {clip_model} gives {dim}-d embeddings "
+                     "(Detic: MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM must be the detector's)")
+    if sidecar is not None:
+        found += _sidecar_problems(array, sidecar, clip_model, class_names)
+    elif class_names is not None and len(class_names) != array.shape[0]:
+        found.append(f"{array.shape[0]} rows, the vocabulary has {len(class_names)} classes")
+    return problems + [f"{path}: {p}" for p in found]

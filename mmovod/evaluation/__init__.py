@@ -1,0 +1,1 @@
+"""Detector-free evaluation of classifiers: classify the ground-truth boxes of a labelled set."""

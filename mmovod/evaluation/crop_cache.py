@@ -1,0 +1,160 @@
+"""Crop embeddings on disk: one feature cache (`mmovod.aggregator.feature_cache`) per CLIP and crop set.
+
+The cache lives in `<cache_root>/<key>/`, where the key hashes everything the embeddings depend
+on: the CLIP (model name, weights tag or the SHA-256 of a local weights file), the crop settings
+(context, views, TTA, view seed) and the crops themselves (the annotation file's SHA-256, the box
+selection settings and the list of selected boxes). A re-run, or another classifier of the same
+CLIP, finds the finished cache and encodes nothing; an interrupted encoding resumes at the first
+unfinished shard (shards are written atomically). A shard that exists but is unreadable, mis-shaped
+or holds non-finite values is reported by name; `rebuild=True` deletes the cache and encodes it anew.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmovod.aggregator.class_sources import item_id
+from mmovod.aggregator.feature_cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, shard_is_complete,
+                                             shard_name)
+from mmovod.clip.specs import ViewSpec
+from mmovod.evaluation.crops_from_annotations import EvalCrops
+from mmovod.io.errors import InputError
+from mmovod.io.json_files import dumps_json, load_json, save_json
+
+log = logging.getLogger(__name__)
+
+SHARD_SIZE = 4096
+KEY_FILE = "eval_key.json"
+SOURCE_KIND = "annotation-boxes"
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """How each box becomes encoder inputs: `views` views (TTA views when more than one) of the box
+    grown by `context` and made square (`mmovod.clip.crops`); view v of crop e of class c is seeded
+    by (seed, c, e, v) as for exemplars."""
+
+    context: float = 0.0
+    views: int = 1
+    seed: int = 0
+
+    @property
+    def tta(self) -> bool:
+        return self.views > 1
+
+    def view_spec(self, workers: int) -> ViewSpec:
+        """The image-encoding pipeline's settings for these crops (`workers` DataLoader processes)."""
+        return ViewSpec(num_views=self.views, tta=self.tta, context=self.context, seed=self.seed, workers=workers)
+
+    def __post_init__(self) -> None:
+        if self.views < 1:
+            raise InputError(f"--views must be at least 1, found {self.views}")
+        if self.context < 0:
+            raise InputError(f"--context must not be negative, found {self.context}")
+        if self.seed < 0:
+            raise InputError(f"--seed must not be negative, found {self.seed}")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_identity(pretrained: str | None) -> str | None:
+    """What identifies CLIP weights: a tag as given, a local file by its content."""
+    if pretrained is not None and Path(pretrained).is_file():
+        return "sha256:" + file_sha256(pretrained)
+    return pretrained
+
+
+def crop_plan(crops: EvalCrops) -> CachePlan:
+    return CachePlan.from_classes([ClassItems(c.name, [item_id(r) for r in c.records]) for c in crops.classes],
+                                  SHARD_SIZE)
+
+
+def crops_sha256(crops: EvalCrops) -> str:
+    """Fingerprint of the crop set: every class's boxes (image file and bbox), in row order."""
+    boxes = [[c.name, [[r["file_name"], r["bbox"]] for r in c.records]] for c in crops.classes]
+    return hashlib.sha256(dumps_json(boxes)).hexdigest()
+
+
+def cache_key_document(clip_model: str, pretrained: str | None, crops: EvalCrops, settings: CropSettings,
+                       selection: dict[str, Any]) -> dict[str, Any]:
+    """Everything the cached embeddings depend on (see the module docstring)."""
+    return {
+        "clip_model": clip_model,
+        "weights": weights_identity(pretrained),
+        "crops": {"context": settings.context, "views": settings.views, "tta": settings.tta, "seed": settings.seed,
+                  "view_order": ViewSpec.order if settings.tta else None},
+        "annotations_sha256": file_sha256(crops.ann_path),
+        "selection": selection,
+        "boxes_sha256": crops_sha256(crops),
+        "shard_size": SHARD_SIZE,
+    }
+
+
+def cache_dir_for(cache_root: str | Path, key_doc: dict[str, Any]) -> Path:
+    return Path(cache_root) / hashlib.sha256(dumps_json(key_doc)).hexdigest()[:20]
+
+
+def check_shards(root: Path, rebuild: bool) -> None:
+    """Refuse a cache folder holding an unreadable or mis-shaped shard (naming it), or delete the
+    whole folder when `rebuild`. Missing shards are fine: encoding resumes there."""
+    index_path = root / INDEX_FILE
+    if not index_path.is_file():
+        return
+    if rebuild:
+        log.info("--rebuild-cache: deleting %s", root)
+        shutil.rmtree(root)
+        return
+    index = load_json(index_path, "cache index")
+    rows, size, views, dim = index["num_rows"], index["shard_size"], index["views"], index["dim"]
+    for shard in range(index["num_shards"]):
+        path = root / shard_name(shard)
+        expected = min(size, rows - shard * size)
+        if path.exists() and not shard_is_complete(path, expected, views, dim):
+            raise InputError(f"{path}: corrupt shard of the crop-embedding cache (unreadable or not "
+                             f"({expected}, {views}, {dim}) float16); pass --rebuild-cache to encode it again")
+
+
+def is_complete(root: Path, crops: EvalCrops) -> bool:
+    """True when `root` holds every shard of the crop set."""
+    if not (root / INDEX_FILE).is_file():
+        return False
+    shards = -(-crops.num_crops // SHARD_SIZE)
+    return all((root / shard_name(s)).is_file() for s in range(shards))
+
+
+def write_key(root: Path, key_doc: dict[str, Any]) -> None:
+    """Record the key beside the cache, for people (the folder name is its hash)."""
+    save_json(root / KEY_FILE, key_doc, indent=True)
+
+
+def read_view_embeddings(root: Path, crops: EvalCrops) -> np.ndarray:
+    """float32 `(N, views, D)` raw embeddings of every crop, in crop order; a non-finite row names its shard."""
+    try:
+        return _read_views(root, crops)
+    except InputError as exc:
+        raise InputError(str(exc).replace("delete it and re-run the cache tool", "pass --rebuild-cache to encode it again")
+                         .replace("re-run tools/cache_clip_features.py to finish it", "re-run to finish it")) from None
+
+
+def _read_views(root: Path, crops: EvalCrops) -> np.ndarray:
+    cache = FeatureCache(root)
+    if cache.num_rows != crops.num_crops or cache.classes != [c.name for c in crops.classes]:
+        raise InputError(f"{root}: the cache does not hold this crop set; pass --rebuild-cache")
+    out = np.concatenate(cache.shards).astype(np.float32) if cache.shards else np.empty((0, cache.views, cache.dim))
+    finite = np.isfinite(out).all(axis=(1, 2))
+    if not finite.all():
+        rows = np.arange(cache.num_rows)
+        cache.check_finite(rows, out)
+    return out

@@ -1,0 +1,124 @@
+"""The HTML report's content: each classifier's worst classes (lowest AP) with their misclassified
+crops, a few correct ones and, for classifiers built from image exemplars (the sidecar, or a fused
+source's sidecar, names an exemplar list), the exemplars the class row was made from. Thumbnails
+are written once into `report_files/` and shared by every classifier that shows them."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from PIL import ImageOps
+
+from mmovod.classifiers.sidecar import ClassifierSidecar
+from mmovod.clip.crops import load_exemplar_crop
+from mmovod.evaluation import report
+from mmovod.evaluation.crops_from_annotations import EvalCrops
+from mmovod.evaluation.metrics import CropMetrics
+from mmovod.evaluation.scoring import EvalClassifier, source_sidecars
+from mmovod.io.atomic import atomic_open
+from mmovod.io.errors import InputError
+from mmovod.readers.exemplar_list import load_exemplar_list
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = 112
+CROPS_SHOWN = 8
+CORRECT_SHOWN = 2
+EXEMPLARS_SHOWN = 5
+
+
+class Thumbnails:
+    """Square JPEG thumbnails of records' crops in one folder, each written once; links are relative
+    to the folder's parent (where the page is)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.written: dict[Path, None] = {}  # ordered set
+
+    def link(self, name: str, record: Mapping[str, Any], roots: Mapping[str, Path], context: float) -> str:
+        path = self.folder / f"{name}.jpg"
+        if path not in self.written:
+            self.folder.mkdir(exist_ok=True)
+            image = ImageOps.pad(load_exemplar_crop(record, roots, context), (THUMBNAIL_SIZE, THUMBNAIL_SIZE),
+                                 color=(255, 255, 255))
+            with atomic_open(path, "wb") as handle:
+                image.save(handle, format="JPEG", quality=85)
+            self.written[path] = None
+        return f"{self.folder.name}/{path.name}"
+
+
+@dataclass
+class ExemplarSource:
+    """Where a classifier's exemplars are: records per category id, their image roots and crop context."""
+
+    by_category: dict[int, list[dict[str, Any]]]
+    roots: dict[str, Path]
+    context: float
+
+
+def _exemplar_details(sidecar: ClassifierSidecar, where: str) -> dict[str, Any] | None:
+    if isinstance(sidecar.details.get("exemplar_list"), str):
+        return sidecar.details
+    return next((d for s in source_sidecars(sidecar, where) if (d := _exemplar_details(s, where))), None)
+
+
+def exemplar_source(classifier: EvalClassifier) -> ExemplarSource | None:
+    """The exemplars `classifier` was built from, or None (no exemplar list recorded, or it cannot be
+    read any more: the report then shows crops only)."""
+    if classifier.sidecar is None:
+        return None
+    details = _exemplar_details(classifier.sidecar, str(classifier.path))
+    if details is None:
+        return None
+    try:
+        exemplars = load_exemplar_list(details["exemplar_list"])
+    except InputError as exc:
+        log.warning("report: no exemplars shown for %s (%s)", classifier.name, exc)
+        return None
+    roots = details.get("image_roots") if isinstance(details.get("image_roots"), dict) else {}
+    context = details.get("context") if isinstance(details.get("context"), (int, float)) else 0.0
+    by_category = {records[0].get("category_id"): records for records in exemplars}
+    return ExemplarSource({k: v for k, v in by_category.items() if isinstance(k, int)},
+                          {name: Path(p) for name, p in roots.items()}, float(context))
+
+
+def _record_key(record: Mapping[str, Any]) -> str:
+    text = f"{record.get('dataset')}|{record.get('file_name')}|{record.get('bbox')}|" \
+           f"{[record.get(k) for k in ('x', 'y', 'w', 'h')]}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def worst_classes(classifier: EvalClassifier, metrics: CropMetrics, crop_index: np.ndarray, per_class: Sequence[dict],
+                  crops: EvalCrops, context: float, count: int, thumbs: Thumbnails) -> list[report.WorstClass]:
+    """The `count` classes with the lowest AP, each with its tiles: exemplars, misclassified crops, correct crops."""
+    records = crops.records()
+    names = [c["name"] for c in per_class]
+    source = exemplar_source(classifier)
+    ranked = [r for r in np.argsort(np.where(np.isnan(metrics.ap), np.inf, metrics.ap), kind="stable")
+              if not np.isnan(metrics.ap[r])]
+    out = []
+    for r in ranked[:count]:
+        tiles = []
+        if source is not None:
+            for record in source.by_category.get(classifier.category_ids[r], [])[:EXEMPLARS_SHOWN]:
+                try:
+                    link = thumbs.link(f"exemplar_{_record_key(record)}", record, source.roots, source.context)
+                except InputError as exc:  # an exemplar image moved since: say so, keep the report
+                    log.warning("report: exemplar not shown (%s)", exc)
+                    continue
+                tiles.append(report.Tile(link, "exemplar", "exemplar"))
+        members = np.flatnonzero(metrics.labels == r)
+        wrong = [i for i in members if metrics.predicted[i] != r][:CROPS_SHOWN]
+        right = [i for i in members if metrics.predicted[i] == r][:CORRECT_SHOWN]
+        for i in [*wrong, *right]:
+            crop = int(crop_index[i])
+            link = thumbs.link(f"crop_{crop:06d}", records[crop], crops.roots, context)
+            ok = metrics.predicted[i] == r
+            tiles.append(report.Tile(link, "correct" if ok else f"\u2192 {names[metrics.predicted[i]]}",
+                                     "correct" if ok else "wrong"))
+        out.append(report.WorstClass(per_class[r], tiles))
+    return out

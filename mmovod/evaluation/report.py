@@ -1,0 +1,200 @@
+"""What an evaluation writes: the table (terminal and Markdown), the JSON, PNG plots and the HTML report.
+
+Plots use matplotlib's Agg backend (no display needed). The HTML page references only files next to
+it (the plots and `report_files/*.jpg` thumbnails, by relative links) and has no external resources;
+a small inline script reports any image that failed to load on the browser console.
+"""
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmovod.io.atomic import atomic_open
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("r", "c", "f")
+GROUP_NAMES = {"all": "all", "r": "rare", "c": "common", "f": "frequent"}
+TABLE_COLUMNS = ("classifier", "kind", "crops", "top-1", "top-5", "mean acc", "mAP", "mAP_r", "mAP_c", "mAP_f")
+RESULTS_JSON = "eval_results.json"
+RESULTS_MD = "eval_results.md"
+GROUPS_PNG = "eval_map_top1_by_frequency.png"
+AP_PNG = "eval_ap_vs_frequency.png"
+REPORT_HTML = "report.html"
+REPORT_FILES = "report_files"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def table_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """One row per classifier (percentages), in TABLE_COLUMNS order."""
+    rows = []
+    for r in results:
+        groups = r.get("by_frequency", {})
+        overall = r["overall"]
+        rows.append([r["name"], r["kind"], str(overall["crops"]), _pct(overall["top1"]), _pct(overall["top5"]),
+                     _pct(overall["mean_class_accuracy"]), _pct(overall["map"]),
+                     *(_pct(groups.get(g, {}).get("map")) for g in GROUPS)])
+    return rows
+
+
+def terminal_table(results: Sequence[dict[str, Any]]) -> str:
+    rows = [list(TABLE_COLUMNS), *table_rows(results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+def markdown_table(results: Sequence[dict[str, Any]]) -> str:
+    rows = table_rows(results)
+    head = "| " + " | ".join(TABLE_COLUMNS) + " |"
+    rule = "|" + "|".join("---" if i < 2 else "---:" for i in range(len(TABLE_COLUMNS))) + "|"
+    return "\n".join([head, rule, *("| " + " | ".join(row) + " |" for row in rows)]) + "\n"
+
+
+def markdown_document(results: Sequence[dict[str, Any]], doc: dict[str, Any]) -> str:
+    """The Markdown file: what was evaluated, then the table (all values in %)."""
+    crops = doc["crops"]
+    return (f"# Classifier evaluation on {doc['annotations']}\n\n"
+            f"{crops['crops']} ground-truth crops of {crops['classes']} classes, CLIP {doc['clip']}; "
+            f"values in %. Metric definitions: see `{RESULTS_JSON}` (`metrics`).\n\n" + markdown_table(results))
+
+
+def _save_figure(figure: Any, path: Path) -> None:
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=100)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_groups(results: Sequence[dict[str, Any]], path: Path) -> None:
+    """Grouped bars: mAP (left) and top-1 (right) per frequency group, one bar per classifier."""
+    plt = _pyplot()
+    groups = ["all", *(g for g in GROUPS if any(g in r.get("by_frequency", {}) for r in results))]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2 + 0.3 * -(-len(results) // 3)))
+    width = 0.8 / max(1, len(results))
+    x = np.arange(len(groups))
+    for axis, metric, title in zip(axes, ("map", "top1"), ("mAP over crops", "top-1 accuracy")):
+        for i, r in enumerate(results):
+            values = [(r["overall"] if g == "all" else r.get("by_frequency", {}).get(g, {})).get(metric) for g in groups]
+            axis.bar(x + (i - (len(results) - 1) / 2) * width, [100 * (v or 0) for v in values], width, label=r["name"])
+        axis.set_xticks(x, [GROUP_NAMES[g] for g in groups])
+        axis.set_ylabel(f"{title} (%)")
+        axis.set_title(title)
+    handles, labels = axes[0].get_legend_handles_labels()
+    columns = min(3, max(1, len(results)))
+    legend_rows = -(-len(results) // columns)
+    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.06 * legend_rows, 1, 1))
+    _save_figure(figure, path)
+    plt.close(figure)
+
+
+def plot_ap_vs_frequency(results: Sequence[dict[str, Any]], path: Path) -> str:
+    """Per-class AP against the class's LVIS training image count (`image_count`), or against its
+    number of evaluated crops when the file has no image counts; returns the x quantity's name."""
+    plt = _pyplot()
+    use_images = any(c.get("image_count") for r in results for c in r["per_class"])
+    key, label = ("image_count", "training images of the class (LVIS image_count)") if use_images else \
+        ("crops", "evaluated crops of the class")
+    figure, axis = plt.subplots(figsize=(10, 4.5))
+    for r in results:
+        points = [(c[key], c["ap"]) for c in r["per_class"] if c["ap"] is not None and c.get(key)]
+        if points:
+            xs, ys = zip(*points)
+            axis.scatter(xs, [100 * y for y in ys], s=10, alpha=0.6, label=r["name"])
+    axis.set_xscale("log")
+    axis.set_xlabel(label)
+    axis.set_ylabel("per-class AP over crops (%)")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    figure.tight_layout()
+    _save_figure(figure, path)
+    plt.close(figure)
+    return key
+
+
+@dataclass
+class Tile:
+    """A thumbnail on the report page: its relative link, caption and kind (exemplar, wrong, correct)."""
+
+    link: str
+    caption: str
+    kind: str
+
+
+@dataclass
+class WorstClass:
+    """A class shown in the report: its per-class JSON entry and its tiles."""
+
+    info: dict[str, Any]
+    tiles: list[Tile]
+
+
+_PAGE_STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #bbb; padding: 3px 8px; text-align: right; }
+td:first-child, td:nth-child(2), th { text-align: left; }
+.crops { display: flex; flex-wrap: wrap; gap: 6px; margin-bottom: 1em; }
+figure { margin: 0; width: 112px; font-size: 11px; text-align: center; }
+figure.correct img { outline: 3px solid #2a2; }
+figure.wrong img { outline: 3px solid #c22; }
+figure.exemplar img { outline: 3px solid #36c; }
+img.plot { max-width: 48%; border: 1px solid #ddd; }
+"""
+
+_IMAGE_CHECK = """
+window.addEventListener("load", function () {
+  for (const img of document.images) {
+    if (!img.complete || img.naturalWidth === 0) { console.error("image failed to load: " + img.getAttribute("src")); }
+  }
+});
+"""
+
+
+def write_html(path: Path, results: Sequence[dict[str, Any]], doc: dict[str, Any],
+               worst: dict[str, list[WorstClass]], plots: Sequence[str]) -> None:
+    """The HTML report: the table, the plots, and per classifier its worst classes as rows of
+    thumbnails: exemplars (blue), misclassified crops captioned with the predicted class (red) and a
+    few correct crops (green)."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in TABLE_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table_rows(results))
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Classifier evaluation</title><style>{_PAGE_STYLE}</style></head><body>",
+        "<h1>Classifier evaluation</h1>",
+        f"<p>{doc['crops']['crops']} ground-truth crops of {doc['crops']['classes']} classes from "
+        f"<code>{esc(doc['annotations'])}</code>, CLIP {esc(str(doc['clip']))}. Values in %. Blue: the "
+        "classifier's exemplars of the class; red: misclassified crops, captioned with the predicted class; "
+        "green: correctly classified crops.</p>",
+        f"<table><tr>{head}</tr>{body}</table>",
+        "".join(f"<img class='plot' src='{esc(p)}' alt='{esc(p)}'>" for p in plots),
+    ]
+    for r in results:
+        parts.append(f"<h2>{esc(r['name'])}: worst classes by AP</h2>")
+        for cls in worst.get(r["name"], []):
+            info = cls.info
+            parts.append(f"<h3>{esc(info['name'])} (id {info['id']}, {esc(str(info.get('frequency') or '-'))}): "
+                         f"AP {_pct(info['ap'])}, top-1 {_pct(info['accuracy'])}, crops: {info['crops']}</h3>")
+            figures = [f"<figure class='{esc(t.kind)}'><img src='{esc(t.link)}' width='112' height='112' "
+                       f"alt='{esc(t.kind)}'><figcaption>{esc(t.caption)}</figcaption></figure>" for t in cls.tiles]
+            parts.append("<div class='crops'>" + "".join(figures) + "</div>")
+    parts.append(f"<script>{_IMAGE_CHECK}</script></body></html>")
+    with atomic_open(path, "wb") as handle:
+        handle.write("\n".join(parts).encode())

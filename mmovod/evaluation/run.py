@@ -1,0 +1,264 @@
+"""The whole evaluation step: boxes -> crop embeddings (cached) -> scores per classifier -> metrics -> outputs.
+
+Order of work: every input is checked first (annotation file, images, classifiers, CLIP agreement,
+aggregator) and nothing is written before that; then the crop embeddings are read from the cache or
+encoded into it (the only expensive step, done once for any number of classifiers); then each
+classifier is scored and the outputs are written, each atomically.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmovod.evaluation import html_report, report
+from mmovod.evaluation.crop_cache import (CropSettings, cache_dir_for, cache_key_document, check_shards,
+                                          is_complete, read_view_embeddings, write_key)
+from mmovod.evaluation.crops_from_annotations import (DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA, Category, EvalCrops,
+                                                      select_boxes)
+from mmovod.evaluation.metrics import CropMetrics, crop_metrics
+from mmovod.evaluation.scoring import (ClipIdentity, EvalClassifier, coverage, load_classifiers, score_crops,
+                                      scoring_space)
+from mmovod.io.atomic import atomic_open
+from mmovod.io.errors import InputError
+from mmovod.io.json_files import save_json
+
+log = logging.getLogger(__name__)
+
+RESULTS_FORMAT = "mmovod-classifier-eval"
+RESULTS_VERSION = 1
+CONFUSED_PAIRS = 20
+METRIC_NOTES = {
+    "top1": "fraction of crops whose highest-scoring class is the true one (ties to the lower row index)",
+    "top5": "fraction of crops whose true class is among the 5 highest-scoring classes",
+    "mean_class_accuracy": "top-1 accuracy averaged over the classes that have crops",
+    "map": "mean over classes with crops of the exact (non-interpolated, tie-aware) average precision of ranking "
+           "all crops by that class's score; the detector-free analogue of box AP (AP_r for the rare group)",
+    "scores": "cosine between the L2-normalised crop embedding and the L2-normalised class row",
+}
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything one evaluation run needs (the tool's flags, typed)."""
+
+    classifiers: Sequence[str]
+    ann: str
+    img_dir: str
+    out_dir: str
+    cache_dir: str | None = None
+    crops: CropSettings = field(default_factory=CropSettings)
+    min_area: float = DEFAULT_MIN_AREA
+    max_per_class: int = DEFAULT_MAX_PER_CLASS
+    seed: int = 0
+    clip_model: str | None = None
+    pretrained: str | None = None
+    device: str | None = None
+    batch_size: int = 256
+    workers: int = 2
+    aggregator: str | None = None
+    num_layers: int | None = None
+    aggregator_space: Sequence[str] = ()
+    skip_bad: bool = False
+    rebuild_cache: bool = False
+    report: bool = False
+    worst_classes: int = 10
+    progress: bool = True
+
+
+@dataclass
+class ClassifierResult:
+    classifier: EvalClassifier
+    metrics: CropMetrics
+    crop_index: np.ndarray
+    doc: dict[str, Any]
+
+
+@dataclass
+class EvalRun:
+    """What `evaluate_classifiers` did: results per classifier and the files written."""
+
+    results: list[ClassifierResult]
+    doc: dict[str, Any]
+    written: list[Path]
+    encoded: bool
+    timings: dict[str, float]
+
+
+def _check_out_dir(out_dir: str) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out-dir is a file, not a folder")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not out.exists() and not parent.is_dir():
+        raise InputError(f"{out}: the folder above --out-dir ({parent}) does not exist (create it first)")
+    return out
+
+
+def _needs_aggregator(settings: EvalSettings, classifiers: Sequence[EvalClassifier]) -> list[EvalClassifier]:
+    """The classifiers living in the aggregator's space; InputError when they exist without --aggregator."""
+    needing = [c for c in classifiers if c.space == "aggregator"]
+    if needing and not settings.aggregator:
+        made_by = needing[0].sidecar.details.get("aggregator") if needing[0].sidecar else None
+        hint = f" (its sidecar names {made_by})" if made_by else ""
+        raise InputError(f"{needing[0].path}: made by the visual aggregator, so its rows live in the aggregator's "
+                         f"output space, not CLIP's; pass --aggregator CKPT{hint}")
+    if settings.aggregator and not needing:
+        log.info("--aggregator is not needed: no classifier lives in the aggregator's space")
+    return needing
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+    return x / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
+def crop_cache_location(settings: EvalSettings, crops: EvalCrops, clip: ClipIdentity) -> tuple[Path, dict[str, Any]]:
+    """The cache folder of this crop set and CLIP, and the key document it is named after."""
+    selection = {"min_area": float(settings.min_area), "max_per_class": settings.max_per_class, "seed": settings.seed}
+    key = cache_key_document(clip.clip_model, clip.pretrained, crops, settings.crops, selection)
+    cache_root = Path(settings.cache_dir) if settings.cache_dir else Path(settings.out_dir) / "crop_cache"
+    return cache_dir_for(cache_root, key), key
+
+
+def crop_embeddings(settings: EvalSettings, crops: EvalCrops, clip: ClipIdentity, dim: int | None
+                    ) -> tuple[np.ndarray, Path, bool]:
+    """float32 `(N, V, D)` raw view embeddings of every crop, from the cache or encoded into it.
+
+    Returns (embeddings, cache folder, whether anything was encoded). `dim` is the row size the
+    CLIP-space classifiers need (None when there are none).
+    """
+    root, key = crop_cache_location(settings, crops, clip)
+    check_shards(root, settings.rebuild_cache)
+    encoded = False
+    if not is_complete(root, crops):
+        from mmovod.evaluation import encoding  # torch and open_clip: only when something is to be encoded
+
+        bundle = encoding.load_image_tower(clip.clip_model, clip.pretrained, settings.device, dim)
+        Path(settings.out_dir).mkdir(exist_ok=True)
+        root.parent.mkdir(exist_ok=True)
+        log.info("encoding %d crops x %d views into %s", crops.num_crops, settings.crops.views, root)
+        encoding.encode_into_cache(bundle, crops, root, settings.crops, batch_size=settings.batch_size,
+                                   workers=settings.workers, progress=settings.progress)
+        write_key(root, key)
+        encoded = True
+    views = read_view_embeddings(root, crops)
+    if dim is not None and views.shape[2] != dim:
+        raise InputError(f"{root}: cached embeddings are {views.shape[2]}-d, the classifiers have {dim}-d rows")
+    return views, root, encoded
+
+
+def _summaries(metrics: CropMetrics, categories: dict[int, Category], ids: Sequence[int]) -> dict[str, Any]:
+    freq = np.array([categories[i].frequency if i in categories else None for i in ids], dtype=object)
+    out = {"overall": metrics.summary()}
+    if any(f is not None for f in freq):
+        out["by_frequency"] = {g: metrics.summary(freq == g) for g in report.GROUPS}
+    return out
+
+
+def result_document(classifier: EvalClassifier, metrics: CropMetrics, categories: dict[int, Category],
+                    cover: dict[str, Any]) -> dict[str, Any]:
+    """Every number of one classifier, JSON-ready (NaN becomes null)."""
+    ids = classifier.category_ids
+    name = [categories[i].name if i in categories else f"category {i}" for i in ids]
+    per_class = [{
+        "id": i, "name": name[r], "frequency": categories[i].frequency if i in categories else None,
+        "image_count": categories[i].image_count if i in categories else None,
+        "crops": int(metrics.crops_per_class[r]),
+        "accuracy": None if np.isnan(metrics.accuracy_per_class[r]) else float(metrics.accuracy_per_class[r]),
+        "ap": None if np.isnan(metrics.ap[r]) else float(metrics.ap[r]),
+    } for r, i in enumerate(ids)]
+    confused = [{"true_id": ids[t], "true": name[t], "predicted_id": ids[p], "predicted": name[p], "count": n,
+                 "fraction_of_true": n / int(metrics.crops_per_class[t])}
+                for t, p, n in metrics.confused_pairs(CONFUSED_PAIRS)]
+    return {
+        "name": classifier.name, "path": str(classifier.path), "kind": classifier.kind, "space": classifier.space,
+        "classes": len(ids), **_summaries(metrics, categories, ids), "confused_pairs": confused,
+        "coverage": cover, "per_class": per_class,
+    }
+
+
+def write_report(out: Path, results: list[ClassifierResult], doc: dict[str, Any], crops: EvalCrops,
+                 context: float, worst_classes: int, plots: list[str]) -> list[Path]:
+    """The HTML page and its thumbnails (see `mmovod.evaluation.html_report`)."""
+    thumbs = html_report.Thumbnails(out / report.REPORT_FILES)
+    worst = {r.classifier.name: html_report.worst_classes(r.classifier, r.metrics, r.crop_index, r.doc["per_class"],
+                                                           crops, context, worst_classes, thumbs)
+             for r in results}
+    page = out / report.REPORT_HTML
+    report.write_html(page, [r.doc for r in results], doc, worst, plots)
+    return [page, *thumbs.written]
+
+
+def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
+    """Run the evaluation described in the module docstring; see `EvalSettings` for the inputs."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    out = _check_out_dir(settings.out_dir)
+    if settings.cache_dir and not Path(settings.cache_dir).exists() and not Path(settings.cache_dir).parent.is_dir():
+        raise InputError(f"{settings.cache_dir}: the folder above --cache-dir does not exist (create it first)")
+    if settings.worst_classes < 0:
+        raise InputError("--worst-classes must not be negative")
+    crops = select_boxes(settings.ann, settings.img_dir, min_area=settings.min_area,
+                         max_per_class=settings.max_per_class, seed=settings.seed, skip_bad=settings.skip_bad)
+    classifiers, clip = load_classifiers(settings.classifiers, crops.categories, clip_model=settings.clip_model,
+                                         pretrained=settings.pretrained, aggregator_space=settings.aggregator_space)
+    needing = _needs_aggregator(settings, classifiers)
+    aggregator = None
+    if needing:
+        from mmovod.evaluation import aggregator_space  # torch: only for aggregator-space classifiers
+
+        aggregator = aggregator_space.load_aggregator(settings.aggregator, settings.num_layers, needing, clip)
+    clip_dims = {c.rows.shape[1] for c in classifiers if scoring_space(c) == "clip"}
+    timings["inputs_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    views, cache_root, encoded = crop_embeddings(settings, crops, clip, next(iter(clip_dims), None))
+    timings["embeddings_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    spaces = {"clip": _unit(views.mean(axis=1))}
+    if aggregator is not None:
+        spaces["aggregator"] = aggregator_space.aggregated_embeddings(aggregator, views, settings.device)
+    del views
+    categories = {c.id: c for c in crops.categories}
+    crop_ids = crops.crop_category_ids()
+    results = []
+    for classifier in classifiers:
+        aligned = score_crops(classifier, spaces[scoring_space(classifier)], crop_ids)
+        metrics = crop_metrics(aligned.scores, aligned.labels)
+        crop_index = aligned.crop_index
+        del aligned  # the (crops x classes) scores: one such matrix alive at a time
+        doc = result_document(classifier, metrics, categories, coverage(classifier, crops.categories, crop_ids))
+        results.append(ClassifierResult(classifier, metrics, crop_index, doc))
+    timings["scoring_s"] = time.perf_counter() - start
+
+    doc = {
+        "format": RESULTS_FORMAT, "version": RESULTS_VERSION, "annotations": settings.ann, "img_dir": settings.img_dir,
+        "clip": clip.describe(), "cache": str(cache_root),
+        "crops": {**crops.counts, "classes": len(crops.classes), "missing_images": crops.missing_images},
+        "settings": {"context": settings.crops.context, "views": settings.crops.views, "tta": settings.crops.tta,
+                     "min_area": settings.min_area, "max_per_class": settings.max_per_class, "seed": settings.seed,
+                     "aggregator": settings.aggregator},
+        "metrics": METRIC_NOTES, "classifiers": [r.doc for r in results],
+    }
+    start = time.perf_counter()
+    out.mkdir(exist_ok=True)
+    docs = [r.doc for r in results]
+    save_json(out / report.RESULTS_JSON, doc, indent=True)
+    with atomic_open(out / report.RESULTS_MD, "wb") as handle:
+        handle.write(report.markdown_document(docs, doc).encode())
+    report.plot_groups(docs, out / report.GROUPS_PNG)
+    report.plot_ap_vs_frequency(docs, out / report.AP_PNG)
+    written = [out / name for name in (report.RESULTS_JSON, report.RESULTS_MD, report.GROUPS_PNG, report.AP_PNG)]
+    if settings.report:
+        written += write_report(out, results, doc, crops, settings.crops.context, settings.worst_classes,
+                                [report.GROUPS_PNG, report.AP_PNG])
+    timings["outputs_s"] = time.perf_counter() - start
+    log.info("time: %s", ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in timings.items()))
+    return EvalRun(results, doc, written, encoded, timings)
+

@@ -1,0 +1,234 @@
+"""The classifiers under evaluation: read, checked against each other and the annotation file, and scored.
+
+Scoring is Detic's zero-shot head on a perfect proposal: the cosine between the L2-normalised crop
+embedding and every L2-normalised class row (the crop's CLIP embedding, or its aggregator output for
+rows the aggregator made, see `scoring_space`). Rows are matched to categories by the sidecar's
+`category_ids` (those of a fusion's sources for the old fusion sidecar); a classifier without them
+must have one row per category of the annotation file, in ascending id order.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmovod.classifiers.sidecar import ClassifierSidecar, load_classifier, parse_sidecar
+from mmovod.evaluation.crops_from_annotations import Category
+from mmovod.io.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClipIdentity:
+    """The CLIP that made a classifier: model name and weights as its sidecar (or the flags) spell them."""
+
+    clip_model: str
+    pretrained: str | None
+
+    def describe(self) -> str:
+        return f"{self.clip_model} ({self.pretrained or 'default weights'})"
+
+    def same_as(self, other: "ClipIdentity") -> bool:
+        return _same_name(self.clip_model, other.clip_model) and _same_name(self.pretrained, other.pretrained)
+
+
+def _same_name(a: str | None, b: str | None) -> bool:
+    """Equal spellings, or two spellings of one existing file."""
+    if a == b:
+        return True
+    return a is not None and b is not None and Path(a).is_file() and Path(b).is_file() and Path(a).samefile(b)
+
+
+@dataclass
+class EvalClassifier:
+    """One classifier, ready to score: unit rows `(C, D)` float32 and the category id of each row."""
+
+    path: Path
+    name: str
+    rows: np.ndarray
+    category_ids: list[int]
+    sidecar: ClassifierSidecar | None
+    clip: ClipIdentity | None
+    space: str = "clip"
+
+    @property
+    def kind(self) -> str:
+        return self.sidecar.kind if self.sidecar is not None else "unknown (no sidecar)"
+
+    @property
+    def aggregator_layers(self) -> int | None:
+        """The aggregator's layer count recorded in the sidecar, if any."""
+        layers = self.sidecar.details.get("num_layers") if self.sidecar is not None else None
+        return layers if isinstance(layers, int) else None
+
+
+def scoring_space(classifier: EvalClassifier) -> str:
+    """Which crop embedding a classifier is scored against: the aggregator's output for rows the
+    aggregator made, CLIP's for the rest, including a fusion of CLIP and aggregator rows (`mixed`),
+    which a detector uses as it uses any CLIP-space classifier."""
+    return "aggregator" if classifier.space == "aggregator" else "clip"
+
+
+def source_sidecars(sidecar: ClassifierSidecar, where: str) -> list[ClassifierSidecar]:
+    """The sidecars of a fusion's sources (old fusion sidecars record them under details.sources)."""
+    sources = sidecar.details.get("sources")
+    if not isinstance(sources, dict):
+        return []
+    out = []
+    for name, source in sources.items():
+        if isinstance(source, dict) and isinstance(source.get("sidecar"), dict):
+            out.append(parse_sidecar(source["sidecar"], f"{where} (source {name})"))
+    return out
+
+
+def _clip_of(sidecar: ClassifierSidecar | None, where: str) -> ClipIdentity | None:
+    if sidecar is None:
+        return None
+    if sidecar.clip_model is not None:
+        return ClipIdentity(sidecar.clip_model, sidecar.pretrained)
+    found = [c for s in source_sidecars(sidecar, where) if (c := _clip_of(s, where)) is not None]
+    if found and any(not f.same_as(found[0]) for f in found):
+        raise InputError(f"{where}: fuses classifiers of different CLIPs ({found[0].describe()} and "
+                         f"{next(f for f in found if not f.same_as(found[0])).describe()})")
+    return found[0] if found else None
+
+
+def _category_ids_of(sidecar: ClassifierSidecar | None, where: str) -> list[int] | None:
+    if sidecar is None:
+        return None
+    ids = sidecar.category_ids
+    if ids is not None and all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        return list(ids)
+    for source in source_sidecars(sidecar, where):
+        ids = _category_ids_of(source, where)
+        if ids is not None and len(ids) == sidecar.num_classes:
+            return ids
+    return None
+
+
+def _unit_rows(array: np.ndarray, path: Path, names: Sequence[str]) -> np.ndarray:
+    rows = array.astype(np.float32)
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():
+        r = int(np.argmin(finite))
+        raise InputError(f"{path}: row {r} ({names[r]}) is not finite (NaN or inf)")
+    norms = np.linalg.norm(rows.astype(np.float64), axis=1)
+    if not (norms > 0).all():
+        r = int(np.argmin(norms > 0))
+        raise InputError(f"{path}: row {r} ({names[r]}) is all zeros, so it scores nothing")
+    return (rows / norms[:, None]).astype(np.float32)
+
+
+def _display_names(paths: Sequence[Path]) -> list[str]:
+    stems = [p.name[:-4] if p.name.endswith(".npy") else p.name for p in paths]
+    return [str(p) if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
+
+
+def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Category], *,
+                     clip_model: str | None = None, pretrained: str | None = None,
+                     aggregator_space: Sequence[str | os.PathLike] = (),
+                     ) -> tuple[list[EvalClassifier], ClipIdentity]:
+    """Read every classifier and the CLIP they share.
+
+    A classifier's space is its sidecar's; `aggregator_space` names classifiers without sidecar
+    that live in the aggregator's space (the authors' released `*_agg_*.npy`).
+
+    Refused (InputError naming the file): an unreadable or non-2-D array, a sidecar that does not
+    describe it, a NaN/inf or all-zero row, embedding sizes that differ between classifiers, CLIPs
+    that differ between sidecars (or from `clip_model`), no CLIP known for a classifier without
+    sidecar when `clip_model` is None, and a row count that matches no class list.
+    """
+    if not paths:
+        raise InputError("no classifiers given (--classifiers A.npy B.npy ...)")
+    flag_clip = ClipIdentity(clip_model, pretrained) if clip_model else None
+    ann_ids = [c.id for c in categories]
+    files = [Path(p) for p in paths]
+    if len({p.resolve() for p in files}) != len(files):
+        raise InputError("the same classifier file is given twice in --classifiers")
+    in_aggregator_space = {Path(p).resolve() for p in aggregator_space}
+    unknown = in_aggregator_space - {p.resolve() for p in files}
+    if unknown:
+        raise InputError(f"{sorted(unknown)[0]}: given to --aggregator-space but not to --classifiers")
+    out: list[EvalClassifier] = []
+    shared: tuple[Path, ClipIdentity] | None = None
+    for path, name in zip(files, _display_names(files)):
+        loaded = load_classifier(path)
+        where = str(path)
+        clip = _clip_of(loaded.sidecar, where)
+        if clip is None:
+            if flag_clip is None:
+                raise InputError(f"{path}: no sidecar names the CLIP that made it; pass --clip_model (and --pretrained)")
+            clip = flag_clip
+        elif flag_clip is not None and not clip.same_as(flag_clip):
+            raise InputError(f"{path}: made with CLIP {clip.describe()}, but --clip_model/--pretrained say "
+                             f"{flag_clip.describe()}")
+        if shared is not None and not clip.same_as(shared[1]):
+            raise InputError(f"{path} was made with CLIP {clip.describe()}, {shared[0]} with {shared[1].describe()}; "
+                             "classifiers of different CLIPs cannot share one evaluation (run them separately)")
+        shared = shared or (path, clip)
+        if out and loaded.array.shape[1] != out[0].rows.shape[1]:
+            raise InputError(f"{path}: rows are {loaded.array.shape[1]}-d, but {out[0].path} has "
+                             f"{out[0].rows.shape[1]}-d rows")
+        ids = _category_ids_of(loaded.sidecar, where)
+        if ids is None:
+            if loaded.array.shape[0] != len(ann_ids):
+                raise InputError(f"{path}: {loaded.array.shape[0]} rows match no class list: the annotation file has "
+                                 f"{len(ann_ids)} categories and the sidecar names no category_ids")
+            ids = list(ann_ids)
+        if len(set(ids)) != len(ids):
+            raise InputError(f"{path}: the sidecar's category_ids repeat a category")
+        by_id = {c.id: c.name for c in categories}
+        names = [by_id.get(i, f"category {i}") for i in ids]
+        space = loaded.sidecar.space if loaded.sidecar is not None else "clip"
+        if path.resolve() in in_aggregator_space:
+            if loaded.sidecar is not None:
+                raise InputError(f"{path}: --aggregator-space is for classifiers without sidecar; its sidecar says "
+                                 f"space {loaded.sidecar.space!r}")
+            space = "aggregator"
+        out.append(EvalClassifier(path, name, _unit_rows(loaded.array, path, names), ids, loaded.sidecar, clip, space))
+    assert shared is not None
+    return out, shared[1]
+
+
+@dataclass
+class AlignedScores:
+    """One classifier's scores on the crops whose category it has.
+
+    `scores` `(n, C)` float32 cosine similarities; `labels` `(n,)` row index of the true class;
+    `crop_index` `(n,)` the crops' positions in the crop set.
+    """
+
+    scores: np.ndarray
+    labels: np.ndarray
+    crop_index: np.ndarray
+
+
+def score_crops(classifier: EvalClassifier, embeddings: np.ndarray, crop_category_ids: np.ndarray) -> AlignedScores:
+    """Cosine scores of the unit crop `embeddings` `(N, D)` against the classifier's unit rows,
+    for the crops whose category the classifier has (the others are left out)."""
+    row_of = {cid: r for r, cid in enumerate(classifier.category_ids)}
+    label = np.array([row_of.get(int(c), -1) for c in crop_category_ids], dtype=np.int64)
+    keep = np.flatnonzero(label >= 0)
+    crops = embeddings if len(keep) == len(label) else embeddings[keep]
+    return AlignedScores(crops @ classifier.rows.T, label[keep], keep)
+
+
+def coverage(classifier: EvalClassifier, categories: Sequence[Category],
+             crop_category_ids: np.ndarray) -> dict[str, Any]:
+    """Which classes the classifier and the evaluated crops do not share, by category id and name."""
+    names = {c.id: c.name for c in categories}
+    evaluated = set(np.unique(crop_category_ids).tolist())
+    mine = set(classifier.category_ids)
+    no_crops = [i for i in classifier.category_ids if i not in evaluated]
+    no_row = sorted(evaluated - mine)
+    return {
+        "classifier_classes_without_crops": [{"id": i, "name": names.get(i)} for i in no_crops],
+        "classifier_classes_not_in_ann": [i for i in classifier.category_ids if i not in names],
+        "ann_classes_without_row": [{"id": i, "name": names.get(i)} for i in no_row],
+        "crops_without_row": int(np.isin(crop_category_ids, no_row).sum()),
+    }

@@ -1,0 +1,1 @@
+"""Your own vocabulary: class lists and exemplar photos in, text / vision / multi-modal classifiers out."""

@@ -1,0 +1,271 @@
+"""Exemplar photos for a vocabulary: class folders, the boxes of a COCO file, or the vocabulary's own list.
+
+Sources, per class in this order:
+1. the `exemplars` listed in a JSON / YAML vocabulary (paths relative to its folder);
+2. `DIR/<class>/<image>` (`--exemplars DIR`): every image (`IMAGE_SUFFIXES`, any case) of a folder
+   whose name matches the class, used whole. A folder matches the class whose name, else whose
+   only-one-class synonym, equals it after `normalise_name` (case, `_` and spaces);
+3. or, with a COCO-format file (`--exemplar-ann`), its boxes instead of the folders: each
+   non-crowd annotation of a category matching a class (by name, as folders do) is an exemplar of
+   the image `DIR/<file_name>` cut to its `bbox`.
+Folders and categories matching no class, and classes left without any exemplar, are reported.
+
+Before any model runs, every image's header is read (no pixels decoded): a missing or unreadable
+image is an error naming it (`skip_bad`: skipped and listed), a box that does not lie inside its
+image (1 pixel of slack) is an error naming the box's source. Then `-K` keeps at most K exemplars
+per class with the authors' LVIS draw (`mmovod.prep.exemplar_sampling`: a fresh generator seeded
+with `seed` per class, probabilities proportional to box area, whole images counting as 100 x 100).
+
+Exemplar records are `file` records (`mmovod.readers.image_roots`): `{"dataset": "file",
+"file_name": <image path>, "bbox": [x, y, w, h] (boxes only), "source": <where it came from>,
+"category_id": <the class's id, when the vocabulary has ids>, "area": <sampling weight>}`, which
+`mmovod.clip.crops` crops like LVIS records.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mmovod.io.errors import InputError
+from mmovod.io.json_files import load_json
+from mmovod.clip.crops import BadImageError
+from mmovod.prep.exemplar_sampling import WeightRef, exemplar_weight, weighted_choice
+from mmovod.readers.image_header import header_sizes
+from mmovod.readers.image_roots import FILE_DATASET
+from mmovod.vocabulary.reader import Vocabulary, normalise_name
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+BOX_SLACK = 1.0
+"""Pixels a box may extend past its image (COCO boxes are rounded) before it counts as outside."""
+
+Records = list[list[dict[str, Any]]]
+
+
+@dataclass
+class ExemplarSet:
+    """Exemplar records per vocabulary class, with what was not used.
+
+    `records`: per class, the kept records (after `skip_bad` and -K); `candidates`: per class, how
+    many usable records there were before -K; `unmatched`: folder or category names matching no
+    class; `skipped`: unreadable images dropped under `skip_bad` (`class`, `path`, `reason`);
+    `ignored_files`: files in the exemplar folder that are not images in a class folder.
+    """
+
+    records: Records
+    candidates: list[int]
+    unmatched: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    ignored_files: int = 0
+
+    def classes_without(self) -> list[int]:
+        """Indices of the classes that have no exemplar."""
+        return [i for i, records in enumerate(self.records) if not records]
+
+
+def class_matcher(vocab: Vocabulary) -> Callable[[str], int | None]:
+    """label -> class index: the class with that name, else the one class with that synonym (see normalise_name)."""
+    by_name = {normalise_name(c.name): i for i, c in enumerate(vocab.classes)}
+    by_synonym: dict[str, set[int]] = {}
+    for i, cls in enumerate(vocab.classes):
+        for synonym in cls.synonyms:
+            by_synonym.setdefault(normalise_name(synonym), set()).add(i)
+
+    def match(label: str) -> int | None:
+        key = normalise_name(label)
+        if key in by_name:
+            return by_name[key]
+        hits = by_synonym.get(key, set())
+        return next(iter(hits)) if len(hits) == 1 else None
+
+    return match
+
+
+def file_record(path: str | os.PathLike, source: str, bbox: Any = None) -> dict[str, Any]:
+    """A `file` exemplar record (the whole image when `bbox` is None)."""
+    record: dict[str, Any] = {"dataset": FILE_DATASET, "file_name": str(path)}
+    if bbox is not None:
+        record["bbox"] = [float(v) for v in bbox]
+    record["source"] = source
+    return record
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _existing_dir(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+    if not path.is_dir():
+        raise InputError(f"{path}: {what} is not a folder")
+
+
+def folder_exemplars(root: str | os.PathLike, vocab: Vocabulary, records: Records) -> tuple[list[str], int]:
+    """Add the images of `root/<class>/` to `records` (whole images, file-name order); returns the
+    folders that match no class and the number of other files ignored."""
+    root = Path(root)
+    _existing_dir(root, "exemplar folder")
+    match = class_matcher(vocab)
+    unmatched, ignored = [], 0
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            ignored += 1
+            continue
+        index = match(entry.name)
+        if index is None:
+            unmatched.append(entry.name)
+            continue
+        files = sorted(entry.iterdir())
+        images = [p for p in files if _is_image(p)]
+        ignored += sum(1 for p in files if not p.name.startswith(".")) - len(images)
+        records[index].extend(file_record(p, f"folder {entry.name}") for p in images)
+    return unmatched, ignored
+
+
+def _box(value: Any, where: str) -> list[float]:
+    if (not isinstance(value, list) or len(value) != 4
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise InputError(f"{where}: 'bbox' must be [x, y, w, h] (four numbers), found {value!r}")
+    if value[2] <= 0 or value[3] <= 0:
+        raise InputError(f"{where}: 'bbox' {value!r} has no area")
+    return [float(v) for v in value]
+
+
+def _objects(doc: dict[str, Any], key: str, path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
+    items = doc.get(key)
+    if not isinstance(items, list):
+        raise InputError(f"{path}: no '{key}' list (expected a COCO-format file)")
+    for n, item in enumerate(items):
+        if not isinstance(item, dict) or any(k not in item for k in required):
+            raise InputError(f"{path}: {key} #{n} must be an object with {', '.join(required)}")
+    return items
+
+
+def annotation_exemplars(ann_path: str | os.PathLike, image_root: str | os.PathLike, vocab: Vocabulary,
+                         records: Records) -> list[str]:
+    """Add the non-crowd boxes of a COCO-format file to `records` (file order); image paths are
+    `image_root/<file_name>`. Returns the category names that match no class."""
+    path, root = Path(ann_path), Path(image_root)
+    _existing_dir(root, "exemplar folder")
+    doc = load_json(path, "exemplar annotation file")
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a COCO-format JSON object with images, annotations and categories")
+    images = {im["id"]: im["file_name"] for im in _objects(doc, "images", path, ("id", "file_name"))}
+    match = class_matcher(vocab)
+    cat_class, unmatched = {}, []
+    for cat in _objects(doc, "categories", path, ("id", "name")):
+        cat_class[cat["id"]] = index = match(str(cat["name"]))
+        if index is None:
+            unmatched.append(str(cat["name"]))
+    for ann in _objects(doc, "annotations", path, ("image_id", "category_id", "bbox")):
+        where = f"{path}: annotation {ann.get('id', '?')}"
+        if ann["category_id"] not in cat_class:
+            raise InputError(f"{where}: category_id {ann['category_id']!r} is not in 'categories'")
+        if ann["image_id"] not in images:
+            raise InputError(f"{where}: image_id {ann['image_id']!r} is not in 'images'")
+        index = cat_class[ann["category_id"]]
+        if index is None or ann.get("iscrowd"):
+            continue
+        records[index].append(file_record(root / images[ann["image_id"]], where.removeprefix(f"{path}: "),
+                                          _box(ann["bbox"], where)))
+    return unmatched
+
+
+def vocabulary_exemplars(vocab: Vocabulary, records: Records) -> None:
+    """Add the exemplars listed in the vocabulary file itself."""
+    for index, cls in enumerate(vocab.classes):
+        where = cls.where.removeprefix(f"{vocab.path}: ")
+        records[index].extend(file_record(ref.image, f"{vocab.path.name} {where}", ref.bbox) for ref in cls.exemplars)
+
+
+def check_images(vocab: Vocabulary, records: Records, skip_bad: bool, workers: int = 1) -> list[dict[str, str]]:
+    """Read every image header once; drop (`skip_bad`) or raise for unreadable images; raise for boxes outside.
+
+    Returns the skipped images. Raises BadImageError naming the first unreadable image otherwise,
+    and InputError naming the record's source for a box outside its image.
+    """
+    paths = sorted({r["file_name"] for rs in records for r in rs})
+    sizes = dict(zip(paths, header_sizes(paths, workers)))
+    skipped: list[dict[str, str]] = []
+    for index, class_records in enumerate(records):
+        kept = []
+        for record in class_records:
+            path, size = record["file_name"], sizes[record["file_name"]]
+            if size is None:
+                reason = "image not found" if not Path(path).exists() else "cannot read image"
+                if not skip_bad:
+                    raise BadImageError(path, f"{reason} (exemplar of {vocab.classes[index].name!r}; "
+                                              "pass --skip-bad to skip unreadable images)")
+                skipped.append({"class": vocab.classes[index].name, "path": path, "reason": reason})
+                continue
+            if "bbox" in record:
+                x, y, w, h = record["bbox"]
+                width, height = size
+                if x < -BOX_SLACK or y < -BOX_SLACK or x + w > width + BOX_SLACK or y + h > height + BOX_SLACK:
+                    raise InputError(f"{record['source']}: bbox {record['bbox']} lies outside its image {path} "
+                                     f"({width} x {height})")
+            kept.append(record)
+        class_records[:] = kept
+    for item in skipped:
+        log.warning("skipping %s (%s): %s", item["path"], item["class"], item["reason"])
+    return skipped
+
+
+def sampling_weight(record: dict[str, Any]) -> float:
+    """The LVIS recipe's weight: box area, or 100 x 100 for a whole image."""
+    if record.get("bbox") is None:
+        return float(exemplar_weight(WeightRef(dataset="imagenet21k")))
+    return float(exemplar_weight(WeightRef(dataset="lvis", bbox=record["bbox"])))
+
+
+def cap_exemplars(records: Records, k: int | None, seed: int) -> Records:
+    """At most `k` records per class (all when None or when a class has no more), drawn like the LVIS
+    recipe; every kept record gains its `area` (the weight)."""
+    if k is not None and k < 1:
+        raise InputError(f"-K must be positive, got {k}")
+    out = []
+    for class_records in records:
+        weights = [sampling_weight(r) for r in class_records]
+        picked = list(range(len(class_records)))
+        if k is not None and len(class_records) > k:
+            picked = weighted_choice(weights, k, seed)
+        out.append([{**class_records[i], "area": weights[i]} for i in picked])
+    return out
+
+
+def collect_exemplars(vocab: Vocabulary, exemplar_dir: str | os.PathLike | None = None,
+                      exemplar_ann: str | os.PathLike | None = None, k: int | None = None, seed: int = 42,
+                      skip_bad: bool = False, workers: int = 1) -> ExemplarSet:
+    """All exemplar sources of the module docstring, checked and capped at `k` per class."""
+    if exemplar_ann is not None and exemplar_dir is None:
+        raise InputError("--exemplar-ann needs --exemplars DIR, the folder its image file_names are relative to")
+    records: Records = [[] for _ in vocab.classes]
+    vocabulary_exemplars(vocab, records)
+    unmatched: list[str] = []
+    ignored = 0
+    if exemplar_ann is not None:
+        unmatched = annotation_exemplars(exemplar_ann, exemplar_dir, vocab, records)
+    elif exemplar_dir is not None:
+        unmatched, ignored = folder_exemplars(exemplar_dir, vocab, records)
+    skipped = check_images(vocab, records, skip_bad, workers)
+    for cls, class_records in zip(vocab.classes, records):
+        if cls.category_id is not None:
+            for record in class_records:
+                record["category_id"] = cls.category_id
+    candidates = [len(r) for r in records]
+    result = ExemplarSet(cap_exemplars(records, k, seed), candidates, unmatched, skipped, ignored)
+    if unmatched:
+        log.warning("%d exemplar folders or categories match no class: %s", len(unmatched), ", ".join(unmatched[:10]))
+    without = result.classes_without()
+    if without:
+        log.warning("%d of %d classes have no exemplars: %s", len(without), len(vocab),
+                    ", ".join(vocab.classes[i].name for i in without[:10]))
+    return result
