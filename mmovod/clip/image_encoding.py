@@ -161,17 +161,20 @@ def encode_items(bundle: ClipBundle, items: Sequence[Item], roots: Mapping[str, 
         raise InputError(f"batch size must be at least 1, found {batch_size}")
     plan = view_plan(bundle, views)
     dataset = ItemDataset(items, roots, views.context, plan)
-    # one item per fetch keeps every worker busy; each prefetches enough to fill the next batch
-    prefetch = ({"prefetch_factor": max(2, math.ceil(batch_size / (plan.num_views * views.workers)))}
+    # a few items per fetch: a quarter of a batch's views, so the per-message cost is shared and every
+    # worker stays busy; each prefetches enough fetches to fill the next batch
+    per_fetch = max(1, batch_size // (4 * plan.num_views))
+    prefetch = ({"prefetch_factor": max(2, math.ceil(batch_size / (plan.num_views * per_fetch * views.workers)))}
                 if views.workers else {})
-    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=views.workers,
+    loader = DataLoader(dataset, batch_size=per_fetch, shuffle=False, num_workers=views.workers, collate_fn=list,
                         pin_memory=bundle.device.type == "cuda", **prefetch)
     out = torch.zeros(len(dataset), plan.num_views, bundle.embed_dim, device=bundle.device)
     valid = torch.zeros(len(dataset), dtype=torch.bool)
     skipped: list[dict[str, Any]] = []
     batcher = _Batcher(bundle, plan.prep, out, batch_size)
+    fetched = (entry for fetch in loader for entry in fetch)
     with torch.inference_mode(), tqdm(total=len(dataset), unit=unit, disable=not progress) as bar:
-        for i, item, failure in loader:
+        for i, item, failure in fetched:
             if failure is not None:
                 path, reason = failure
                 if path is None:
