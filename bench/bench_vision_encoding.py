@@ -265,7 +265,7 @@ def main(argv=None) -> int:
     parser.add_argument("--views", type=int, default=5)
     parser.add_argument("--nw", type=int, default=2, help="DataLoader workers of every variant")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="views per forward pass of mmovod and the caches (unset: each one's default: mmovod 64 "
+                        help="views per forward pass of mmovod and the caches (unset: each one's default: mmovod 32 "
                              "on CPU, 256 on CUDA; the previous cache 256)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 Item = tuple[int, int, Mapping[str, Any]]
 """(class index, item index within its class, exemplar record): the unit of encoding."""
 SKIP_HINT = " (pass --skip-bad to skip unreadable images)"
-IMAGE_BATCH = {"cuda": 256, "cpu": 64}
+IMAGE_BATCH = {"cuda": 256, "cpu": 32}
 """Default views per forward pass by device type: on the CPU a larger batch is no faster and its
 activations would outweigh the model (ViT-B/32: about 2.3 MB per view)."""
 
