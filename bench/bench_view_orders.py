@@ -92,7 +92,7 @@ def classifier_cosines(bundle, prep, original, fast, classes, exemplars):
         with torch.inference_mode():
             emb = torch.cat([bundle.model.encode_image(b).float().cpu() for b in x.split(64)])
         return emb.reshape(classes, -1, emb.shape[-1]).mean(1)
-    a, b = rows(original), rows(fast)
+    a, b = rows(original).double(), rows(fast).double()
     same = torch.nn.functional.cosine_similarity(a, b)
     an = torch.nn.functional.normalize(a, dim=1)
     cross = an @ an.T
@@ -154,9 +154,9 @@ def main(argv=None) -> int:
         original, fast = order_pixels(exemplars, roots, prep, args.views, args.seed)
         print("fast vs original order at the model input: " + level_stats([fast.int() - original.int()]))
         same, other = classifier_cosines(bundle, prep, original, fast, args.classes, args.exemplars)
-        print(f"classifier rows (ViT-B/32 shapes, random weights): cosine fast vs original per class: "
-              f"mean {float(same.mean()):.6f}, min {float(same.min()):.6f}; between different classes: "
-              f"mean {float(other.mean()):.6f}, max {float(other.max()):.6f}")
+        print(f"classifier rows (ViT-B/32 shapes, random weights): 1 - cosine, fast vs original order of the same "
+              f"class: mean {float(1 - same.mean()):.1e}, max {float(1 - same.min()):.1e}; between different "
+              f"classes: mean {float(1 - other.mean()):.1e}, min {float(1 - other.max()):.1e}")
         large = make_exemplars(root / "large", 4, 5, size=tuple(args.large), seed=1, whole_every=2)
         stats, share, t_full, t_draft = draft_effect(large, {"lvis": root / "large", "imagenet21k": root / "large"},
                                                      prep, args.views, args.seed)

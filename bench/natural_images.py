@@ -29,9 +29,11 @@ def natural_image(rng: np.random.Generator, height: int, width: int) -> Image.Im
 
 
 def make_exemplars(root: Path, classes: int, exemplars: int, size: tuple[int, int] = (640, 480), seed: int = 0,
-                   whole_every: int = 0) -> list[list[dict]]:
+                   whole_every: int = 0, distinct: int | None = None) -> list[list[dict]]:
     """`classes` x `exemplars` LVIS-style records, one box each, on `size` JPEGs under `root`/train2017
-    (quality 90); with `whole_every` n, every n-th record is an ImageNet-style whole image instead."""
+    (quality 90); with `whole_every` n, every n-th record is an ImageNet-style whole image instead.
+    With `distinct` n, only n images are made and the records cycle through them (with their own boxes),
+    which keeps large scales quick to generate."""
     rng = np.random.default_rng(seed)
     width, height = size
     (root / "train2017").mkdir(parents=True, exist_ok=True)
@@ -39,9 +41,11 @@ def make_exemplars(root: Path, classes: int, exemplars: int, size: tuple[int, in
     for c in range(classes):
         records = []
         for e in range(exemplars):
-            name = f"train2017/{c:05d}_{e}.jpg"
-            natural_image(rng, height, width).save(root / name, quality=90)
-            if whole_every and (c * exemplars + e) % whole_every == 0:
+            index = c * exemplars + e
+            name = f"train2017/{index % distinct if distinct else index:06d}.jpg"
+            if not (root / name).exists():
+                natural_image(rng, height, width).save(root / name, quality=90)
+            if whole_every and index % whole_every == 0:
                 records.append({"dataset": "imagenet21k", "file_name": name})
                 continue
             w, h = rng.uniform(0.06, 0.6) * width, rng.uniform(0.06, 0.6) * height

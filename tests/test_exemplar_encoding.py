@@ -114,3 +114,12 @@ def test_image_tower_only_keeps_image_encoding(demo):
         after = image.model.encode_image(x)
     assert image.model.transformer is None and image.model.token_embedding is None
     torch.testing.assert_close(before, after, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_invalid_record_is_one_line_from_any_worker(bundle, demo, workers):
+    exemplars = [list(demo["exemplars"][0]), [{"dataset": "lvis", "file_name": demo["exemplars"][2][0]["file_name"],
+                                               "bbox": [1, 2, "x", 4]}]]
+    with pytest.raises(InputError) as info:
+        encode(bundle, demo, exemplars, workers=workers)
+    assert str(info.value) == f"exemplar record {exemplars[1][0]['file_name']!r}: 'bbox' must be a finite number, found 'x'"

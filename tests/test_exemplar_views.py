@@ -122,3 +122,11 @@ def test_reduced_decode_of_an_exif_oriented_photo_lines_up(tmp_path, orientation
         views[name] = exemplar_input(record, {"lvis": tmp_path}, TTA_CONTEXT, plan, 0, 0).views
     d = (views["upright"].int() - views["turned"].int()).abs().float()
     assert float(d.mean()) < 1.0, float(d.mean())
+
+
+def test_unknown_view_order_is_refused():
+    from mmovod.clip.specs import ViewSpec
+    from mmovod.io.errors import InputError
+
+    with pytest.raises(InputError, match="view order must be one of fast, original, found 'slow'"):
+        ViewSpec(order="slow")

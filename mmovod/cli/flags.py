@@ -72,7 +72,7 @@ TRUST_CHECKPOINT_HELP = ("trust the checkpoint file: unpickle every type it hold
 # --- CLIP ---------------------------------------------------------------------------------------
 
 TEXT_BATCH_HELP = "sentences per forward pass (unset: 256 on CUDA, 32 on CPU, where small batches stay in cache)"
-IMAGE_BATCH_HELP = ("views per forward pass (unset: 256 on CUDA, 64 on CPU, where a larger batch is no faster and "
+IMAGE_BATCH_HELP = ("views per forward pass (unset: 256 on CUDA, 32 on CPU, where a larger batch is no faster and "
                     "its activations would outweigh the model)")
 
 def add_clip_args(parser: argparse.ArgumentParser, default_model: str | None = "ViT-B/32",

@@ -20,7 +20,8 @@ from typing import Any, Mapping
 import torch
 
 from mmovod.clip.crops import decode_image, exemplar_crop_box, load_exemplar_crop
-from mmovod.clip.view_ops import (VIEW_ORDERS, Preprocessing, ViewRecipe, fast_views, original_view, pil_to_pixels,
+from mmovod.clip.specs import VIEW_ORDERS
+from mmovod.clip.view_ops import (Preprocessing, ViewRecipe, fast_views, original_view, pil_to_pixels,
                                   plain_view)
 from mmovod.clip.views import ViewParams, draw_view_params
 from mmovod.readers.image_roots import record_image_path

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 Item = tuple[int, int, Mapping[str, Any]]
 """(class index, item index within its class, exemplar record): the unit of encoding."""
 SKIP_HINT = " (pass --skip-bad to skip unreadable images)"
-IMAGE_BATCH = {"cuda": 256, "cpu": 64}
+IMAGE_BATCH = {"cuda": 256, "cpu": 32}
 """Default views per forward pass by device type: on the CPU a larger batch is no faster and its
 activations would outweigh the model (ViT-B/32: about 2.3 MB per view)."""
 
@@ -64,8 +64,9 @@ class EncodedItems:
 
 
 class ItemDataset(Dataset):
-    """Item i: `(i, ExemplarInput or None, (path, reason) or None)`; a failure is returned, not raised,
-    so the main process applies the error policy."""
+    """Item i: `(i, ExemplarInput or None, failure or None)`; a failure is returned, not raised, so the
+    main process applies the error policy (and a worker's error stays one line): `(path, reason)` for
+    an unreadable image, `(None, message)` for a record that is not valid."""
 
     def __init__(self, items: Sequence[Item], roots: Mapping[str, Path], context: float, plan: ViewPlan):
         self.items = list(items)
@@ -76,12 +77,14 @@ class ItemDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[int, ExemplarInput | None, tuple[str, str] | None]:
+    def __getitem__(self, i: int) -> tuple[int, ExemplarInput | None, tuple[str | None, str] | None]:
         c, e, record = self.items[i]
         try:
             return i, exemplar_input(record, self.roots, self.context, self.plan, c, e), None
         except BadImageError as exc:
             return i, None, (exc.path, exc.reason)
+        except InputError as exc:
+            return i, None, (None, str(exc))
 
 
 class _Batcher:
@@ -158,19 +161,24 @@ def encode_items(bundle: ClipBundle, items: Sequence[Item], roots: Mapping[str, 
         raise InputError(f"batch size must be at least 1, found {batch_size}")
     plan = view_plan(bundle, views)
     dataset = ItemDataset(items, roots, views.context, plan)
-    # one item per fetch keeps every worker busy; each prefetches enough to fill the next batch
-    prefetch = ({"prefetch_factor": max(2, math.ceil(batch_size / (plan.num_views * views.workers)))}
+    # a few items per fetch: a quarter of a batch's views, so the per-message cost is shared and every
+    # worker stays busy; each prefetches enough fetches to fill the next batch
+    per_fetch = max(1, batch_size // (4 * plan.num_views))
+    prefetch = ({"prefetch_factor": max(2, math.ceil(batch_size / (plan.num_views * per_fetch * views.workers)))}
                 if views.workers else {})
-    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=views.workers,
+    loader = DataLoader(dataset, batch_size=per_fetch, shuffle=False, num_workers=views.workers, collate_fn=list,
                         pin_memory=bundle.device.type == "cuda", **prefetch)
     out = torch.zeros(len(dataset), plan.num_views, bundle.embed_dim, device=bundle.device)
     valid = torch.zeros(len(dataset), dtype=torch.bool)
     skipped: list[dict[str, Any]] = []
     batcher = _Batcher(bundle, plan.prep, out, batch_size)
+    fetched = (entry for fetch in loader for entry in fetch)
     with torch.inference_mode(), tqdm(total=len(dataset), unit=unit, disable=not progress) as bar:
-        for i, item, failure in loader:
+        for i, item, failure in fetched:
             if failure is not None:
                 path, reason = failure
+                if path is None:
+                    raise InputError(reason)
                 if not views.skip_bad:
                     raise BadImageError(path, reason)
                 c, e, _ = dataset.items[i]

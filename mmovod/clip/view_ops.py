@@ -27,7 +27,6 @@ from torchvision.transforms import functional as TF
 from torchvision.transforms import InterpolationMode, Normalize, ToTensor
 from torchvision.transforms.v2 import functional as F
 
-from mmovod.clip.specs import VIEW_ORDERS  # noqa: F401  (re-exported: the view orders this module makes)
 from mmovod.clip.views import TTA_SIZE_FACTOR, ViewParams
 from mmovod.io.errors import InputError
 
