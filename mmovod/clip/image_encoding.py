@@ -4,11 +4,13 @@ Used by both vision-classifier tools, the aggregator feature cache and classifie
 is (class index, item index, record); `encode_items` returns `(N, V, D)` float32 raw embeddings, a
 valid mask and the skipped images, `encode_exemplars` the same for lists of records per class.
 
-- DataLoader workers decode and crop each item's image on the CPU (`mmovod.clip.exemplar_views`). On
-  the CPU, or for original-order or plain views, they also make its uint8 views; on CUDA, fast TTA
-  views are made on the GPU in the main process from the workers' uint8 crops, so the GPU, not the
-  CPU, sets the pace. Views travel as uint8 (a quarter of float32) and are normalised as the model's
-  preprocessing does right before the encoder.
+- DataLoader workers decode and crop each item's image on the CPU (`mmovod.clip.exemplar_views`). For
+  original-order or plain views they also make its uint8 views; fast TTA views are made in the main
+  process on the encoding device from the workers' uint8 crops, batched across exemplars: on CUDA the
+  GPU, not the CPU, sets the pace, and on the CPU the view ops and the encoder take turns on all
+  cores instead of the workers' view making competing with the encoder's threads. Views travel as
+  uint8 (a quarter of float32) and are normalised as the model's preprocessing does right before the
+  encoder.
 - The main process encodes batches of exactly `batch_size` views, in item order, whatever class they
   belong to, under `torch.inference_mode()` (fp16 autocast on CUDA), while the workers prepare the next.
 - One error policy: an unreadable image raises BadImageError naming it, or with `skip_bad` is logged
@@ -145,10 +147,10 @@ class _Batcher:
 
 def view_plan(bundle: ClipBundle, views: ViewSpec) -> ViewPlan:
     """How `views` are made for `bundle`: one plain view without TTA (all would be the same), fast TTA
-    views deferred to the GPU on CUDA."""
+    views deferred to the main process (made on the encoding device)."""
     return ViewPlan(Preprocessing.from_preprocess(bundle.preprocess, bundle.image_size),
                     views.num_views if views.tta else 1, views.tta, views.order, views.seed,
-                    defer=views.tta and views.order == "fast" and bundle.device.type == "cuda")
+                    defer=views.tta and views.order == "fast")
 
 
 def encode_items(bundle: ClipBundle, items: Sequence[Item], roots: Mapping[str, Path], views: ViewSpec, *,
