@@ -15,6 +15,8 @@ about the same in every variant:
   cache-previous           the feature cache's previous encoder (one DataLoader item per image made its
                            float32 views in the original order; batches of batch_size // views images)
   cache-fast               cache_features (the tool's work after loading CLIP) on the same images
+  encode-only              the image tower alone on the same number of ready-made views (no decoding, no
+                           views, mmovod's batch size): the ceiling of any pipeline on this machine
 Outputs are compared: the baselines and mmovod-original give the same class means; fast-order rows
 are compared by cosine. Inputs: natural-looking 640x480 JPEGs (bench/natural_images.py), one box per
 exemplar, every 5th an ImageNet-style whole image; CLIP ViT-B/32 shapes with random weights (open_clip
@@ -52,12 +54,13 @@ from mmovod.aggregator.distributed import init_distributed  # noqa: E402
 from mmovod.aggregator.feature_cache import shard_name, write_shard  # noqa: E402
 from mmovod.clip.crops import TTA_CONTEXT, load_exemplar_crop  # noqa: E402
 from mmovod.clip.factory import load_clip, save_random_checkpoint  # noqa: E402
-from mmovod.clip.image_encoding import encode_exemplars  # noqa: E402
+from mmovod.clip.image_encoding import encode_exemplars, image_batch_size  # noqa: E402
 from mmovod.clip.specs import ViewSpec  # noqa: E402
+from mmovod.clip.view_ops import Preprocessing  # noqa: E402
 from mmovod.clip.views import bundle_view_transform, make_view, make_views  # noqa: E402
 
 VARIANTS = ("orig-get_exemplars_tta", "orig-generate_agg", "mmovod-original", "mmovod-fast", "cache-previous",
-            "cache-fast")
+            "cache-fast", "encode-only")
 MODEL = "ViT-B-32"
 PREVIOUS_BATCH = 256  # the feature cache's earlier default, views per forward pass
 
@@ -196,6 +199,19 @@ def warm_up(bundle) -> None:
     torch.cuda.synchronize(bundle.device)
 
 
+def encode_only(bundle, count: int, batch_size: int | None) -> torch.Tensor:
+    """`count` ready-made uint8 views through normalisation and the image tower, in mmovod's batches."""
+    prep = Preprocessing.from_preprocess(bundle.preprocess, bundle.image_size)
+    batch_size = batch_size or image_batch_size(bundle.device)
+    views = torch.randint(0, 256, (batch_size, 3, bundle.image_size, bundle.image_size), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0)).to(bundle.device)
+    out = []
+    with torch.inference_mode(), bundle.autocast():
+        for start in range(0, count, batch_size):
+            out.append(bundle.model.encode_image(prep.normalise(views[: min(batch_size, count - start)])).float())
+    return torch.cat(out).cpu()
+
+
 def run_variant(args) -> int:
     data = Path(args.data)
     exemplars = json.loads((data / "exemplars.json").read_text())
@@ -221,6 +237,8 @@ def run_variant(args) -> int:
                                       progress=False).class_mean()
         elif args.variant == "cache-previous":
             result = previous_cache(bundle, items, roots, args, Path(tmp))
+        elif args.variant == "encode-only":
+            result = encode_only(bundle, len(items) * args.views, args.batch_size)
         else:
             result = new_cache(bundle, exemplars, roots, views, args, Path(tmp) / "cache")
         if bundle.device.type == "cuda":
@@ -318,6 +336,12 @@ def main(argv=None) -> int:
                       f"{s_old['cpu'] / s_new['cpu']:.2f}x less CPU per crop, "
                       f"{s_new['peak_mb'] / s_old['peak_mb']:.2f}x peak memory (while encoding: "
                       f"{s_new['encode_peak_mb'] / s_old['encode_peak_mb']:.2f}x)")
+        if "encode-only" in summary:
+            ceiling = summary["encode-only"]["wall"]
+            for old in ("orig-get_exemplars_tta", "orig-generate_agg", "cache-previous"):
+                if old in summary:
+                    print(f"ceiling: encoding alone is {summary[old]['wall'] / ceiling:.2f}x the crops/s of {old}; "
+                          f"no pipeline that encodes every view in float32 can exceed it")
     return 0
 
 
