@@ -109,13 +109,15 @@ def draw_view_params(width: int, height: int, seed: int, class_index: int, exemp
                      view_index: int) -> ViewParams:
     """The parameters `make_view(crop, view_transform(...), seed, ...)` draws for a `width` x `height` crop.
 
-    The draws come from torch's global generator seeded by `view_seed(...)` inside a fork (the caller's
+    The draws come from torch's global CPU generator seeded by `view_seed(...)` inside a fork (the caller's
     RNG state is untouched), in the Compose's order: crop box, flip, jitter-or-not, then (only when
     jittering) ColorJitter's permutation and its four factors.
     """
     shape_only = torch.zeros(1).expand(3, height, width)  # get_params reads the size only
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(view_seed(seed, class_index, exemplar_index, view_index))
+        # the CPU generator is the only one get_params draws from; torch.manual_seed would also queue a
+        # seed for every accelerator (recording a stack trace each time), several times the cost of the draws
+        torch.default_generator.manual_seed(view_seed(seed, class_index, exemplar_index, view_index))
         top, left, h, w = T.RandomResizedCrop.get_params(shape_only, list(TTA_SCALE), list(TTA_RATIO))
         flip = bool(torch.rand(1) < TTA_FLIP_P)
         if TTA_JITTER_P < torch.rand(1):
