@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageOps
-from torchvision import transforms as T
 
-from mmovod.clip.crops import exemplar_crop_box, open_image
+from mmovod.clip.crops import load_exemplar_crop
+from mmovod.clip.exemplar_views import ViewPlan, exemplar_input
 from mmovod.clip.specs import ViewSpec
-from mmovod.clip.views import bundle_view_transform, make_view
+from mmovod.clip.view_ops import Preprocessing
 from mmovod.io.atomic import atomic_open
 from mmovod.vocabulary.reader import Vocabulary
 
@@ -48,21 +47,6 @@ def nearest_classes(array: np.ndarray, k: int = NEIGHBOURS, chunk: int = 1024) -
     return out
 
 
-def _normalize_of(preprocess: Any) -> T.Normalize:
-    for step in getattr(preprocess, "transforms", []):
-        if isinstance(step, T.Normalize):
-            return step
-    raise ValueError("the model's preprocessing has no Normalize step")
-
-
-def view_image(view: torch.Tensor, normalize: T.Normalize) -> Image.Image:
-    """A preprocessed view `(3, S, S)` back to RGB pixels."""
-    mean = torch.tensor(normalize.mean).view(3, 1, 1)
-    std = torch.tensor(normalize.std).view(3, 1, 1)
-    pixels = (view * std + mean).clamp(0, 1).mul(255).round().byte()
-    return Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
-
-
 def _tile(image: Image.Image) -> Image.Image:
     tile = Image.new("RGB", (TILE, TILE), BACKGROUND)
     fitted = ImageOps.contain(image, (TILE, TILE))
@@ -70,23 +54,31 @@ def _tile(image: Image.Image) -> Image.Image:
     return tile
 
 
+def first_view(record: dict[str, Any], class_index: int, exemplar_index: int, bundle: Any,
+               view: ViewSpec) -> Image.Image:
+    """View 0 of an exemplar, made by the encoding pipeline itself (`view`'s order, seed and TTA), at the
+    model's input size."""
+    prep = Preprocessing.from_preprocess(bundle.preprocess, bundle.image_size)
+    # the fast order decodes at the reduction all of an exemplar's views allow, so it draws them all;
+    # the original order makes each view alone
+    plan = ViewPlan(prep, view.num_views if view.tta and view.order == "fast" else 1, view.tta, view.order, view.seed)
+    pixels = exemplar_input(record, {}, view.context, plan, class_index, exemplar_index).views[0]
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
+
+
 def contact_sheet(records: Sequence[dict[str, Any]], class_index: int, bundle: Any, view: ViewSpec) -> Image.Image:
     """Crop and TTA view 0 of each exemplar, side by side, PAIRS_PER_ROW pairs to a row, numbered from 1."""
-    transform = bundle_view_transform(bundle, view.tta)
-    normalize = _normalize_of(bundle.preprocess)
     pair_w = 2 * TILE + GAP
     cols = min(len(records), PAIRS_PER_ROW)
     rows = -(-len(records) // PAIRS_PER_ROW)
     sheet = Image.new("RGB", (cols * pair_w + (cols + 1) * GAP * 2, rows * (TILE + 3 * GAP) + GAP), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     for e, record in enumerate(records):
-        image = open_image(record["file_name"])
-        crop = image.crop(exemplar_crop_box(record, image.width, image.height, view.context))
-        seen = view_image(make_view(crop, transform, view.seed, class_index, e, 0), normalize)
+        crop = load_exemplar_crop(record, {}, view.context)
         x = 2 * GAP + (e % PAIRS_PER_ROW) * (pair_w + 2 * GAP)
         y = GAP + (e // PAIRS_PER_ROW) * (TILE + 3 * GAP) + 2 * GAP
         sheet.paste(_tile(crop), (x, y))
-        sheet.paste(_tile(seen), (x + TILE + GAP, y))
+        sheet.paste(_tile(first_view(record, class_index, e, bundle, view)), (x + TILE + GAP, y))
         draw.text((x, y - 2 * GAP + 1), f"{e + 1}", fill=(0, 0, 0))
     return sheet
 
