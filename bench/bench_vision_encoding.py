@@ -57,7 +57,7 @@ from mmovod.clip.factory import load_clip, save_random_checkpoint  # noqa: E402
 from mmovod.clip.image_encoding import encode_exemplars, image_batch_size  # noqa: E402
 from mmovod.clip.specs import ViewSpec  # noqa: E402
 from mmovod.clip.view_ops import Preprocessing  # noqa: E402
-from mmovod.clip.views import bundle_view_transform, make_view, make_views  # noqa: E402
+from bench.original_views import bundle_view_transform, make_view, make_views  # noqa: E402
 
 VARIANTS = ("orig-get_exemplars_tta", "orig-generate_agg", "mmovod-original", "mmovod-fast", "cache-previous",
             "cache-fast", "encode-only")

@@ -14,7 +14,7 @@ from PIL import Image
 from mmovod.clip.factory import load_clip
 from mmovod.prep.demo_dataset import make_demo_dataset
 from mmovod.readers.image_roots import IMAGE_ROOTS
-from mmovod.clip.views import make_view, view_transform
+from bench.original_views import make_view, view_transform
 
 
 def build_demo(root: Path, num_classes: int = 6, per_class: int = 3) -> dict:

@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader, Dataset
 from mmovod.clip.crops import TTA_CONTEXT, decode_image, load_exemplar_crop
 from mmovod.clip.exemplar_views import ViewPlan, draft_reduction, exemplar_input
 from mmovod.clip.view_ops import Preprocessing, ViewRecipe, fast_views, pil_to_pixels
-from mmovod.clip.views import draw_view_params, make_views, view_transform
+from mmovod.clip.views import draw_view_params
+from bench.original_views import make_views, view_transform
 from tests.view_fixtures import PREPROCESS, photo
 
 PREP = Preprocessing.from_preprocess(PREPROCESS, 32)

@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from mmovod.clip.views import make_view, make_views, view_seed, view_transform
+from mmovod.clip.views import view_seed
+from bench.original_views import make_view, make_views, view_transform
 
 PREPROCESS = T.Compose([T.Resize(16, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(16), T.ToTensor()])
 

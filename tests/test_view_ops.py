@@ -9,7 +9,8 @@ from torchvision.transforms.v2 import functional as F
 from mmovod.clip import view_ops
 from mmovod.clip.view_ops import (Preprocessing, ViewRecipe, fast_views, flip_and_jitter, original_view,
                                   pil_to_pixels, plain_view, resize_boxes)
-from mmovod.clip.views import ViewParams, draw_view_params, make_view, view_transform
+from mmovod.clip.views import ViewParams, draw_view_params
+from bench.original_views import make_view, view_transform
 from mmovod.io.errors import InputError
 from tests.view_fixtures import PREPROCESS, photo
 

@@ -8,7 +8,7 @@ from mmovod.clip.crops import TTA_CONTEXT, load_exemplar_crop
 from mmovod.clip.exemplar_views import ViewPlan, exemplar_input
 from mmovod.clip.specs import ViewSpec
 from mmovod.clip.view_ops import Preprocessing, pil_to_pixels
-from mmovod.clip.views import make_view, view_transform
+from bench.original_views import make_view, view_transform
 from mmovod.vocabulary.report import first_view
 from tests.view_fixtures import PREPROCESS, photo
 

@@ -6,7 +6,8 @@ the encoder's input exactly as the model's own ToTensor + Normalize would.
 
 - `original` order (`original_view`): torchvision's PIL operations as the original script composes
   them: the crop box resized to 4S x 4S (bicubic), flip, colour jitter at 4S, then the model's own
-  PIL resizing to S. Bit-identical to `view_transform`; about 50 ms of one core per view.
+  PIL resizing to S. Bit-identical to the original Compose (`bench/original_views.py`); about 50 ms
+  of one core per view.
 - `fast` order (`fast_views`): the same parameters applied straight at S, as tensor operations on a
   batch of views, on any device: the box resized to S x S (bicubic, antialiased, as PIL resizes),
   flip, then the jitter operations in the drawn order in float, rounded once to uint8. A few ms per
@@ -88,7 +89,7 @@ def plain_view(crop: Image.Image, prep: Preprocessing) -> torch.Tensor:
 
 
 def original_view(crop: Image.Image, params: ViewParams, prep: Preprocessing) -> torch.Tensor:
-    """A TTA view in the original order (at 4S, PIL), uint8 `(3, S, S)`; bit-identical to `view_transform`."""
+    """A TTA view in the original order (at 4S, PIL), uint8 `(3, S, S)`; bit-identical to the original Compose."""
     big = TTA_SIZE_FACTOR * prep.size
     image = TF.resized_crop(crop, params.top, params.left, params.height, params.width, [big, big], _BICUBIC,
                             antialias=True)

@@ -1,32 +1,27 @@
-"""Deterministic test-time augmentation (TTA) of exemplar crops, with torchvision's transforms.
+"""The random parameters of deterministic test-time augmentation (TTA) views of exemplar crops.
 
-A TTA view of a crop: RandomResizedCrop to a square of 4x the model's input size (area 0.8-1.0,
-aspect 3/4-4/3, bicubic), horizontal flip with p=0.5, ColorJitter(brightness 0.2, contrast 0.2,
-saturation 0.2, hue 0.05) with p=0.8, then the model's own preprocessing. Without TTA a view is the
-model's preprocessing only.
+The original recipe, a torchvision Compose: RandomResizedCrop to a square of 4x the model's input
+size (area 0.8-1.0, aspect 3/4-4/3, bicubic), horizontal flip with p=0.5, ColorJitter(brightness 0.2,
+contrast 0.2, saturation 0.2, hue 0.05) with p=0.8, then the model's own preprocessing. Without TTA a
+view is the model's preprocessing only. (The Compose itself, view by view, is the tests' and
+benchmarks' reference: `bench/original_views.py`.)
 
-Determinism: torchvision's transforms draw from torch's global CPU generator, so each view is made
-inside `torch.random.fork_rng(devices=[])` after `torch.manual_seed(view_seed(...))`, a seed derived
-from (seed, class index, exemplar index, view index). The fork is local (the caller's RNG state is
-restored afterwards), and a view depends on nothing else: not on batch size, DataLoader workers or
-the order in which views are made.
+`draw_view_params` draws the Compose's random numbers, in its order, once, into a `ViewParams`
+record, so a view can be made from its parameters in either order of `mmovod.clip.view_ops` (the
+original 4x-size one, bit-identical to the Compose, or the fast one at the model's input size).
 
-`draw_view_params` draws the same random numbers in the same order as the Compose above, once, into a
-`ViewParams` record, so a view can be made from its parameters in either order of
-`mmovod.clip.view_ops` (the original 4x-size one, bit-identical to `view_transform`, or the fast one
-at the model's input size).
+Determinism: the draws come from torch's CPU generator seeded by `view_seed(...)`, a seed derived
+from (seed, class index, exemplar index, view index), inside `torch.random.fork_rng(devices=[])` (the
+caller's RNG state is restored afterwards), so a view depends on nothing else: not on batch size,
+DataLoader workers or the order in which views are made.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision import transforms as T
-
-ViewTransform = Callable[[Image.Image], torch.Tensor]
 
 TTA_SCALE = (0.8, 1.0)
 TTA_RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -39,47 +34,10 @@ JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 _JITTER = T.ColorJitter(**TTA_JITTER)
 
 
-def view_transform(preprocess: ViewTransform, image_size: int, tta: bool = True) -> ViewTransform:
-    """PIL crop -> `(3, image_size, image_size)` float tensor, normalised as `preprocess` does.
-
-    `preprocess` is the model's own transform (`ClipBundle.preprocess`); with `tta` the random
-    augmentations above run first, at 4x `image_size`.
-    """
-    if not tta:
-        return preprocess
-    return T.Compose([
-        T.RandomResizedCrop(TTA_SIZE_FACTOR * image_size, scale=TTA_SCALE, ratio=TTA_RATIO,
-                            interpolation=T.InterpolationMode.BICUBIC),
-        T.RandomHorizontalFlip(TTA_FLIP_P),
-        T.RandomApply([T.ColorJitter(**TTA_JITTER)], p=TTA_JITTER_P),
-        preprocess,
-    ])
-
-
-def bundle_view_transform(bundle: Any, tta: bool = True) -> ViewTransform:
-    """`view_transform` for a `ClipBundle` (its preprocess and input size)."""
-    return view_transform(bundle.preprocess, bundle.image_size, tta)
-
-
 def view_seed(seed: int, class_index: int, exemplar_index: int, view_index: int) -> int:
     """A 64-bit seed for one view, mixed from the four non-negative ints by numpy's SeedSequence."""
     state = np.random.SeedSequence([seed, class_index, exemplar_index, view_index]).generate_state(1, np.uint64)
     return int(state[0])
-
-
-def make_view(crop: Image.Image, transform: ViewTransform, seed: int, class_index: int,
-              exemplar_index: int, view_index: int) -> torch.Tensor:
-    """View `view_index` of exemplar `exemplar_index` of class `class_index`: `transform(crop)` with
-    every random draw coming from `view_seed(...)`; the global RNG state is left untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(view_seed(seed, class_index, exemplar_index, view_index))
-        return transform(crop)
-
-
-def make_views(crop: Image.Image, transform: ViewTransform, seed: int, class_index: int,
-               exemplar_index: int, num_views: int) -> torch.Tensor:
-    """Views 0..num_views-1 of one exemplar, stacked: `(num_views, 3, S, S)` float32."""
-    return torch.stack([make_view(crop, transform, seed, class_index, exemplar_index, v) for v in range(num_views)])
 
 
 @dataclass(frozen=True)
@@ -107,7 +65,7 @@ class ViewParams:
 
 def draw_view_params(width: int, height: int, seed: int, class_index: int, exemplar_index: int,
                      view_index: int) -> ViewParams:
-    """The parameters `make_view(crop, view_transform(...), seed, ...)` draws for a `width` x `height` crop.
+    """The parameters the original Compose draws for view `view_index` of a `width` x `height` crop.
 
     The draws come from torch's global CPU generator seeded by `view_seed(...)` inside a fork (the caller's
     RNG state is untouched), in the Compose's order: crop box, flip, jitter-or-not, then (only when
