@@ -15,6 +15,7 @@ from mmovod.aggregator.model import VisualAggregator
 from mmovod.clip.factory import save_random_checkpoint, tiny_clip_config_path
 from tests.test_descriptions import KEY, FakeOpenAI, fake_text
 from mmovod.classifiers.descriptions import clean_sample, describe_prompt
+from mmovod.classifiers.sidecar import read_sidecar
 from tools import build_classifiers, dump_clip_features, dump_clip_features_lvis_sentences, \
     generate_vision_classifier_agg, get_exemplars_tta, norm_feat_sum_norm
 
@@ -170,6 +171,11 @@ def test_rerun_reuses_and_a_change_redoes_only_what_depends_on_it(data, tmp_path
     assert build(data, out, photos=photos) == 0
     assert computed(capsys) == "text, multi-modal-average"
     np.testing.assert_array_equal(np.load(out / "text.npy"), text)
+    # views made in the other order, or a run that may skip images, are other rows: never reused
+    for flag in (["--view-order", "original"], ["--skip-bad"]):
+        assert build(data, out, *flag, photos=photos) == 0
+        assert computed(capsys) == "vision-average, multi-modal-average"
+    assert read_sidecar(out / "vision-average.npy").details["view_order"] == "fast"
 
 
 def truncated_jpeg(path):

@@ -94,7 +94,7 @@ def cache_key_document(clip_model: str, pretrained: str | None, crops: EvalCrops
         "clip_model": clip_model,
         "weights": weights_identity(pretrained),
         "crops": {"context": settings.context, "views": settings.views, "tta": settings.tta, "seed": settings.seed,
-                  "view_order": ViewSpec.order if settings.tta else None},
+                  "view_order": settings.view_spec(workers=0).order if settings.tta else None},
         "annotations_sha256": file_sha256(crops.ann_path),
         "selection": selection,
         "boxes_sha256": crops_sha256(crops),

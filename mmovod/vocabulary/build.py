@@ -22,7 +22,7 @@ TTA views, those views are made and encoded once for both.
 
 Resumable: each sidecar's `details.fingerprint` hashes what its rows depend on (CLIP model and
 weights file, class names, sentences, each exemplar image's path, size, mtime and box, view
-settings, aggregator file; a fusion: its inputs' fingerprints). A re-run recomputes only the stages
+settings (order and --skip-bad included), aggregator file; a fusion: its inputs' fingerprints). A re-run recomputes only the stages
 whose fingerprint changed and loads CLIP only when one of them needs it. Everything is computed
 before anything is written, so a failed run leaves earlier outputs as they were.
 """
@@ -237,7 +237,9 @@ def _reusable(path: Path, fingerprint: str) -> tuple[np.ndarray, ClassifierSidec
 
 
 def _views_settings(view: ViewSpec) -> dict[str, Any]:
-    return {"context": view.context, "num_views": view.num_views, "tta": view.tta, "seed": view.seed}
+    """What of `view` a vision classifier's rows depend on: the views, and whether images may be skipped."""
+    return {"context": view.context, "num_views": view.num_views, "tta": view.tta, "seed": view.seed,
+            "view_order": view.order, "skip_bad": view.skip_bad}
 
 
 def _exemplar_identity(exemplars: ExemplarSet) -> list[list[list[Any]]]:
