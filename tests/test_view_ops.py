@@ -114,3 +114,19 @@ def test_fractional_boxes_resample_as_cropping_then_pil_resizing_does():
     box = torch.tensor([[10.0, 3.0, 120.0, 100.0]], dtype=torch.float64)
     fractional = view_ops._resample_box(pixels, 10.0, 3.0, 120.0, 100.0, 40)
     assert float(levels(resize_boxes(pixels, box, 40)[0], fractional).max()) <= 1
+
+
+def test_a_recipe_crosses_processes_as_plain_values_and_comes_back_exact():
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # noqa: F401  (registers torch's shared-memory reductions, as DataLoader does)
+
+    params = [draw_view_params(150, 120, 1, 0, 0, v) for v in range(6)]
+    recipe = ViewRecipe.from_params(params, [(p.top / 3 + 0.1, p.left / 3, p.height / 3, p.width / 3) for p in params])
+    sent = bytes(ForkingPickler.dumps(recipe))  # as a DataLoader worker sends it
+    back = pickle.loads(sent)
+    for name in ("boxes", "flip", "jitter", "order", "factors"):
+        a, b = getattr(recipe, name), getattr(back, name)
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), name
+    assert b"torch" not in sent  # no tensor (and so no shared-memory handle) in the message

@@ -129,11 +129,24 @@ class ViewRecipe:
                          dtype=torch.float32).reshape(-1, 4),
         )
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as plain lists (exact): sent from a DataLoader worker, five small tensors would each
+        be shared through their own file descriptor, most of the main process's cost of receiving an
+        exemplar."""
+        return _recipe_from_lists, tuple(getattr(self, name).tolist() for name in _RECIPE_FIELDS)
+
     @classmethod
     def cat(cls, recipes: Sequence["ViewRecipe"]) -> "ViewRecipe":
         """One recipe for the views of several recipes, in order."""
-        return cls(*(torch.cat([getattr(r, name) for r in recipes]) for name in
-                     ("boxes", "flip", "jitter", "order", "factors")))
+        return cls(*(torch.cat([getattr(r, name) for r in recipes]) for name in _RECIPE_FIELDS))
+
+
+_RECIPE_FIELDS = ("boxes", "flip", "jitter", "order", "factors")
+_RECIPE_DTYPES = (torch.float64, torch.bool, torch.bool, torch.long, torch.float32)
+
+
+def _recipe_from_lists(*values: list) -> ViewRecipe:
+    return ViewRecipe(*(torch.tensor(v, dtype=dtype) for v, dtype in zip(values, _RECIPE_DTYPES)))
 
 
 def resize_boxes(pixels: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
