@@ -9,7 +9,7 @@ from mmovod.clip.exemplar_views import ViewPlan, exemplar_input
 from mmovod.clip.specs import ViewSpec
 from mmovod.clip.view_ops import Preprocessing, pil_to_pixels
 from bench.original_views import make_view, view_transform
-from mmovod.vocabulary.report import first_view
+from mmovod.vocabulary.report import first_view, sheet_view_plan
 from tests.view_fixtures import PREPROCESS, photo
 
 BUNDLE = SimpleNamespace(preprocess=PREPROCESS, image_size=32)
@@ -34,7 +34,7 @@ def test_fast_order_sheet_view_is_the_encoders_view_0(records):
     spec = ViewSpec(num_views=5, seed=7, context=TTA_CONTEXT)
     for e, record in enumerate(records):
         encoded = exemplar_input(record, {}, TTA_CONTEXT, ViewPlan(PREP, 5, seed=7), 2, e).views[0]
-        torch.testing.assert_close(pil_to_pixels(first_view(record, 2, e, BUNDLE, spec)), encoded, rtol=0, atol=0)
+        torch.testing.assert_close(pil_to_pixels(first_view(record, 2, e, sheet_view_plan(BUNDLE, spec), spec.context)), encoded, rtol=0, atol=0)
 
 
 def test_original_order_sheet_view_is_the_original_transforms_view_0(records):
@@ -42,13 +42,13 @@ def test_original_order_sheet_view_is_the_original_transforms_view_0(records):
     for e, record in enumerate(records):
         crop = load_exemplar_crop(record, {}, TTA_CONTEXT)
         expected = make_view(crop, view_transform(PREPROCESS, 32), 7, 2, e, 0)
-        seen = pil_to_pixels(first_view(record, 2, e, BUNDLE, spec))
+        seen = pil_to_pixels(first_view(record, 2, e, sheet_view_plan(BUNDLE, spec), spec.context))
         torch.testing.assert_close(PREP.normalise(seen[None])[0], expected, rtol=0, atol=0)
 
 
 def test_without_tta_the_sheet_shows_the_models_preprocessing(records):
     spec = ViewSpec(num_views=5, seed=7, context=0.2, tta=False)
     for e, record in enumerate(records):
-        seen = pil_to_pixels(first_view(record, 0, e, BUNDLE, spec))
+        seen = pil_to_pixels(first_view(record, 0, e, sheet_view_plan(BUNDLE, spec), spec.context))
         torch.testing.assert_close(PREP.normalise(seen[None])[0], PREPROCESS(load_exemplar_crop(record, {}, 0.2)),
                                    rtol=0, atol=0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,8 +21,8 @@ from PIL import Image, ImageDraw, ImageOps
 
 from mmovod.clip.crops import load_exemplar_crop
 from mmovod.clip.exemplar_views import ViewPlan, exemplar_input
+from mmovod.clip.image_encoding import view_plan
 from mmovod.clip.specs import ViewSpec
-from mmovod.clip.view_ops import Preprocessing
 from mmovod.io.atomic import atomic_open
 from mmovod.vocabulary.reader import Vocabulary
 
@@ -54,20 +55,26 @@ def _tile(image: Image.Image) -> Image.Image:
     return tile
 
 
-def first_view(record: dict[str, Any], class_index: int, exemplar_index: int, bundle: Any,
-               view: ViewSpec) -> Image.Image:
-    """View 0 of an exemplar, made by the encoding pipeline itself (`view`'s order, seed and TTA), at the
-    model's input size."""
-    prep = Preprocessing.from_preprocess(bundle.preprocess, bundle.image_size)
-    # the fast order decodes at the reduction all of an exemplar's views allow, so it draws them all;
-    # the original order makes each view alone
-    plan = ViewPlan(prep, view.num_views if view.tta and view.order == "fast" else 1, view.tta, view.order, view.seed)
-    pixels = exemplar_input(record, {}, view.context, plan, class_index, exemplar_index).views[0]
+def sheet_view_plan(bundle: Any, view: ViewSpec) -> ViewPlan:
+    """The encoding pipeline's plan for `view` (`view_plan`), made one exemplar at a time in this process.
+
+    The fast order decodes at the reduction all of an exemplar's views allow, so it keeps them all;
+    the original order makes each view alone, so view 0 needs no others.
+    """
+    plan = view_plan(bundle, view)
+    return replace(plan, defer=False, num_views=1 if plan.order == "original" else plan.num_views)
+
+
+def first_view(record: dict[str, Any], class_index: int, exemplar_index: int, plan: ViewPlan,
+               context: float) -> Image.Image:
+    """View 0 of an exemplar as the encoder sees it (`plan` from `sheet_view_plan`), at the model's input size."""
+    pixels = exemplar_input(record, {}, context, plan, class_index, exemplar_index).views[0]
     return Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
 
 
 def contact_sheet(records: Sequence[dict[str, Any]], class_index: int, bundle: Any, view: ViewSpec) -> Image.Image:
     """Crop and TTA view 0 of each exemplar, side by side, PAIRS_PER_ROW pairs to a row, numbered from 1."""
+    plan = sheet_view_plan(bundle, view)
     pair_w = 2 * TILE + GAP
     cols = min(len(records), PAIRS_PER_ROW)
     rows = -(-len(records) // PAIRS_PER_ROW)
@@ -78,7 +85,7 @@ def contact_sheet(records: Sequence[dict[str, Any]], class_index: int, bundle: A
         x = 2 * GAP + (e % PAIRS_PER_ROW) * (pair_w + 2 * GAP)
         y = GAP + (e // PAIRS_PER_ROW) * (TILE + 3 * GAP) + 2 * GAP
         sheet.paste(_tile(crop), (x, y))
-        sheet.paste(_tile(first_view(record, class_index, e, bundle, view)), (x + TILE + GAP, y))
+        sheet.paste(_tile(first_view(record, class_index, e, plan, view.context)), (x + TILE + GAP, y))
         draw.text((x, y - 2 * GAP + 1), f"{e + 1}", fill=(0, 0, 0))
     return sheet
 
