@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from mmovod.clip.factory import load_clip
-from mmovod.prep.demo_dataset import make_demo_dataset
+from mmovod.demo.dataset import make_demo_dataset
 from mmovod.readers.image_roots import IMAGE_ROOTS
 from bench.original_views import make_view, view_transform
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.clip.factory import save_random_checkpoint, tiny_clip_config_path
+from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from tests.test_descriptions import KEY, FakeOpenAI, fake_text
 from mmovod.classifiers.descriptions import clean_sample, describe_prompt
 from mmovod.classifiers.sidecar import read_sidecar
@@ -316,7 +316,7 @@ def test_report_renders_in_headless_chromium(data, tmp_path):
 
 
 def test_the_demo_vocabulary_builds_as_make_demo_runs_it(data, tmp_path, capsys):
-    from mmovod.prep.demo_dataset import write_demo_custom
+    from mmovod.demo.dataset import write_demo_custom
 
     counts = write_demo_custom(tmp_path, seed=0)
     assert counts == {"custom_classes": 5, "custom_images": 16}

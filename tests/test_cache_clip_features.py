@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mmovod.clip.factory import load_clip, save_random_checkpoint, tiny_clip_config_path
+from mmovod.clip.factory import load_clip
+from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from mmovod.clip.crops import load_exemplar_crop
 from mmovod.aggregator.feature_cache import FeatureCache
 from bench.original_views import make_view, view_transform

@@ -6,7 +6,7 @@ import pytest
 
 from mmovod.classifiers.check import clip_embed_dim
 from mmovod.classifiers.sidecar import make_sidecar, read_sidecar, save_classifier
-from mmovod.clip.factory import tiny_clip_config_path
+from mmovod.demo.models import tiny_clip_config_path
 from mmovod.io.errors import InputError
 from mmovod.vocabulary.export import detic_config_lines, export_prompt_embeddings
 from tools import check_classifier

@@ -5,8 +5,8 @@ import pytest
 import torch
 from open_clip.transformer import QuickGELU
 
-from mmovod.clip.factory import (is_torchscript_archive, load_clip, resolve_model_name, save_random_checkpoint,
-                               tiny_clip_config_path)
+from mmovod.clip.factory import is_torchscript_archive, load_clip, resolve_model_name
+from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from mmovod.io.errors import InputError
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmovod.prep.demo_dataset import demo_categories, write_demo_lvis
+from mmovod.demo.dataset import demo_categories, write_demo_lvis
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """The demo tree's ImageNet and Visual Genome parts, and the three exemplar steps run on it as the Makefile does."""
 import json
 
-from mmovod.prep.demo_dataset import make_demo_dataset
+from mmovod.demo.dataset import make_demo_dataset
 from tools import collate_exemplar_dict, create_imagenetlvis_json, sample_exemplars
 
 

@@ -28,8 +28,8 @@ from mmovod.aggregator.feature_cache import write_array_cache
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.descriptions import cache_path_for, clean_sample, describe_prompt
 from mmovod.classifiers.text_inputs import description_key
-from mmovod.clip.factory import tiny_clip_config_path
-from mmovod.prep.demo_dataset import demo_categories
+from mmovod.demo.models import tiny_clip_config_path
+from mmovod.demo.dataset import demo_categories
 from tests.aggregator_toy import TOY_CLIP, gaussian_classes
 from tests.test_descriptions import KEY, fake_text, server  # noqa: F401 (fixture)
 from tools import (

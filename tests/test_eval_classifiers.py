@@ -17,7 +17,7 @@ from mmovod.clip.factory import load_clip
 from mmovod.evaluation import crop_cache, encoding
 from mmovod.evaluation.crop_cache import read_view_embeddings
 from mmovod.evaluation.crops_from_annotations import select_boxes
-from mmovod.prep.demo_dataset import make_demo_dataset
+from mmovod.demo.dataset import make_demo_dataset
 from tests.test_aggregator import reference_forward
 from tools import eval_classifiers as tool
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmovod.prep.demo_dataset import make_demo_dataset
+from mmovod.demo.dataset import make_demo_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

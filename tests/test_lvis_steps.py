@@ -63,7 +63,7 @@ def test_add_freq_recomputes_with_custom_thresholds_and_prints_totals(tmp_path, 
 
 
 def test_demo_dataset_round_trips_through_both_tools(tmp_path):
-    from mmovod.prep.demo_dataset import write_demo_lvis
+    from mmovod.demo.dataset import write_demo_lvis
     import numpy as np
 
     write_demo_lvis(tmp_path, np.random.default_rng(0))

@@ -9,7 +9,7 @@ import pytest
 
 import mmovod
 from mmovod.clip.crops import load_exemplar_crop
-from mmovod.prep.demo_dataset import make_demo_dataset
+from mmovod.demo.dataset import make_demo_dataset
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -7,7 +7,8 @@ from PIL import Image
 
 from mmovod.classifiers.vision import encode_exemplar_views
 from mmovod.clip.crops import BadImageError
-from mmovod.clip.factory import load_clip, tiny_clip_config_path
+from mmovod.clip.factory import load_clip
+from mmovod.demo.models import tiny_clip_config_path
 from mmovod.clip.specs import ViewSpec
 from mmovod.vocabulary.encoding import encode_view_sets, same_views
 

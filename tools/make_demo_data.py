@@ -12,7 +12,7 @@ from typing import Sequence
 
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
-from mmovod.prep.demo_dataset import DEMO_SEED, make_demo_dataset
+from mmovod.demo.dataset import DEMO_SEED, make_demo_dataset
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -206,7 +206,7 @@ def write_demo_visual_genome(root: Path, rng: np.random.Generator) -> dict[str, 
     return {"visual_genome_images": len(image_ids), "visual_genome_objects": sum(map(len, objects.values()))}
 def write_demo_clip(root: Path, seed: int) -> dict[str, int]:
     """A tiny randomly initialised CLIP (config + checkpoint file) under root/clip, standing in for real weights."""
-    from mmovod.clip.factory import save_random_checkpoint, tiny_clip_config_path
+    from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 
     (root / "clip").mkdir(exist_ok=True)
     config = root / "clip" / "tiny_clip.json"

@@ -1,0 +1,1 @@
+"""The built-in demo: its seeded dataset and the stand-in models it ships."""
