@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.aggregator.evaluation import retrieval_accuracy, select_classes
+from mmovod.aggregator.heldout_retrieval import retrieval_accuracy, select_classes
 from mmovod.aggregator.training import (
     EpisodeSampler, TrainConfig, aggregate, build_model, embed_pair, lr_factor, symmetric_info_nce,
 )
-from mmovod.aggregator.feature_cache import FeatureCache
+from mmovod.features.cache import FeatureCache
 from tools import eval_visual_aggregator, train_visual_aggregator
 
 from tests.aggregator_toy import one_thread, toy_cache  # noqa: F401 (fixture)
@@ -224,7 +224,7 @@ def test_ddp_on_two_gloo_ranks_matches_one_process(tmp_path):
 
 @pytest.mark.parametrize("case", ["other-clip", "strict", "no-checkpoint", "unknown-class"])
 def test_eval_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, case):
-    from mmovod.aggregator.feature_cache import write_array_cache
+    from mmovod.features.cache import write_array_cache
 
     from tests.aggregator_toy import gaussian_classes
 

@@ -12,7 +12,7 @@ from PIL import Image
 from mmovod.clip.factory import load_clip
 from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from mmovod.clip.crops import load_exemplar_crop
-from mmovod.aggregator.feature_cache import FeatureCache
+from mmovod.features.cache import FeatureCache
 from bench.original_views import make_view, view_transform
 from tools import cache_clip_features
 

@@ -24,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmovod.aggregator.feature_cache import write_array_cache
+from mmovod.features.cache import write_array_cache
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.descriptions import cache_path_for, clean_sample, describe_prompt
 from mmovod.classifiers.text_inputs import description_key

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from mmovod.aggregator import cache_builder
+from mmovod.features import builder as cache_builder
 from mmovod.aggregator.model import read_state_dict
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.clip.factory import load_clip

@@ -8,7 +8,7 @@ from PIL import Image
 from mmovod.clip.crops import BadImageError, exemplar_crop_box, load_exemplar_crop
 from mmovod.io.errors import InputError
 from mmovod.vocabulary.exemplar_folders import cap_exemplars, collect_exemplars
-from mmovod.vocabulary.reader import read_vocabulary
+from mmovod.readers.vocabulary import read_vocabulary
 
 
 def image(path, size=(40, 30), colour=(200, 10, 10)):

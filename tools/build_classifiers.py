@@ -29,7 +29,7 @@ from mmovod.prep.exemplar_sampling import DEFAULT_SEED
 from mmovod.vocabulary.build import (STAGES, AggregatorSettings, BuildInputs, BuildSettings, TextSettings,
                                      build_classifiers, generated_descriptions, prepare_out_dir, resolve_descriptions)
 from mmovod.vocabulary.exemplar_folders import collect_exemplars
-from mmovod.vocabulary.reader import read_vocabulary
+from mmovod.readers.vocabulary import read_vocabulary
 
 
 def get_parser() -> argparse.ArgumentParser:

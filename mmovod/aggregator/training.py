@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.io.atomic import atomic_open, check_output_dir, output_error
-from mmovod.aggregator.distributed import DistContext, init_distributed, shutdown
+from mmovod.features.distributed import DistContext, init_distributed, shutdown
 from mmovod.io.checkpoints import load_torch_file
 from mmovod.io.errors import InputError
-from mmovod.aggregator.feature_cache import FeatureCache, check_cache_clip, describe_clip
+from mmovod.features.cache import FeatureCache, check_cache_clip, describe_clip
 from mmovod.io.json_files import dumps_json
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from mmovod.io.atomic import atomic_open, check_output_path, output_error
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import read_bytes, save_json
 from mmovod.classifiers.text_inputs import description_key
-from mmovod.vocabulary.reader import read_vocabulary
+from mmovod.readers.vocabulary import read_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -408,7 +408,7 @@ def describe_classes(
     backoff: float = 1.0,
     limit: int | None = None,
 ) -> DescribedClasses:
-    """Describe the classes of the vocabulary `ann_path` (any format of `mmovod.vocabulary.reader`;
+    """Describe the classes of the vocabulary `ann_path` (any format of `mmovod.readers.vocabulary`;
     the first `limit` classes when given) with `model` and write them to
     `output_path_for(output_template, model)`, with a progress bar.
 

@@ -57,7 +57,7 @@ from mmovod.io.json_files import dumps_json
 from mmovod.vocabulary.encoding import encode_view_sets
 from mmovod.vocabulary.exemplar_folders import ExemplarSet
 from mmovod.vocabulary.export import check_exportable, detic_config_lines, export_prompt_embeddings
-from mmovod.vocabulary.reader import Vocabulary
+from mmovod.readers.vocabulary import Vocabulary
 from mmovod.vocabulary.report import write_report
 
 log = logging.getLogger(__name__)

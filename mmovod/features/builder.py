@@ -1,4 +1,4 @@
-"""Encode a class source into a feature cache (`mmovod.aggregator.feature_cache`), on one process or many (torchrun).
+"""Encode a class source into a feature cache (`mmovod.features.cache`), on one process or many (torchrun).
 
 Each row is one image (or exemplar crop) encoded as `views.num_views` views by the CLIP image tower,
 through the one image-encoding pipeline (`mmovod.clip.image_encoding.encode_items`): view v of item e
@@ -17,16 +17,16 @@ from typing import Mapping
 import numpy as np
 from tqdm import tqdm
 
-from mmovod.aggregator.class_sources import (TREE_DATASET, SourceClass, exemplar_dict_classes, folder_tree_classes,
+from mmovod.readers.class_sources import (TREE_DATASET, SourceClass, exemplar_dict_classes, folder_tree_classes,
                                             item_id, lvis_rare_synsets, lvis_rare_wnids, select_classes)
 from mmovod.clip.factory import ClipBundle, load_clip
 from mmovod.clip.specs import ClipSpec, ViewSpec
-from mmovod.aggregator.distributed import DistContext, all_agree, barrier, init_distributed, shutdown
+from mmovod.features.distributed import DistContext, all_agree, barrier, init_distributed, shutdown
 from mmovod.io.atomic import check_output_dir
 from mmovod.io.errors import InputError
 from mmovod.readers.class_list import read_class_list
 from mmovod.readers.image_roots import default_image_roots
-from mmovod.aggregator.feature_cache import CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, write_shard
+from mmovod.features.cache import CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, write_shard
 from mmovod.clip.image_encoding import Item, encode_items
 
 log = logging.getLogger(__name__)
