@@ -14,7 +14,7 @@ import pytest
 from mmovod.classifiers.descriptions import cache_path_for, clean_sample, default_api, describe_prompt, output_path_for
 from tools import generate_descriptions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test-0123456789"
 KNOWN_MODELS = {"gpt-test-instruct", "chat-test"}
 CATEGORIES = [c for c in json.loads((ROOT / "tests/data/lvis_v1_categories.json").read_text()) if c["id"] <= 20 or c["name"] == "bull"]

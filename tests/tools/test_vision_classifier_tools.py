@@ -9,7 +9,7 @@ from tests.exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
 from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.aggregator.model import read_state_dict
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
-from tests.test_aggregator import reference_forward
+from tests.aggregator.test_model import reference_forward
 from tools import generate_vision_classifier_agg as agg_tool
 from tools import get_exemplars_tta as avg_tool
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from mmovod.demo.dataset import demo_categories, write_demo_lvis
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def digest(root: Path) -> dict[str, str]:

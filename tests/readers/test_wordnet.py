@@ -6,7 +6,7 @@ from mmovod.io.errors import InputError
 from mmovod.readers.synset_table import STAND_INS, build_synset_table, cousin_table, lookup, synset_table
 from mmovod.readers.wordnet import WordNetNouns, split_synset_name
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 LICENCE = "  1 This software and database is being provided to you\n"
 INDEX = LICENCE + (

@@ -18,7 +18,7 @@ from mmovod.evaluation import crop_cache, encoding
 from mmovod.evaluation.crop_cache import read_view_embeddings
 from mmovod.evaluation.crops_from_annotations import select_boxes
 from mmovod.demo.dataset import make_demo_dataset
-from tests.test_aggregator import reference_forward
+from tests.aggregator.test_model import reference_forward
 from tools import eval_classifiers as tool
 
 
@@ -378,7 +378,7 @@ def test_warm_cache_needs_neither_torch_nor_open_clip(demo, tmp_path):
     code = ("import sys; from tools import eval_classifiers as t; "
             f"assert t.main({args(demo, tmp_path / 'e', ('text',))!r}) == 0; "
             "print(sorted(m for m in ('torch', 'open_clip') if m in sys.modules))")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300,
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr

@@ -16,7 +16,7 @@ from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from tests.http_server import FileServer, Route
 from tools.download_assets import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARRAY_PATH = "datasets/metadata/feats_author.npy"
 JSON_PATH = "datasets/metadata/cat_info.json"
 CKPT_PATH = "checkpoints/visual_aggregator/agg_ckpt.pth"

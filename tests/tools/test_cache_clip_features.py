@@ -18,7 +18,7 @@ from tools import cache_clip_features
 
 from tests.aggregator_toy import one_thread  # noqa: F401 (fixture)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from mmovod.classifiers.text_inputs import class_prompts, description_key, synse
 from mmovod.clip.text_encoding import max_relative_difference
 from tools import dump_clip_features, dump_clip_features_lvis_sentences
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CATEGORIES = json.loads((ROOT / "tests/data/lvis_v1_categories.json").read_text())
 AUTHOR_DESCRIPTIONS = ROOT / "datasets/metadata/lvis_gpt3_text-davinci-002_descriptions_author.json"
 

@@ -201,7 +201,7 @@ def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, case):
 def test_ddp_on_two_gloo_ranks_matches_one_process(tmp_path):
     """torchrun with 2 CPU ranks (each takes half of the global batch, embeddings all-gathered for
     the loss) reaches the weights of a single process on the same global batch."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     cache = toy_cache(tmp_path / "c", n_classes=12, per_class=10)
     flags = ["--cache", str(cache), "--steps", "4", "--batch-classes", "8", "--k-max", "4", "--warmup-steps", "1",
              "--lr", "1e-3", "--num-layers", "1", "--device", "cpu", "--checkpoint-every", "0"]

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
-from tests.test_descriptions import KEY, FakeOpenAI, fake_text
+from tests.classifiers.test_descriptions import KEY, FakeOpenAI, fake_text
 from mmovod.classifiers.descriptions import clean_sample, describe_prompt
 from mmovod.classifiers.sidecar import read_sidecar
 from tools import build_classifiers, dump_clip_features, dump_clip_features_lvis_sentences, \
