@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from mmovod.clip.crops import record_box
+from mmovod.readers.exemplar_records import record_box
 from mmovod.io.errors import InputError
 from mmovod.readers.image_roots import IMAGE_ROOTS
 from mmovod.readers.lvis_json import check_unique_ids

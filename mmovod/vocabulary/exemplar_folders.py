@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
-from mmovod.clip.crops import BadImageError
+from mmovod.readers.exemplar_records import BadImageError
 from mmovod.prep.exemplar_sampling import WeightRef, exemplar_weight, weighted_choice
 from mmovod.readers.image_header import header_sizes
 from mmovod.readers.image_roots import FILE_DATASET

@@ -4,8 +4,8 @@ import io
 import pytest
 from PIL import Image
 
-from mmovod.clip.crops import (AGGREGATOR_CONTEXT, TTA_CONTEXT, BadImageError, exemplar_crop_box,
-                          load_exemplar_crop, open_image)
+from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT, load_exemplar_crop, open_image
+from mmovod.readers.exemplar_records import BadImageError, exemplar_crop_box
 from mmovod.io.errors import InputError
 
 

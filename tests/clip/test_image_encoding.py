@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tests.exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
-from mmovod.clip.crops import TTA_CONTEXT, BadImageError
+from mmovod.clip.crops import TTA_CONTEXT
+from mmovod.readers.exemplar_records import BadImageError
 from mmovod.clip.exemplar_views import exemplar_input
 from mmovod.clip.factory import load_clip
 from mmovod.clip.image_encoding import ItemDataset, encode_exemplars, encode_items, view_plan

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from mmovod.classifiers.vision import encode_exemplar_views
-from mmovod.clip.crops import BadImageError
+from mmovod.readers.exemplar_records import BadImageError
 from mmovod.clip.factory import load_clip
 from mmovod.demo.models import tiny_clip_config_path
 from mmovod.clip.specs import ViewSpec

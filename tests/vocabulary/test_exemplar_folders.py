@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmovod.clip.crops import BadImageError, exemplar_crop_box, load_exemplar_crop
+from mmovod.clip.crops import load_exemplar_crop
+from mmovod.readers.exemplar_records import BadImageError, exemplar_crop_box
 from mmovod.io.errors import InputError
 from mmovod.vocabulary.exemplar_folders import cap_exemplars, collect_exemplars
 from mmovod.readers.vocabulary import read_vocabulary
