@@ -28,7 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmovod.aggregator.training import EpisodeSampler, TrainConfig, load_episode  # noqa: E402
+from mmovod.aggregator.episodes import EpisodeSampler, load_episode  # noqa: E402
+from mmovod.aggregator.train_config import TrainConfig  # noqa: E402
 from mmovod.features.cache import (CacheMeta, CachePlan, ClassItems, FeatureCache, prepare_cache_dir,  # noqa: E402
                                   shard_name, write_shard)
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.aggregator.training import aggregate, trained_clip
+from mmovod.aggregator.model import aggregate, trained_clip
 from mmovod.io.atomic import check_output_path
 from mmovod.clip.factory import resolve_device
 from mmovod.io.errors import InputError

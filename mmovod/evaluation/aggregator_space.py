@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.aggregator.training import aggregate, trained_clip
+from mmovod.aggregator.model import aggregate, trained_clip
 from mmovod.clip.factory import resolve_device
 from mmovod.evaluation.scoring import ClipIdentity, EvalClassifier
 from mmovod.io.errors import InputError
