@@ -33,7 +33,7 @@ from typing import Sequence
 
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
-from mmovod.classifiers.descriptions import ServiceError, describe_classes
+from mmovod.descriptions.generate import ServiceError, describe_classes
 
 PROG = "generate_descriptions.py"
 REPORT_LINES = 20

@@ -182,7 +182,7 @@ def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None) -> t
 def generated_descriptions(vocab: Vocabulary, out_dir: str | os.PathLike, model: str, **client: Any) -> Path:
     """`out_dir/descriptions_<model>.json` for every class, asked from the LLM (`describe_classes`, with
     its cache and retries) unless that file already covers every class."""
-    from mmovod.classifiers.descriptions import describe_classes, output_path_for  # the LLM client, only when asked
+    from mmovod.descriptions.generate import describe_classes, output_path_for  # the LLM client, only when asked
 
     template = str(Path(out_dir) / "descriptions_{}.json")
     path = output_path_for(template, model)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mmovod.classifiers.descriptions import cache_path_for, clean_sample, default_api, describe_prompt, output_path_for
+from mmovod.descriptions.generate import cache_path_for, clean_sample, default_api, describe_prompt, output_path_for
 from tools import generate_descriptions
 
 ROOT = Path(__file__).resolve().parents[2]
