@@ -26,7 +26,8 @@ from PIL import Image
 
 from mmovod.features.cache import write_array_cache
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.descriptions.generate import cache_path_for, clean_sample, describe_prompt
+from mmovod.descriptions.cache import cache_path_for
+from mmovod.descriptions.recipe import clean_sample, describe_prompt
 from mmovod.classifiers.text_inputs import description_key
 from mmovod.demo.models import tiny_clip_config_path
 from mmovod.demo.dataset import demo_categories

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from tests.tools.test_generate_descriptions import KEY, FakeOpenAI, fake_text
-from mmovod.descriptions.generate import clean_sample, describe_prompt
+from mmovod.descriptions.recipe import clean_sample, describe_prompt
 from mmovod.classifiers.sidecar import read_sidecar
 from tools import build_classifiers, dump_clip_features, dump_clip_features_lvis_sentences, \
     generate_vision_classifier_agg, get_exemplars_tta, norm_feat_sum_norm

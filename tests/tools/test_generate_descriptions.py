@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mmovod.descriptions.generate import cache_path_for, clean_sample, default_api, describe_prompt, output_path_for
+from mmovod.descriptions.cache import cache_path_for
+from mmovod.descriptions.generate import output_path_for
+from mmovod.descriptions.recipe import clean_sample, default_api, describe_prompt
 from tools import generate_descriptions
 
 ROOT = Path(__file__).resolve().parents[2]
