@@ -21,13 +21,13 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.classifiers.text_inputs import PROMPTS
+from mmovod.classifiers.kinds import built, exportable
+from mmovod.classifiers.text_inputs import PROMPTS, PromptSpec
 from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
 from mmovod.cli.run import run_tool
 from mmovod.clip.crops import TTA_CONTEXT
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
-from mmovod.vocabulary.build import (STAGES, AggregatorSettings, BuildInputs, BuildSettings, TextSettings,
-                                     build_classifiers, prepare_out_dir)
+from mmovod.vocabulary.build import AggregatorSettings, BuildInputs, BuildSettings, build_classifiers, prepare_out_dir
 from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
 from mmovod.vocabulary.exemplar_folders import collect_exemplars
 from mmovod.readers.vocabulary import read_vocabulary
@@ -77,10 +77,10 @@ def get_parser() -> argparse.ArgumentParser:
     add_exemplar_view_args(parser, workers=2)
     add_clip_args(parser, batch_help="image views per forward pass (text batches: 256 on CUDA, 32 on CPU)")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--export", nargs="+", default=[], choices=STAGES, metavar="KIND",
+    out.add_argument("--export", nargs="+", default=[], choices=built(), metavar="KIND",
                      help="also write OUT/export/KIND.npy, L2-normalised float32 rows for prompt-embedding detectors "
-                          f"(YOLO-World-style); KIND is one of {', '.join(STAGES)} (not the aggregated ones: they are not "
-                          "in CLIP's space)")
+                          f"(YOLO-World-style); KIND is one of {', '.join(exportable())} (not the aggregated ones: they "
+                          "are not in CLIP's space)")
     out.add_argument("--report", action="store_true",
                      help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
                           "classes without exemplars and each class's nearest classes")
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> None:
                                   max(1, args.workers))
     settings = BuildSettings(
         clip=clip_spec_from_args(args),
-        text=TextSettings(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms),
+        text=PromptSpec(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms),
         views=view_spec_from_args(args, context=TTA_CONTEXT),
         aggregator=AggregatorSettings(args.load_path, args.num_layers, args.tta) if args.load_path else None,
         require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report)

@@ -17,7 +17,7 @@ from mmovod.aggregator.train_config import TrainConfig, build_model, lr_factor
 from mmovod.features.cache import FeatureCache
 from tools import eval_visual_aggregator, train_visual_aggregator
 
-from tests.aggregator_toy import one_thread, toy_cache  # noqa: F401 (fixture)
+from tests.aggregator_toy import toy_cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

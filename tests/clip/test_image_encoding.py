@@ -17,8 +17,8 @@ from mmovod.io.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return build_demo(tmp_path_factory.mktemp("demo"))
+def demo(tmp_path_factory, demo_dataset):
+    return build_demo(demo_dataset, tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 
 import numpy as np
 import pytest
@@ -13,8 +12,9 @@ from PIL import Image, ImageDraw
 
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
-from tests.tools.test_generate_descriptions import KEY, FakeOpenAI, fake_text
+from tests.fakes import KEY, fake_text
 from mmovod.descriptions.recipe import clean_sample, describe_prompt
+from mmovod.classifiers.kinds import KINDS, VISION_DETAILS, ClassifierKind
 from mmovod.classifiers.sidecar import read_sidecar
 from tools import build_classifiers, dump_clip_features, dump_clip_features_lvis_sentences, \
     generate_vision_classifier_agg, get_exemplars_tta, norm_feat_sum_norm
@@ -263,15 +263,31 @@ def test_export_writes_normalised_clip_space_rows(data, tmp_path):
         assert json.loads((out / "export" / f"{kind}.npy.json").read_text())["normalized"] is True
 
 
+def test_a_new_kind_is_one_module_and_one_row(data, tmp_path, monkeypatch, capsys):
+    """A kind added to the table (its rows function in tests/references.py) is planned, computed from the
+    shared exemplar views, written with its sidecar, reused on a re-run and exportable, with no other change."""
+    out = tmp_path / "out"
+    assert build(data, out, "--export", "vision-max") == 2  # not a kind yet
+    assert "invalid choice: 'vision-max'" in capsys.readouterr().err
+    monkeypatch.setitem(KINDS, "vision-max", ClassifierKind(
+        "vision-max", "clip", "float32", ("exemplars",), "element-wise maximum of K x num_views view embeddings",
+        VISION_DETAILS, rows="tests.references:max_view_rows"))
+    assert build(data, out, "--export", "vision-max") == 0
+    assert "computed: text, vision-average, multi-modal-average, vision-max;" in capsys.readouterr().out
+    rows, mean = np.load(out / "vision-max.npy"), np.load(out / "vision-average.npy")
+    side = read_sidecar(out / "vision-max.npy")
+    assert side.kind == "vision-max" and side.space == "clip" and rows.dtype == np.float32
+    assert set(side.details) == {"fingerprint", *VISION_DETAILS}
+    assert (rows >= mean - 1e-5).all() and (rows > mean + 1e-3).any()  # a maximum over the views, not the mean
+    np.testing.assert_allclose(np.load(out / "export/vision-max.npy"), unit(rows), rtol=1e-6, atol=1e-7)
+    assert build(data, out) == 0
+    assert "computed: nothing" in capsys.readouterr().out
+
+
 @pytest.fixture
-def llm_server(monkeypatch):
+def llm_server(server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    server = FakeOpenAI()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    return server
 
 
 def test_generated_descriptions_are_cached_in_the_output_folder(data, tmp_path, llm_server):

@@ -16,17 +16,15 @@ from mmovod.features.cache import FeatureCache
 from bench.original_views import make_view, view_transform
 from tools import cache_clip_features
 
-from tests.aggregator_toy import one_thread  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A tiny random CLIP checkpoint and a class-folder tree (4 classes x 5 images, one empty class)."""
+def tiny(tmp_path_factory, tiny_clip):
+    """The session's tiny CLIP and a class-folder tree (4 classes x 5 images, one empty class)."""
     base = tmp_path_factory.mktemp("cache")
-    ckpt = base / "tiny.pt"
-    save_random_checkpoint(tiny_clip_config_path(), ckpt, seed=0)
+    ckpt = tiny_clip.checkpoint
     rng = np.random.default_rng(0)
     tree = base / "tree"
     for c in range(4):
@@ -36,8 +34,7 @@ def tiny(tmp_path_factory):
             Image.fromarray(rng.integers(0, 256, (40 + 4 * i, 50, 3), dtype=np.uint8)).save(folder / f"n0000{c}_{i}.JPEG")
     (tree / "n00009").mkdir()
     (tree / "n00000" / "notes.txt").write_text("not an image")
-    clip = ["--clip_model", str(tiny_clip_config_path()), "--pretrained", str(ckpt), "--device", "cpu"]
-    return {"base": base, "tree": tree, "ckpt": ckpt, "clip": clip}
+    return {"base": base, "tree": tree, "ckpt": ckpt, "clip": tiny_clip.flags}
 
 
 def cache_args(tiny, out, *extra):

@@ -9,14 +9,14 @@ from tests.exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
 from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.aggregator.model import read_state_dict
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
-from tests.aggregator.test_model import reference_forward
+from tests.references import reference_forward
 from tools import generate_vision_classifier_agg as agg_tool
 from tools import get_exemplars_tta as avg_tool
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return build_demo(tmp_path_factory.mktemp("demo"), num_classes=4, per_class=2)
+def demo(tmp_path_factory, demo_dataset):
+    return build_demo(demo_dataset, tmp_path_factory.mktemp("demo"), num_classes=4, per_class=2)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_average_tool_equals_naive_mean(demo, bundle, tmp_path):
     np.testing.assert_allclose(got, torch.stack([r.mean(0) for r in naive]).numpy(), rtol=1e-5, atol=1e-6)
     side = read_sidecar(tmp_path / "avg.npy")
     assert side.kind == "vision-average" and side.category_ids == [r[0]["category_id"] for r in demo["exemplars"]]
-    assert side.normalized is False and side.details["num_augs"] == 2 and side.details["context"] == TTA_CONTEXT
+    assert side.normalized is False and side.details["num_views"] == 2 and side.details["context"] == TTA_CONTEXT
     assert side.details["view_order"] == "original"
     # the default fast order makes the same views at the model size: rows nearly the same, still distinct
     assert avg_tool.main(avg_args(demo, demo["path"], tmp_path / "fast.npy")) == 0
