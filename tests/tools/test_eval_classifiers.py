@@ -17,15 +17,13 @@ from mmovod.clip.factory import load_clip
 from mmovod.evaluation import crop_cache, encoding
 from mmovod.evaluation.crop_cache import read_view_embeddings
 from mmovod.evaluation.crops_from_annotations import select_boxes
-from mmovod.demo.dataset import make_demo_dataset
-from tests.aggregator.test_model import reference_forward
+from tests.references import reference_forward
 from tools import eval_classifiers as tool
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaldemo")
-    make_demo_dataset(root)
+def demo(tmp_path_factory, demo_dataset):
+    root = shutil.copytree(demo_dataset, tmp_path_factory.mktemp("evaldemo") / "demo")
     doc = json.loads((root / "lvis/lvis_v1_val.json").read_text())
     clip = {"clip_model": str(root / "clip/tiny_clip.json"), "pretrained": str(root / "clip/tiny_clip.pt"),
             "embed_dim": 512}

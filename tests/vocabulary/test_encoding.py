@@ -7,17 +7,13 @@ from PIL import Image
 
 from mmovod.classifiers.vision import encode_exemplar_views
 from mmovod.readers.exemplar_records import BadImageError
-from mmovod.clip.factory import load_clip
-from mmovod.demo.models import tiny_clip_config_path
 from mmovod.clip.specs import ViewSpec
 from mmovod.vocabulary.encoding import encode_view_sets, same_views
 
 
 @pytest.fixture(scope="module")
-def bundle():
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return load_clip(str(tiny_clip_config_path()), "none", "cpu", tower="image")
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 @pytest.fixture
