@@ -25,6 +25,7 @@ def test_every_public_name_resolves():
         mmovod.no_such_name  # noqa: B018
 
 
+@pytest.mark.slow
 def test_readme_example_runs_and_matches_a_direct_computation(tmp_path, monkeypatch, capsys, demo_dataset):
     demo = tmp_path / "datasets/demo"
     demo.parent.mkdir()

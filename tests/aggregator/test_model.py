@@ -24,6 +24,7 @@ def random_state_dict(num_layers, dim=512, seed=0):
     return {k: torch.randn(s, generator=g) * 0.05 for k, s in shapes.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapped", [True, False])
 def test_checkpoint_on_disk_matches_reference(tmp_path, wrapped):
     sd = random_state_dict(4)
@@ -38,6 +39,7 @@ def test_checkpoint_on_disk_matches_reference(tmp_path, wrapped):
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_padding_mask_equals_one_set_at_a_time():
     torch.manual_seed(0)
     model = VisualAggregator(num_layers=2).eval()

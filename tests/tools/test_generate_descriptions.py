@@ -89,6 +89,7 @@ def test_chat_api_with_429_500_timeouts_and_a_server_that_caps_n(server, ann, tm
     assert cache_path_for(out, "chat-test", "chat").exists()  # --limit keeps the cache for the full run
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_equals_an_uninterrupted_run(server, ann, tmp_path):
     reference = tmp_path / "reference.json"
     assert generate_descriptions.main(argv(server, ann, reference, "--openai-model", "gpt-test-instruct")) == 0

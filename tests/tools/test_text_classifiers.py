@@ -76,6 +76,7 @@ def test_lemma_table_covers_lvis_with_stop_sign_keeping_its_own_name():
     assert table["aerosol.n.02"] == ["aerosol", "aerosol_container", "aerosol_can", "aerosol_bomb", "spray_can"]
 
 
+@pytest.mark.slow
 def test_dump_clip_features_default_prompt(tmp_path, tiny):
     flags, bundle = tiny
     cats = _by_name("stop_sign", "aerosol_can", "bull")  # file order is not id order
@@ -93,6 +94,7 @@ def test_dump_clip_features_default_prompt(tmp_path, tiny):
     assert side.command.split()[1:3] == ["--ann", str(ann)]
 
 
+@pytest.mark.slow
 def test_dump_clip_features_averages_wordnet_synonyms(tmp_path, tiny):
     flags, bundle = tiny
     ann = _ann(tmp_path, _by_name("aerosol_can", "stop_sign"))
@@ -104,6 +106,7 @@ def test_dump_clip_features_averages_wordnet_synonyms(tmp_path, tiny):
     assert max_relative_difference(np.load(out), want) < 1e-5
 
 
+@pytest.mark.slow
 def test_description_features_of_the_real_12030_descriptions(tmp_path, micro):
     flags, bundle = micro
     ann = _ann(tmp_path, CATEGORIES[::-1])

@@ -39,6 +39,7 @@ def cosines(a, b):
     return torch.nn.functional.cosine_similarity(a, b)
 
 
+@pytest.mark.slow
 def test_average_tool_equals_naive_mean(demo, bundle, tmp_path):
     out = tmp_path / "avg.npy"
     assert avg_tool.main(avg_args(demo, demo["path"], out, "--view-order", "original")) == 0
@@ -57,6 +58,7 @@ def test_average_tool_equals_naive_mean(demo, bundle, tmp_path):
     assert float(cosines(fast, got).min()) > 0.999 and not np.array_equal(fast, got)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tta", [True, False])
 def test_aggregator_tool_equals_reference(demo, bundle, tmp_path, tta):
     out = tmp_path / "agg.npy"
@@ -72,6 +74,7 @@ def test_aggregator_tool_equals_reference(demo, bundle, tmp_path, tta):
     np.testing.assert_allclose(got.astype(np.float32), expected.astype(np.float32), rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_aggregator_output_independent_of_workers_and_batch_size(demo, tmp_path):
     a, b = tmp_path / "a.npy", tmp_path / "b.npy"
     assert agg_tool.main(agg_args(demo, demo["path"], a, "--tta", "--batch-size", "3")) == 0
@@ -107,6 +110,7 @@ def test_bad_exemplar_lists_exit_2(demo, tmp_path, capsys, doc, needle):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_missing_image_exits_2_or_is_skipped(demo, tmp_path, capsys):
     exemplars = [list(r) for r in demo["exemplars"]]
     exemplars[2].append({"dataset": "lvis", "file_name": "val2017/gone.jpg", "bbox": [1, 1, 5, 5]})
