@@ -18,14 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", ROOT / "tools/README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PYTHONS = {"python", "python3", "$PY", "$(PY)", ".venv/bin/python", "torchrun"}
 COMMAND_END = {"|", "||", "&&", ";", ">", ">>", "2>", "<"}
-FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^(```|~~~)(\w*)\n(.*?)^\1", re.S | re.M)
 INLINE = re.compile(r"(?<!`)`([^`\n]*(?:\n[^`\n]*)?)`(?!`)")
 
 
 def code_lines(text: str) -> list[str]:
     """Command lines of the non-Python fenced blocks (continuations joined, comments dropped) and inline spans."""
     lines = []
-    for lang, body in FENCE.findall(text):
+    for _, lang, body in FENCE.findall(text):
         if lang == "python":
             continue
         for line in body.replace("\\\n", " ").splitlines():
@@ -118,6 +118,37 @@ def test_the_pages_document_every_tool():
     # a multi-line command keeps the flags after its line continuations
     args = next(args for page, tool, args in seen if page == "README.md" and tool == "build_classifiers")
     assert "--load-path" in args and "--report" in args
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation other than '-' and '_' dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def broken_links(page: Path, root: Path = ROOT) -> list[str]:
+    """Relative links of a page whose file or heading anchor does not exist."""
+    found = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", FENCE.sub("", page.read_text())):
+        if re.match(r"\w+:", target):
+            continue
+        path, _, fragment = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists():
+            found.append(f"{page.relative_to(root)}: {target}: no such file")
+        elif fragment and linked.suffix == ".md":
+            headings = {anchor(line.lstrip("#")) for line in FENCE.sub("", linked.read_text()).splitlines()
+                        if line.startswith("#")}
+            if fragment not in headings:
+                found.append(f"{page.relative_to(root)}: {target}: no such heading")
+    return found
+
+
+def test_links_between_pages_resolve(tmp_path):
+    pages = [*PAGES, ROOT / "datasets/metadata/README.md", ROOT / "checkpoints/README.md"]
+    assert [problem for page in pages for problem in broken_links(page)] == []
+    # and the check can fail: a missing heading and a missing file
+    (tmp_path / "a.md").write_text("# Title: one\n[ok](#title-one) [bad](#title-two) [gone](b.md)\n")
+    assert broken_links(tmp_path / "a.md", tmp_path) == ["a.md: #title-two: no such heading", "a.md: b.md: no such file"]
 
 
 SAMPLE = """Some text with `python tools/remove_lvis_rare.py --ann a.json --no-such-flag` inline.
