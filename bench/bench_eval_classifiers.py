@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.measure import measure  # noqa: E402
-from mmovod.aggregator.feature_cache import CacheMeta, prepare_cache_dir, write_shard  # noqa: E402
+from mmovod.features.cache import CacheMeta, prepare_cache_dir, write_shard  # noqa: E402
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier  # noqa: E402
 from mmovod.clip.factory import load_clip  # noqa: E402
 from mmovod.clip.image_encoding import encode_exemplars  # noqa: E402
