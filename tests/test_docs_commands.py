@@ -151,6 +151,14 @@ def test_links_between_pages_resolve(tmp_path):
     assert broken_links(tmp_path / "a.md", tmp_path) == ["a.md: #title-two: no such heading", "a.md: b.md: no such file"]
 
 
+def test_every_named_source_path_exists():
+    """Paths into the code (`mmovod/...`, `tools/...`, `tests/...`, `bench/...`, `scripts/...`) that the pages name exist."""
+    named = {(page.relative_to(ROOT).as_posix(), path.rstrip("."))
+             for page in PAGES for path in re.findall(r"(?<![\w/.])(?:mmovod|tools|tests|bench|scripts)/[\w./-]*", page.read_text())}
+    assert len(named) > 30
+    assert sorted(f"{page}: {path}" for page, path in named if not (ROOT / path).exists()) == []
+
+
 SAMPLE = """Some text with `python tools/remove_lvis_rare.py --ann a.json --no-such-flag` inline.
 
 ```
