@@ -7,9 +7,9 @@
    classifier (1203 x 512) evaluated as a whole process; wall time and peak RSS.
 3. throughput: crops/s of the encoding step alone (decode, crop, views, encode) for --views 1 (the
    plain crop) and --views 5 (TTA), next to the exemplar pipeline (encode_exemplars) on the same crops.
-The development machine is shared: each part reports figures from the same run side by side.
+On a shared machine timings drift, so each part reports figures from the same run side by side.
 
-Example (what the README's figures come from):
+Example (what docs/performance.md's figures come from):
   flock /tmp/mmovod-bench.lock python bench/bench_eval_classifiers.py --nw 2
 """
 from __future__ import annotations

@@ -20,7 +20,7 @@ about the same in every variant:
 Outputs are compared: the baselines and mmovod-original give the same class means; fast-order rows
 are compared by cosine. Inputs: natural-looking 640x480 JPEGs (bench/natural_images.py), one box per
 exemplar, every 5th an ImageNet-style whole image; CLIP ViT-B/32 shapes with random weights (open_clip
-config ViT-B-32, seeded, no download). Example (the README's figures):
+config ViT-B-32, seeded, no download). Example (docs/performance.md's figures):
   flock /tmp/mmovod-bench.lock python bench/bench_vision_encoding.py --classes 24 --exemplars 5 --views 5 --nw 2
 On a GPU add --device cuda (crops/s and the GPU's mean utilisation while encoding are printed; CUDA's
 start-up is warmed up outside the timing); --variants picks a subset; --distinct-images keeps large

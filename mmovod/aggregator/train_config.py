@@ -17,7 +17,7 @@ VIEW_SAMPLINGS = ("all", "one")
 
 @dataclass
 class TrainConfig:
-    """Every training choice; saved in each checkpoint. Defaults are documented in the README."""
+    """Every training choice; saved in each checkpoint. Defaults and their sources: docs/aggregator-training.md."""
 
     steps: int = 20000
     batch_classes: int = 256

@@ -305,6 +305,6 @@ def test_clip_weights_of_another_model_are_refused(tmp_path, hub_tag, capsys):
 
 def test_the_metadata_readme_points_at_a_section_that_exists():
     pointer = (ROOT / "datasets/metadata/README.md").read_text()
-    assert "](../../README.md#metadata)" in pointer
-    headings = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("## ")]
+    assert "](../../docs/outputs.md#metadata)" in pointer
+    headings = [line for line in (ROOT / "docs/outputs.md").read_text().splitlines() if line.startswith("## ")]
     assert "## Metadata" in headings
