@@ -20,6 +20,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from mmovod.clip.crops import AGGREGATOR_CONTEXT
+
 SPACES = ("clip", "aggregator", "mixed")
 TEXT_INPUTS = ("prompts", "descriptions")
 """Needs that make a text kind: the sentences embedded per class."""
@@ -88,7 +90,7 @@ KINDS: dict[str, ClassifierKind] = {k.name: k for k in (
     ClassifierKind("vision-aggregated", "aggregator", "float16", ("exemplars", "aggregator"),
                    "visual aggregator over the raw CLIP image embeddings of K x num_views views",
                    (*VISION_DETAILS, "aggregator", "num_layers"), rows="mmovod.classifiers.vision:aggregated_classifier",
-                   context=0.2),
+                   context=AGGREGATOR_CONTEXT),
     ClassifierKind("multi-modal-average", "clip", "float32", ("vision-average",), FUSION,
                    ("sources", "formula", "text_only_classes"), rows="mmovod.classifiers.fusion:fuse_with_text_fallback",
                    normalized=True, handoff=1, sidecar_kind="multi-modal"),

@@ -284,12 +284,14 @@ def _write_if_changed(path: Path, payload: bytes) -> None:
         write_bytes_atomic(path, payload)
 
 
-def _text_details(need: str, inputs: BuildInputs, settings: BuildSettings, sentences: list[list[str]]) -> dict[str, Any]:
+def _text_details(kind: ClassifierKind, need: str, inputs: BuildInputs, settings: BuildSettings,
+                  sentences: list[list[str]]) -> dict[str, Any]:
+    """A text kind's provenance: the prompt recipe of class-name prompts, or where the descriptions came from."""
     if need == "prompts":
         recipe = settings.text.details()
         source: Any = {"vocabulary": str(inputs.vocab.path)}
     else:
-        recipe, source = {"combine": KINDS["descriptions"].computed}, inputs.descriptions_source
+        recipe, source = {"combine": kind.computed}, inputs.descriptions_source
     return {"source": source, **recipe, "sentences_per_class": [len(s) for s in sentences]}
 
 
@@ -326,7 +328,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
         need = next(n for n in KINDS[name].needs if n in plan.sentences)
         sentences = plan.sentences[need]
         finish(name, KINDS[name].compute()(sentences, bundle, progress=True),
-               _text_details(need, inputs, settings, sentences))
+               _text_details(KINDS[name], need, inputs, settings, sentences))
     if stale_vision:
         encoded = encode_view_sets(bundle, exemplars.records, [plan.views[n] for n in stale_vision],
                                    batch_size=settings.clip.batch_size)
