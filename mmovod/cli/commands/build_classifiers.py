@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 from mmovod.classifiers.text_inputs import PROMPTS
@@ -123,9 +122,5 @@ def run(args: argparse.Namespace) -> None:
         print(f"  {line}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_tool(get_parser(), run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    return run_tool(get_parser(), run, argv, prog)

@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 from mmovod.aggregator.cache_builder import DEFAULT_SHARD_SIZE, ClassFilter, cache_clip_features
@@ -82,9 +81,5 @@ def run(args: argparse.Namespace) -> None:
         print(f"wrote {result.root}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_tool(get_parser(), run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    return run_tool(get_parser(), run, argv, prog)

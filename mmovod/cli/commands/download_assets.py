@@ -18,7 +18,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -27,8 +26,6 @@ from mmovod.assets.manifest import DEFAULT_MANIFEST
 from mmovod.cli.flags import int_at_least, make_parser, non_negative_float
 from mmovod.cli.run import run_tool
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
@@ -36,7 +33,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help="fetch only these assets or groups (checkpoints, metadata, clip); unset: all "
                              "manifest assets, plus the --clip weights")
-    parser.add_argument("--dest", type=Path, default=REPO_ROOT, help="root the relative destinations are under")
+    parser.add_argument("--dest", type=Path, default=Path("."),
+                        help="folder the relative destinations (datasets/..., checkpoints/...) are under, normally "
+                             "the repository root, where the guide's commands run")
     parser.add_argument("--base-url", default=None,
                         help="fetch from this mirror instead of the upstream URLs: <base-url>/<relative path>")
     parser.add_argument("--force", action="store_true", help="fetch again even when a file is in place")
@@ -68,9 +67,5 @@ def run(args: argparse.Namespace) -> None:
         print(line)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_tool(get_parser(), run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    return run_tool(get_parser(), run, argv, prog)

@@ -11,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 from mmovod.classifiers.text import write_prompt_classifier
@@ -49,9 +48,5 @@ def run(args: argparse.Namespace) -> None:
                             avg_synonyms=args.avg_synonyms, use_wn_name=args.use_wn_name, command=args.command_line)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_tool(get_parser(), run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    return run_tool(get_parser(), run, argv, prog)

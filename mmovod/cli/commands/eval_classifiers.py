@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 from mmovod.cli.flags import add_clip_args, add_workers_arg, int_at_least, make_parser, non_negative_float
@@ -106,9 +105,5 @@ def run(args: argparse.Namespace) -> None:
           + (f" and {result.written[4]}" if len(result.written) > 4 else ""))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_tool(get_parser(), run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    return run_tool(get_parser(), run, argv, prog)

@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 from mmovod.aggregator.evaluation import DEFAULT_KS, evaluate_aggregator
@@ -51,9 +50,5 @@ def run(args: argparse.Namespace) -> None:
     print(f"wrote {run_.path}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_tool(get_parser(), run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    return run_tool(get_parser(), run, argv, prog)

@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 from mmovod.classifiers.vision import AGGREGATOR_VIEWS, write_aggregated_classifier
@@ -54,9 +53,5 @@ def run(args: argparse.Namespace) -> None:
                                       trust_checkpoint=args.trust_checkpoint))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_tool(get_parser(), run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    return run_tool(get_parser(), run, argv, prog)

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 from mmovod.aggregator.training import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig, train_on_cache
@@ -82,9 +81,5 @@ def run(args: argparse.Namespace) -> None:
         print(f"wrote {result.final_path} (load with --load-path {result.final_path} --num-layers {config.num_layers})")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_tool(get_parser(), run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    return run_tool(get_parser(), run, argv, prog)
