@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmovod.aggregator.config import DEFAULT_KS
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.aggregator.training import aggregate, trained_clip
 from mmovod.io.atomic import check_output_path
@@ -31,8 +32,6 @@ from mmovod.io.json_files import save_json
 from mmovod.readers.class_list import read_class_list
 
 log = logging.getLogger(__name__)
-
-DEFAULT_KS = (1, 2, 5, 10)
 
 
 @dataclass

@@ -6,19 +6,20 @@ argument errors answer at once.
 """
 from __future__ import annotations
 
-# The datasets guide's steps, in the order the guide gives them.
+# The datasets guide's steps, in the order they run (the guide's order, except that the collation of the
+# exemplars, last in the guide as an optional rebuild, comes before the sampling that reads its output).
 GUIDE_STEPS: dict[str, str] = {
     "remove_lvis_rare": "drop the rare-category annotations of LVIS train (open-vocabulary training set)",
     "create_imagenetlvis_json": "list the ImageNet-21K-P images of LVIS categories (IN-L)",
     "get_lvis_cat_info": "count images and instances per LVIS category (for the federated loss)",
     "generate_descriptions": "ask an LLM to describe every class of a vocabulary",
     "dump_clip_features_lvis_sentences": "description classifier: CLIP text embeddings of the descriptions",
+    "collate_exemplar_dict": "collate each LVIS class's image exemplars (LVIS, ImageNet-21K, Visual Genome)",
     "sample_exemplars": "sample K image exemplars per LVIS class from the collated exemplar dict",
     "generate_vision_classifier_agg": "image-exemplar classifier through the trained visual aggregator",
     "get_exemplars_tta": "image-exemplar classifier by averaging the exemplars' CLIP embeddings",
     "norm_feat_sum_norm": "fuse two classifiers into a multi-modal one",
     "dump_clip_features": "class-name classifier: CLIP text embeddings of LVIS class-name prompts",
-    "collate_exemplar_dict": "collate each LVIS class's image exemplars (LVIS, ImageNet-21K, Visual Genome)",
 }
 
 # Beyond the guide: your own classes, evaluation, aggregator training, assets, the demo.

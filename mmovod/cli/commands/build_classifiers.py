@@ -23,12 +23,8 @@ from typing import Sequence
 from mmovod.classifiers.text_inputs import PROMPTS
 from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
 from mmovod.cli.run import run_tool
-from mmovod.clip.crops import TTA_CONTEXT
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
-from mmovod.vocabulary.build import (STAGES, AggregatorSettings, BuildInputs, BuildSettings, TextSettings,
-                                     build_classifiers, generated_descriptions, prepare_out_dir, resolve_descriptions)
-from mmovod.vocabulary.exemplar_folders import collect_exemplars
-from mmovod.vocabulary.reader import read_vocabulary
+from mmovod.vocabulary.stages import STAGES
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -86,6 +82,12 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.clip.crops import TTA_CONTEXT
+    from mmovod.vocabulary.build import (AggregatorSettings, BuildInputs, BuildSettings, TextSettings, build_classifiers,
+                                         generated_descriptions, prepare_out_dir, resolve_descriptions)
+    from mmovod.vocabulary.exemplar_folders import collect_exemplars
+    from mmovod.vocabulary.reader import read_vocabulary
+
     vocab = read_vocabulary(args.vocab)
     prepare_out_dir(args.out_dir, create=False)
     exemplars = collect_exemplars(vocab, args.exemplars, args.exemplar_ann, args.K, args.sample_seed, args.skip_bad,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.aggregator.cache_builder import DEFAULT_SHARD_SIZE, ClassFilter, cache_clip_features
+from mmovod.aggregator.feature_cache import DEFAULT_SHARD_SIZE
 from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_image_root_args, add_view_order_arg,
                               add_workers_arg, clip_spec_from_args, image_roots_from_args, int_at_least,
                               make_parser, non_negative_float)
@@ -69,6 +69,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.aggregator.cache_builder import ClassFilter, cache_clip_features
+
     class_filter = ClassFilter(args.classes, args.exclude_classes, args.lvis_ann, args.min_images, args.strict)
     views = ViewSpec(num_views=args.views, tta=args.tta, context=args.context, seed=args.seed, workers=args.workers,
                      order=args.view_order)

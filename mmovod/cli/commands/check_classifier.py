@@ -16,13 +16,8 @@ import argparse
 import sys
 from typing import Sequence
 
-import numpy as np
-
-from mmovod.classifiers.check import check_classifier
-from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import EXIT_BAD_INPUT, run_tool
-from mmovod.vocabulary.reader import read_vocabulary
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -37,6 +32,12 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mmovod.classifiers.check import check_classifier
+    from mmovod.classifiers.sidecar import read_sidecar
+    from mmovod.vocabulary.reader import read_vocabulary
+
     class_names = read_vocabulary(args.vocab).names if args.vocab else None
     failed = False
     for path in args.paths:

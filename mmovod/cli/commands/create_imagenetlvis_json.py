@@ -18,7 +18,6 @@ from typing import Sequence
 
 from mmovod.cli.flags import add_workers_arg, make_parser
 from mmovod.cli.run import run_tool
-from mmovod.prep.imagenet_lvis import write_imagenet_lvis
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -35,6 +34,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.prep.imagenet_lvis import write_imagenet_lvis
+
     result, out = write_imagenet_lvis(args.imagenet_path, args.lvis_meta_path, args.out_path, args.workers, args.strict)
     doc = result.document
     print(f"{len(doc['images'])} images of {result.categories_with_images} of {len(doc['categories'])} "

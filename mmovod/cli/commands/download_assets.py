@@ -21,7 +21,6 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from mmovod.assets.fetch import AssetRequest, download_assets
 from mmovod.assets.manifest import DEFAULT_MANIFEST
 from mmovod.cli.flags import int_at_least, make_parser, non_negative_float
 from mmovod.cli.run import run_tool
@@ -59,6 +58,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.assets.fetch import AssetRequest, download_assets
+
     request = AssetRequest(only=args.only, dest=args.dest, base_url=args.base_url, force=args.force,
                            manifest=args.manifest, retries=args.retries, retry_wait=args.retry_wait,
                            timeout=args.timeout, clip_models=args.clip, pretrained=args.pretrained,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.classifiers.text import write_description_classifier
 from mmovod.cli.flags import TEXT_BATCH_HELP, add_clip_args, clip_spec_from_args, make_parser
 from mmovod.cli.run import run_tool
 
@@ -35,6 +34,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.classifiers.text import write_description_classifier
+
     write_description_classifier(args.descriptions_path, args.ann_path, args.out_path, clip_spec_from_args(args),
                                  command=args.command_line)
 

@@ -30,10 +30,7 @@ from typing import Sequence
 
 from mmovod.cli.flags import add_clip_args, add_workers_arg, int_at_least, make_parser, non_negative_float
 from mmovod.cli.run import run_tool
-from mmovod.evaluation.crop_cache import CropSettings
 from mmovod.evaluation.crops_from_annotations import DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA
-from mmovod.evaluation.report import terminal_table
-from mmovod.evaluation.run import EvalSettings, evaluate_classifiers
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -78,6 +75,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.evaluation.crop_cache import CropSettings
+    from mmovod.evaluation.report import terminal_table
+    from mmovod.evaluation.run import EvalSettings, evaluate_classifiers
+
     settings = EvalSettings(
         classifiers=args.classifiers, ann=args.ann, img_dir=args.img_dir, out_dir=args.out_dir, cache_dir=args.cache_dir,
         crops=CropSettings(context=args.context, views=args.views, seed=args.seed), min_area=args.min_area,

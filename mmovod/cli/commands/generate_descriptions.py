@@ -33,7 +33,6 @@ from typing import Sequence
 
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
-from mmovod.classifiers.descriptions import ServiceError, describe_classes
 
 PROG = "generate_descriptions.py"
 REPORT_LINES = 20
@@ -67,6 +66,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mmovod.classifiers.descriptions import ServiceError, describe_classes
+
     try:
         result = describe_classes(args.ann_path, args.output_path, args.openai_model, api=args.api,
                                   base_url=args.base_url, workers=args.workers, timeout=args.timeout,

@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.classifiers.vision import AGGREGATOR_VIEWS, write_aggregated_classifier
+from mmovod.classifiers.recipes import AGGREGATOR_VIEWS
 from mmovod.cli.flags import (IMAGE_BATCH_HELP, TRUST_CHECKPOINT_HELP, add_clip_args, add_exemplar_view_args,
                               add_image_root_args, clip_spec_from_args, image_roots_from_args, int_at_least, make_parser,
                               view_spec_from_args)
 from mmovod.cli.run import run_tool
-from mmovod.clip.factory import device_from_flags
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -46,6 +45,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.classifiers.vision import write_aggregated_classifier
+    from mmovod.clip.factory import device_from_flags
+
     clip = clip_spec_from_args(args, device=device_from_flags(args.device, args.gpu))
     views = view_spec_from_args(args, context=AGGREGATOR_VIEWS.context, tta=args.tta)
     print(write_aggregated_classifier(args.exemplar_list, args.out_path, clip, image_roots_from_args(args),

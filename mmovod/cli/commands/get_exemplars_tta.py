@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.classifiers.vision import AVERAGE_VIEWS, write_average_classifier
+from mmovod.classifiers.recipes import AVERAGE_VIEWS
 from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_exemplar_view_args, add_image_root_args,
                               clip_spec_from_args, image_roots_from_args, make_parser, view_spec_from_args)
 from mmovod.cli.run import run_tool
@@ -34,6 +34,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.classifiers.vision import write_average_classifier
+
     print(write_average_classifier(args.ann_path, args.output_path, clip_spec_from_args(args),
                                    image_roots_from_args(args),
                                    view_spec_from_args(args, context=AVERAGE_VIEWS.context, tta=True),

@@ -14,7 +14,6 @@ from typing import Sequence
 
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
-from mmovod.prep.lvis_annotations import write_category_info
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -32,6 +31,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.prep.lvis_annotations import write_category_info
+
     info, out = write_category_info(args.ann, args.out, args.add_freq, args.r_thresh, args.c_thresh, args.bypass)
     cats = info.categories
     print(f"{len(cats)} categories, {sum(c['instance_count'] for c in cats)} instances, "

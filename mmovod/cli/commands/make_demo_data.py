@@ -11,7 +11,7 @@ from typing import Sequence
 
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
-from mmovod.demo.dataset import DEMO_SEED, make_demo_dataset
+from mmovod.demo.dataset import DEMO_SEED
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.demo.dataset import make_demo_dataset
+
     counts = make_demo_dataset(args.out, args.seed)
     for key, value in counts.items():
         print(f"{key}: {value}")

@@ -16,7 +16,6 @@ from typing import Sequence
 
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
-from mmovod.classifiers.fusion import fuse_classifier_files
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -31,6 +30,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.classifiers.fusion import fuse_classifier_files
+
     classes, dims = fuse_classifier_files(args.feat1_path, args.feat2_path, args.out_path, args.final_norm,
                                           command=args.command_line)
     print(f"fused {classes} classes x {dims} dims -> {args.out_path}")

@@ -14,7 +14,6 @@ from typing import Sequence
 
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
-from mmovod.prep.lvis_annotations import remove_rare_annotations
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -25,6 +24,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.prep.lvis_annotations import remove_rare_annotations
+
     result = remove_rare_annotations(args.ann, args.out)
     print(f"annotations before: {result.annotations_before}")
     print(f"annotations after:  {result.annotations_after} "

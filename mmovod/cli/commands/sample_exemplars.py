@@ -20,7 +20,7 @@ from typing import Sequence
 
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
-from mmovod.prep.exemplar_sampling import DEFAULT_SEED, write_sampled_exemplars
+from mmovod.prep.exemplar_sampling import DEFAULT_SEED
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -39,6 +39,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.prep.exemplar_sampling import write_sampled_exemplars
+
     result, out = write_sampled_exemplars(args.lvis_ann_path, args.exemplar_dict_path, args.out_path, args.K, args.seed,
                                           args.allow_fewer)
     if result.short:

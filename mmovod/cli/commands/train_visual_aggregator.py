@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.aggregator.training import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig, train_on_cache
+from mmovod.aggregator.config import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig
 from mmovod.cli.flags import int_at_least, make_parser
 from mmovod.cli.run import run_tool
 
@@ -71,6 +71,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.aggregator.training import train_on_cache
+
     config = config_from_args(args)
     result = train_on_cache(args.cache, args.out, config, clip_model=args.clip_model, pretrained=args.pretrained,
                             device=args.device, checkpoint_every=args.checkpoint_every, resume=args.resume,
