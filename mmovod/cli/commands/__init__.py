@@ -31,6 +31,7 @@ MORE_TOOLS: dict[str, str] = {
     "train_visual_aggregator": "train the visual aggregator on a feature cache",
     "eval_visual_aggregator": "evaluate a visual aggregator by class retrieval on held-out classes",
     "download_assets": "fetch the released checkpoint and metadata files, and CLIP weights",
+    "models": "list the CLIP models and pretrained tags open_clip can download, marking those here",
     "make_demo_data": "write the small built-in demo dataset",
 }
 
