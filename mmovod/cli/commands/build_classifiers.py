@@ -83,10 +83,11 @@ def get_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from mmovod.clip.crops import TTA_CONTEXT
+    from mmovod.readers.vocabulary import read_vocabulary
     from mmovod.vocabulary.build import (AggregatorSettings, BuildInputs, BuildSettings, TextSettings, build_classifiers,
-                                         generated_descriptions, prepare_out_dir, resolve_descriptions)
+                                         prepare_out_dir)
+    from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
     from mmovod.vocabulary.exemplar_folders import collect_exemplars
-    from mmovod.vocabulary.reader import read_vocabulary
 
     vocab = read_vocabulary(args.vocab)
     prepare_out_dir(args.out_dir, create=False)

@@ -29,13 +29,13 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.aggregator.feature_cache import DEFAULT_SHARD_SIZE
 from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_image_root_args, add_view_order_arg,
                               add_workers_arg, clip_spec_from_args, image_roots_from_args, int_at_least,
                               make_parser, non_negative_float)
 from mmovod.cli.run import run_tool
 from mmovod.clip.crops import AGGREGATOR_CONTEXT
 from mmovod.clip.specs import ViewSpec
+from mmovod.features.cache import DEFAULT_SHARD_SIZE
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -69,7 +69,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from mmovod.aggregator.cache_builder import ClassFilter, cache_clip_features
+    from mmovod.features.builder import ClassFilter, cache_clip_features
 
     class_filter = ClassFilter(args.classes, args.exclude_classes, args.lvis_ann, args.min_images, args.strict)
     views = ViewSpec(num_views=args.views, tta=args.tta, context=args.context, seed=args.seed, workers=args.workers,

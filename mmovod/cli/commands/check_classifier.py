@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mmovod.classifiers.check import check_classifier
     from mmovod.classifiers.sidecar import read_sidecar
-    from mmovod.vocabulary.reader import read_vocabulary
+    from mmovod.readers.vocabulary import read_vocabulary
 
     class_names = read_vocabulary(args.vocab).names if args.vocab else None
     failed = False

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.aggregator.config import DEFAULT_KS
 from mmovod.cli.flags import TRUST_CHECKPOINT_HELP, int_at_least, make_parser
 from mmovod.cli.run import run_tool
+
+DEFAULT_KS = (1, 2, 5, 10)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -38,8 +39,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from mmovod.aggregator.evaluation import evaluate_aggregator
-    from mmovod.aggregator.feature_cache import describe_clip
+    from mmovod.aggregator.heldout_retrieval import evaluate_aggregator
+    from mmovod.features.cache import describe_clip
 
     run_ = evaluate_aggregator(args.cache, args.load_path, args.num_layers, args.out_path, classes_path=args.classes,
                                ks=args.ks, queries=args.queries, trials=args.trials, seed=args.seed, device=args.device,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.aggregator.config import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig
+from mmovod.aggregator.train_config import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig
 from mmovod.cli.flags import int_at_least, make_parser
 from mmovod.cli.run import run_tool
 
