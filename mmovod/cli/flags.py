@@ -64,8 +64,8 @@ def non_negative_float(text: str) -> float:
 
 
 def command_line(prog: str, argv: Sequence[str]) -> str:
-    """The command as a user would type it, recorded in output sidecars."""
-    return shlex.join([prog, *argv])
+    """The command as a user would type it, recorded in output sidecars (`prog` may be two words: `mmovod x`)."""
+    return shlex.join([*prog.split(" "), *argv])
 
 
 TRUST_CHECKPOINT_HELP = ("trust the checkpoint file: unpickle every type it holds, which can run code from the "

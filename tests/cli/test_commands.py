@@ -2,6 +2,7 @@
 import importlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -125,3 +126,20 @@ def test_a_missing_or_unknown_command_is_a_usage_error(argv, capsys):
     assert mmovod_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("usage: mmovod") and err[-1].startswith("mmovod: error: ")
+
+
+def test_the_recorded_command_line_is_the_command_as_typed(tmp_path):
+    """A sidecar records `mmovod norm_feat_sum_norm ...` as one would type it again (no quoted program name)."""
+    import numpy as np
+
+    from mmovod.classifiers.sidecar import read_sidecar
+
+    a, b, out = tmp_path / "a b.npy", tmp_path / "b.npy", tmp_path / "out.npy"
+    np.save(a, np.eye(2, 4, dtype=np.float32))
+    np.save(b, np.eye(2, 4, dtype=np.float32))
+    argv = ["--feat1-path", str(a), "--feat2-path", str(b), "--out-path", str(out)]
+    assert mmovod_main(["norm_feat_sum_norm", *argv]) == 0
+    assert read_sidecar(out).command == shlex.join(["mmovod", "norm_feat_sum_norm", *argv])
+    from tools import norm_feat_sum_norm
+    assert norm_feat_sum_norm.main(argv) == 0
+    assert read_sidecar(out).command == shlex.join(["norm_feat_sum_norm.py", *argv])
