@@ -18,8 +18,6 @@ from typing import Sequence
 from mmovod.cli.flags import TRUST_CHECKPOINT_HELP, int_at_least, make_parser
 from mmovod.cli.run import run_tool
 
-DEFAULT_KS = (1, 2, 5, 10)
-
 
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
@@ -29,7 +27,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-layers", type=int_at_least(1), default=4, help="transformer layers of the aggregator")
     parser.add_argument("--out-path", required=True, help="JSON file for the results (its folder must exist)")
     parser.add_argument("--classes", default=None, help="text file, one class name per line: evaluate only these (default: every class of the cache)")
-    parser.add_argument("--ks", type=int_at_least(1), nargs="+", default=list(DEFAULT_KS), help="exemplar counts K")
+    parser.add_argument("--ks", type=int_at_least(1), nargs="+", default=[1, 2, 5, 10], help="exemplar counts K")
     parser.add_argument("--queries", type=int_at_least(1), default=20, help="query images per class and trial")
     parser.add_argument("--trials", type=int_at_least(1), default=5, help="random exemplar/query draws averaged")
     parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the draws")
