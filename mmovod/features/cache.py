@@ -36,6 +36,7 @@ RENAMED_INDEX_KEYS = {"normalised": "normalized", "views": "num_views"}
 """Version-1 spellings of index keys -> the current ones (version-1 caches stay readable)."""
 INDEX_FILE = "index.json"
 ITEMS_FILE = "items.txt"
+DEFAULT_SHARD_SIZE = 32768
 FEATURE_DTYPE = np.float16
 
 
