@@ -29,6 +29,7 @@ from mmovod.prep.exemplar_sampling import DEFAULT_SEED
 from mmovod.vocabulary.build import (STAGES, AggregatorSettings, BuildInputs, BuildSettings, TextSettings,
                                      build_classifiers, generated_descriptions, prepare_out_dir, resolve_descriptions)
 from mmovod.vocabulary.exemplar_folders import collect_exemplars
+from mmovod.vocabulary.judging import summary_lines
 from mmovod.vocabulary.reader import read_vocabulary
 
 
@@ -83,6 +84,11 @@ def get_parser() -> argparse.ArgumentParser:
     out.add_argument("--report", action="store_true",
                      help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
                           "classes without exemplars and each class's nearest classes")
+    out.add_argument("--judge", action="store_true",
+                     help="judge every classifier from your own photos, no labelled set needed: leave-one-out over "
+                          "the exemplars (each photo classified with its class's rows rebuilt without it), written to "
+                          "OUT/leave-one-out.json and the report; keeps the view embeddings in "
+                          "OUT/exemplar-embeddings.npz so a re-run judges without encoding again")
     return parser
 
 
@@ -96,7 +102,8 @@ def run(args: argparse.Namespace) -> None:
         text=TextSettings(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms),
         views=view_spec_from_args(args, context=TTA_CONTEXT),
         aggregator=AggregatorSettings(args.load_path, args.num_layers, args.tta) if args.load_path else None,
-        require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report)
+        require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report,
+        judge=args.judge)
     descriptions_file = args.descriptions
     if descriptions_file == "generate":
         prepare_out_dir(args.out_dir)
@@ -115,6 +122,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"classes without exemplars (text-only multi-modal rows): {', '.join(result.without_exemplars)}")
     for kind, path in result.exports.items():
         print(f"prompt embeddings ({kind}, L2-normalised): {path}")
+    if result.judged is not None:
+        print("\n".join(summary_lines(result.judged)))
     if result.report:
         print(f"report: {result.report}")
     print(f"Detic, with {result.handoff} (train or evaluate with these config options; the second line swaps it in "

@@ -47,14 +47,16 @@ from mmovod.classifiers.text_inputs import PROMPTS, class_prompts, descriptions_
 from mmovod.classifiers.text import sentence_classifier
 from mmovod.classifiers.vision import aggregated_classifier, average_classifier
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
-from mmovod.clip.factory import resolve_model_name
+from mmovod.clip.factory import resolve_device, resolve_model_name
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.clip.specs import ClipSpec, ViewSpec
+from mmovod.evaluation.leave_one_out import JudgedKind
 from mmovod.io.arrays import load_matrix
 from mmovod.io.atomic import write_bytes_atomic
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json
 from mmovod.vocabulary.encoding import encode_view_sets
+from mmovod.vocabulary import judging
 from mmovod.vocabulary.exemplar_folders import ExemplarSet
 from mmovod.vocabulary.export import check_exportable, detic_config_lines, export_prompt_embeddings
 from mmovod.vocabulary.reader import Vocabulary
@@ -103,6 +105,7 @@ class BuildSettings:
     require_exemplars: bool = False
     export: tuple[str, ...] = ()
     report: bool = False
+    judge: bool = False
 
 
 @dataclass
@@ -128,6 +131,7 @@ class BuildResult:
     detic_lines: list[str]
     exports: dict[str, Path] = field(default_factory=dict)
     report: Path | None = None
+    judged: dict[str, Any] | None = None
 
 
 def digest(obj: Any) -> str:
@@ -339,6 +343,11 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
     out = prepare_out_dir(out_dir, create=False)  # created only once there is something to write
     aggregator = _load_aggregator(settings)
     plan = _Plan(inputs, settings, out, aggregator)
+    if settings.judge:  # judging needs the view embeddings: kept from an earlier build, else encoded again
+        kept = judging.stored_fingerprints(out)
+        for name in (AVERAGE, AGGREGATED):
+            if name in plan.stages and kept.get(name) != plan.stages[name].fingerprint:
+                plan.stages[name].reused = False
     _check_request(inputs, settings, list(plan.stages))
     vocab, exemplars = inputs.vocab, inputs.exemplars
     stale_text = plan.stale(TEXT, DESCRIPTIONS)
@@ -372,6 +381,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                False, {
             "source": inputs.descriptions_source, "sentences_per_class": [len(s) for s in inputs.descriptions],
             "reduction": "mean of the CLIP text embeddings of each class's descriptions"})
+    encoded: dict[str, ExemplarEmbeddings] = {}
     if stale_vision:
         specs = [settings.views if n == AVERAGE else plan.agg_view for n in stale_vision]
         encoded = dict(zip(stale_vision, encode_view_sets(bundle, exemplars.records, specs,
@@ -419,10 +429,30 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
         stage = plan.stages[kind]
         result.exports[kind] = out / "export" / f"{kind}.npy"
         export_prompt_embeddings(stage.array, stage.sidecar, result.exports[kind], str(stage.path), command)
+    if settings.judge and AVERAGE in plan.stages:
+        result.judged = _judge(plan, inputs, settings, encoded, aggregator, out, command)
     if settings.report:
         result.report = write_report(out / "report", vocab, exemplars.records, bundle, settings.views, main.array,
                                      handoff, unmatched=exemplars.unmatched, skipped=exemplars.skipped)
     return result
+
+
+def _judge(plan: _Plan, inputs: BuildInputs, settings: BuildSettings, encoded: dict[str, ExemplarEmbeddings],
+           aggregator: VisualAggregator | None, out: Path, command: str | None) -> dict[str, Any]:
+    """Leave-one-out judgement of every stage (`mmovod.vocabulary.judging`), from the views this build
+    encoded or, for reused stages, the ones an earlier build kept."""
+    vision = {n: plan.stages[n].fingerprint for n in (AVERAGE, AGGREGATED) if n in plan.stages}
+    encoded = {**judging.load_embeddings(out, {n: f for n, f in vision.items() if n not in encoded}, len(inputs.vocab)),
+               **encoded}
+    judging.save_embeddings(out, encoded, vision)
+    text = plan.stages[plan.text_source].array
+    kinds = [JudgedKind(n, s.array, vision={AVERAGE: "average", AGGREGATED: "aggregated"}.get(FUSIONS.get(n, n)),
+                        text=text if n in FUSIONS else None, space="aggregator" if n == AGGREGATED else "clip")
+             for n, s in plan.stages.items()]
+    return judging.judge_build(out, inputs.vocab.names, inputs.exemplars.records, {n: s.array for n, s in plan.stages.items()},
+                               kinds, encoded, average=AVERAGE, aggregated=AGGREGATED, aggregator=aggregator,
+                               num_views=settings.views.num_views, device=resolve_device(settings.clip.device),
+                               command=command)
 
 
 def _without(plan: _Plan, names: list[str], exemplars: ExemplarSet) -> list[str]:
