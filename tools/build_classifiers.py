@@ -26,7 +26,7 @@ from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_fr
 from mmovod.cli.run import run_tool
 from mmovod.clip.crops import TTA_CONTEXT
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
-from mmovod.vocabulary.build import (STAGES, AggregatorSettings, BuildInputs, BuildSettings, TextSettings,
+from mmovod.vocabulary.build import (AGGREGATED, MM_AGGREGATED, STAGES, AggregatorSettings, BuildInputs, BuildSettings, TextSettings,
                                      build_classifiers, generated_descriptions, prepare_out_dir, resolve_descriptions)
 from mmovod.vocabulary.exemplar_folders import collect_exemplars
 from mmovod.vocabulary.judging import summary_lines
@@ -75,12 +75,14 @@ def get_parser() -> argparse.ArgumentParser:
                      help="TTA views for the aggregator (generate_vision_classifier_agg.py needs --tta for this; "
                           "with whole-image exemplars its views are then shared with the averaged classifier)")
     add_exemplar_view_args(parser, workers=2)
-    add_clip_args(parser, batch_help="image views per forward pass (text batches: 256 on CUDA, 32 on CPU)")
+    add_clip_args(parser, batch_help="image views per forward pass (default: %(default)s); sentences are batched "
+                                      "on their own, 256 per pass on CUDA and 32 on CPU")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--export", nargs="+", default=[], choices=STAGES, metavar="KIND",
+    exportable = [s for s in STAGES if s not in (AGGREGATED, MM_AGGREGATED)]
+    out.add_argument("--export", nargs="+", default=[], choices=exportable, metavar="KIND",
                      help="also write OUT/export/KIND.npy, L2-normalised float32 rows for prompt-embedding detectors "
-                          f"(YOLO-World-style); KIND is one of {', '.join(STAGES)} (not the aggregated ones: they are not "
-                          "in CLIP's space)")
+                          f"(YOLO-World-style); KIND is one of {', '.join(exportable)} (the aggregated kinds are not in "
+                          "CLIP's space)")
     out.add_argument("--report", action="store_true",
                      help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
                           "classes without exemplars and each class's nearest classes")
@@ -97,9 +99,10 @@ def run(args: argparse.Namespace) -> None:
     prepare_out_dir(args.out_dir, create=False)
     exemplars = collect_exemplars(vocab, args.exemplars, args.exemplar_ann, args.K, args.sample_seed, args.skip_bad,
                                   max(1, args.workers))
+    text = TextSettings(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms)
     settings = BuildSettings(
         clip=clip_spec_from_args(args),
-        text=TextSettings(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms),
+        text=text,
         views=view_spec_from_args(args, context=TTA_CONTEXT),
         aggregator=AggregatorSettings(args.load_path, args.num_layers, args.tta) if args.load_path else None,
         require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report,
@@ -109,15 +112,23 @@ def run(args: argparse.Namespace) -> None:
         prepare_out_dir(args.out_dir)
         descriptions_file = generated_descriptions(vocab, args.out_dir, args.openai_model, api=args.api,
                                                    base_url=args.base_url)
-    descriptions, source = resolve_descriptions(vocab, descriptions_file)
+    descriptions, source = resolve_descriptions(vocab, descriptions_file, text)
     result = build_classifiers(BuildInputs(vocab, exemplars, descriptions, source), settings, args.out_dir,
                                args.command_line)
     print(f"{len(vocab)} classes from {vocab.path} ({vocab.format}); "
           f"computed: {', '.join(result.computed) or 'nothing'}; reused: {', '.join(result.reused) or 'nothing'}")
     for name, path in result.files.items():
         print(f"  {name}: {path}")
+    with_synonyms = [c.name for c in vocab.classes if set(c.synonyms) - {c.name}]
+    if with_synonyms and not args.avg_synonyms:
+        print(f"synonyms of {len(with_synonyms)} classes match exemplar folders but are not in the text prompts "
+              "(Detic's recipe: the class name only); --avg_synonyms averages the prompts of every synonym")
     if exemplars.unmatched:
         print(f"exemplar folders matching no class: {', '.join(exemplars.unmatched)}")
+    if exemplars.ignored:
+        more = exemplars.ignored_files - len(exemplars.ignored)
+        print(f"ignored (not images in a class folder {args.exemplars}/<class name>/): {', '.join(exemplars.ignored)}"
+              + (f" and {more} more" if more else ""))
     if result.without_exemplars:
         print(f"classes without exemplars (text-only multi-modal rows): {', '.join(result.without_exemplars)}")
     for kind, path in result.exports.items():

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.aggregator.training import aggregate
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.evaluation.metrics import CropMetrics, crop_metrics
 
@@ -116,7 +115,7 @@ def held_out_aggregated_rows(encoded: ExemplarEmbeddings, held_out: np.ndarray, 
             others = [i for i in members[int(class_of[e])] if i != e]
             sets[b, :len(others) * per] = views[others].reshape(-1, views.shape[2])
             mask[b, :len(others) * per] = True
-        out.append(aggregate(model, sets.to(device), mask.to(device)).double().cpu().numpy())
+        out.append(model(sets.to(device), mask.to(device)).double().cpu().numpy())
     return np.concatenate(out)
 
 
@@ -126,7 +125,7 @@ def aggregator_queries(encoded: ExemplarEmbeddings, held_out: np.ndarray, aggreg
     """`(N, D)` float64 unit aggregator outputs of each held-out exemplar's views as a set of one."""
     model = aggregator.to(device).eval()
     views = encoded.embeddings[torch.from_numpy(held_out)]
-    out = [aggregate(model, chunk.to(device)).double().cpu().numpy() for chunk in views.split(HELD_OUT_BATCH)]
+    out = [model(chunk.float().to(device)).double().cpu().numpy() for chunk in views.split(HELD_OUT_BATCH)]
     return _unit(np.concatenate(out))
 
 

@@ -112,16 +112,25 @@ def plot_ap_vs_frequency(results: Sequence[dict[str, Any]], path: Path) -> str:
     use_images = any(c.get("image_count") for r in results for c in r["per_class"])
     key, label = ("image_count", "training images of the class (LVIS image_count)") if use_images else \
         ("crops", "evaluated crops of the class")
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
     figure, axis = plt.subplots(figsize=(10, 4.5))
+    spread = []
     for r in results:
         points = [(c[key], c["ap"]) for c in r["per_class"] if c["ap"] is not None and c.get(key)]
         if points:
             xs, ys = zip(*points)
-            axis.scatter(xs, [100 * y for y in ys], s=10, alpha=0.6, label=r["name"])
-    axis.set_xscale("log")
+            spread += xs
+            axis.scatter(xs, [100 * y for y in ys], s=14, alpha=0.6, label=r["name"])
+    if spread and max(spread) >= 10 * min(spread):  # a log axis only over at least a decade, labelled as numbers
+        axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel(label)
     axis.set_ylabel("per-class AP over crops (%)")
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    axis.legend(fontsize=10, markerscale=2, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     figure.tight_layout()
     _save_figure(figure, path)
     plt.close(figure)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -158,20 +159,29 @@ def clip_identity(spec: ClipSpec) -> dict[str, Any]:
     return {"model": spec.model, "pretrained": described["pretrained"], "files": files}
 
 
-def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None) -> tuple[list[list[str]] | None, str | None]:
+def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None, text: TextSettings = TextSettings()
+                         ) -> tuple[list[list[str]] | None, str | None]:
     """Each class's descriptions: its own from the vocabulary file, else from the descriptions file at `path`.
 
-    Without a file, a vocabulary in which some but not all classes have descriptions is an
-    InputError (the description classifier needs every class); none at all gives None.
+    Without a file, classes of a vocabulary in which only some classes have descriptions get their
+    class-name prompt (`text`'s recipe) as their one sentence, and are named in a warning and in the
+    returned source; none at all gives None.
     """
     own = [list(c.descriptions) for c in vocab.classes]
     if path is None:
-        missing = [c.name for c in vocab.classes if not c.descriptions]
+        missing = [i for i, c in enumerate(vocab.classes) if not c.descriptions]
         if len(missing) == len(vocab):
             return None, None
         if missing:
-            raise InputError(f"{vocab.path}: descriptions for only {len(vocab) - len(missing)} of {len(vocab)} classes "
-                             f"(none for {', '.join(repr(m) for m in missing[:10])}); give --descriptions FILE for the rest")
+            cats = [vocab.classes[i].as_category(i) for i in missing]
+            names = ", ".join(vocab.classes[i].name for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
+            for i, sentences in zip(missing, class_prompts(cats, vocab.path, text.prompt, text.fix_space,
+                                                           text.use_underscore, text.avg_synonyms)):
+                own[i] = sentences
+            log.warning("%s: descriptions for %d of %d classes; the others use their class-name prompt in the "
+                        "description classifier (give --descriptions FILE for them): %s",
+                        vocab.path, len(vocab) - len(missing), len(vocab), names)
+            return own, f"{vocab.path} (class-name prompts for {len(missing)} classes without descriptions: {names})"
         return own, str(vocab.path)
     lacking = [i for i, c in enumerate(vocab.classes) if not c.descriptions]
     if not lacking:
@@ -432,8 +442,13 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
     if settings.judge and AVERAGE in plan.stages:
         result.judged = _judge(plan, inputs, settings, encoded, aggregator, out, command)
     if settings.report:
+        skipped = plan.stages[AVERAGE].sidecar.details["skipped_images"] if AVERAGE in plan.stages else exemplars.skipped
+        shown = {"vocabulary": f"{vocab.path} ({vocab.format})", **clip_description(settings.clip),
+                 "views": _views_settings(settings.views), "aggregator": settings.aggregator and settings.aggregator.path,
+                 "command": command, "built": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
         result.report = write_report(out / "report", vocab, exemplars.records, bundle, settings.views, main.array,
-                                     handoff, unmatched=exemplars.unmatched, skipped=exemplars.skipped)
+                                     handoff, unmatched=exemplars.unmatched, skipped=skipped, judged=result.judged,
+                                     settings=shown)
     return result
 
 
@@ -480,7 +495,8 @@ def _vocabulary_doc(inputs: BuildInputs, settings: BuildSettings, plan: _Plan, w
             "text": {"sentences": plan.sentences[i]},
             "descriptions": {"sentences": inputs.descriptions[i]} if inputs.descriptions is not None else None,
             "exemplars": [{"image": r["file_name"], "bbox": r.get("bbox"), "source": r.get("source"),
-                           "area": r.get("area")} for r in exemplars.records[i]],
+                           "area": r.get("area")} for r in exemplars.records[i]
+                          if r["file_name"] not in {s["path"] for s in skipped.get(cls.name, [])}],
             "exemplar_candidates": exemplars.candidates[i],
             "skipped_images": skipped.get(cls.name, []),
             "multi_modal": (f"{text_source} + vision" if has_vision else f"{text_source} only (no exemplars)")
