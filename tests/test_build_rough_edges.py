@@ -101,6 +101,9 @@ def test_the_ap_plot_labels_small_sets_with_plain_numbers(monkeypatch, tmp_path)
     labels = [t.get_text() for t in axis.get_xticklabels() if t.get_text()]
     assert labels and all(label.lstrip("−-").isdigit() for label in labels), labels
     assert axis.get_legend().get_texts()[0].get_fontsize() >= 10
+    axis = _plotted(monkeypatch, tmp_path, [4, 4, 4])  # every class with the same count
+    labels = [t.get_text() for t in axis.get_xticklabels() if t.get_text()]
+    assert "4" in labels and all(label.lstrip("−-").isdigit() for label in labels), labels
     axis = _plotted(monkeypatch, tmp_path, [1, 5, 40, 300])
     assert axis.get_xscale() == "log"
     labels = [t.get_text() for t in axis.get_xticklabels() if t.get_text()]

@@ -373,12 +373,14 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
     category_ids = ids if any(i is not None for i in ids) else None
     sidecar_args = {"class_names": vocab.names, "category_ids": category_ids, "command": command}
     names = vocab.names
+    synonyms = [list(c.synonyms) for c in vocab.classes]  # the evaluation matches rows to categories by these too
+    named = {"class_synonyms": synonyms} if any(synonyms) else {}
 
     def finish(name: str, array: np.ndarray, kind: str, space: str, normalized: bool, details: dict[str, Any]) -> None:
         stage = plan.stages[name]
         stage.array = array
         stage.sidecar = make_sidecar(array, kind, clip, space=space, normalized=normalized,
-                                     details={"fingerprint": stage.fingerprint, **details}, **sidecar_args)
+                                     details={"fingerprint": stage.fingerprint, **named, **details}, **sidecar_args)
 
     if TEXT in stale_text:
         t = settings.text
