@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mmovod.classifiers.sidecar import ClassifierSidecar, load_classifier, parse_sidecar
+from mmovod.clip.identity import content_key, locate
 from mmovod.evaluation.class_matching import RowMatch, match_rows
 from mmovod.evaluation.crops_from_annotations import Category
 from mmovod.io.errors import InputError
@@ -28,23 +29,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ClipIdentity:
-    """The CLIP that made a classifier: model name and weights as its sidecar (or the flags) spell them."""
+    """The CLIP that made a classifier: model name and weights as its sidecar (or the flags) spell them,
+    located from here (`mmovod.clip.identity.locate`), and compared by content (`content_key`)."""
 
     clip_model: str
     pretrained: str | None
+    files: dict[str, Any] | None = field(default=None, compare=False)  # the sidecar's details.clip_files
 
     def describe(self) -> str:
         return f"{self.clip_model} ({self.pretrained or 'default weights'})"
 
     def same_as(self, other: "ClipIdentity") -> bool:
-        return _same_name(self.clip_model, other.clip_model) and _same_name(self.pretrained, other.pretrained)
+        return content_key(self.clip_model, self.pretrained, self.files) == \
+            content_key(other.clip_model, other.pretrained, other.files)
 
 
-def _same_name(a: str | None, b: str | None) -> bool:
-    """Equal spellings, or two spellings of one existing file."""
-    if a == b:
-        return True
-    return a is not None and b is not None and Path(a).is_file() and Path(b).is_file() and Path(a).samefile(b)
+def _clip_from_sidecar(sidecar: ClassifierSidecar, where: str) -> ClipIdentity:
+    """The sidecar's CLIP, its files found from here: as recorded, else relative to the sidecar's folder."""
+    files = sidecar.details.get("clip_files")
+    files = files if isinstance(files, dict) else {}
+    folder = Path(where).parent
+    return ClipIdentity(locate(sidecar.clip_model, files.get("clip_model"), folder),
+                        locate(sidecar.pretrained, files.get("pretrained"), folder), files)
 
 
 @dataclass
@@ -95,7 +101,7 @@ def _clip_of(sidecar: ClassifierSidecar | None, where: str) -> ClipIdentity | No
     if sidecar is None:
         return None
     if sidecar.clip_model is not None:
-        return ClipIdentity(sidecar.clip_model, sidecar.pretrained)
+        return _clip_from_sidecar(sidecar, where)
     found = [c for s in source_sidecars(sidecar, where) if (c := _clip_of(s, where)) is not None]
     if found and any(not f.same_as(found[0]) for f in found):
         raise InputError(f"{where}: fuses classifiers of different CLIPs ({found[0].describe()} and "
@@ -229,7 +235,7 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
         out.append(EvalClassifier(path, name, rows, [i for i, k in zip(ids, kept) if k], loaded.sidecar, clip, space,
                                   match, left_out))
     assert shared is not None
-    return out, shared[1]
+    return out, flag_clip or shared[1]
 
 
 @dataclass
