@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from typing import Sequence
 
 from mmovod.classifiers.text_inputs import PROMPTS
@@ -26,11 +27,12 @@ from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_fr
 from mmovod.cli.run import run_tool
 from mmovod.clip.crops import TTA_CONTEXT
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
-from mmovod.vocabulary.build import (AGGREGATED, MM_AGGREGATED, STAGES, AggregatorSettings, BuildInputs, BuildSettings, TextSettings,
-                                     build_classifiers, generated_descriptions, prepare_out_dir, resolve_descriptions)
+from mmovod.vocabulary.build import (AGGREGATED, MM_AGGREGATED, STAGES, AggregatorSettings, BuildInputs,
+                                     BuildSettings, TextSettings, build_classifiers, prepare_out_dir)
+from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
 from mmovod.vocabulary.exemplar_folders import collect_exemplars
 from mmovod.vocabulary.judging import summary_lines
-from mmovod.vocabulary.reader import read_vocabulary
+from mmovod.readers.vocabulary import read_vocabulary
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> None:
         prepare_out_dir(args.out_dir)
         descriptions_file = generated_descriptions(vocab, args.out_dir, args.openai_model, api=args.api,
                                                    base_url=args.base_url)
-    descriptions, source = resolve_descriptions(vocab, descriptions_file, text)
+    descriptions, source = resolve_descriptions(vocab, descriptions_file, **asdict(text))
     result = build_classifiers(BuildInputs(vocab, exemplars, descriptions, source), settings, args.out_dir,
                                args.command_line)
     print(f"{len(vocab)} classes from {vocab.path} ({vocab.format}); "

@@ -44,7 +44,7 @@ from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.check import clip_embed_dim
 from mmovod.classifiers.fusion import l2_normalise_rows
 from mmovod.classifiers.sidecar import ClassifierSidecar, make_sidecar, read_sidecar, save_classifier
-from mmovod.classifiers.text_inputs import PROMPTS, class_prompts, descriptions_per_class, load_descriptions
+from mmovod.classifiers.text_inputs import PROMPTS, class_prompts
 from mmovod.classifiers.text import sentence_classifier
 from mmovod.classifiers.vision import aggregated_classifier, average_classifier
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
@@ -60,7 +60,7 @@ from mmovod.vocabulary.encoding import encode_view_sets
 from mmovod.vocabulary import judging
 from mmovod.vocabulary.exemplar_folders import ExemplarSet
 from mmovod.vocabulary.export import check_exportable, detic_config_lines, export_prompt_embeddings
-from mmovod.vocabulary.reader import Vocabulary
+from mmovod.readers.vocabulary import Vocabulary
 from mmovod.vocabulary.report import write_report
 
 log = logging.getLogger(__name__)
@@ -157,57 +157,6 @@ def clip_identity(spec: ClipSpec) -> dict[str, Any]:
     described = clip_description(spec)
     files = [file_signature(p) for p in (spec.model, described["pretrained"]) if p and Path(p).is_file()]
     return {"model": spec.model, "pretrained": described["pretrained"], "files": files}
-
-
-def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None, text: TextSettings = TextSettings()
-                         ) -> tuple[list[list[str]] | None, str | None]:
-    """Each class's descriptions: its own from the vocabulary file, else from the descriptions file at `path`.
-
-    Without a file, classes of a vocabulary in which only some classes have descriptions get their
-    class-name prompt (`text`'s recipe) as their one sentence, and are named in a warning and in the
-    returned source; none at all gives None.
-    """
-    own = [list(c.descriptions) for c in vocab.classes]
-    if path is None:
-        missing = [i for i, c in enumerate(vocab.classes) if not c.descriptions]
-        if len(missing) == len(vocab):
-            return None, None
-        if missing:
-            cats = [vocab.classes[i].as_category(i) for i in missing]
-            names = ", ".join(vocab.classes[i].name for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
-            for i, sentences in zip(missing, class_prompts(cats, vocab.path, text.prompt, text.fix_space,
-                                                           text.use_underscore, text.avg_synonyms)):
-                own[i] = sentences
-            log.warning("%s: descriptions for %d of %d classes; the others use their class-name prompt in the "
-                        "description classifier (give --descriptions FILE for them): %s",
-                        vocab.path, len(vocab) - len(missing), len(vocab), names)
-            return own, f"{vocab.path} (class-name prompts for {len(missing)} classes without descriptions: {names})"
-        return own, str(vocab.path)
-    lacking = [i for i, c in enumerate(vocab.classes) if not c.descriptions]
-    if not lacking:
-        log.warning("every class of %s has its own descriptions: %s is not used", vocab.path, path)
-        return own, str(vocab.path)
-    from_file = descriptions_per_class(load_descriptions(path), [vocab.classes[i].as_category(i) for i in lacking], path)
-    for i, sentences in zip(lacking, from_file):
-        own[i] = sentences
-    return own, str(path) if len(lacking) == len(vocab) else f"{vocab.path} and {path}"
-
-
-def generated_descriptions(vocab: Vocabulary, out_dir: str | os.PathLike, model: str, **client: Any) -> Path:
-    """`out_dir/descriptions_<model>.json` for every class, asked from the LLM (`describe_classes`, with
-    its cache and retries) unless that file already covers every class."""
-    from mmovod.classifiers.descriptions import describe_classes, output_path_for  # the LLM client, only when asked
-
-    template = str(Path(out_dir) / "descriptions_{}.json")
-    path = output_path_for(template, model)
-    if path.is_file():
-        try:
-            descriptions_per_class(load_descriptions(path), [c.as_category(i) for i, c in enumerate(vocab.classes)], path)
-            log.info("reusing %s", path)
-            return path
-        except InputError:
-            pass
-    return describe_classes(vocab.path, template, model, **client).path
 
 
 def prepare_out_dir(out_dir: str | os.PathLike, create: bool = True) -> Path:

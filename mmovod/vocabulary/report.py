@@ -26,8 +26,8 @@ from mmovod.clip.exemplar_views import ViewPlan, exemplar_input
 from mmovod.clip.image_encoding import view_plan
 from mmovod.clip.specs import ViewSpec
 from mmovod.io.atomic import atomic_open
+from mmovod.readers.vocabulary import Vocabulary
 from mmovod.vocabulary import report_pages
-from mmovod.vocabulary.reader import Vocabulary
 
 TILE = 128
 GAP = 6
