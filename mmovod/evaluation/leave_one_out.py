@@ -2,8 +2,11 @@
 
 For each exemplar (the held-out photo) of a class with at least two readable exemplars, the class's
 vision row is rebuilt from its other exemplars (the same reduction the build used: the mean of the
-views, or the visual aggregator over the set), every other class keeps the row the build wrote, and
-the held-out photo is classified against all rows by cosine, as `eval_classifiers.py` scores a crop.
+views, or the visual aggregator over the set), and the held-out photo is classified against all
+rows by cosine, as `eval_classifiers.py` scores a crop. Every other class's row is built from one
+photo fewer too (all but its last), so that no class has more photos behind its row than the held-out
+photo's own: with the aggregator, whose output depends on the set's size, rows from sets of different
+sizes would favour one side (classes with one photo keep it).
 A fusion's held-out row is l2(l2(text) + l2(rebuilt vision row)); a text kind needs no rebuilding
 (each photo is classified against the text rows). The photo's query is the L2-normalised mean of its
 views (the averaged classifier's views) for CLIP-space kinds, and the aggregator's output for its
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
+from mmovod.classifiers.vision import aggregated_classifier, average_classifier
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.evaluation.metrics import CropMetrics, crop_metrics
 
@@ -129,10 +133,32 @@ def aggregator_queries(encoded: ExemplarEmbeddings, held_out: np.ndarray, aggreg
     return _unit(np.concatenate(out))
 
 
-def _scores(kind: JudgedKind, query: np.ndarray, labels: np.ndarray, own_rows: np.ndarray | None) -> np.ndarray:
+def without_last(encoded: ExemplarEmbeddings) -> ExemplarEmbeddings:
+    """`encoded` with the last valid exemplar of each class with at least two of them marked invalid."""
+    valid = encoded.valid.clone()
+    class_of = encoded.class_of.numpy()
+    counts = np.bincount(class_of[valid.numpy()], minlength=encoded.num_classes)
+    for c in np.flatnonzero(counts >= 2):
+        valid[int(np.flatnonzero(valid.numpy() & (class_of == c))[-1])] = False
+    return ExemplarEmbeddings(encoded.embeddings, valid, encoded.class_of, encoded.num_classes)
+
+
+def _fused(text: np.ndarray, vision: np.ndarray) -> np.ndarray:
+    """l2(l2(text) + l2(vision)) per row, l2(text) where the vision row is zero (the build's fusion)."""
+    out = _unit(text)
+    has = np.abs(vision).sum(axis=1) > 0
+    out[has] = _unit(out[has] + _unit(vision[has]))
+    return out
+
+
+def _scores(kind: JudgedKind, query: np.ndarray, labels: np.ndarray, own_rows: np.ndarray | None,
+            peers: np.ndarray | None) -> np.ndarray:
     """`(N, C)` cosines of the unit queries against the kind's rows, each photo's own row replaced by its
-    held-out one; rows of zeros (classes without exemplars) score -inf."""
-    rows = np.asarray(kind.rows, dtype=np.float64)
+    held-out one and, for exemplar kinds, every other class's row by `peers` (its row without its last
+    photo); rows of zeros (classes without exemplars) score -inf."""
+    rows = np.asarray(kind.rows if peers is None else peers, dtype=np.float64)
+    if peers is not None and kind.text is not None:
+        rows = _fused(np.asarray(kind.text, dtype=np.float64), rows)
     scores = query @ _unit(rows).T
     scores[:, ~rows.any(axis=1)] = -np.inf
     if own_rows is not None:
@@ -173,10 +199,12 @@ def leave_one_out(class_names: Sequence[str], average: ExemplarEmbeddings, kinds
     judged = ExemplarEmbeddings(average.embeddings, torch.from_numpy(valid), average.class_of, average.num_classes)
     clip_query = _unit(average.embeddings.double().numpy()[held_out].mean(axis=1))
     own: dict[str, np.ndarray] = {}
+    peers: dict[str, np.ndarray] = {}
     agg_query = None
     for kind in kinds:
         if kind.vision == "average" and "average" not in own:
             own["average"] = held_out_average_rows(judged, held_out)
+            peers["average"] = np.nan_to_num(average_classifier(without_last(judged)))
         if kind.vision == "aggregated" or kind.space == "aggregator":
             if aggregated is None or aggregator is None:
                 raise ValueError(f"{kind.name}: judging an aggregated kind needs the aggregated views and the aggregator")
@@ -184,10 +212,13 @@ def leave_one_out(class_names: Sequence[str], average: ExemplarEmbeddings, kinds
                                      aggregated.num_classes)
             if kind.vision == "aggregated" and "aggregated" not in own:
                 own["aggregated"] = held_out_aggregated_rows(agg, held_out, aggregator, num_views, device)
+                peers["aggregated"] = np.nan_to_num(aggregated_classifier(without_last(agg), aggregator, num_views,
+                                                                          device).astype(np.float32))
             if kind.space == "aggregator" and agg_query is None:
                 agg_query = aggregator_queries(agg, held_out, aggregator, device)
         query = agg_query if kind.space == "aggregator" else clip_query
-        scores = _scores(kind, query, labels, own.get(kind.vision) if kind.vision else None)
+        scores = _scores(kind, query, labels, own.get(kind.vision) if kind.vision else None,
+                         peers.get(kind.vision) if kind.vision else None)
         result.kinds.append(_kind_result(kind.name, scores, labels))
     return result
 

@@ -59,14 +59,16 @@ def naive(case, kind):
             continue
         without = average.valid.clone()
         without[e] = False
+        for other in range(4):  # every other class: all but its last readable photo
+            members = [i for i in range(len(without)) if int(average.class_of[i]) == other and without[i]]
+            if other != c and len(members) >= 2:
+                without[members[-1]] = False
         if kind in ("avg", "mm-avg"):
             rows = np.nan_to_num(average_classifier(ExemplarEmbeddings(average.embeddings, without, average.class_of, 4)))
         elif kind in ("agg", "mm-agg"):
             rows = aggregated_classifier(ExemplarEmbeddings(aggregated.embeddings, without, aggregated.class_of, 4),
                                          aggregator, 2).astype(np.float32)
             rows = np.nan_to_num(rows)
-            full = np.nan_to_num(aggregated_classifier(aggregated, aggregator, 2).astype(np.float32))
-            rows = np.where(np.arange(4)[:, None] == c, rows, full)  # other classes keep their built (float16) rows
         else:
             rows = text
         if kind.startswith("mm-"):
