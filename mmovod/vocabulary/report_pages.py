@@ -68,8 +68,10 @@ def _summary_table(sections: Sequence[ClassSection], judged_kind: str | None) ->
     n = len(sections)
     loo_head = f"<th>leave-one-out top-1 % ({html.escape(judged_kind)})</th>" if judged_kind else ""
     rows = []
+    by_name = {s.name: s for s in sections}
     for s in sections:
-        near = f"{html.escape(s.nearest[0][0])}</td><td class='n'>{s.nearest[0][1]:.3f}" if s.nearest else "</td><td>"
+        near = (f"<a href='{_link(by_name[s.nearest[0][0]], n, 'index.html')}'>{html.escape(s.nearest[0][0])}</a>"
+                f"</td><td class='n'>{s.nearest[0][1]:.3f}") if s.nearest else "</td><td>"
         loo = f"<td class='n'>{_pct(s.loo_top1) if s.photos > 1 else 'one photo' if s.photos else ''}</td>" \
             if judged_kind else ""
         rows.append(f"<tr><td class='n'>{s.index}</td><td><a href='{_link(s, n, 'index.html')}'>{html.escape(s.name)}"

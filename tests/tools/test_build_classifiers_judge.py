@@ -50,3 +50,18 @@ def test_a_class_with_one_photo_is_reported_not_judgeable(data, tmp_path, capsys
     doc = json.loads((tmp_path / "out/leave-one-out.json").read_text())
     assert doc["judged_photos_per_class"] == {"traffic cone": 2, "excavator": 0, "hard hat": 0}
     assert doc["kinds"]["vision-average"]["per_class"][1] is None
+
+
+def test_a_damaged_embeddings_file_is_encoded_again(data, tmp_path, capsys, monkeypatch):  # noqa: F811
+    out = tmp_path / "out"
+    assert build(data, out, "--judge") == 0
+    with np.load(out / judging.EMBEDDINGS_FILE) as kept:  # whole images: both vision classifiers' views kept once
+        assert "vision-average/embeddings" in kept.files or "vision-aggregated/embeddings" in kept.files
+    first = json.loads((out / "leave-one-out.json").read_text())["kinds"]
+    (out / judging.EMBEDDINGS_FILE).write_bytes(b"PK\x03\x04 not a zip")
+    calls = []
+    real = image_encoding.encode_items
+    monkeypatch.setattr(image_encoding, "encode_items", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert build(data, out, "--judge") == 0
+    assert len(calls) == 1 and "computed: vision-average" in capsys.readouterr().out
+    assert json.loads((out / "leave-one-out.json").read_text())["kinds"] == first
