@@ -83,7 +83,8 @@ def get_parser() -> argparse.ArgumentParser:
                           "classes without exemplars and each class's nearest classes")
     out.add_argument("--judge", action="store_true",
                      help="judge every classifier from your own photos, no labelled set needed: leave-one-out over "
-                          "the exemplars (each photo classified with its class's rows rebuilt without it), written to "
+                          "the exemplars (each photo classified against rows made without it, every class's from one photo "
+                          "fewer), written to "
                           "OUT/leave-one-out.json and the report; keeps the view embeddings in "
                           "OUT/exemplar-embeddings.npz so a re-run judges without encoding again")
     return parser
