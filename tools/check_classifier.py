@@ -16,12 +16,11 @@ import argparse
 import sys
 from typing import Sequence
 
-import numpy as np
-
 from mmovod.classifiers.check import check_classifier
 from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import EXIT_BAD_INPUT, run_tool
+from mmovod.io.arrays import load_matrix
 from mmovod.vocabulary.reader import read_vocabulary
 
 
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         if problems:
             failed = True
             continue
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        array = load_matrix(path, mmap=True)
         side = read_sidecar(path)
         made = f"{side.kind}, CLIP {side.clip_model}, {side.space} space" if side else "no sidecar"
         print(f"{path}: OK ({array.shape[0]} x {array.shape[1]} {array.dtype}, {made})")

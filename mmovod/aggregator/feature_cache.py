@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmovod.io.arrays import save_npy
+from mmovod.io.arrays import load_npy, save_npy
 from mmovod.io.atomic import check_output_dir, output_error, write_bytes_atomic
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json, save_json
@@ -175,8 +175,8 @@ def describe_clip(clip: Any) -> str:
 def shard_is_complete(path: Path, rows: int, views: int, dim: int) -> bool:
     """True when `path` is a readable float16 shard of shape (rows, views, dim)."""
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError):
+        array = load_npy(path, mmap=True)
+    except InputError:
         return False
     return array.shape == (rows, views, dim) and array.dtype == FEATURE_DTYPE
 
@@ -251,9 +251,9 @@ class FeatureCache:
         if not path.is_file():
             raise InputError(f"{path}: shard missing; the cache is unfinished (re-run tools/cache_clip_features.py to finish it)")
         try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise InputError(f"{path}: corrupt shard ({str(exc).splitlines()[0]}); delete it and re-run the cache tool") from None
+            array = load_npy(path, mmap=True)
+        except InputError as exc:
+            raise InputError(f"{path}: corrupt shard ({str(exc).split(': ', 1)[-1]}); delete it and re-run the cache tool") from None
         if array.shape != (rows, self.views, self.dim) or array.dtype != FEATURE_DTYPE:
             raise InputError(
                 f"{path}: corrupt shard (shape {array.shape} {array.dtype}, expected ({rows}, {self.views}, {self.dim}) float16); "

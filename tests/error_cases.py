@@ -1,0 +1,77 @@
+"""Broken files for the error-boundary tests: `.npy` files that lie, and the small worlds the newer tools run in."""
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from mmovod.aggregator.feature_cache import write_array_cache
+from mmovod.classifiers.sidecar import make_sidecar, save_classifier
+from tests.aggregator_toy import TOY_CLIP, gaussian_classes
+
+GOOD = b"the output of an earlier good run\n"
+
+
+def _npz(good: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, rows=good)
+    return buffer.getvalue()
+
+
+def _header_claiming(shape, descr="<f4") -> bytes:
+    """A valid .npy header that claims `shape` (1e9 x 512 float32: 1.9 TiB), followed by 64 bytes of data."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + bytes(64)
+
+
+def _object_npy(good: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"rows": 1}, None], dtype=object), allow_pickle=True)
+    return buffer.getvalue()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+# (name, bytes made from a good array of the right shape, words the error line holds)
+BAD_NPY = [
+    ("npz-archive", _npz, "a .npz archive, expected a single .npy array"),
+    ("huge-header", lambda good: _header_claiming((10 ** 9, good.shape[-1])), "1.9 TiB"),
+    ("huge-header-3d", lambda good: _header_claiming((10 ** 9, *good.shape[1:])), "TiB"),
+    ("object-pickle", _object_npy, "expected a real numeric array, found dtype object"),
+    ("strings", lambda good: _npy(np.array(["a", "b"])), "expected a real numeric array, found dtype <U1"),
+    ("truncated", lambda good: _npy(good)[:-7], "the file holds"),
+    ("longer", lambda good: _npy(good) + bytes(9), "the file holds"),
+    ("not-npy", lambda good: b"\x93NUMPY\x01\x00garbage", "not a readable .npy array"),
+]
+BAD_NPY_IDS = [name for name, _, _ in BAD_NPY]
+
+
+def toy_cache(root: Path) -> Path:
+    """A 32-d feature cache of 4 classes, 5 rows each, one shard (`tests.aggregator_toy`)."""
+    return write_array_cache(root / "cache", gaussian_classes(0, 4, 5, dim=32), TOY_CLIP, shard_size=100)
+
+
+def write_classifier(path: Path, rows: np.ndarray, clip: dict, ids=None, names=None, kind: str = "text",
+                     space: str = "clip") -> Path:
+    rows = np.asarray(rows, dtype=np.float32)
+    save_classifier(path, rows, make_sidecar(rows, kind, clip, category_ids=ids, class_names=names, space=space))
+    return path
+
+
+def edit_json(path: Path, edit) -> Path:
+    """Rewrite the JSON file at `path` with `edit(document)` applied (in place, or its return value)."""
+    doc = json.loads(path.read_text())
+    result = edit(doc)
+    path.write_text(json.dumps(doc if result is None else result))
+    return path
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
