@@ -65,10 +65,8 @@ def write_classifier(path: Path, rows: np.ndarray, clip: dict, ids=None, names=N
 
 
 def edit_json(path: Path, edit) -> Path:
-    """Rewrite the JSON file at `path` with `edit(document)` applied (in place, or its return value)."""
-    doc = json.loads(path.read_text())
-    result = edit(doc)
-    path.write_text(json.dumps(doc if result is None else result))
+    """Rewrite the JSON file at `path` as `edit(its document)`."""
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
     return path
 
 

@@ -233,10 +233,7 @@ def mistyped(world, tmp_path, field, value):
     shutil.copy(str(world["text"]) + ".json", str(path) + ".json")
 
     def edit(doc):
-        if field == "details":
-            doc["details"].update(value)
-        else:
-            doc[field] = value
+        return {**doc, "details": {**doc["details"], **value}} if field == "details" else {**doc, field: value}
     edit_json(Path(str(path) + ".json"), edit)
     return path
 
@@ -276,14 +273,18 @@ def test_a_classifier_without_rows_is_refused(world, tmp_path, capsys, bad_input
 
 # --- cache index.json -----------------------------------------------------------------------------
 
+def without(doc, key):
+    return {k: v for k, v in doc.items() if k != key}
+
+
 INDEX_EDITS = [  # (name, edit of the decoded index, words of the error)
     ("a-list", lambda doc: [doc], "not an mmovod feature-cache index"),
     ("a-number", lambda doc: 7, "not an mmovod feature-cache index"),
-    ("missing-num-rows", lambda doc: doc.pop("num_rows"), "cache index field 'num_rows' missing"),
-    ("missing-num-shards", lambda doc: doc.pop("num_shards"), "cache index field 'num_shards' missing"),
-    ("mistyped-views", lambda doc: doc.update(views=[1]), "cache index field 'views' has a wrong value"),
-    ("mistyped-clip", lambda doc: doc.update(clip="ViT-B/32"), "cache index field 'clip' has a wrong value"),
-    ("negative-rows", lambda doc: doc.update(num_rows=-3), "cache index field 'num_rows' has a wrong value"),
+    ("missing-num-rows", lambda doc: without(doc, "num_rows"), "cache index field 'num_rows' missing"),
+    ("missing-num-shards", lambda doc: without(doc, "num_shards"), "cache index field 'num_shards' missing"),
+    ("mistyped-views", lambda doc: {**doc, "views": [1]}, "cache index field 'views' has a wrong value"),
+    ("mistyped-clip", lambda doc: {**doc, "clip": "ViT-B/32"}, "cache index field 'clip' has a wrong value"),
+    ("negative-rows", lambda doc: {**doc, "num_rows": -3}, "cache index field 'num_rows' has a wrong value"),
 ]
 
 

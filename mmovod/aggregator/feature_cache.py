@@ -140,7 +140,7 @@ def prepare_cache_dir(out: str | os.PathLike, plan: CachePlan, meta: CacheMeta, 
     doc = index_document(plan, meta)
     index = root / INDEX_FILE
     if index.is_file():
-        old = load_json(index, "cache index")
+        old = read_index(index)
         if old.get("clip") != doc["clip"]:
             raise InputError(
                 f"{root}: holds features of CLIP {describe_clip(old.get('clip'))}, not of the requested "
@@ -208,6 +208,18 @@ def check_index_fields(doc: dict[str, Any], index: Path) -> None:
             raise InputError(f"{index}: cache index field '{key}' {problem} (re-run tools/cache_clip_features.py)")
 
 
+def read_index(index: Path) -> dict[str, Any]:
+    """The decoded `index.json` of a cache, checked: an object of this format and version whose fields
+    have the types readers rely on (`check_index_fields`); InputError naming the file otherwise."""
+    doc = load_json(index, "cache index")
+    if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT:
+        raise InputError(f"{index}: not an mmovod feature-cache index")
+    if doc.get("version") != CACHE_VERSION:
+        raise InputError(f"{index}: cache format version {doc.get('version')!r:.20}, this mmovod reads {CACHE_VERSION}")
+    check_index_fields(doc, index)
+    return doc
+
+
 class FeatureCache:
     """Read-only, memory-mapped view of a finished cache.
 
@@ -223,12 +235,7 @@ class FeatureCache:
             raise InputError(f"{self.root}: feature cache folder not found")
         if not index.is_file():
             raise InputError(f"{self.root}: not a feature cache (no {INDEX_FILE}; make one with tools/cache_clip_features.py)")
-        doc = load_json(index, "cache index")
-        if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT:
-            raise InputError(f"{index}: not an mmovod feature-cache index")
-        if doc.get("version") != CACHE_VERSION:
-            raise InputError(f"{index}: cache format version {doc.get('version')}, this mmovod reads {CACHE_VERSION}")
-        check_index_fields(doc, index)
+        doc = read_index(index)
         self.index = doc
         self.clip: dict[str, Any] = doc["clip"]
         self.dim = doc["dim"]
