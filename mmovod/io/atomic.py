@@ -59,6 +59,17 @@ def check_output_dir(path: str | os.PathLike, parents: bool = False) -> Path:
     return out
 
 
+def make_output_dir(path: str | os.PathLike, parents: bool = False) -> Path:
+    """`check_output_dir(path, parents)`, then create the folder if missing (with its missing parents
+    when `parents`); an OSError while creating it is `output_error`."""
+    out = check_output_dir(path, parents)
+    try:
+        out.mkdir(parents=parents, exist_ok=True)
+    except OSError as exc:
+        raise output_error(out, exc) from None
+    return out
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temp file beside `path`; on clean exit fsync and rename it over `path`, else delete it.

@@ -51,7 +51,7 @@ from mmovod.clip.factory import resolve_model_name
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.clip.specs import ClipSpec, ViewSpec
 from mmovod.io.arrays import load_matrix
-from mmovod.io.atomic import write_bytes_atomic
+from mmovod.io.atomic import check_output_dir, make_output_dir, write_bytes_atomic
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json
 from mmovod.vocabulary.encoding import encode_view_sets
@@ -197,17 +197,12 @@ def generated_descriptions(vocab: Vocabulary, out_dir: str | os.PathLike, model:
 
 
 def prepare_out_dir(out_dir: str | os.PathLike, create: bool = True) -> Path:
-    """The output folder, checked to be a folder or creatable (its parent exists), and created if `create`."""
+    """The output folder, checked to be a writable folder or creatable (its parent exists and is
+    writable), and created if `create`."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out-dir is a file, not a folder")
-    if not out.exists():
-        parent = out.parent if str(out.parent) else Path(".")
-        if not parent.is_dir():
-            raise InputError(f"{out}: output folder {parent} does not exist (create it first)")
-        if create:
-            out.mkdir()
-    return out
+    return make_output_dir(out) if create else check_output_dir(out)
 
 
 @dataclass
@@ -415,7 +410,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                          [s.name for s in plan.stages.values() if s.reused], without, handoff,
                          detic_config_lines(main.path, len(vocab), main.array.shape[1]))
     for kind in settings.export:
-        (out / "export").mkdir(exist_ok=True)
+        make_output_dir(out / "export")
         stage = plan.stages[kind]
         result.exports[kind] = out / "export" / f"{kind}.npy"
         export_prompt_embeddings(stage.array, stage.sidecar, result.exports[kind], str(stage.path), command)
