@@ -8,14 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from mmovod.aggregator.model import VisualAggregator
-from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from mmovod.io import arrays
 from mmovod.io.errors import InputError
-from tests.error_cases import BAD_NPY, BAD_NPY_IDS, GOOD, edit_json, toy_cache, write_classifier
+from tests.error_cases import BAD_NPY, BAD_NPY_IDS, GOOD, edit_json, eval_argv, eval_world, write_classifier
 from tests.http_server import FileServer, Route
 from tools import (cache_clip_features, check_classifier, download_assets, eval_classifiers, eval_visual_aggregator,
                    norm_feat_sum_norm, train_visual_aggregator)
@@ -23,37 +19,7 @@ from tools import (cache_clip_features, check_classifier, download_assets, eval_
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """Three categories, two images, the tiny CLIP (random weights), classifiers made with it, a toy cache."""
-    root = tmp_path_factory.mktemp("arrays")
-    w = {"root": root}
-    cats = [{"id": i, "name": n, "synonyms": [n], "frequency": "f", "image_count": 3}
-            for i, n in ((1, "cone"), (2, "hard hat"), (3, "digger"))]
-    images, anns = [], []
-    for i in (1, 2):
-        Image.new("RGB", (64, 48), (40 * i, 90, 200 - 30 * i)).save(root / f"{i}.jpg")
-        images.append({"id": i, "file_name": f"{i}.jpg", "width": 64, "height": 48})
-        anns += [{"id": 10 * i + c["id"], "image_id": i, "category_id": c["id"], "bbox": [2.0 * c["id"], 3.0, 40.0, 36.0],
-                  "area": 1440.0} for c in cats]
-    w["ann"] = root / "ann.json"
-    w["ann"].write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
-    w["clip_config"] = root / "tiny_clip.json"
-    shutil.copy(tiny_clip_config_path(), w["clip_config"])
-    w["weights"] = root / "tiny_clip.pt"
-    save_random_checkpoint(w["clip_config"], w["weights"], seed=0)
-    w["clip"] = {"clip_model": str(w["clip_config"]), "pretrained": str(w["weights"]), "embed_dim": 512}
-    w["rows"] = np.random.default_rng(0).standard_normal((3, 512)).astype(np.float32)
-    w["text"] = write_classifier(root / "text.npy", w["rows"], w["clip"], ids=[1, 2, 3],
-                                 names=["cone", "hard hat", "digger"])
-    w["cache"] = toy_cache(root)
-    torch.manual_seed(0)
-    w["aggregator"] = root / "aggregator.pth"
-    torch.save({"state_dict": VisualAggregator(dim=32, num_layers=1).state_dict()}, w["aggregator"])
-    return w
-
-
-def eval_argv(w, out, *classifiers, extra=()):
-    return ["--classifiers", *(str(c) for c in classifiers or [w["text"]]), "--ann", str(w["ann"]),
-            "--img-dir", str(w["root"]), "--out-dir", str(out), "--nw", "0", "--device", "cpu", *extra]
+    return eval_world(tmp_path_factory.mktemp("arrays"))
 
 
 def one_line(capsys, code, needle, prefix=""):
