@@ -8,11 +8,18 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from mmovod.cli.flags import command_line
-from mmovod.io.errors import InputError
+from mmovod.io.errors import InputError, Interrupted
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+
+
+def one_line(message: str) -> str:
+    """`message` on one line: line breaks (from an OS, a server or a library) become spaces."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
 def setup_logging(verbose: bool = False) -> None:
     """mmovod's own messages at INFO (DEBUG with verbose); third-party libraries only from WARNING."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr, force=True)
@@ -30,7 +37,8 @@ def run_tool(
     body: Callable[[argparse.Namespace], int | None],
     argv: Sequence[str] | None = None,
 ) -> int:
-    """Parse `argv`, run `body(args)`, map InputError to one stderr line and exit code 2.
+    """Parse `argv`, run `body(args)`, map InputError to one stderr line (line breaks in its message
+    become spaces) and exit code 2, Ctrl-C to one line (saying what an `Interrupted` kept) and 130.
 
     Messages start with the tool's file name (`body`'s module), also when `main` is called in-process;
     `args.command_line` holds the command as typed, for the sidecars of the outputs.
@@ -46,8 +54,11 @@ def run_tool(
     try:
         code = body(args)
     except InputError as exc:
-        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        sys.stderr.write(f"{parser.prog}: error: {one_line(str(exc))}\n")
         return EXIT_BAD_INPUT
+    except Interrupted as exc:
+        sys.stderr.write(f"{parser.prog}: interrupted; {one_line(str(exc))}\n")
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; no output was written\n")
         return EXIT_INTERRUPTED
