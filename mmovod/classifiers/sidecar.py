@@ -22,8 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmovod.io.arrays import load_matrix, save_npy
-from mmovod.io.atomic import atomic_open, check_output_path
+from mmovod.io.arrays import load_matrix, npy_bytes
+from mmovod.io.atomic import check_output_path, write_files_together
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json, load_json
 
@@ -86,14 +86,11 @@ def make_sidecar(array: np.ndarray, kind: str, clip: dict[str, Any] | None, *, s
 
 
 def save_classifier(path: str | os.PathLike, array: np.ndarray, sidecar: ClassifierSidecar) -> None:
-    """Write a classifier `.npy` and its sidecar, each atomically."""
+    """Write a classifier `.npy` and its sidecar together: both appear, or neither is new or changed."""
     check_classifier_path(path)
     if tuple(array.shape) != tuple(sidecar.shape) or str(array.dtype) != sidecar.dtype:
         raise ValueError(f"sidecar describes {sidecar.shape} {sidecar.dtype}, array is {array.shape} {array.dtype}")
-    payload = dumps_json(sidecar.to_json(), indent=True)
-    save_npy(path, array)
-    with atomic_open(sidecar_path(path), "wb") as handle:
-        handle.write(payload)
+    write_files_together({Path(path): npy_bytes(array), sidecar_path(path): dumps_json(sidecar.to_json(), indent=True)})
 
 
 _LEGACY_TOP_LEVEL = {"shape", "dtype", "clip_model", "pretrained", "embed_dim", "category_ids", "command",

@@ -7,6 +7,7 @@ allocating terabytes.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -23,6 +24,13 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write `array` to `path` atomically (no half-written file on a crash or Ctrl-C)."""
     with atomic_open(path, "wb") as handle:
         np.save(handle, array, allow_pickle=False)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """`array` as the bytes of a `.npy` file (for `write_files_together`)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _header(p: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
