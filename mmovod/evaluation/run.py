@@ -23,9 +23,9 @@ from mmovod.evaluation.crops_from_annotations import (DEFAULT_MAX_PER_CLASS, DEF
 from mmovod.evaluation.metrics import CropMetrics, crop_metrics
 from mmovod.evaluation.scoring import (ClipIdentity, EvalClassifier, coverage, load_classifiers, score_crops,
                                       scoring_space)
-from mmovod.io.atomic import atomic_open, check_output_dir, make_output_dir
+from mmovod.io.atomic import check_output_dir, make_output_dir, write_files_together
 from mmovod.io.errors import InputError
-from mmovod.io.json_files import save_json
+from mmovod.io.json_files import dumps_json
 
 log = logging.getLogger(__name__)
 
@@ -247,14 +247,19 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
         "metrics": METRIC_NOTES, "classifiers": [r.doc for r in results],
     }
     start = time.perf_counter()
-    make_output_dir(out)
     docs = [r.doc for r in results]
-    save_json(out / report.RESULTS_JSON, doc, indent=True)
-    with atomic_open(out / report.RESULTS_MD, "wb") as handle:
-        handle.write(report.markdown_document(docs, doc).encode())
-    report.plot_groups(docs, out / report.GROUPS_PNG)
-    report.plot_ap_vs_frequency(docs, out / report.AP_PNG)
-    written = [out / name for name in (report.RESULTS_JSON, report.RESULTS_MD, report.GROUPS_PNG, report.AP_PNG)]
+    outputs = {out / report.RESULTS_JSON: dumps_json(doc, indent=True),
+               out / report.RESULTS_MD: report.markdown_document(docs, doc).encode(),
+               out / report.GROUPS_PNG: report.plot_groups(docs), out / report.AP_PNG: report.plot_ap_vs_frequency(docs)}
+    created = not out.exists()
+    make_output_dir(out)
+    try:
+        write_files_together(outputs)  # all or none: a failing plot or a full disk leaves no new results
+    except InputError:
+        if created:
+            out.rmdir()
+        raise
+    written = list(outputs)
     if settings.report:
         written += write_report(out, results, doc, crops, settings.crops.context, settings.worst_classes,
                                 [report.GROUPS_PNG, report.AP_PNG])

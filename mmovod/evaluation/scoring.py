@@ -141,7 +141,8 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
     Refused (InputError naming the file): an unreadable or non-2-D array, a sidecar that does not
     describe it, a NaN/inf or all-zero row, embedding sizes that differ between classifiers, CLIPs
     that differ between sidecars (or from `clip_model`), no CLIP known for a classifier without
-    sidecar when `clip_model` is None, and a row count that matches no class list.
+    sidecar when `clip_model` is None, a row count that matches no class list, and category ids of
+    which none is a category of the annotation file.
     """
     if not paths:
         raise InputError("no classifiers given (--classifiers A.npy B.npy ...)")
@@ -182,6 +183,10 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
             ids = list(ann_ids)
         if len(set(ids)) != len(ids):
             raise InputError(f"{path}: the sidecar's category_ids repeat a category")
+        if not set(ids) & set(ann_ids):
+            shown = ", ".join(map(str, ids[:5])) + (" ..." if len(ids) > 5 else "")
+            raise InputError(f"{path}: none of its {len(ids)} classes (category ids {shown}) is a category of the "
+                             "annotation file, so nothing can be scored (a classifier for another vocabulary?)")
         by_id = {c.id: c.name for c in categories}
         names = [by_id.get(i, f"category {i}") for i in ids]
         space = loaded.sidecar.space if loaded.sidecar is not None else "clip"
