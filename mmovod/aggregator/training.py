@@ -263,6 +263,19 @@ def trained_clip(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]
     return clip if isinstance(clip, dict) else None
 
 
+# what a resume restores, with the check of its type: (check, what it must be)
+RESUME_FIELDS: dict[str, tuple[Any, str]] = {
+    "state_dict": (lambda v: isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values()),
+                   "the model's weights"),
+    "optimizer": (lambda v: isinstance(v, dict) and isinstance(v.get("state"), dict)
+                  and isinstance(v.get("param_groups"), list), "the optimizer state"),
+    "scheduler": (lambda v: isinstance(v, dict) and isinstance(v.get("last_epoch"), int), "the scheduler state"),
+    "rng": (lambda v: isinstance(v, dict) and isinstance(v.get("torch"), torch.Tensor)
+            and v["torch"].dtype == torch.uint8, "the random-number generator state"),
+    "step": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a step count"),
+}
+
+
 def load_resume(path: Path, config: TrainConfig, cache: FeatureCache) -> dict[str, Any]:
     """Read a training checkpoint and check it belongs to this cache and configuration."""
     state = load_torch_file(path, "training checkpoint to resume from",
@@ -279,6 +292,11 @@ def load_resume(path: Path, config: TrainConfig, cache: FeatureCache) -> dict[st
     differing = [k for k in new if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != new[k]]
     if differing:
         raise InputError(f"{path}: trained with other settings ({', '.join(f'{k}={old.get(k)}' for k in differing)}); pass the same flags to resume")
+    for key, (ok, what) in RESUME_FIELDS.items():
+        if key not in state:
+            raise InputError(f"{path}: holds no {key!r} ({what}), so training cannot resume from it")
+        if not ok(state[key]):
+            raise InputError(f"{path}: {key!r} is not {what}, so training cannot resume from it")
     return state
 
 
@@ -357,10 +375,14 @@ def train(
     start = 0
     if resume is not None:
         state = load_resume(Path(resume), config, cache)
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        _restore_rng(state["rng"], ctx)
+        try:
+            model.load_state_dict(state["state_dict"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            _restore_rng(state["rng"], ctx)
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"{resume}: cannot resume from it ({reason[:200]})") from None
         start = int(state["step"])
         log.info("resumed from %s at step %d", resume, start)
     if ctx.is_main:  # every input is checked: only now is anything written
