@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmovod.aggregator.feature_cache import write_array_cache
+from mmovod.features.cache import write_array_cache
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-import mmovod.aggregator.cache_builder
+import mmovod.features.builder
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
 from mmovod.evaluation import report
@@ -231,7 +231,7 @@ def test_ctrl_c_of_cache_clip_features_says_what_is_kept_and_resumes(world, tmp_
     cache = tmp_path / "cache"
     argv = ["--image-root", str(tree), "--out", str(cache), "--nw", "0", "--min-images", "1", "--shard-size", "2",
             "--clip_model", str(world["clip_config"]), "--pretrained", str(world["weights"]), "--device", "cpu"]
-    real = mmovod.aggregator.cache_builder.encode_items
+    real = mmovod.features.builder.encode_items
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -239,13 +239,13 @@ def test_ctrl_c_of_cache_clip_features_says_what_is_kept_and_resumes(world, tmp_
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
-    monkeypatch.setattr(mmovod.aggregator.cache_builder, "encode_items", interrupted)
+    monkeypatch.setattr(mmovod.features.builder, "encode_items", interrupted)
     assert cache_clip_features.main(argv) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (f"cache_clip_features.py: interrupted; 1 finished shards of 2 are kept in {cache}; "
                        "run the same command again to resume from there"), err
     assert sorted(p.name for p in cache.glob("shard-*")) == ["shard-00000.npy"]
-    monkeypatch.setattr(mmovod.aggregator.cache_builder, "encode_items", real)
+    monkeypatch.setattr(mmovod.features.builder, "encode_items", real)
     assert cache_clip_features.main(argv) == 0
     assert sorted(p.name for p in cache.glob("shard-*")) == ["shard-00000.npy", "shard-00001.npy"]
 
