@@ -65,6 +65,10 @@ def test_a_download_error_with_line_breaks_is_one_line(tmp_path, monkeypatch, ca
     line = error_line(capsys, code, "cannot connect (proxy refused: <html> 503 Service Unavailable </html>)",
                       "download_assets.py")
     assert "http://127.0.0.1:9/x.json" in line
+    code = download_assets.main(["--manifest", str(manifest), "--dest", str(tmp_path), "--retries", "1",
+                                 "--retry-wait", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 2 and "retrying" in err[0] and "after 2 attempts" in err[1], err
 
 
 # --- a full disk ----------------------------------------------------------------------------------
