@@ -59,13 +59,11 @@ from mmovod.vocabulary.exemplar_folders import ExemplarSet
 from mmovod.vocabulary.export import check_exportable, detic_config_lines, export_prompt_embeddings
 from mmovod.readers.vocabulary import Vocabulary
 from mmovod.vocabulary.report import write_report
+from mmovod.vocabulary.stages import AGGREGATED, AVERAGE, DESCRIPTIONS, MM_AGGREGATED, MM_AVERAGE, TEXT
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-TEXT, DESCRIPTIONS, AVERAGE, AGGREGATED = "text", "descriptions", "vision-average", "vision-aggregated"
-MM_AVERAGE, MM_AGGREGATED = "multi-modal-average", "multi-modal-aggregated"
-STAGES = (TEXT, DESCRIPTIONS, AVERAGE, AGGREGATED, MM_AVERAGE, MM_AGGREGATED)
 FUSIONS = {MM_AVERAGE: AVERAGE, MM_AGGREGATED: AGGREGATED}
 HANDOFF_PREFERENCE = (MM_AGGREGATED, MM_AVERAGE, DESCRIPTIONS, TEXT)
 
