@@ -116,6 +116,9 @@ class VisualAggregator(nn.Module):
                         trust: bool = False) -> "VisualAggregator":
         """Load the authors' checkpoint (a dict with `state_dict`, or a bare state dict) with strict keys;
         `trust` unpickles any type the file holds (see `read_state_dict`)."""
+        if not Path(path).exists():
+            raise InputError(f"{path}: aggregator checkpoint not found (the released ones: "
+                             f"python tools/download_assets.py --only checkpoints)")
         state = read_state_dict(path, map_location, trust)
         model = cls(dim=_infer_dim(state, path), num_layers=num_layers)
         expected = set(model.state_dict())

@@ -32,6 +32,7 @@ import open_clip
 import torch
 from safetensors import SafetensorError
 
+from mmovod.clip.identity import NO_WEIGHTS, OPENAI_NAMES
 from mmovod.clip.weights import no_hub_requests, offline_reason, weight_source
 from mmovod.io.checkpoints import unpickling_error
 from mmovod.io.errors import InputError
@@ -39,18 +40,6 @@ from mmovod.io.json_files import load_json
 
 log = logging.getLogger(__name__)
 
-OPENAI_NAMES = {
-    "RN50": "RN50",
-    "RN101": "RN101",
-    "RN50x4": "RN50x4",
-    "RN50x16": "RN50x16",
-    "RN50x64": "RN50x64",
-    "ViT-B/32": "ViT-B-32",
-    "ViT-B/16": "ViT-B-16",
-    "ViT-L/14": "ViT-L-14",
-    "ViT-L/14@336px": "ViT-L-14-336",
-}
-NO_WEIGHTS = ("none", "random")
 TOWERS = ("both", "text", "image")
 MODEL_CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
 PLAIN_STATE_DICT_HINT = "re-save its weights as a plain state dict of tensors, or as .safetensors"

@@ -12,19 +12,20 @@ classifier whose inputs and flags did not change. Prints the Detic config lines 
 
 Example:
   python tools/build_classifiers.py --vocab my_classes.txt --exemplars my_photos/ --out-dir my_classifiers \
-      --load-path checkpoints/visual_aggregator/visual_aggregator_ckpt_4_transformer.pth --report
+      --load-path checkpoints/visual_aggregator/visual_aggregator_ckpt_4_transformer.pth --report --judge
   python tools/check_classifier.py my_classifiers/multi-modal-aggregated.npy --clip_model ViT-B/32
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from typing import Sequence
 
 from mmovod.classifiers.text_inputs import PROMPTS
 from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
 from mmovod.cli.run import run_tool
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
-from mmovod.vocabulary.stages import STAGES
+from mmovod.vocabulary.stages import AGGREGATED, MM_AGGREGATED, STAGES
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -69,15 +70,23 @@ def get_parser() -> argparse.ArgumentParser:
                      help="TTA views for the aggregator (generate_vision_classifier_agg.py needs --tta for this; "
                           "with whole-image exemplars its views are then shared with the averaged classifier)")
     add_exemplar_view_args(parser, workers=2)
-    add_clip_args(parser, batch_help="image views per forward pass (text batches: 256 on CUDA, 32 on CPU)")
+    add_clip_args(parser, batch_help="image views per forward pass (default: %(default)s); sentences are batched "
+                                      "on their own, 256 per pass on CUDA and 32 on CPU")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--export", nargs="+", default=[], choices=STAGES, metavar="KIND",
+    exportable = [s for s in STAGES if s not in (AGGREGATED, MM_AGGREGATED)]
+    out.add_argument("--export", nargs="+", default=[], choices=exportable, metavar="KIND",
                      help="also write OUT/export/KIND.npy, L2-normalised float32 rows for prompt-embedding detectors "
-                          f"(YOLO-World-style); KIND is one of {', '.join(STAGES)} (not the aggregated ones: they are not "
-                          "in CLIP's space)")
+                          f"(YOLO-World-style); KIND is one of {', '.join(exportable)} (the aggregated kinds are not in "
+                          "CLIP's space)")
     out.add_argument("--report", action="store_true",
                      help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
                           "classes without exemplars and each class's nearest classes")
+    out.add_argument("--judge", action="store_true",
+                     help="judge every classifier from your own photos, no labelled set needed: leave-one-out over "
+                          "the exemplars (each photo classified against rows made without it, every class's from one photo "
+                          "fewer), written to "
+                          "OUT/leave-one-out.json and the report; keeps the view embeddings in "
+                          "OUT/exemplar-embeddings.npz so a re-run judges without encoding again")
     return parser
 
 
@@ -88,35 +97,48 @@ def run(args: argparse.Namespace) -> None:
                                          prepare_out_dir)
     from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
     from mmovod.vocabulary.exemplar_folders import collect_exemplars
+    from mmovod.vocabulary.judging import summary_lines
 
     vocab = read_vocabulary(args.vocab)
     prepare_out_dir(args.out_dir, create=False)
     exemplars = collect_exemplars(vocab, args.exemplars, args.exemplar_ann, args.K, args.sample_seed, args.skip_bad,
                                   max(1, args.workers))
+    text = TextSettings(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms)
     settings = BuildSettings(
         clip=clip_spec_from_args(args),
-        text=TextSettings(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms),
+        text=text,
         views=view_spec_from_args(args, context=TTA_CONTEXT),
         aggregator=AggregatorSettings(args.load_path, args.num_layers, args.tta) if args.load_path else None,
-        require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report)
+        require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report,
+        judge=args.judge)
     descriptions_file = args.descriptions
     if descriptions_file == "generate":
         prepare_out_dir(args.out_dir)
         descriptions_file = generated_descriptions(vocab, args.out_dir, args.openai_model, api=args.api,
                                                    base_url=args.base_url)
-    descriptions, source = resolve_descriptions(vocab, descriptions_file)
+    descriptions, source = resolve_descriptions(vocab, descriptions_file, **asdict(text))
     result = build_classifiers(BuildInputs(vocab, exemplars, descriptions, source), settings, args.out_dir,
                                args.command_line)
     print(f"{len(vocab)} classes from {vocab.path} ({vocab.format}); "
           f"computed: {', '.join(result.computed) or 'nothing'}; reused: {', '.join(result.reused) or 'nothing'}")
     for name, path in result.files.items():
         print(f"  {name}: {path}")
+    with_synonyms = [c.name for c in vocab.classes if set(c.synonyms) - {c.name}]
+    if with_synonyms and not args.avg_synonyms:
+        print(f"synonyms of {len(with_synonyms)} classes match exemplar folders but are not in the text prompts "
+              "(Detic's recipe: the class name only); --avg_synonyms averages the prompts of every synonym")
     if exemplars.unmatched:
         print(f"exemplar folders matching no class: {', '.join(exemplars.unmatched)}")
+    if exemplars.ignored:
+        more = exemplars.ignored_files - len(exemplars.ignored)
+        print(f"ignored (not images in a class folder {args.exemplars}/<class name>/): {', '.join(exemplars.ignored)}"
+              + (f" and {more} more" if more else ""))
     if result.without_exemplars:
         print(f"classes without exemplars (text-only multi-modal rows): {', '.join(result.without_exemplars)}")
     for kind, path in result.exports.items():
         print(f"prompt embeddings ({kind}, L2-normalised): {path}")
+    if result.judged is not None:
+        print("\n".join(summary_lines(result.judged)))
     if result.report:
         print(f"report: {result.report}")
     print(f"Detic, with {result.handoff} (train or evaluate with these config options; the second line swaps it in "

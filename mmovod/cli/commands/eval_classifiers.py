@@ -12,16 +12,21 @@ another classifier reuses the embeddings and an interrupted run resumes.
 
 Scores: cosine between the L2-normalised crop embedding and every L2-normalised class row. A classifier
 made by the visual aggregator (sidecar space "aggregator") is scored against each crop's views
-aggregated as a set of one, through --aggregator. Metrics, overall and per LVIS frequency group
+aggregated as a set of one, through --aggregator. Rows are matched to --ann's categories by the
+sidecar's category ids, else by its class names and synonyms (your own classes on your own
+COCO-format set: the unmatched are named), else by order; all-zero rows (classes without exemplars)
+are left out and named. Metrics, overall and, when --ann has LVIS frequencies, per group
 (r/c/f): top-1 and top-5 accuracy over crops, mean per-class accuracy, and per-class average precision
 of ranking all crops by the class's score (exact, non-interpolated, tie-aware) with its mean (mAP).
 Writes eval_results.json (every number, per class, 20 most confused pairs), eval_results.md and two PNG
 plots to --out-dir; --report adds report.html with the worst classes' misclassified crops.
 
-Example:
+Examples:
   python tools/eval_classifiers.py --classifiers datasets/metadata/lvis_v1_clip_a+cname.npy \\
       datasets/metadata/lvis_multi-modal_avg_K-005_own.npy --ann datasets/lvis/lvis_v1_val.json \\
       --img-dir datasets/coco/ --out-dir eval/
+  python tools/eval_classifiers.py --classifiers my_classifiers/text.npy \\
+      my_classifiers/multi-modal-average.npy --ann my_val.json --img-dir my_images/ --out-dir my_eval/
 """
 from __future__ import annotations
 
@@ -95,6 +100,12 @@ def run(args: argparse.Namespace) -> None:
     gaps: dict[str, list[str]] = {}  # message -> classifiers it applies to
     for r in result.doc["classifiers"]:
         cover = r["coverage"]
+        if cover["matched_by"] == "name":
+            gaps.setdefault(cover["matching"], []).append(r["name"])
+        if cover["left_out_zero_rows"]:
+            gaps.setdefault(f"left out {len(cover['left_out_zero_rows'])} class"
+                            f"{'' if len(cover['left_out_zero_rows']) == 1 else 'es'} whose row is all zeros (no exemplars): "
+                            + ", ".join(cover["left_out_zero_rows"]), []).append(r["name"])
         no_crops, no_row = len(cover["classifier_classes_without_crops"]), len(cover["ann_classes_without_row"])
         if no_crops or no_row:
             gaps.setdefault(f"{no_crops} of its {r['classes']} classes have no crop in --ann (no AP); {no_row} classes "
