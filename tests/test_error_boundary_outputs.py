@@ -180,9 +180,11 @@ def test_a_classifier_sharing_no_category_with_the_annotations_is_refused(world,
     other = write_classifier(tmp_path / "other.npy", world["rows"], world["clip"], ids=[101, 102, 103])
     out = tmp_path / "eval"
     bad_input(eval_classifiers.main, eval_argv(world, out, other), out,
-              f"{other}: none of its 3 classes (category ids 101, 102, 103) is a category of the annotation file")
-    partly = write_classifier(tmp_path / "partly.npy", world["rows"], world["clip"], ids=[1, 102, 103])
-    assert eval_classifiers.main(eval_argv(world, out, partly)) == 0
+              f"{other}: its category_ids are not the categories of --ann")
+    named = write_classifier(tmp_path / "named.npy", world["rows"], world["clip"], names=["boat", "kite", "tent"])
+    bad_input(eval_classifiers.main, eval_argv(world, out, named), out,
+              f"{named}: none of its 3 classes (boat, kite, tent) is a category of --ann")
+    assert eval_classifiers.main(eval_argv(world, out)) == 0  # the world's own classifier shares all three
 
 
 # --- temp files of a killed writer ------------------------------------------------------------------

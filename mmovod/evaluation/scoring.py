@@ -178,9 +178,8 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
     Refused (InputError naming the file): an unreadable or non-2-D array, a sidecar that does not
     describe it, a NaN/inf row, rows that are all zeros, embedding sizes that differ between
     classifiers, CLIPs that differ between sidecars (or from `clip_model`), no CLIP known for a
-    classifier without sidecar when `clip_model` is None, rows that match no category
-    (`mmovod.evaluation.class_matching`), and category ids of which none is a category of the
-    annotation file. Single all-zero rows are left out and logged.
+    classifier without sidecar when `clip_model` is None, and rows that match no category
+    (`mmovod.evaluation.class_matching`). Single all-zero rows are left out and logged.
     """
     if not paths:
         raise InputError("no classifiers given (--classifiers A.npy B.npy ...)")
@@ -220,10 +219,6 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
         ids = match.category_ids
         if len(set(ids)) != len(ids):
             raise InputError(f"{path}: the sidecar's category_ids repeat a category")
-        if not set(ids) & set(ann_ids):
-            shown = ", ".join(map(str, ids[:5])) + (" ..." if len(ids) > 5 else "")
-            raise InputError(f"{path}: none of its {len(ids)} classes (category ids {shown}) is a category of the "
-                             "annotation file, so nothing can be scored (a classifier for another vocabulary?)")
         by_id = {c.id: c.name for c in categories}
         names = [by_id.get(i, row_names[r] if row_names else f"category {i}") for r, i in enumerate(ids)]
         space = loaded.sidecar.space if loaded.sidecar is not None else "clip"
