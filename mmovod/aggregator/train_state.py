@@ -51,6 +51,19 @@ def cache_identity(cache: FeatureCache) -> dict[str, Any]:
     return {"items_sha256": cache.index["items_sha256"], "num_rows": cache.num_rows, "classes": len(cache.classes)}
 
 
+# what `restore` loads, with the check of its type: (check, what it must be)
+RESUME_FIELDS: dict[str, tuple[Any, str]] = {
+    "state_dict": (lambda v: isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values()),
+                   "the model's weights"),
+    "optimizer": (lambda v: isinstance(v, dict) and isinstance(v.get("state"), dict)
+                  and isinstance(v.get("param_groups"), list), "the optimizer state"),
+    "scheduler": (lambda v: isinstance(v, dict) and isinstance(v.get("last_epoch"), int), "the scheduler state"),
+    "rng": (lambda v: isinstance(v, dict) and isinstance(v.get("torch"), torch.Tensor)
+            and v["torch"].dtype == torch.uint8, "the random-number generator state"),
+    "step": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a step count"),
+}
+
+
 def load_resume(path: Path, config: TrainConfig, cache: FeatureCache) -> dict[str, Any]:
     """Read a training checkpoint and check it belongs to this cache and configuration."""
     state = load_torch_file(path, "training checkpoint to resume from",
@@ -67,16 +80,26 @@ def load_resume(path: Path, config: TrainConfig, cache: FeatureCache) -> dict[st
     differing = [k for k in new if k not in TrainConfig.RESUMABLE_CHANGES and old.get(k) != new[k]]
     if differing:
         raise InputError(f"{path}: trained with other settings ({', '.join(f'{k}={old.get(k)}' for k in differing)}); pass the same flags to resume")
+    for key, (ok, what) in RESUME_FIELDS.items():
+        if key not in state:
+            raise InputError(f"{path}: holds no {key!r} ({what}), so training cannot resume from it")
+        if not ok(state[key]):
+            raise InputError(f"{path}: {key!r} is not {what}, so training cannot resume from it")
     return state
 
 
 def restore(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: torch.optim.lr_scheduler.LRScheduler, ctx: DistContext) -> int:
-    """Load a checkpoint read by `load_resume` into the training objects; returns its step."""
-    model.load_state_dict(state["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    restore_rng(state["rng"], ctx)
+            scheduler: torch.optim.lr_scheduler.LRScheduler, ctx: DistContext, path: Path | None = None) -> int:
+    """Load a checkpoint read by `load_resume` (from `path`) into the training objects; returns its step.
+    A state that does not fit them (other weights, optimizer groups) is an InputError naming `path`."""
+    try:
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"], ctx)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path or 'checkpoint'}: cannot resume from it ({reason[:200]})") from None
     return int(state["step"])
 
 

@@ -82,7 +82,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     start = 0
     if resume is not None:
-        start = restore(load_resume(Path(resume), config, cache), model, optimizer, scheduler, ctx)
+        start = restore(load_resume(Path(resume), config, cache), model, optimizer, scheduler, ctx, Path(resume))
         log.info("resumed from %s at step %d", resume, start)
     if ctx.is_main:  # every input is checked: only now is anything written
         try:

@@ -13,6 +13,7 @@ import numpy as np
 
 from mmovod.assets.manifest import ArrayCheck, Asset, Check, CheckpointCheck, JsonCheck
 from mmovod.io.errors import InputError
+from mmovod.io.arrays import load_npy
 from mmovod.io.json_files import load_json
 
 
@@ -48,9 +49,9 @@ def check_content(path: str | os.PathLike, check: Check, label: str) -> None:
 
 def _check_array(path: str | os.PathLike, check: ArrayCheck, label: str) -> None:
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{label}: not a readable .npy array ({str(exc).splitlines()[0]})") from None
+        array = load_npy(path, mmap=True)
+    except InputError as exc:
+        raise InputError(f"{label}: {str(exc).split(': ', 1)[-1]}") from None
     if list(array.shape) != check.shape:
         raise InputError(f"{label}: shape {tuple(array.shape)}, expected {tuple(check.shape)}")
     if str(array.dtype) not in check.dtypes:

@@ -19,7 +19,7 @@ import open_clip
 from mmovod.assets.install import Status, check_present, fetch_checked, mirror_url
 from mmovod.clip.factory import load_clip, resolve_model_name
 from mmovod.clip.weights import WeightSource, hub_repo_folder, offline_reason
-from mmovod.io.atomic import write_bytes_atomic
+from mmovod.io.atomic import make_output_dir, write_bytes_atomic
 from mmovod.io.downloads import DownloadError, ProgressFactory, RetryPolicy
 from mmovod.io.errors import InputError
 
@@ -109,7 +109,7 @@ def install_clip_weights(weights: ClipWeights, base_url: str | None, policy: Ret
     fetch_checked(url, target, lambda path: check_clip_file(path, weights, label=url), policy, progress)
     ref = target.parents[2] / "refs" / "main"
     if weights.hub_file and not ref.is_file():
-        ref.parent.mkdir(parents=True, exist_ok=True)
+        make_output_dir(ref.parent, parents=True)
         write_bytes_atomic(ref, target.parent.name.encode())
     return "fetched", target
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tarfile
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Literal
+from typing import IO, Callable, Literal
 
 from mmovod.assets.checks import check_asset_file
 from mmovod.assets.manifest import Asset
-from mmovod.io.downloads import DownloadError, ProgressFactory, RetryPolicy, fetch
+from mmovod.io.downloads import CHUNK, DownloadError, ProgressFactory, RetryPolicy, fetch
 from mmovod.io.errors import InputError
 
 Status = Literal["fetched", "present"]
@@ -68,7 +67,7 @@ def install_asset(asset: Asset, options: FetchOptions, progress: ProgressFactory
         return "present"
     url = asset_url(asset, options.base_url)
     fetch_checked(url, target, lambda path: check_asset_file(path, asset, label=url), options.policy, progress,
-                  unpack=asset.unpack)
+                  unpack=asset.unpack, size=asset.size)
     return "fetched"
 
 
@@ -81,8 +80,10 @@ def check_present(target: Path, check: Callable[[Path], None]) -> None:
 
 
 def fetch_checked(url: str, target: Path, check: Callable[[Path], None], policy: RetryPolicy,
-                  progress: ProgressFactory | None = None, unpack: str | None = None) -> None:
-    """Download `url`, unpack it when it is a tar archive and `unpack` is 'tar', `check` it, rename to `target`."""
+                  progress: ProgressFactory | None = None, unpack: str | None = None, size: int | None = None) -> None:
+    """Download `url`, unpack it when it is a tar archive and `unpack` is 'tar', `check` it, rename to `target`.
+
+    The unpacked file may not exceed `size` bytes (the manifest's; unset: the archive's own size)."""
     created = _make_folders(target.parent)
     part = target.parent / (Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name + ".part")
     stem, suffix = os.path.splitext(target.name)
@@ -92,7 +93,7 @@ def fetch_checked(url: str, target: Path, check: Callable[[Path], None], policy:
         fetch(url, part, policy, progress)
         fetched = True
         if unpack == "tar" and tarfile.is_tarfile(part):
-            _extract_member(part, target.name, candidate, url)
+            _extract_member(part, target.name, candidate, url, size)
             part.unlink()
         else:
             os.replace(part, candidate)
@@ -126,8 +127,11 @@ def _make_folders(folder: Path) -> list[Path]:
     return created
 
 
-def _extract_member(archive_path: Path, name: str, out: Path, url: str) -> None:
-    """Copy the archive's regular file called `name` (in any folder of the archive) to `out`."""
+def _extract_member(archive_path: Path, name: str, out: Path, url: str, size: int | None = None) -> None:
+    """Copy the archive's regular file called `name` (in any folder of the archive) to `out`, refusing
+    it before unpacking when its header claims more than `size` bytes (unset: the archive's size), and
+    stopping the copy there when the data runs longer than its header said."""
+    limit = size if size is not None else archive_path.stat().st_size
     try:
         with tarfile.open(archive_path) as archive:
             files = [m for m in archive.getmembers() if m.isfile()]
@@ -135,7 +139,19 @@ def _extract_member(archive_path: Path, name: str, out: Path, url: str) -> None:
             if len(chosen) != 1:
                 listed = ", ".join(m.name for m in files[:5]) or "no files"
                 raise InputError(f"{url}: expected one {name} in the archive, found {listed}")
+            if chosen[0].size > limit:
+                raise InputError(f"{url}: {chosen[0].name} in the archive is {chosen[0].size} bytes, more than the "
+                                 f"{limit} expected; not unpacked")
             with archive.extractfile(chosen[0]) as source, open(out, "wb") as sink:
-                shutil.copyfileobj(source, sink)
+                _copy_capped(source, sink, limit, f"{url}: {chosen[0].name} in the archive")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise InputError(f"{url}: cannot unpack the tar archive ({exc})") from None
+
+
+def _copy_capped(source: IO[bytes], sink: IO[bytes], limit: int, what: str) -> None:
+    copied = 0
+    while chunk := source.read(CHUNK):
+        copied += len(chunk)
+        if copied > limit:
+            raise InputError(f"{what} holds more than the {limit} bytes expected; not unpacked")
+        sink.write(chunk)

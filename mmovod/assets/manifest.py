@@ -17,7 +17,7 @@ from typing import Literal, Sequence
 import msgspec
 
 from mmovod.io.errors import InputError
-from mmovod.io.json_files import read_bytes
+from mmovod.io.json_files import describe_json_error, read_bytes
 
 MANIFEST_VERSION = 1
 DEFAULT_MANIFEST = Path(__file__).parents[1] / "data" / "released_assets.json"
@@ -66,8 +66,8 @@ def load_manifest(path: str | os.PathLike = DEFAULT_MANIFEST) -> list[Asset]:
         manifest = msgspec.json.decode(read_bytes(path, "asset manifest"), type=Manifest)
     except msgspec.ValidationError as exc:
         raise InputError(f"{path}: not an asset manifest ({exc})") from None
-    except msgspec.DecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise describe_json_error(path, exc) from None
     if manifest.version != MANIFEST_VERSION:
         raise InputError(f"{path}: manifest version {manifest.version}, this mmovod reads {MANIFEST_VERSION}")
     seen: set[str] = set()

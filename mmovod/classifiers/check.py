@@ -3,7 +3,7 @@
 Detic loads `np.load(path)` as float32 `(C, D)`, transposes it and L2-normalises each class column;
 nothing checks that the rows came from the CLIP the detector was trained with, that D matches, or
 that no row is empty. `check_classifier` reports, each as one line naming the file:
-- an unreadable file, an array that is not 2-D, a non-float dtype;
+- an unreadable file, an array that is not 2-D, has no rows or rows of no numbers, a non-float dtype;
 - rows holding NaN or inf, all-zero rows, duplicate rows (cosine > 1 - 1e-6);
 - an embedding size other than the CLIP model's (`clip_model`; read from the model's config,
   no weights loaded) or than the sidecar's `embed_dim`;
@@ -21,7 +21,7 @@ import numpy as np
 import open_clip
 
 from mmovod.classifiers.kinds import KINDS
-from mmovod.classifiers.sidecar import ClassifierSidecar, read_sidecar
+from mmovod.classifiers.sidecar import ClassifierSidecar, empty_classifier, read_sidecar
 from mmovod.clip.factory import OPENAI_NAMES, resolve_model_name
 from mmovod.io.arrays import load_matrix
 from mmovod.io.errors import InputError
@@ -135,6 +135,8 @@ def check_classifier(path: str | os.PathLike, clip_model: str | None = None,
         array = load_matrix(path)
     except InputError as exc:
         return [str(exc)]
+    if empty := empty_classifier(array):
+        return [f"{path}: {empty}"]
     try:
         sidecar = read_sidecar(path)
     except InputError as exc:

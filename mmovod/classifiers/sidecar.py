@@ -26,8 +26,8 @@ import numpy as np
 
 from mmovod.classifiers.kinds import KINDS, SPACES, sidecar_kinds
 from mmovod.clip.identity import clip_files
-from mmovod.io.arrays import load_matrix, save_npy
-from mmovod.io.atomic import atomic_open, check_output_path
+from mmovod.io.arrays import load_matrix, npy_bytes
+from mmovod.io.atomic import check_output_path, write_files_together
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json, load_json
 
@@ -89,17 +89,14 @@ def make_sidecar(array: np.ndarray, kind: str, clip: dict[str, Any] | None, *, s
 
 
 def save_classifier(path: str | os.PathLike, array: np.ndarray, sidecar: ClassifierSidecar) -> None:
-    """Write a classifier `.npy` and its sidecar, each atomically."""
+    """Write a classifier `.npy` and its sidecar together: both appear, or neither is new or changed."""
     check_classifier_path(path)
     if tuple(array.shape) != tuple(sidecar.shape) or str(array.dtype) != sidecar.dtype:
         raise ValueError(f"sidecar describes {sidecar.shape} {sidecar.dtype}, array is {array.shape} {array.dtype}")
     files = clip_files({"clip_model": sidecar.clip_model, "pretrained": sidecar.pretrained}, Path(path).parent)
     if files:  # found again from another working folder, or by content on another machine
         sidecar = dataclasses.replace(sidecar, details={**sidecar.details, "clip_files": files})
-    payload = dumps_json(sidecar.to_json(), indent=True)
-    save_npy(path, array)
-    with atomic_open(sidecar_path(path), "wb") as handle:
-        handle.write(payload)
+    write_files_together({Path(path): npy_bytes(array), sidecar_path(path): dumps_json(sidecar.to_json(), indent=True)})
 
 
 _LEGACY_TOP_LEVEL = {"shape", "dtype", "clip_model", "pretrained", "embed_dim", "category_ids", "command",
@@ -142,6 +139,50 @@ def _current_details(details: dict[str, Any]) -> dict[str, Any]:
             for k, v in details.items()}
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# the type of every field a reader relies on: (check, what it must be); None is allowed where noted below
+_OPTIONAL_FIELDS: dict[str, tuple[Any, str]] = {
+    "clip_model": (lambda v: isinstance(v, str), "a string"),
+    "pretrained": (lambda v: isinstance(v, str), "a string"),
+    "embed_dim": (lambda v: _is_int(v) and v > 0, "an integer above 0"),
+    "dtype": (lambda v: isinstance(v, str), "a string"),
+    "command": (lambda v: isinstance(v, str), "a string"),
+}
+DETAIL_FIELDS: dict[str, tuple[Any, str]] = {
+    "classes_without_exemplars": (_is_strings, "a list of strings"),
+    "num_layers": (lambda v: _is_int(v) and v > 0, "an integer above 0"),
+    "sources": (lambda v: isinstance(v, dict), "an object"),
+    "skipped_images": (lambda v: isinstance(v, list) and all(isinstance(i, dict) for i in v), "a list of objects"),
+    "fingerprint": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _check_field_types(doc: dict[str, Any], details: dict[str, Any], rows: int, where: str) -> None:
+    """InputError naming the first field whose value has the wrong type (`clip_model: 512`)."""
+    for key, (ok, what) in _OPTIONAL_FIELDS.items():
+        if doc.get(key) is not None and not ok(doc[key]):
+            raise InputError(f"{where}: '{key}' must be {what} or null, found {doc[key]!r:.60}")
+    if not isinstance(doc.get("normalized", False), bool):
+        raise InputError(f"{where}: 'normalized' must be true or false, found {doc['normalized']!r:.60}")
+    names = doc.get("class_names")
+    if names is not None and (not _is_strings(names) or len(names) != rows):
+        raise InputError(f"{where}: 'class_names' must be a list of {rows} strings")
+    ids = doc.get("category_ids")
+    if ids is not None and (not isinstance(ids, list) or len(ids) != rows
+                            or not all(i is None or _is_int(i) for i in ids)):
+        raise InputError(f"{where}: 'category_ids' must be a list of {rows} integer ids (or nulls), one per row")
+    for key, (ok, what) in DETAIL_FIELDS.items():
+        if details.get(key) is not None and not ok(details[key]):
+            raise InputError(f"{where}: details '{key}' must be {what}, found {details[key]!r:.60}")
+
+
 def parse_sidecar(doc: Any, where: str) -> ClassifierSidecar:
     """Validate a decoded sidecar document (any schema version this code knows) into a ClassifierSidecar."""
     if not isinstance(doc, dict):
@@ -153,27 +194,21 @@ def parse_sidecar(doc: Any, where: str) -> ClassifierSidecar:
         raise InputError(f"{where}: sidecar schema_version {version!r} is not supported (this mmovod reads "
                          f"{', '.join(map(str, READABLE_VERSIONS))})")
     shape = doc.get("shape")
-    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n >= 0 for n in shape)):
+    if not (isinstance(shape, list) and len(shape) == 2 and all(_is_int(n) and n >= 0 for n in shape)):
         raise InputError(f"{where}: 'shape' must be [classes, dim], found {shape!r}")
     if doc.get("kind") not in sidecar_kinds():
         raise InputError(f"{where}: 'kind' must be one of {', '.join(sidecar_kinds())}, found {doc.get('kind')!r}")
     if doc.get("space", "clip") not in SPACES:
         raise InputError(f"{where}: 'space' must be one of {', '.join(SPACES)}, found {doc.get('space')!r}")
-    names = doc.get("class_names")
-    if names is not None and (not isinstance(names, list) or len(names) != shape[0]
-                              or not all(isinstance(n, str) for n in names)):
-        raise InputError(f"{where}: 'class_names' must be a list of {shape[0]} strings")
-    ids = doc.get("category_ids")
-    if ids is not None and (not isinstance(ids, list) or len(ids) != shape[0]):
-        raise InputError(f"{where}: 'category_ids' must be a list of {shape[0]} ids, one per row")
     details = doc.get("details", {})
     if not isinstance(details, dict):
         raise InputError(f"{where}: 'details' must be a JSON object")
     details = _current_details(details)
+    _check_field_types(doc, details, shape[0], where)
     return ClassifierSidecar(
         kind=doc["kind"], shape=(shape[0], shape[1]), dtype=str(doc.get("dtype")), clip_model=doc.get("clip_model"),
         pretrained=doc.get("pretrained"), embed_dim=doc.get("embed_dim"), space=doc.get("space", "clip"),
-        normalized=bool(doc.get("normalized", False)), class_names=names, category_ids=ids,
+        normalized=doc.get("normalized", False), class_names=doc.get("class_names"), category_ids=doc.get("category_ids"),
         command=doc.get("command"), details=details,
     )
 
@@ -184,6 +219,15 @@ def read_sidecar(npy_path: str | os.PathLike) -> ClassifierSidecar | None:
     if not side.is_file():
         return None
     return parse_sidecar(load_json(side, "classifier sidecar"), str(side))
+
+
+def empty_classifier(array: np.ndarray) -> str | None:
+    """What makes a `(C, D)` array no classifier at all (no rows, or rows of no numbers), else None."""
+    if array.shape[0] == 0:
+        return "no rows (0 classes): a detector would have nothing to classify into"
+    if array.shape[1] == 0:
+        return f"rows of 0 numbers ({array.shape[0]} x 0): no embedding to compare with"
+    return None
 
 
 @dataclass(frozen=True)
@@ -199,11 +243,13 @@ def load_classifier(path: str | os.PathLike, *, embed_dim: int | None = None, cl
                     num_classes: int | None = None) -> Classifier:
     """Read a classifier and check it against its sidecar and against what the caller expects.
 
-    Checks: the array is 2-D numeric; the sidecar (when present) describes this array's shape and
+    Checks: the array is 2-D numeric with rows and columns; the sidecar (when present) describes this array's shape and
     dtype; the embedding size equals `embed_dim`, the sidecar's CLIP equals `clip_model`, the row
     count equals `num_classes` (each when given). Every mismatch is an InputError naming the file.
     """
     array = load_matrix(path)
+    if empty := empty_classifier(array):
+        raise InputError(f"{path}: {empty}")
     sidecar = read_sidecar(path)
     if sidecar is not None:
         if tuple(sidecar.shape) != tuple(array.shape):

@@ -9,12 +9,17 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from mmovod.cli.flags import command_line
-from mmovod.io.errors import InputError
+from mmovod.io.errors import InputError, Interrupted
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 TOOL_SCRIPT = re.compile(r"python tools/(\w+)\.py")
+
+
+def one_line(message: str) -> str:
+    """`message` on one line: line breaks (from an OS, a server or a library) become spaces."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -35,7 +40,8 @@ def run_tool(
     argv: Sequence[str] | None = None,
     prog: str | None = None,
 ) -> int:
-    """Parse `argv`, run `body(args)`, map InputError to one stderr line and exit code 2.
+    """Parse `argv`, run `body(args)`, map InputError to one stderr line (line breaks in its message
+    become spaces) and exit code 2, Ctrl-C to one line (saying what an `Interrupted` kept) and 130.
 
     Messages start with `prog` (default: the file name of `body`'s module, `x.py`), also when `main` is called
     in-process; `args.command_line` holds the command as typed, for the sidecars of the outputs.
@@ -55,8 +61,11 @@ def run_tool(
     try:
         code = body(args)
     except InputError as exc:
-        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        sys.stderr.write(f"{parser.prog}: error: {one_line(str(exc))}\n")
         return EXIT_BAD_INPUT
+    except Interrupted as exc:
+        sys.stderr.write(f"{parser.prog}: interrupted; {one_line(str(exc))}\n")
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; no output was written\n")
         return EXIT_INTERRUPTED

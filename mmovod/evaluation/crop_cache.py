@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from mmovod.readers.class_sources import item_id
-from mmovod.features.cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, current_index,
-                                   shard_is_complete, shard_name)
+from mmovod.features.cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, read_index, shard_is_complete,
+                                   shard_name)
 from mmovod.clip.specs import ViewSpec
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.io.errors import InputError
-from mmovod.io.json_files import dumps_json, load_json, save_json
+from mmovod.io.json_files import dumps_json, save_json
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,10 @@ def check_shards(root: Path, rebuild: bool) -> None:
         log.info("--rebuild-cache: deleting %s", root)
         shutil.rmtree(root)
         return
-    index = current_index(load_json(index_path, "cache index"))
+    try:
+        index = read_index(index_path)
+    except InputError as exc:
+        raise InputError(str(exc).replace("re-run tools/cache_clip_features.py", "pass --rebuild-cache")) from None
     rows, size, views, dim = index["num_rows"], index["shard_size"], index["num_views"], index["dim"]
     for shard in range(index["num_shards"]):
         path = root / shard_name(shard)

@@ -19,7 +19,7 @@ from mmovod.evaluation import report
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.evaluation.metrics import CropMetrics
 from mmovod.evaluation.scoring import EvalClassifier, source_sidecars
-from mmovod.io.atomic import atomic_open
+from mmovod.io.atomic import atomic_open, make_output_dir
 from mmovod.io.errors import InputError
 from mmovod.readers.exemplar_list import load_exemplar_list
 
@@ -42,7 +42,7 @@ class Thumbnails:
     def link(self, name: str, record: Mapping[str, Any], roots: Mapping[str, Path], context: float) -> str:
         path = self.folder / f"{name}.jpg"
         if path not in self.written:
-            self.folder.mkdir(exist_ok=True)
+            make_output_dir(self.folder)
             image = ImageOps.pad(load_exemplar_crop(record, roots, context), (THUMBNAIL_SIZE, THUMBNAIL_SIZE),
                                  color=(255, 255, 255))
             with atomic_open(path, "wb") as handle:

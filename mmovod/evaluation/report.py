@@ -7,6 +7,7 @@ a small inline script reports any image that failed to load on the browser conso
 from __future__ import annotations
 
 import html
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,22 +76,27 @@ def markdown_document(results: Sequence[dict[str, Any]], doc: dict[str, Any]) ->
             f"values in %. Metric definitions: see `{RESULTS_JSON}` (`metrics`).\n\n" + markdown_table(results))
 
 
-def _save_figure(figure: Any, path: Path) -> None:
-    with atomic_open(path, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=100)
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
 
 
 def _pyplot() -> Any:
+    """pyplot on the Agg backend, with every text literal: a `$` in a classifier's file name is not
+    matplotlib mathtext (which would fail on an unbalanced `$` or render `a$b$` as math)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
+    matplotlib.rcParams["text.usetex"] = False
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def plot_groups(results: Sequence[dict[str, Any]], path: Path) -> None:
-    """Grouped bars: mAP (left) and top-1 (right) per frequency group, one bar per classifier."""
+def plot_groups(results: Sequence[dict[str, Any]]) -> bytes:
+    """PNG of grouped bars: mAP (left) and top-1 (right) per frequency group, one bar per classifier."""
     plt = _pyplot()
     groups = ["all", *(g for g in GROUPS if any(g in r.get("by_frequency", {}) for r in results))]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2 + 0.3 * -(-len(results) // 3)))
@@ -108,13 +114,14 @@ def plot_groups(results: Sequence[dict[str, Any]], path: Path) -> None:
     legend_rows = -(-len(results) // columns)
     figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.06 * legend_rows, 1, 1))
-    _save_figure(figure, path)
+    png = _png(figure)
     plt.close(figure)
+    return png
 
 
-def plot_ap_vs_frequency(results: Sequence[dict[str, Any]], path: Path) -> str:
-    """Per-class AP against the class's LVIS training image count (`image_count`), or against its
-    number of evaluated crops when the file has no image counts; returns the x quantity's name."""
+def plot_ap_vs_frequency(results: Sequence[dict[str, Any]]) -> bytes:
+    """PNG of per-class AP against the class's LVIS training image count (`image_count`), or against
+    its number of evaluated crops when the file has no image counts."""
     plt = _pyplot()
     use_images = any(c.get("image_count") for r in results for c in r["per_class"])
     key, label = ("image_count", "training images of the class (LVIS image_count)") if use_images else \
@@ -140,9 +147,9 @@ def plot_ap_vs_frequency(results: Sequence[dict[str, Any]], path: Path) -> str:
     axis.set_ylabel("per-class AP over crops (%)")
     axis.legend(fontsize=10, markerscale=2, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     figure.tight_layout()
-    _save_figure(figure, path)
+    png = _png(figure)
     plt.close(figure)
-    return key
+    return png
 
 
 @dataclass

@@ -23,9 +23,9 @@ from mmovod.evaluation.crops_from_annotations import (DEFAULT_MAX_PER_CLASS, DEF
 from mmovod.evaluation.metrics import CropMetrics, crop_metrics
 from mmovod.evaluation.scoring import (ClipIdentity, EvalClassifier, coverage, load_classifiers, score_crops,
                                       scoring_space)
-from mmovod.io.atomic import atomic_open
+from mmovod.io.atomic import check_output_dir, make_output_dir, write_files_together
 from mmovod.io.errors import InputError
-from mmovod.io.json_files import save_json
+from mmovod.io.json_files import dumps_json
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _check_out_dir(out_dir: str) -> Path:
     parent = out.parent if str(out.parent) else Path(".")
     if not out.exists() and not parent.is_dir():
         raise InputError(f"{out}: the folder above --out-dir ({parent}) does not exist (create it first)")
-    return out
+    return check_output_dir(out)
 
 
 def _needs_aggregator(settings: EvalSettings, classifiers: Sequence[EvalClassifier]) -> list[EvalClassifier]:
@@ -139,8 +139,7 @@ def crop_embeddings(settings: EvalSettings, crops: EvalCrops, clip: ClipIdentity
         from mmovod.evaluation import encoding  # torch and open_clip: only when something is to be encoded
 
         bundle = encoding.load_image_tower(clip.clip_model, clip.pretrained, settings.device, dim)
-        Path(settings.out_dir).mkdir(exist_ok=True)
-        root.parent.mkdir(exist_ok=True)
+        make_output_dir(root.parent, parents=True)  # the out-dir too, for the default cache inside it
         log.info("encoding %d crops x %d views into %s", crops.num_crops, settings.crops.views, root)
         encoding.encode_into_cache(bundle, crops, root, settings.crops, batch_size=settings.batch_size,
                                    workers=settings.workers, progress=settings.progress)
@@ -201,6 +200,7 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
     out = _check_out_dir(settings.out_dir)
     if settings.cache_dir and not Path(settings.cache_dir).exists() and not Path(settings.cache_dir).parent.is_dir():
         raise InputError(f"{settings.cache_dir}: the folder above --cache-dir does not exist (create it first)")
+    check_output_dir(settings.cache_dir or out / "crop_cache", parents=True)  # before any encoding
     if settings.worst_classes < 0:
         raise InputError("--worst-classes must not be negative")
     crops = select_boxes(settings.ann, settings.img_dir, min_area=settings.min_area,
@@ -247,14 +247,19 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
         "metrics": METRIC_NOTES, "classifiers": [r.doc for r in results],
     }
     start = time.perf_counter()
-    out.mkdir(exist_ok=True)
     docs = [r.doc for r in results]
-    save_json(out / report.RESULTS_JSON, doc, indent=True)
-    with atomic_open(out / report.RESULTS_MD, "wb") as handle:
-        handle.write(report.markdown_document(docs, doc).encode())
-    report.plot_groups(docs, out / report.GROUPS_PNG)
-    report.plot_ap_vs_frequency(docs, out / report.AP_PNG)
-    written = [out / name for name in (report.RESULTS_JSON, report.RESULTS_MD, report.GROUPS_PNG, report.AP_PNG)]
+    outputs = {out / report.RESULTS_JSON: dumps_json(doc, indent=True),
+               out / report.RESULTS_MD: report.markdown_document(docs, doc).encode(),
+               out / report.GROUPS_PNG: report.plot_groups(docs), out / report.AP_PNG: report.plot_ap_vs_frequency(docs)}
+    created = not out.exists()
+    make_output_dir(out)
+    try:
+        write_files_together(outputs)  # all or none: a failing plot or a full disk leaves no new results
+    except InputError:
+        if created:
+            out.rmdir()
+        raise
+    written = list(outputs)
     if settings.report:
         written += write_report(out, results, doc, crops, settings.crops.context, settings.worst_classes,
                                 [report.GROUPS_PNG, report.AP_PNG])

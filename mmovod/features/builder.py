@@ -23,7 +23,7 @@ from mmovod.clip.factory import ClipBundle, load_clip
 from mmovod.clip.specs import ClipSpec, ViewSpec
 from mmovod.features.distributed import DistContext, all_agree, barrier, init_distributed, shutdown
 from mmovod.io.atomic import check_output_dir
-from mmovod.io.errors import InputError
+from mmovod.io.errors import InputError, Interrupted
 from mmovod.readers.class_list import read_class_list
 from mmovod.readers.image_roots import default_image_roots
 from mmovod.features.cache import DEFAULT_SHARD_SIZE, CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, write_shard
@@ -101,6 +101,9 @@ def cache_features(
             write_shard(root, shard, encoded_rows.embeddings.numpy())
             encoded += 1
             bar.update(len(rows))
+    except KeyboardInterrupt:
+        raise Interrupted(f"{encoded + skipped} finished shards of {plan.num_shards} are kept in {root}; run the same "
+                          "command again to resume from there") from None
     finally:
         bar.close()
     barrier(ctx)

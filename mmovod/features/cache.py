@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmovod.io.arrays import save_npy
+from mmovod.io.arrays import load_npy, save_npy
 from mmovod.io.atomic import check_output_dir, output_error, write_bytes_atomic
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json, save_json
@@ -151,7 +151,7 @@ def prepare_cache_dir(out: str | os.PathLike, plan: CachePlan, meta: CacheMeta, 
     doc = index_document(plan, meta)
     index = root / INDEX_FILE
     if index.is_file():
-        old = current_index(load_json(index, "cache index"))
+        old = read_index(index)
         if old.get("clip") != doc["clip"]:
             raise InputError(
                 f"{root}: holds features of CLIP {describe_clip(old.get('clip'))}, not of the requested "
@@ -186,8 +186,8 @@ def describe_clip(clip: Any) -> str:
 def shard_is_complete(path: Path, rows: int, views: int, dim: int) -> bool:
     """True when `path` is a readable float16 shard of shape (rows, views, dim)."""
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError):
+        array = load_npy(path, mmap=True)
+    except InputError:
         return False
     return array.shape == (rows, views, dim) and array.dtype == FEATURE_DTYPE
 
@@ -219,6 +219,18 @@ def check_index_fields(doc: dict[str, Any], index: Path) -> None:
             raise InputError(f"{index}: cache index field '{key}' {problem} (re-run tools/cache_clip_features.py)")
 
 
+def read_index(index: Path) -> dict[str, Any]:
+    """The decoded `index.json` of a cache, checked: an object of this format and version whose fields
+    have the types readers rely on (`check_index_fields`); InputError naming the file otherwise."""
+    doc = current_index(load_json(index, "cache index"))
+    if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT:
+        raise InputError(f"{index}: not an mmovod feature-cache index")
+    if doc.get("version") != CACHE_VERSION:
+        raise InputError(f"{index}: cache format version {doc.get('version')!r:.20}, this mmovod reads {CACHE_VERSION}")
+    check_index_fields(doc, index)
+    return doc
+
+
 class FeatureCache:
     """Read-only, memory-mapped view of a finished cache.
 
@@ -234,12 +246,7 @@ class FeatureCache:
             raise InputError(f"{self.root}: feature cache folder not found")
         if not index.is_file():
             raise InputError(f"{self.root}: not a feature cache (no {INDEX_FILE}; make one with tools/cache_clip_features.py)")
-        doc = current_index(load_json(index, "cache index"))
-        if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT:
-            raise InputError(f"{index}: not an mmovod feature-cache index")
-        if doc.get("version") != CACHE_VERSION:
-            raise InputError(f"{index}: cache format version {doc.get('version')}, this mmovod reads {CACHE_VERSION}")
-        check_index_fields(doc, index)
+        doc = read_index(index)
         self.index = doc
         self.clip: dict[str, Any] = doc["clip"]
         self.dim = doc["dim"]
@@ -262,9 +269,9 @@ class FeatureCache:
         if not path.is_file():
             raise InputError(f"{path}: shard missing; the cache is unfinished (re-run tools/cache_clip_features.py to finish it)")
         try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise InputError(f"{path}: corrupt shard ({str(exc).splitlines()[0]}); delete it and re-run the cache tool") from None
+            array = load_npy(path, mmap=True)
+        except InputError as exc:
+            raise InputError(f"{path}: corrupt shard ({str(exc).split(': ', 1)[-1]}); delete it and re-run the cache tool") from None
         if array.shape != (rows, self.views, self.dim) or array.dtype != FEATURE_DTYPE:
             raise InputError(
                 f"{path}: corrupt shard (shape {array.shape} {array.dtype}, expected ({rows}, {self.views}, {self.dim}) float16); "

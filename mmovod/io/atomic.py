@@ -2,22 +2,36 @@
 
 Output targets are checked before any expensive work (`check_output_path`, `check_output_dir`), and
 an OSError while writing (disk full, quota, a folder that turned read-only) becomes one InputError
-naming the output (`output_error`), so tools end in one line, never a traceback.
+naming the output (`output_error`), so tools end in one line, never a traceback. Outputs that belong
+together are renamed into place only when all are written (`write_files_together`). Temp files are
+named `.<output name>.<pid>.<random>.tmp`; one left by a killed writer is removed by the next write
+of that output (`remove_stale_temps`).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from mmovod.io.errors import InputError
 
 
+# errors that say the disk, not the file, is the problem: named as such whatever text came with them
+DISK_FULL = {code: os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT)}
+
+
 def output_error(path: str | os.PathLike, exc: OSError) -> InputError:
-    """The one-line InputError for an OSError raised while writing the output `path`."""
-    return InputError(f"{path}: cannot write ({exc.strerror or type(exc).__name__})")
+    """The one-line InputError for an OSError raised while writing the output `path` (a full disk or
+    quota named as such, also when the error came without its text)."""
+    code = exc.errno
+    if code is None and len(exc.args) == 1 and isinstance(exc.args[0], int):
+        code = exc.args[0]  # OSError(errno.ENOSPC): the code alone, as some writers raise it
+    reason = DISK_FULL.get(code) or exc.strerror or (os.strerror(code) if code else type(exc).__name__)
+    return InputError(f"{path}: cannot write ({reason})")
 
 
 def _check_writable_folder(folder: Path, out: Path) -> None:
@@ -59,6 +73,58 @@ def check_output_dir(path: str | os.PathLike, parents: bool = False) -> Path:
     return out
 
 
+def make_output_dir(path: str | os.PathLike, parents: bool = False) -> Path:
+    """`check_output_dir(path, parents)`, then create the folder if missing (with its missing parents
+    when `parents`); an OSError while creating it is `output_error`."""
+    out = check_output_dir(path, parents)
+    try:
+        out.mkdir(parents=parents, exist_ok=True)
+    except OSError as exc:
+        raise output_error(out, exc) from None
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temps(out: Path) -> list[Path]:
+    """Delete the temp files of `out` left by writers that were killed (SIGKILL, power loss), so they
+    do not pile up beside the output; returns them. Temp names carry the writer's process id, so a
+    temp file of a live writer is never touched."""
+    removed = []
+    for tmp in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
+        pid = tmp.name[len(out.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def _temp_beside(out: Path) -> tuple[int, str]:
+    """A new temp file for `out` in its folder (`.<name>.<pid>.<random>.tmp`), after removing stale ones."""
+    try:
+        remove_stale_temps(out)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise output_error(out, exc) from None
+    return fd, tmp
+
+
+def _finish_temp(handle: IO) -> None:
+    """Give the temp file the mode open() would (mkstemp makes 0600) and make its bytes durable."""
+    os.fchmod(handle.fileno(), 0o666 & ~_current_umask())
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temp file beside `path`; on clean exit fsync and rename it over `path`, else delete it.
@@ -66,22 +132,26 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     An OSError while writing (from the caller's writes too) becomes `output_error(path)`.
     """
     out = check_output_path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as exc:
-        raise output_error(out, exc) from None
-    try:
+    fd, tmp = _temp_beside(out)
+    with _discard_on_failure([tmp], lambda: out):
         with os.fdopen(fd, mode) as handle:
-            os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the file the mode open() would
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+            _finish_temp(handle)
         os.replace(tmp, out)
+
+
+@contextlib.contextmanager
+def _discard_on_failure(temps: list[str], writing: Callable[[], Path]) -> Iterator[None]:
+    """Delete the temp files `temps` when the block fails; an OSError becomes `output_error` of the
+    output being written (`writing()`)."""
+    try:
+        yield
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise output_error(out, exc) from None
+            raise output_error(writing(), exc) from None
         raise
 
 
@@ -94,3 +164,22 @@ def _current_umask() -> int:
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
+
+
+def write_files_together(files: dict[Path, bytes]) -> None:
+    """Write several outputs as one: each goes to its temp file, and only when all are complete and
+    durable are they renamed into place, so a failure (a full disk) leaves none of them new or changed."""
+    outs = [check_output_path(path) for path in files]
+    temps: list[str] = []
+    writing: list[Path] = []
+    with _discard_on_failure(temps, lambda: writing[-1]):
+        for out, data in zip(outs, files.values()):
+            writing.append(out)
+            fd, tmp = _temp_beside(out)
+            temps.append(tmp)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                _finish_temp(handle)
+        for out, tmp in zip(outs, temps):
+            writing.append(out)
+            os.replace(tmp, out)

@@ -101,7 +101,7 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: ProgressFactory 
                 raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
             raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        reason = getattr(exc, "reason", exc)
+        reason = " ".join(str(getattr(exc, "reason", exc)).split())  # one line, also for multi-line server texts
         raise _Transient(f"cannot connect ({reason})") from None
     with response:
         _refuse_html(url, response.headers.get("Content-Type", ""))

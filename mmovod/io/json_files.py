@@ -85,7 +85,10 @@ def check_utf8(data: bytes | mmap.mmap, path: str | os.PathLike) -> None:
 
 
 def describe_json_error(path: str | os.PathLike, exc: Exception) -> InputError:
-    """Turn a decoder exception into a one-line InputError naming the file."""
+    """Turn a decoder exception (a RecursionError too: a document nested too deeply for the decoder)
+    into a one-line InputError naming the file."""
+    if isinstance(exc, RecursionError):
+        return InputError(f"{path}: not valid JSON (nested too deeply)")
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return InputError(f"{path}: not valid JSON ({msg})")
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from mmovod.io.atomic import check_output_path
 from mmovod.io.errors import InputError
-from mmovod.io.json_files import check_utf8, read_bytes, save_json
+from mmovod.io.json_files import check_utf8, describe_json_error, read_bytes, save_json
 from mmovod.readers.lvis_json import SYNTAX_ERRORS, LvisFile, decode_checked
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def sample_exemplars(
     except msgspec.ValidationError:
         raise InputError(f"{path}: expected a JSON object (synset -> list of exemplars)") from None
     except SYNTAX_ERRORS as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
+        raise describe_json_error(path, exc) from None
     missing = [c.get("synset") for c in cats if c.get("synset") not in classes]
     if missing:
         raise InputError(f"{path}: no exemplars for {len(missing)} LVIS classes "

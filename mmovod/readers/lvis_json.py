@@ -14,7 +14,7 @@ import msgspec
 
 from mmovod.io.atomic import atomic_open
 from mmovod.io.errors import InputError
-from mmovod.io.json_files import map_file
+from mmovod.io.json_files import describe_json_error, map_file
 
 
 class AnnotationRef(msgspec.Struct):
@@ -31,8 +31,9 @@ class ImageCategories(msgspec.Struct):
     pos_category_ids: list[int] = []
 
 
-# what msgspec raises for bytes that are not JSON: a syntax error, or a string that is not UTF-8
-SYNTAX_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+# what msgspec raises for bytes that are not JSON: a syntax error, a string that is not UTF-8, or a
+# document nested more deeply than its recursion limit
+SYNTAX_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 _top_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
@@ -47,7 +48,7 @@ def decode_checked(decoder: msgspec.json.Decoder, data: bytes | msgspec.Raw, pat
     except msgspec.ValidationError as exc:
         raise InputError(f"{path}: {where}: {exc}") from None
     except SYNTAX_ERRORS as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
+        raise describe_json_error(path, exc) from None
 
 
 class LvisFile:
@@ -61,7 +62,7 @@ class LvisFile:
         except msgspec.ValidationError:
             raise InputError(f"{self.path}: expected a JSON object at the top level") from None
         except SYNTAX_ERRORS as exc:
-            raise InputError(f"{self.path}: not valid JSON ({exc})") from None
+            raise describe_json_error(self.path, exc) from None
         for key in required:
             if key not in self.top:
                 raise InputError(f"{self.path}: no '{key}' key")
@@ -150,7 +151,7 @@ def decode_fields(path: str | os.PathLike, shape: type[msgspec.Struct]) -> Any:
             raise InputError(f"{path}: expected a JSON object at the top level") from None
         raise InputError(f"{path}: {text}") from None
     except SYNTAX_ERRORS as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
+        raise describe_json_error(path, exc) from None
 
 
 def check_category_ids(refs: list[AnnotationRef], known_ids: set[int], path: str) -> None:

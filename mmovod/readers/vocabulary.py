@@ -13,14 +13,16 @@ Three formats, chosen by the file:
 
 A class's `synonyms` are all the names it goes by, its own name first (LVIS files: the LVIS list as
 written); the Detic `--avg_synonyms` prompt averages over them. Empty names, two classes whose
-names differ only in case, spaces or underscores, and a file without classes are InputErrors naming
-the file and the line (the category id for annotation files).
+names differ only in case, spaces, underscores or Unicode form (`café` composed or with a combining
+accent, full-width letters), and a file without classes are InputErrors naming the file and the
+line of both (the category id for annotation files).
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +76,10 @@ class Vocabulary:
 
 
 def normalise_name(name: str) -> str:
-    """The form names are compared in: case-folded, `_` as a space, runs of spaces collapsed."""
-    return " ".join(name.replace("_", " ").split()).casefold()
+    """The form names are compared in: Unicode NFKC (composed accents, full-width and ligature forms
+    as their plain letters), case-folded, `_` as a space, runs of spaces collapsed."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return " ".join(folded.replace("_", " ").split())
 
 
 def _check_unique(classes: list[VocabClass], path: Path) -> None:
@@ -215,6 +219,8 @@ def _read_json_list(path: Path, data: bytes) -> list[VocabClass]:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
     return [_class_from_entry(entry, f"{path}: line {line}", path.parent) for entry, line in items]
 
 
@@ -225,6 +231,8 @@ def _read_yaml(path: Path, data: bytes) -> list[VocabClass]:
         doc = yaml.safe_load(data)
         # the node tree (no Python objects) gives each list item's line
         root = yaml.compose(data, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise InputError(f"{path}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""

@@ -53,7 +53,7 @@ from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.clip.specs import ClipSpec, ViewSpec
 from mmovod.evaluation.leave_one_out import JudgedKind
 from mmovod.io.arrays import load_matrix
-from mmovod.io.atomic import write_bytes_atomic
+from mmovod.io.atomic import check_output_dir, make_output_dir, write_bytes_atomic
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json
 from mmovod.readers.vocabulary import Vocabulary
@@ -148,17 +148,12 @@ def clip_identity(spec: ClipSpec) -> dict[str, Any]:
 
 
 def prepare_out_dir(out_dir: str | os.PathLike, create: bool = True) -> Path:
-    """The output folder, checked to be a folder or creatable (its parent exists), and created if `create`."""
+    """The output folder, checked to be a writable folder or creatable (its parent exists and is
+    writable), and created if `create`."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out-dir is a file, not a folder")
-    if not out.exists():
-        parent = out.parent if str(out.parent) else Path(".")
-        if not parent.is_dir():
-            raise InputError(f"{out}: output folder {parent} does not exist (create it first)")
-        if create:
-            out.mkdir()
-    return out
+    return make_output_dir(out) if create else check_output_dir(out)
 
 
 @dataclass
@@ -383,7 +378,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                          [s.name for s in plan.stages.values() if s.reused], without, handoff,
                          detic_config_lines(main.path, len(vocab), main.array.shape[1]))
     for name in settings.export:
-        (out / "export").mkdir(exist_ok=True)
+        make_output_dir(out / "export")
         stage = plan.stages[name]
         result.exports[name] = out / "export" / f"{name}.npy"
         export_prompt_embeddings(stage.array, stage.sidecar, result.exports[name], str(stage.path), command)

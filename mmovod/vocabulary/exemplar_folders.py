@@ -159,6 +159,24 @@ def _box(value: Any, where: str) -> list[float]:
     return [float(v) for v in value]
 
 
+def _is_id(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and bool(value))
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+# the fields of a COCO-format file that are read, with their type: (check, what it must be)
+_ID = (_is_id, "an integer (or string) id")
+_NAME = (_is_name, "a non-empty string")
+COCO_FIELDS: dict[str, dict[str, tuple[Any, str]]] = {
+    "images": {"id": _ID, "file_name": _NAME},
+    "categories": {"id": _ID, "name": _NAME},
+    "annotations": {"image_id": _ID, "category_id": _ID},
+}
+
+
 def _objects(doc: dict[str, Any], key: str, path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
     items = doc.get(key)
     if not isinstance(items, list):
@@ -166,6 +184,9 @@ def _objects(doc: dict[str, Any], key: str, path: Path, required: tuple[str, ...
     for n, item in enumerate(items):
         if not isinstance(item, dict) or any(k not in item for k in required):
             raise InputError(f"{path}: {key} #{n} must be an object with {', '.join(required)}")
+        for field_name, (ok, what) in COCO_FIELDS[key].items():
+            if not ok(item[field_name]):
+                raise InputError(f"{path}: {key} #{n}: '{field_name}' must be {what}, found {item[field_name]!r:.40}")
     return items
 
 
@@ -182,9 +203,9 @@ def annotation_exemplars(ann_path: str | os.PathLike, image_root: str | os.PathL
     match = class_matcher(vocab)
     cat_class, unmatched = {}, []
     for cat in _objects(doc, "categories", path, ("id", "name")):
-        cat_class[cat["id"]] = index = match(str(cat["name"]))
+        cat_class[cat["id"]] = index = match(cat["name"])
         if index is None:
-            unmatched.append(str(cat["name"]))
+            unmatched.append(cat["name"])
     for ann in _objects(doc, "annotations", path, ("image_id", "category_id", "bbox")):
         where = f"{path}: annotation {ann.get('id', '?')}"
         if ann["category_id"] not in cat_class:

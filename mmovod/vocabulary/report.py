@@ -25,7 +25,7 @@ from mmovod.clip.crops import load_exemplar_crop
 from mmovod.clip.exemplar_views import ViewPlan, exemplar_input
 from mmovod.clip.image_encoding import view_plan
 from mmovod.clip.specs import ViewSpec
-from mmovod.io.atomic import atomic_open
+from mmovod.io.atomic import atomic_open, make_output_dir
 from mmovod.readers.vocabulary import Vocabulary
 from mmovod.vocabulary import report_pages
 
@@ -120,7 +120,7 @@ def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequenc
     """
     out = Path(out_dir)
     sheets = out / "sheets"
-    sheets.mkdir(parents=True, exist_ok=True)
+    make_output_dir(sheets, parents=True)
     names = vocab.names
     near = nearest_classes(classifier)
     without = [names[i] for i, rs in enumerate(records) if not rs]

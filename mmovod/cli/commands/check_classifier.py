@@ -32,10 +32,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from mmovod.classifiers.check import check_classifier
     from mmovod.classifiers.sidecar import read_sidecar
+    from mmovod.io.arrays import load_matrix
     from mmovod.readers.vocabulary import read_vocabulary
 
     class_names = read_vocabulary(args.vocab).names if args.vocab else None
@@ -47,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         if problems:
             failed = True
             continue
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        array = load_matrix(path, mmap=True)
         side = read_sidecar(path)
         made = f"{side.kind}, CLIP {side.clip_model}, {side.space} space" if side else "no sidecar"
         print(f"{path}: OK ({array.shape[0]} x {array.shape[1]} {array.dtype}, {made})")
