@@ -28,8 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmovod.aggregator.training import EpisodeSampler, TrainConfig, load_episode  # noqa: E402
-from mmovod.aggregator.feature_cache import (CacheMeta, CachePlan, ClassItems, FeatureCache, prepare_cache_dir,  # noqa: E402
+from mmovod.aggregator.episodes import EpisodeSampler, load_episode  # noqa: E402
+from mmovod.aggregator.train_config import TrainConfig  # noqa: E402
+from mmovod.features.cache import (CacheMeta, CachePlan, ClassItems, FeatureCache, prepare_cache_dir,  # noqa: E402
                                   shard_name, write_shard)
 
 CLIP = {"clip_model": "generated", "pretrained": None, "embed_dim": 512}
@@ -121,7 +122,7 @@ def phase_train(args: argparse.Namespace) -> dict:
     import torch
 
     from mmovod.aggregator.training import train
-    from mmovod.aggregator.distributed import DistContext
+    from mmovod.features.distributed import DistContext
 
     base = rss_now_mb()
     cache = FeatureCache(Path(args.work) / "cache")

@@ -7,9 +7,9 @@
    classifier (1203 x 512) evaluated as a whole process; wall time and peak RSS.
 3. throughput: crops/s of the encoding step alone (decode, crop, views, encode) for --views 1 (the
    plain crop) and --views 5 (TTA), next to the exemplar pipeline (encode_exemplars) on the same crops.
-The development machine is shared: each part reports figures from the same run side by side.
+On a shared machine timings drift, so each part reports figures from the same run side by side.
 
-Example (what the README's figures come from):
+Example (what docs/performance.md's figures come from):
   flock /tmp/mmovod-bench.lock python bench/bench_eval_classifiers.py --nw 2
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.measure import measure  # noqa: E402
-from mmovod.aggregator.feature_cache import CacheMeta, prepare_cache_dir, write_shard  # noqa: E402
+from mmovod.features.cache import CacheMeta, prepare_cache_dir, write_shard  # noqa: E402
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier  # noqa: E402
 from mmovod.clip.factory import load_clip  # noqa: E402
 from mmovod.clip.image_encoding import encode_exemplars  # noqa: E402

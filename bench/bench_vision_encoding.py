@@ -20,7 +20,7 @@ about the same in every variant:
 Outputs are compared: the baselines and mmovod-original give the same class means; fast-order rows
 are compared by cosine. Inputs: natural-looking 640x480 JPEGs (bench/natural_images.py), one box per
 exemplar, every 5th an ImageNet-style whole image; CLIP ViT-B/32 shapes with random weights (open_clip
-config ViT-B-32, seeded, no download). Example (the README's figures):
+config ViT-B-32, seeded, no download). Example (docs/performance.md's figures):
   flock /tmp/mmovod-bench.lock python bench/bench_vision_encoding.py --classes 24 --exemplars 5 --views 5 --nw 2
 On a GPU add --device cuda (crops/s and the GPU's mean utilisation while encoding are printed; CUDA's
 start-up is warmed up outside the timing); --variants picks a subset; --distinct-images keeps large
@@ -49,9 +49,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.natural_images import make_exemplars  # noqa: E402
-from mmovod.aggregator.class_sources import SourceClass  # noqa: E402
-from mmovod.aggregator.distributed import init_distributed  # noqa: E402
-from mmovod.aggregator.feature_cache import shard_name, write_shard  # noqa: E402
+from mmovod.readers.class_sources import SourceClass  # noqa: E402
+from mmovod.features.distributed import init_distributed  # noqa: E402
+from mmovod.features.cache import shard_name, write_shard  # noqa: E402
 from mmovod.clip.crops import TTA_CONTEXT, load_exemplar_crop  # noqa: E402
 from mmovod.clip.factory import load_clip  # noqa: E402
 from mmovod.demo.models import save_random_checkpoint  # noqa: E402
@@ -128,7 +128,7 @@ def previous_cache(bundle, items, roots, args, out):
 
 
 def new_cache(bundle, exemplars, roots, views, args, out):
-    from mmovod.aggregator.cache_builder import cache_features
+    from mmovod.features.builder import cache_features
 
     classes = [SourceClass(f"c{c}", records) for c, records in enumerate(exemplars)]
     cache_features(bundle, classes, out, roots, init_distributed(str(bundle.device)), views,

@@ -46,7 +46,7 @@ _EXPORTS: dict[str, str] = {
     "load_classifier": "mmovod.classifiers.sidecar",
     "check_classifier": "mmovod.classifiers.check",
     # your own vocabulary
-    "read_vocabulary": "mmovod.vocabulary.reader",
+    "read_vocabulary": "mmovod.readers.vocabulary",
     "collect_exemplars": "mmovod.vocabulary.exemplar_folders",
     "build_classifiers": "mmovod.vocabulary.build",
     "BuildInputs": "mmovod.vocabulary.build",

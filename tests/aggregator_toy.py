@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmovod.aggregator.feature_cache import write_array_cache
+from mmovod.features.cache import write_array_cache
 
 TOY_CLIP = {"clip_model": "toy-clip", "pretrained": None, "embed_dim": 32}
 

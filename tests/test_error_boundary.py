@@ -24,14 +24,15 @@ import pytest
 import torch
 from PIL import Image
 
-from mmovod.aggregator.feature_cache import write_array_cache
+from mmovod.features.cache import write_array_cache
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.classifiers.descriptions import cache_path_for, clean_sample, describe_prompt
+from mmovod.descriptions.cache import cache_path_for
+from mmovod.descriptions.recipe import clean_sample, describe_prompt
 from mmovod.classifiers.text_inputs import description_key
 from mmovod.demo.models import tiny_clip_config_path
 from mmovod.demo.dataset import demo_categories
 from tests.aggregator_toy import TOY_CLIP, gaussian_classes
-from tests.test_descriptions import KEY, fake_text, server  # noqa: F401 (fixture)
+from tests.tools.test_generate_descriptions import KEY, fake_text, server  # noqa: F401 (fixture)
 from tools import (
     cache_clip_features, collate_exemplar_dict, create_imagenetlvis_json, dump_clip_features,
     dump_clip_features_lvis_sentences, eval_visual_aggregator, generate_descriptions, generate_vision_classifier_agg,
@@ -587,7 +588,7 @@ def test_training_restarted_with_resume_keeps_one_metrics_log(world, tmp_path):
     assert steps == [1, 2, 3] and len(first) == 2
 
 
-# --- server answers (the fake OpenAI server of tests/test_descriptions.py) -------------------------
+# --- server answers (the fake OpenAI server of tests/tools/test_generate_descriptions.py) -------------------------
 
 @pytest.fixture
 def answers(server, monkeypatch):

@@ -45,7 +45,7 @@ GUIDE = [
     " --out-path datasets/metadata/lvis_multi-modal_avg_K-005_own.npy",
     "python tools/dump_clip_features.py --ann datasets/lvis/lvis_v1_val.json --out_path metadata/lvis_v1_clip_a+cname.npy",
 ]
-# generate_descriptions.py needs an LLM server: tests/test_descriptions.py runs it against a local one.
+# generate_descriptions.py needs an LLM server: tests/tools/test_generate_descriptions.py runs it against a local one.
 
 CLIP_TOOLS = {"dump_clip_features_lvis_sentences", "generate_vision_classifier_agg", "get_exemplars_tta",
               "dump_clip_features"}

@@ -27,9 +27,10 @@ from mmovod.cli.run import run_tool
 from mmovod.clip.crops import TTA_CONTEXT
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
 from mmovod.vocabulary.build import (STAGES, AggregatorSettings, BuildInputs, BuildSettings, TextSettings,
-                                     build_classifiers, generated_descriptions, prepare_out_dir, resolve_descriptions)
+                                     build_classifiers, prepare_out_dir)
+from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
 from mmovod.vocabulary.exemplar_folders import collect_exemplars
-from mmovod.vocabulary.reader import read_vocabulary
+from mmovod.readers.vocabulary import read_vocabulary
 
 
 def get_parser() -> argparse.ArgumentParser:

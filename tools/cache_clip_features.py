@@ -30,7 +30,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.aggregator.cache_builder import DEFAULT_SHARD_SIZE, ClassFilter, cache_clip_features
+from mmovod.features.builder import DEFAULT_SHARD_SIZE, ClassFilter, cache_clip_features
 from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_image_root_args, add_view_order_arg,
                               add_workers_arg, clip_spec_from_args, image_roots_from_args, int_at_least,
                               make_parser, non_negative_float)

@@ -22,7 +22,7 @@ from mmovod.classifiers.check import check_classifier
 from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import EXIT_BAD_INPUT, run_tool
-from mmovod.vocabulary.reader import read_vocabulary
+from mmovod.readers.vocabulary import read_vocabulary
 
 
 def get_parser() -> argparse.ArgumentParser:

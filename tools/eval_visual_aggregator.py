@@ -16,10 +16,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.aggregator.evaluation import DEFAULT_KS, evaluate_aggregator
+from mmovod.aggregator.heldout_retrieval import DEFAULT_KS, evaluate_aggregator
 from mmovod.cli.flags import TRUST_CHECKPOINT_HELP, int_at_least, make_parser
 from mmovod.cli.run import run_tool
-from mmovod.aggregator.feature_cache import describe_clip
+from mmovod.features.cache import describe_clip
 
 
 def get_parser() -> argparse.ArgumentParser:

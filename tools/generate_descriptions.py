@@ -33,7 +33,8 @@ from typing import Sequence
 
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
-from mmovod.classifiers.descriptions import ServiceError, describe_classes
+from mmovod.descriptions.client import ServiceError
+from mmovod.vocabulary.descriptions import describe_vocabulary
 
 PROG = "generate_descriptions.py"
 REPORT_LINES = 20
@@ -68,9 +69,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = describe_classes(args.ann_path, args.output_path, args.openai_model, api=args.api,
-                                  base_url=args.base_url, workers=args.workers, timeout=args.timeout,
-                                  max_retries=args.max_retries, backoff=args.backoff, limit=args.limit)
+        result = describe_vocabulary(args.ann_path, args.output_path, args.openai_model, api=args.api,
+                                     base_url=args.base_url, workers=args.workers, timeout=args.timeout,
+                                     max_retries=args.max_retries, backoff=args.backoff, limit=args.limit)
     except ServiceError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1

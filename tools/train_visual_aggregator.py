@@ -23,7 +23,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.aggregator.training import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig, train_on_cache
+from mmovod.aggregator.train_config import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig
+from mmovod.aggregator.training import train_on_cache
 from mmovod.cli.flags import int_at_least, make_parser
 from mmovod.cli.run import run_tool
 

@@ -1,1 +1,1 @@
-"""Visual aggregator: the model, the CLIP feature cache it trains on, training and evaluation."""
+"""Visual aggregator: the model (and `aggregate` with it), episodic training on a feature cache, and its held-out retrieval evaluation."""

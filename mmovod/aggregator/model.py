@@ -148,3 +148,19 @@ def _infer_dim(state: dict[str, torch.Tensor], path: str | os.PathLike) -> int:
     if token is None:
         raise InputError(f"{path}: not a visual aggregator checkpoint (missing key mapper.cls_token)")
     return int(token.shape[-1])
+
+
+def aggregate(model: torch.nn.Module, features: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """`(B, K, dim)` raw CLIP embeddings (any dtype) -> `(B, dim)` float32 aggregator outputs (not normalised).
+
+    Inputs are not normalised, as in the vision-classifier tools (and the original code).
+    """
+    return model(features.float(), valid)
+
+
+def trained_clip(path: str | os.PathLike, trust: bool = False) -> dict[str, Any] | None:
+    """The CLIP (`ClipBundle.describe()`) a checkpoint of ours was trained for; None for files that do
+    not record it (the authors' released weights). InputError for a file that cannot be read safely."""
+    obj = load_torch_file(path, "aggregator checkpoint", trust=trust)
+    clip = obj.get("clip") if isinstance(obj, dict) else None
+    return clip if isinstance(clip, dict) else None

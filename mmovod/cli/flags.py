@@ -134,7 +134,7 @@ VIEW_ORDER_HELP = ("how TTA views are made from their random crop box, flip and 
                    "CUDA; a JPEG is decoded at 1/2-1/8 scale when every view box still spans the input size); "
                    "'original' is the original script's order (crop resized to 4x the input size, jitter there "
                    "with PIL, then the model's resize), bit-identical to it and about 10x more CPU per view. They "
-                   "differ by about 0.5 of 255 levels per pixel on average (README: Exemplar views)")
+                   "differ by about 0.5 of 255 levels per pixel on average (docs/datasets.md: Exemplar views)")
 
 
 def add_view_order_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -19,7 +19,8 @@ from typing import Any, Mapping
 
 import torch
 
-from mmovod.clip.crops import decode_image, exemplar_crop_box, load_exemplar_crop
+from mmovod.clip.crops import decode_image, load_exemplar_crop
+from mmovod.readers.exemplar_records import exemplar_crop_box
 from mmovod.clip.specs import VIEW_ORDERS
 from mmovod.clip.view_ops import (Preprocessing, ViewRecipe, fast_views, original_view, pil_to_pixels,
                                   plain_view)

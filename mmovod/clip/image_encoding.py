@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from mmovod.clip.crops import BadImageError
+from mmovod.readers.exemplar_records import BadImageError
 from mmovod.clip.exemplar_views import ExemplarInput, ViewPlan, exemplar_input
 from mmovod.clip.factory import ClipBundle
 from mmovod.clip.specs import ViewSpec

@@ -6,7 +6,7 @@ nothing after that token (the padding up to 77) can change it. Sentences are the
 once (truncated to the context length like `clip.tokenize(..., truncate=True)`), sorted by token
 length, and each batch is run only up to its longest sequence: the causal mask and the positional
 embedding are sliced to that length and the pooled token is the same. Results equal full-context
-`model.encode_text` up to float rounding (checked in tests/test_text_encoder.py).
+`model.encode_text` up to float rounding (checked in tests/clip/test_text_encoding.py).
 
 Text towers where that does not hold (no causal mask, a pad mask, an appended CLS token, or
 last-token pooling) are encoded at full context length through `model.encode_text` instead.

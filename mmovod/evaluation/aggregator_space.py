@@ -1,5 +1,5 @@
 """Crops in the visual aggregator's output space, for classifiers the aggregator made: each crop's
-views go through the aggregator as a set of one image (as `mmovod.aggregator.evaluation` embeds a
+views go through the aggregator as a set of one image (as `mmovod.aggregator.heldout_retrieval` embeds a
 query), then are L2-normalised."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.aggregator.training import aggregate, trained_clip
+from mmovod.aggregator.model import aggregate, trained_clip
 from mmovod.clip.factory import resolve_device
 from mmovod.evaluation.scoring import ClipIdentity, EvalClassifier
 from mmovod.io.errors import InputError

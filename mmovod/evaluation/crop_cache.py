@@ -1,4 +1,4 @@
-"""Crop embeddings on disk: one feature cache (`mmovod.aggregator.feature_cache`) per CLIP and crop set.
+"""Crop embeddings on disk: one feature cache (`mmovod.features.cache`) per CLIP and crop set.
 
 The cache lives in `<cache_root>/<key>/`, where the key hashes everything the embeddings depend
 on: the CLIP (model name, weights tag or the SHA-256 of a local weights file), the crop settings
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from mmovod.aggregator.class_sources import item_id
-from mmovod.aggregator.feature_cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, shard_is_complete,
+from mmovod.readers.class_sources import item_id
+from mmovod.features.cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, shard_is_complete,
                                              shard_name)
 from mmovod.clip.specs import ViewSpec
 from mmovod.evaluation.crops_from_annotations import EvalCrops

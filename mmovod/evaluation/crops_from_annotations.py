@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from mmovod.aggregator.class_sources import SourceClass
+from mmovod.readers.class_sources import SourceClass
 from mmovod.io.errors import InputError
 from mmovod.readers.lvis_json import decode_fields, parse_categories
 

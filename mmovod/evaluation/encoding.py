@@ -1,14 +1,14 @@
 """Encoding crops with CLIP's image tower into the crop cache: the evaluation's one call into the
 image-encoding pipeline (`mmovod.clip.image_encoding.encode_items`, through the resumable shards of
-`mmovod.aggregator.cache_builder.cache_features`). torch and open_clip are imported here only, so a
+`mmovod.features.builder.cache_features`). torch and open_clip are imported here only, so a
 warm cache needs neither."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from mmovod.aggregator.cache_builder import cache_features
-from mmovod.aggregator.distributed import DistContext
+from mmovod.features.builder import cache_features
+from mmovod.features.distributed import DistContext
 from mmovod.clip.factory import ClipBundle, load_clip
 from mmovod.evaluation import crop_cache
 from mmovod.evaluation.crop_cache import SOURCE_KIND, CropSettings

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from mmovod.clip.crops import BadImageError, record_box
+from mmovod.readers.exemplar_records import BadImageError, record_box
 from mmovod.io.errors import InputError
 from mmovod.readers.image_roots import FILE_DATASET, IMAGE_ROOTS, record_image_path
 from mmovod.io.json_files import load_json

@@ -43,7 +43,7 @@ from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.check import clip_embed_dim
 from mmovod.classifiers.fusion import l2_normalise_rows
 from mmovod.classifiers.sidecar import ClassifierSidecar, make_sidecar, read_sidecar, save_classifier
-from mmovod.classifiers.text_inputs import PROMPTS, class_prompts, descriptions_per_class, load_descriptions
+from mmovod.classifiers.text_inputs import PROMPTS, class_prompts
 from mmovod.classifiers.text import sentence_classifier
 from mmovod.classifiers.vision import aggregated_classifier, average_classifier
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
@@ -57,7 +57,7 @@ from mmovod.io.json_files import dumps_json
 from mmovod.vocabulary.encoding import encode_view_sets
 from mmovod.vocabulary.exemplar_folders import ExemplarSet
 from mmovod.vocabulary.export import check_exportable, detic_config_lines, export_prompt_embeddings
-from mmovod.vocabulary.reader import Vocabulary
+from mmovod.readers.vocabulary import Vocabulary
 from mmovod.vocabulary.report import write_report
 
 log = logging.getLogger(__name__)
@@ -152,48 +152,6 @@ def clip_identity(spec: ClipSpec) -> dict[str, Any]:
     described = clip_description(spec)
     files = [file_signature(p) for p in (spec.model, described["pretrained"]) if p and Path(p).is_file()]
     return {"model": spec.model, "pretrained": described["pretrained"], "files": files}
-
-
-def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None) -> tuple[list[list[str]] | None, str | None]:
-    """Each class's descriptions: its own from the vocabulary file, else from the descriptions file at `path`.
-
-    Without a file, a vocabulary in which some but not all classes have descriptions is an
-    InputError (the description classifier needs every class); none at all gives None.
-    """
-    own = [list(c.descriptions) for c in vocab.classes]
-    if path is None:
-        missing = [c.name for c in vocab.classes if not c.descriptions]
-        if len(missing) == len(vocab):
-            return None, None
-        if missing:
-            raise InputError(f"{vocab.path}: descriptions for only {len(vocab) - len(missing)} of {len(vocab)} classes "
-                             f"(none for {', '.join(repr(m) for m in missing[:10])}); give --descriptions FILE for the rest")
-        return own, str(vocab.path)
-    lacking = [i for i, c in enumerate(vocab.classes) if not c.descriptions]
-    if not lacking:
-        log.warning("every class of %s has its own descriptions: %s is not used", vocab.path, path)
-        return own, str(vocab.path)
-    from_file = descriptions_per_class(load_descriptions(path), [vocab.classes[i].as_category(i) for i in lacking], path)
-    for i, sentences in zip(lacking, from_file):
-        own[i] = sentences
-    return own, str(path) if len(lacking) == len(vocab) else f"{vocab.path} and {path}"
-
-
-def generated_descriptions(vocab: Vocabulary, out_dir: str | os.PathLike, model: str, **client: Any) -> Path:
-    """`out_dir/descriptions_<model>.json` for every class, asked from the LLM (`describe_classes`, with
-    its cache and retries) unless that file already covers every class."""
-    from mmovod.classifiers.descriptions import describe_classes, output_path_for  # the LLM client, only when asked
-
-    template = str(Path(out_dir) / "descriptions_{}.json")
-    path = output_path_for(template, model)
-    if path.is_file():
-        try:
-            descriptions_per_class(load_descriptions(path), [c.as_category(i) for i, c in enumerate(vocab.classes)], path)
-            log.info("reusing %s", path)
-            return path
-        except InputError:
-            pass
-    return describe_classes(vocab.path, template, model, **client).path
 
 
 def prepare_out_dir(out_dir: str | os.PathLike, create: bool = True) -> Path:

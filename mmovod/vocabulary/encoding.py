@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 
-from mmovod.clip.crops import record_box
+from mmovod.readers.exemplar_records import record_box
 from mmovod.clip.factory import ClipBundle
 from mmovod.clip.image_encoding import ExemplarEmbeddings, encode_exemplars
 from mmovod.clip.specs import ViewSpec

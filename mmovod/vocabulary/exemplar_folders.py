@@ -32,11 +32,11 @@ from typing import Any, Callable
 
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
-from mmovod.clip.crops import BadImageError
+from mmovod.readers.exemplar_records import BadImageError
 from mmovod.prep.exemplar_sampling import WeightRef, exemplar_weight, weighted_choice
 from mmovod.readers.image_header import header_sizes
 from mmovod.readers.image_roots import FILE_DATASET
-from mmovod.vocabulary.reader import Vocabulary, normalise_name
+from mmovod.readers.vocabulary import Vocabulary, normalise_name
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from mmovod.clip.exemplar_views import ViewPlan, exemplar_input
 from mmovod.clip.image_encoding import view_plan
 from mmovod.clip.specs import ViewSpec
 from mmovod.io.atomic import atomic_open
-from mmovod.vocabulary.reader import Vocabulary
+from mmovod.readers.vocabulary import Vocabulary
 
 TILE = 128
 GAP = 6

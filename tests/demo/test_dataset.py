@@ -1,0 +1,49 @@
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mmovod.demo.dataset import demo_categories, write_demo_lvis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_demo_lvis_is_deterministic_and_consistent(tmp_path):
+    write_demo_lvis(tmp_path / "a", np.random.default_rng(0))
+    write_demo_lvis(tmp_path / "b", np.random.default_rng(0))
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+
+    from lvis import LVIS
+    from PIL import Image
+
+    api = LVIS(str(tmp_path / "a" / "lvis" / "lvis_v1_val.json"))
+    for img in api.load_imgs(api.get_img_ids()):
+        split, name = img["coco_url"].split("/")[-2:]
+        with Image.open(tmp_path / "a" / "coco" / split / name) as im:
+            assert im.size == (img["width"], img["height"])
+    for ann in api.load_anns(api.get_ann_ids()):
+        x, y, w, h = ann["bbox"]
+        img = api.imgs[ann["image_id"]]
+        assert 0 <= x and 0 <= y and x + w <= img["width"] and y + h <= img["height"]
+
+
+def test_demo_categories_are_real_lvis_entries_of_every_frequency():
+    import json
+
+    real = {c["id"]: c for c in json.loads((ROOT / "tests/data/lvis_v1_categories.json").read_text())}
+    cats = demo_categories()
+    assert all(real[c["id"]] == c for c in cats)
+    assert {c["frequency"] for c in cats} == {"r", "c", "f"}
+
+
+def test_tools_run_as_scripts_from_the_repo_root():
+    out = subprocess.run([sys.executable, "tools/remove_lvis_rare.py", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert "--ann" in out and "Example" in out

@@ -1,0 +1,332 @@
+"""tools/build_classifiers.py end to end on generated photos with the tiny CLIP: equal to the separate tools,
+text-only rows for classes without exemplars, resumable, one-line errors, the report in a real browser."""
+import json
+import os
+import shutil
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from mmovod.aggregator.model import VisualAggregator
+from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
+from tests.tools.test_generate_descriptions import KEY, FakeOpenAI, fake_text
+from mmovod.descriptions.recipe import clean_sample, describe_prompt
+from mmovod.classifiers.sidecar import read_sidecar
+from tools import build_classifiers, dump_clip_features, dump_clip_features_lvis_sentences, \
+    generate_vision_classifier_agg, get_exemplars_tta, norm_feat_sum_norm
+
+CLASSES = [("hard hat", ["safety helmet"], "Hard_Hat", 3), ("traffic cone", [], "traffic cone", 2),
+           ("excavator", ["digger"], "digger", 2)]
+VOCAB = "# three classes\nhard hat, safety helmet\ntraffic cone\nexcavator, digger  # folder named by synonym\n"
+DESCRIPTIONS = {"hard hat": ["A rigid yellow helmet.", "It has a brim."], "traffic cone": ["An orange cone."],
+                "excavator": ["A yellow machine with an arm.", "It digs.", "It has tracks."]}
+
+
+def photo(path, seed, size):
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(rng.integers(0, 256, 3) + rng.integers(-50, 50, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    ImageDraw.Draw(image).ellipse([size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2],
+                                  fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, quality=90)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("own")
+    for c, (_, _, folder, n) in enumerate(CLASSES):
+        for i in range(n):
+            photo(root / "photos" / folder / f"{i}.jpg", 10 * c + i, (48 + 8 * i, 40 + 6 * c))
+    photo(root / "photos/boats/0.jpg", 99, (40, 40))
+    (root / "vocab.txt").write_text(VOCAB)
+    (root / "descriptions.json").write_text(json.dumps(DESCRIPTIONS))
+    cats = [{"id": i + 1, "name": name, "synonyms": [name, *syn]} for i, (name, syn, _, _) in enumerate(CLASSES)]
+    (root / "lvis.json").write_text(json.dumps({"images": [], "annotations": [], "categories": cats}))
+    (root / "clip").mkdir()
+    shutil.copy(tiny_clip_config_path(), root / "clip/tiny_clip.json")
+    save_random_checkpoint(root / "clip/tiny_clip.json", root / "clip/tiny_clip.pt", seed=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        torch.save({"state_dict": VisualAggregator(num_layers=1).state_dict()}, root / "agg.pth")
+        torch.save({"state_dict": VisualAggregator(dim=256, num_layers=1).state_dict()}, root / "agg256.pth")
+    clip = ["--clip_model", str(root / "clip/tiny_clip.json"), "--pretrained", str(root / "clip/tiny_clip.pt"),
+            "--device", "cpu"]
+    return {"root": root, "clip": clip, "views": ["--num-augs", "2", "--seed", "3", "--nw", "0"]}
+
+
+def build(data, out, *extra, vocab=None, photos=None):
+    argv = ["--vocab", str(vocab or data["root"] / "vocab.txt"), "--exemplars", str(photos or data["root"] / "photos"),
+            "--out-dir", str(out), *data["clip"], *data["views"], *extra]
+    return build_classifiers.main([str(a) for a in argv])
+
+
+def test_one_command_equals_the_separate_tools(data, tmp_path, capsys):
+    root, out = data["root"], tmp_path / "out"
+    assert build(data, out, "--descriptions", root / "descriptions.json", "--load-path", root / "agg.pth",
+                 "--num-layers", "1", vocab=root / "lvis.json") == 0  # an LVIS-format vocabulary: category ids
+    captured = capsys.readouterr()
+    exemplars = sum(n for *_, n in CLASSES)
+    assert f"encoded {2 * exemplars} distinct views for 2 view settings of {exemplars} exemplars " \
+           f"({4 * exemplars} without sharing)" in captured.err  # whole images: the two settings share their views
+    assert "exemplar folders matching no class: boats" in captured.out
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    ann, ex_list = str(root / "lvis.json"), str(out / "exemplars.json")
+    assert dump_clip_features.main(["--ann", ann, "--out_path", str(ref / "text.npy"), *data["clip"]]) == 0
+    assert dump_clip_features_lvis_sentences.main(["--descriptions-path", str(root / "descriptions.json"), "--ann-path",
+                                                   ann, "--out-path", str(ref / "desc.npy"), *data["clip"]]) == 0
+    assert get_exemplars_tta.main(["--ann-path", ex_list, "--output-path", str(ref / "avg.npy"), *data["views"],
+                                   *data["clip"]]) == 0
+    assert generate_vision_classifier_agg.main(["--exemplar-list", ex_list, "--out-path", str(ref / "agg.npy"), "--tta",
+                                                "--load-path", str(root / "agg.pth"), "--num-layers", "1",
+                                                *data["views"], *data["clip"]]) == 0
+    for vision in ("avg", "agg"):
+        assert norm_feat_sum_norm.main(["--feat1-path", str(ref / "desc.npy"), "--feat2-path", str(ref / f"{vision}.npy"),
+                                        "--out-path", str(ref / f"mm_{vision}.npy")]) == 0
+    pairs = {"text": "text", "descriptions": "desc", "vision-average": "avg", "vision-aggregated": "agg",
+             "multi-modal-average": "mm_avg", "multi-modal-aggregated": "mm_agg"}
+    for ours, theirs in pairs.items():
+        got, want = np.load(out / f"{ours}.npy"), np.load(ref / f"{theirs}.npy")
+        assert got.shape == want.shape == (3, 512) and got.dtype == want.dtype, ours
+        tol = 2e-3 if got.dtype == np.float16 else 2e-5
+        np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=tol, atol=tol, err_msg=ours)
+        side = json.loads((out / f"{ours}.npy.json").read_text())
+        assert side["class_names"] == ["hard hat", "traffic cone", "excavator"] and side["shape"] == [3, 512]
+        assert side["category_ids"] == [1, 2, 3]
+        assert side["space"] == {"vision-aggregated": "aggregator", "multi-modal-aggregated": "mixed"}.get(ours, "clip")
+    doc = json.loads((out / "vocabulary.json").read_text())
+    assert [c["name"] for c in doc["classes"]] == ["hard hat", "traffic cone", "excavator"]
+    hat = doc["classes"][0]
+    assert hat["text"] == {"sentences": ["a hard hat"]} and hat["descriptions"]["sentences"] == DESCRIPTIONS["hard hat"]
+    assert [e["image"] for e in hat["exemplars"]] == [str(root / f"photos/Hard_Hat/{i}.jpg") for i in range(3)]
+    assert hat["multi_modal"] == "descriptions + vision" and doc["unmatched_exemplar_folders"] == ["boats"]
+    assert "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH " + str(out / "multi-modal-aggregated.npy") + \
+           " MODEL.ROI_HEADS.NUM_CLASSES 3 MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM 512" in captured.out
+
+
+def test_synonym_averaging_and_prompt_flags_match_dump_clip_features(data, tmp_path):
+    out = tmp_path / "out"
+    assert build(data, out, "--avg_synonyms", "--prompt", "photo") == 0
+    ref = tmp_path / "ref.npy"
+    assert dump_clip_features.main(["--ann", str(data["root"] / "lvis.json"), "--out_path", str(ref), "--avg_synonyms",
+                                    "--prompt", "photo", *data["clip"]]) == 0
+    np.testing.assert_allclose(np.load(out / "text.npy"), np.load(ref), rtol=2e-5, atol=2e-5)
+    doc = json.loads((out / "vocabulary.json").read_text())
+    assert doc["classes"][0]["text"]["sentences"] == ["a photo of a hard hat", "a photo of a safety helmet"]
+
+
+def unit(rows):
+    rows = rows.astype(np.float64)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_classes_without_exemplars_get_text_only_rows(data, tmp_path, capsys, bad_input):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text(VOCAB + "wheelbarrow\n")
+    out = tmp_path / "out"
+    assert build(data, out, vocab=vocab) == 0
+    assert "classes without exemplars (text-only multi-modal rows): wheelbarrow" in capsys.readouterr().out
+    text, avg, mm = (np.load(out / f"{n}.npy") for n in ("text", "vision-average", "multi-modal-average"))
+    assert not avg[3].any() and avg[:3].all(axis=1).all()
+    expected = unit(unit(text) + unit(np.where(avg.any(axis=1, keepdims=True), avg, 1)))
+    expected[3] = unit(text)[3]
+    np.testing.assert_allclose(mm, expected, rtol=1e-5, atol=1e-6)
+    assert json.loads((out / "vision-average.npy.json").read_text())["details"]["classes_without_exemplars"] == \
+        ["wheelbarrow"]
+    doc = json.loads((out / "vocabulary.json").read_text())
+    assert doc["classes_without_exemplars"] == ["wheelbarrow"]
+    assert doc["classes"][3]["multi_modal"] == "text only (no exemplars)" and doc["classes"][3]["exemplars"] == []
+    argv = ["--vocab", str(vocab), "--exemplars", str(data["root"] / "photos"), "--out-dir", str(tmp_path / "strict"),
+            "--require-exemplars", *data["clip"]]
+    bad_input(build_classifiers.main, argv, tmp_path / "strict", "1 of 4 classes have no exemplars")
+
+
+def computed(capsys):
+    line = next(li for li in capsys.readouterr().out.splitlines() if "computed:" in li)
+    return line.split("computed: ")[1].split("; reused")[0]
+
+
+def test_rerun_reuses_and_a_change_redoes_only_what_depends_on_it(data, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    shutil.copytree(data["root"] / "photos", photos)
+    out = tmp_path / "out"
+    assert build(data, out, photos=photos) == 0
+    assert computed(capsys) == "text, vision-average, multi-modal-average"
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
+    text = np.load(out / "text.npy")
+    assert build(data, out, photos=photos) == 0
+    assert computed(capsys) == "nothing"
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == stamps
+    assert build(data, out, "--prompt", "photo", photos=photos) == 0
+    assert computed(capsys) == "text, multi-modal-average"
+    assert (out / "vision-average.npy").stat().st_mtime_ns == stamps["vision-average.npy"]
+    photo(photos / "digger/1.jpg", 1234, (50, 50))
+    assert build(data, out, "--prompt", "photo", photos=photos) == 0
+    assert computed(capsys) == "vision-average, multi-modal-average"
+    assert build(data, out, photos=photos) == 0
+    assert computed(capsys) == "text, multi-modal-average"
+    np.testing.assert_array_equal(np.load(out / "text.npy"), text)
+    # views made in the other order, or a run that may skip images, are other rows: never reused
+    for flag in (["--view-order", "original"], ["--skip-bad"]):
+        assert build(data, out, *flag, photos=photos) == 0
+        assert computed(capsys) == "vision-average, multi-modal-average"
+    assert read_sidecar(out / "vision-average.npy").details["view_order"] == "fast"
+
+
+def truncated_jpeg(path):
+    photo(path, 5, (64, 64))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def coco_boxes(root, box):
+    doc = {"images": [{"id": 1, "file_name": "Hard_Hat/0.jpg"}], "categories": [{"id": 1, "name": "hard hat"}],
+           "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": box}]}
+    path = root / "boxes.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+BAD_CASES = {
+    "missing_vocab": (lambda d, t: ["--vocab", t / "nope.txt"], "nope.txt: vocabulary file not found"),
+    "empty_vocab": (lambda d, t: ["--vocab", write(t / "v.txt", "# nothing\n")], "the vocabulary has no classes"),
+    "duplicate_vocab": (lambda d, t: ["--vocab", write(t / "v.txt", "cone\nhard hat\nHard_Hat\n")],
+                        "line 3: class 'Hard_Hat' repeats 'hard hat' (line 2)"),
+    "missing_folder": (lambda d, t: ["--exemplars", t / "nowhere"], "nowhere: exemplar folder not found"),
+    "undecodable_image": (lambda d, t: ["--exemplars", with_photo(d, t, lambda p: p.write_bytes(b"\xff\xd8 junk"))],
+                          "bad.jpg: cannot read image"),
+    "truncated_image": (lambda d, t: ["--exemplars", with_photo(d, t, truncated_jpeg)], "bad.jpg: cannot read image"),
+    "bbox_outside": (lambda d, t: ["--exemplar-ann", coco_boxes(t, [30, 10, 40, 20])],
+                     "annotation 5: bbox [30.0, 10.0, 40.0, 20.0] lies outside its image"),
+    "descriptions_missing": (lambda d, t: ["--descriptions", write(t / "d.json", json.dumps({"hard hat": ["A hat."]}))],
+                             "no descriptions for 2 of 3 classes: 'traffic cone', 'excavator'"),
+    "aggregator_size": (lambda d, t: ["--load-path", d["root"] / "agg256.pth", "--num-layers", "1"],
+                        "the aggregator takes 256-d embeddings but"),
+    "export_aggregated": (lambda d, t: ["--load-path", d["root"] / "agg.pth", "--num-layers", "1", "--export",
+                                        "vision-aggregated"], "are not in CLIP's space"),
+}
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def with_photo(data, tmp_path, spoil):
+    photos = tmp_path / "photos"
+    shutil.copytree(data["root"] / "photos", photos)
+    spoil(photos / "traffic cone" / "bad.jpg")
+    return photos
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, bad_input, case):
+    make, needle = BAD_CASES[case]
+    extra = [str(a) for a in make(data, tmp_path)]
+    if case == "bbox_outside":
+        extra += ["--exemplars", str(tmp_path / "photos")]
+        shutil.copytree(data["root"] / "photos", tmp_path / "photos")
+    argv = ["--vocab", str(data["root"] / "vocab.txt"), "--exemplars", str(data["root"] / "photos"),
+            "--out-dir", str(tmp_path / "out"), *data["clip"], *data["views"]]
+    argv += extra  # later flags win
+    bad_input(build_classifiers.main, argv, tmp_path / "out", needle)
+
+
+def test_skip_bad_lists_the_image_and_earlier_outputs_survive_a_failed_run(data, tmp_path, capsys):
+    photos = with_photo(data, tmp_path, truncated_jpeg)
+    out = tmp_path / "out"
+    assert build(data, out, "--skip-bad", photos=photos) == 0
+    doc = json.loads((out / "vocabulary.json").read_text())
+    [skipped] = doc["classes"][1]["skipped_images"]
+    assert skipped["path"] == str(photos / "traffic cone/bad.jpg")
+    assert skipped["reason"].startswith("cannot read image (image file is truncated")
+    assert len(doc["classes"][1]["exemplars"]) == 3  # listed; its views are skipped at decode time
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    # vision must be redone (more views) and, without --skip-bad, the image stops the run after the text is encoded
+    assert build(data, out, "--prompt", "photo", "--num-augs", "3", photos=photos) == 2
+    assert "bad.jpg: cannot read image" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_export_writes_normalised_clip_space_rows(data, tmp_path):
+    out = tmp_path / "out"
+    assert build(data, out, "--export", "text", "multi-modal-average") == 0
+    for kind in ("text", "multi-modal-average"):
+        got = np.load(out / "export" / f"{kind}.npy")
+        np.testing.assert_allclose(got, unit(np.load(out / f"{kind}.npy")), rtol=1e-6, atol=1e-7)
+        assert json.loads((out / "export" / f"{kind}.npy.json").read_text())["normalized"] is True
+
+
+@pytest.fixture
+def llm_server(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    server = FakeOpenAI()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_generated_descriptions_are_cached_in_the_output_folder(data, tmp_path, llm_server):
+    out = tmp_path / "out"
+    args = ["--descriptions", "generate", "--openai-model", "chat-test", "--base-url", llm_server.base_url]
+    assert build(data, out, *args) == 0
+    got = json.loads((out / "descriptions_chat-test.json").read_text())
+    names = [name for name, *_ in CLASSES]
+    assert got == {n: [clean_sample(fake_text(describe_prompt(n), 10, i)) for i in range(10)] for n in names}
+    assert len(llm_server.requests) == 3
+    assert build(data, out, *args) == 0
+    assert len(llm_server.requests) == 3  # the file covers every class: no request, and nothing recomputed
+    side = json.loads((out / "descriptions.npy.json").read_text())
+    assert side["details"]["sentences_per_class"] == [10, 10, 10]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_report_renders_in_headless_chromium(data, tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text(VOCAB + "wheelbarrow\n")
+    out = tmp_path / "out"
+    assert build(data, out, "--report", vocab=vocab) == 0
+    page = out / "report/index.html"
+    html = page.read_text()
+    sheets = sorted((out / "report/sheets").iterdir())
+    assert [p.name for p in sheets] == ["0000_hard-hat.png", "0001_traffic-cone.png", "0002_excavator.png"]
+    assert all(f"src='sheets/{p.name}'" in html for p in sheets)
+    assert "Classes without exemplars (1; their multi-modal rows are text only): wheelbarrow" in html
+    assert html.count("nearest: ") == 4 and "<script" not in html
+    with Image.open(sheets[0]) as sheet:  # three pairs of 128-px tiles: crop and TTA view
+        assert sheet.size == (3 * (2 * 128 + 6) + 4 * 12, 128 + 3 * 6 + 6)
+    shot = tmp_path / "shot.png"
+    env = {**os.environ, "HOME": str(tmp_path)}
+    result = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                             "--v=0", f"--screenshot={shot}", "--window-size=1000,1200", page.as_uri()],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert shot.is_file(), result.stderr
+    assert not [line for line in result.stderr.splitlines() if "CONSOLE" in line], result.stderr
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
+    assert pixels.std() > 20 and colours > 1000, (pixels.std(), colours)  # text and the noisy photos are drawn
+
+
+def test_the_demo_vocabulary_builds_as_make_demo_runs_it(data, tmp_path, capsys):
+    from mmovod.demo.dataset import write_demo_custom
+
+    counts = write_demo_custom(tmp_path, seed=0)
+    assert counts == {"custom_classes": 5, "custom_images": 16}
+    out = tmp_path / "custom/classifiers"
+    argv = ["--vocab", str(tmp_path / "custom/vocab.txt"), "--exemplars", str(tmp_path / "custom/exemplars"),
+            "--out-dir", str(out), "--load-path", str(data["root"] / "agg.pth"), "--num-layers", "1", "--export",
+            "multi-modal-average", *data["clip"], *data["views"]]
+    assert build_classifiers.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "classes without exemplars (text-only multi-modal rows): traffic cone" in printed
+    doc = json.loads((out / "vocabulary.json").read_text())
+    assert [len(c["exemplars"]) for c in doc["classes"]] == [4, 4, 4, 4, 0]
+    assert doc["classes"][3]["synonyms"] == ["yellow bar", "yellow stripe"] and doc["unmatched_exemplar_folders"] == []

@@ -1,0 +1,327 @@
+"""generate_descriptions against a real HTTP server on 127.0.0.1 speaking the OpenAI wire format."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from mmovod.descriptions.cache import cache_path_for
+from mmovod.descriptions.generate import output_path_for
+from mmovod.descriptions.recipe import clean_sample, default_api, describe_prompt
+from tools import generate_descriptions
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "sk-test-0123456789"
+KNOWN_MODELS = {"gpt-test-instruct", "chat-test"}
+CATEGORIES = [c for c in json.loads((ROOT / "tests/data/lvis_v1_categories.json").read_text()) if c["id"] <= 20 or c["name"] == "bull"]
+
+
+def fake_text(prompt, n, i):
+    """What the fake model answers: a pure function of the request, so reruns see the same text."""
+    subject = prompt.removeprefix("Describe what ").removesuffix(" looks like.")
+    return f"\n\n{subject.capitalize()} has shape {i} of {n}"
+
+
+class FakeOpenAI(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.lock = threading.Lock()
+        self.failures = []  # statuses (429, 500) or "timeout" for the next requests, in order
+        self.requests = []  # (path, body) of every request
+        self.max_n = None  # cap on n per response, like servers that ignore n
+        self.answers = []  # texts replacing the generated ones, one list per request, in order
+        self.hold_after = None  # answer this many requests, then hold the rest until `release` is set
+        self.answered = 0
+        self.release = threading.Event()
+        self.raw_body = None  # bytes answered with HTTP 200 instead of a completion (a proxy's page, ...)
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def handle(self):
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):  # a held request whose client was killed
+            pass
+
+    def _send(self, status, payload, headers=()):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in headers:
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status, message, code, headers=()):
+        self._send(status, {"error": {"message": message, "type": "invalid_request_error", "code": code}}, headers)
+
+    def do_POST(self):
+        server = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with server.lock:
+            server.requests.append((self.path, body))
+            failure = server.failures.pop(0) if server.failures else None
+            scripted = server.answers.pop(0) if server.answers and body.get("model") in KNOWN_MODELS else None
+            hold = server.hold_after is not None and server.answered >= server.hold_after
+            server.answered += 1
+        if hold:
+            server.release.wait(timeout=60)
+        if self.headers.get("Authorization") != f"Bearer {KEY}":
+            return self._error(401, f"Incorrect API key provided: {self.headers.get('Authorization')}", "invalid_api_key")
+        if body["model"] not in KNOWN_MODELS:
+            return self._error(404, f"The model `{body['model']}` does not exist", "model_not_found")
+        if server.raw_body is not None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(server.raw_body)))
+            self.end_headers()
+            self.wfile.write(server.raw_body)
+            return
+        if failure == "timeout":
+            time.sleep(1.0)
+        elif failure is not None:
+            return self._error(failure, "try again later", None, headers=[("Retry-After", "0")])
+        asked = body.get("n", 1)
+        n = min(asked, server.max_n or 10**6)
+        prompt = body["messages"][0]["content"] if self.path == "/v1/chat/completions" else body.get("prompt")
+        texts = scripted if scripted is not None else [fake_text(prompt, asked, i) for i in range(n)]
+        if self.path == "/v1/chat/completions":
+            choices = [{"index": i, "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop"} for i, text in enumerate(texts)]
+            obj = "chat.completion"
+        elif self.path == "/v1/completions":
+            choices = [{"index": i, "text": text, "finish_reason": "stop", "logprobs": None}
+                       for i, text in enumerate(texts)]
+            obj = "text_completion"
+        else:
+            return self._error(404, "no such endpoint", None)
+        self._send(200, {"id": "x", "object": obj, "created": 0, "model": body["model"], "choices": choices,
+                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+
+@pytest.fixture
+def server():
+    srv = FakeOpenAI()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def ann(tmp_path):
+    path = tmp_path / "lvis_v1_val.json"
+    path.write_text(json.dumps({"images": [], "annotations": [], "categories": CATEGORIES[::-1]}))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+def expected(n_classes, model_n=10):
+    names = [c["synonyms"][0].replace("_", " ") for c in sorted(CATEGORIES, key=lambda c: c["id"])][:n_classes]
+    return {name: [clean_sample(fake_text(describe_prompt(name), model_n, i)) for i in range(10)] for name in names}
+
+
+def argv(server, ann, out, *extra):
+    return ["--ann-path", str(ann), "--output-path", str(out), "--base-url", server.base_url, "--backoff", "0", *extra]
+
+
+def test_prompt_and_sample_rules():
+    assert describe_prompt("aerosol can") == "Describe what an aerosol can looks like."
+    assert describe_prompt("horned cow") == "Describe what a horned cow looks like."
+    assert clean_sample("\n\nA red can\n\nwith a nozzle") == "A red canwith a nozzle."
+    assert default_api("gpt-3.5-turbo-instruct") == "completions" and default_api("text-davinci-002") == "completions"
+    assert default_api("gpt-4o-mini") == "chat"
+    assert output_path_for("m/lvis_gpt3_{}_descriptions_own.json", "meta/llama3") == Path(
+        "m/lvis_gpt3_meta_llama3_descriptions_own.json")
+
+
+def test_completions_run_writes_ascending_ids_and_sends_the_original_recipe(server, ann, tmp_path):
+    out = tmp_path / "lvis_gpt3_{}_descriptions_own.json"
+    assert generate_descriptions.main(argv(server, ann, out, "--openai-model", "gpt-test-instruct")) == 0
+    written = tmp_path / "lvis_gpt3_gpt-test-instruct_descriptions_own.json"
+    got = json.loads(written.read_text())
+    assert got == expected(len(CATEGORIES)) and list(got) == list(expected(len(CATEGORIES)))
+    assert got["aerosol can"][0] == "An aerosol can has shape 0 of 10."
+    assert "a horned cow" in got["horned cow"][0].lower()
+    path, body = server.requests[0]
+    assert path == "/v1/completions"
+    assert body["prompt"].startswith("Describe what ") and body["n"] == 10 and body["temperature"] == 0.99
+    assert body["max_tokens"] == 50 and body["stop"] == "."
+    assert len(server.requests) == len(CATEGORIES)
+    assert not cache_path_for(written, "gpt-test-instruct", "completions").exists()
+
+
+def test_chat_api_with_429_500_timeouts_and_a_server_that_caps_n(server, ann, tmp_path, capsys):
+    server.failures = [429, 500, "timeout", 503]
+    server.max_n = 4  # 10 samples need three requests: 4 + 4 + 2
+    out = tmp_path / "chat.json"
+    args = argv(server, ann, out, "--openai-model", "chat-test", "--limit", "3", "--workers", "2", "--timeout", "0.5")
+    assert generate_descriptions.main(args) == 0
+    got = json.loads(out.read_text())
+    names = list(expected(3))
+    assert list(got) == names
+    for name in names:
+        prompt = describe_prompt(name)
+        # the server answers 4 of the 10, then 4 of the 6 left, then the last 2
+        want = [fake_text(prompt, 10, i) for i in range(4)] + [fake_text(prompt, 6, i) for i in range(4)] + [
+            fake_text(prompt, 2, i) for i in range(2)]
+        assert got[name] == [clean_sample(t) for t in want]
+    assert {p for p, _ in server.requests} == {"/v1/chat/completions"}
+    assert len(server.requests) == 3 * 3 + 4
+    assert "retried=4" in capsys.readouterr().err
+    assert cache_path_for(out, "chat-test", "chat").exists()  # --limit keeps the cache for the full run
+
+
+def test_killed_run_resumes_and_equals_an_uninterrupted_run(server, ann, tmp_path):
+    reference = tmp_path / "reference.json"
+    assert generate_descriptions.main(argv(server, ann, reference, "--openai-model", "gpt-test-instruct")) == 0
+    out = tmp_path / "resumed.json"
+    cache = cache_path_for(out, "gpt-test-instruct", "completions")
+    server.requests.clear()
+    server.answered, server.hold_after = 0, 3  # the 4th request hangs: the run is killed while waiting on it
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tools/generate_descriptions.py"),
+                             *argv(server, ann, out, "--openai-model", "gpt-test-instruct", "--workers", "1")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not cache.exists() or cache.read_text().count("\n") < 4):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    server.hold_after = None
+    server.release.set()
+    finished = cache.read_text().count("\n") - 1
+    assert finished == 3 and not out.exists()
+    with open(cache, "ab") as handle:  # as if killed in the middle of a write
+        handle.write(b'{"class": "torn')
+    before = len(server.requests)
+    assert generate_descriptions.main(argv(server, ann, out, "--openai-model", "gpt-test-instruct")) == 0
+    assert json.loads(out.read_text()) == json.loads(reference.read_text())
+    assert len(server.requests) - before == len(CATEGORIES) - finished
+    assert not cache.exists()
+
+
+def _fails(capsys, args, out, code=2):
+    assert generate_descriptions.main(args) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and "error:" in err[-1] and sum("error:" in line for line in err) == 1
+    assert not out.exists()
+    return err[-1]
+
+
+def test_unknown_model_bad_key_and_missing_key_are_one_line_errors(server, ann, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "x_{}.json"
+    line = _fails(capsys, argv(server, ann, out, "--openai-model", "text-davinci-003"), tmp_path / "x_text-davinci-003.json")
+    assert "does not know model 'text-davinci-003'" in line and "gpt-4o-mini" in line
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-secret")
+    line = _fails(capsys, argv(server, ann, out, "--openai-model", "chat-test"), tmp_path / "x_chat-test.json")
+    assert "rejected the API key" in line and "sk-wrong-secret" not in line
+    monkeypatch.delenv("OPENAI_API_KEY")
+    line = _fails(capsys, ["--ann-path", str(ann), "--output-path", str(out), "--openai-model", "chat-test"],
+                  tmp_path / "x_chat-test.json")
+    assert "OPENAI_API_KEY is not set" in line
+
+
+def test_persistent_server_errors_stop_with_exit_1_and_keep_finished_classes(server, ann, tmp_path, capsys):
+    out = tmp_path / "x.json"
+    server.failures = [None] * 2 + [500] * 50
+    args = argv(server, ann, out, "--openai-model", "chat-test", "--workers", "1", "--max-retries", "2")
+    line = _fails(capsys, args, out, code=1)
+    assert "HTTP 500 from the server after 3 attempts" in line and "re-run" in line
+    assert cache_path_for(out, "chat-test", "chat").read_text().count("\n") == 3  # settings + the two classes that succeeded
+
+
+def test_bad_inputs(server, tmp_path, capsys):
+    no_cats = tmp_path / "no_cats.json"
+    no_cats.write_text(json.dumps({"images": []}))
+    out = tmp_path / "x.json"
+    assert "no 'categories' key" in _fails(capsys, argv(server, no_cats, out, "--openai-model", "chat-test"), out)
+    missing = tmp_path / "missing" / "x.json"
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"categories": CATEGORIES[:2]}))
+    assert "does not exist" in _fails(capsys, argv(server, ann, missing, "--openai-model", "chat-test"), missing)
+    assert not server.requests
+
+
+def test_base_url_from_the_environment_and_explicit_api(server, ann, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    out = tmp_path / "x.json"
+    args = ["--ann-path", str(ann), "--output-path", str(out), "--openai-model", "chat-test", "--api", "completions",
+            "--limit", "2"]
+    assert generate_descriptions.main(args) == 0
+    assert [p for p, _ in server.requests] == ["/v1/completions"] * 2
+    assert list(json.loads(out.read_text())) == list(expected(2))
+
+
+GOOD_AND_BAD = ["", ".", "Spray", "A red can", "a red  CAN", "It has a nozzle", "Metal body here", "Three more words",
+                "Four more words yes", "Five words are here now"]
+
+
+def test_empty_one_word_and_duplicate_answers_are_resampled_and_reported(server, ann, tmp_path, capsys):
+    server.answers = [GOOD_AND_BAD]
+    out = tmp_path / "x.json"
+    assert generate_descriptions.main(argv(server, ann, out, "--openai-model", "chat-test", "--limit", "1",
+                                           "--workers", "1")) == 0
+    name = list(expected(1))[0]
+    prompt = describe_prompt(name)
+    good = [s for s in GOOD_AND_BAD if s not in ("", ".", "Spray", "a red  CAN")]
+    assert json.loads(out.read_text()) == {name: [clean_sample(t) for t in good + [fake_text(prompt, 4, i) for i in range(4)]]}
+    assert [body["n"] for _, body in server.requests] == [10, 4]
+    report = {name: {"empty": 2, "one word": 1, "duplicate": 1}}
+    assert json.loads((tmp_path / "x.json.report.json").read_text()) == {"rejected_samples_per_class": report}
+    assert f"  {name}: empty 2, one word 1, duplicate 1" in capsys.readouterr().out
+    # resuming from the cache keeps the report
+    assert generate_descriptions.main(argv(server, ann, out, "--openai-model", "chat-test", "--limit", "1")) == 0
+    assert json.loads((tmp_path / "x.json.report.json").read_text()) == {"rejected_samples_per_class": report}
+
+
+def test_a_class_that_stays_short_keeps_its_good_samples_and_one_with_none_fails(server, ann, tmp_path, capsys):
+    server.answers = [["A good one here"] + [""] * 9] + [[""] * 9] * 5
+    out = tmp_path / "x.json"
+    assert generate_descriptions.main(argv(server, ann, out, "--openai-model", "chat-test", "--limit", "1")) == 0
+    name = list(expected(1))[0]
+    assert json.loads(out.read_text()) == {name: ["A good one here."]}
+    assert json.loads((tmp_path / "x.json.report.json").read_text())["rejected_samples_per_class"] == {
+        name: {"empty": 54, "missing": 9}}
+    assert len(server.requests) == 6  # the first answer and 5 re-samples
+    server.requests.clear()
+    server.answers = [["one"] * 10] * 6
+    out = tmp_path / "y.json"
+    line = _fails(capsys, argv(server, ann, out, "--openai-model", "chat-test", "--limit", "1"), out, code=1)
+    assert "no usable description of 'aerosol can'" in line and len(server.requests) == 6
+
+
+@pytest.mark.parametrize("suffix,text", [(".txt", "hard hat, safety helmet\n# comment\nbus_stop\n"),
+                                         (".yaml", "- name: hard hat\n  synonyms: [safety helmet]\n- bus_stop\n")])
+def test_own_vocabulary_files(server, tmp_path, suffix, text):
+    vocab = tmp_path / f"classes{suffix}"
+    vocab.write_text(text)
+    out = tmp_path / "own_{}.json"
+    args = ["--vocab", str(vocab), "--output-path", str(out), "--base-url", server.base_url, "--openai-model",
+            "gpt-test-instruct"]
+    assert generate_descriptions.main(args) == 0
+    got = json.loads((tmp_path / "own_gpt-test-instruct.json").read_text())
+    assert got == {name: [clean_sample(fake_text(describe_prompt(name), 10, i)) for i in range(10)]
+                   for name in ("hard hat", "bus stop")}
