@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageEnhance
 
-from mmovod.clip.crops import exemplar_crop_box
+from mmovod.readers.exemplar_records import exemplar_crop_box
 from mmovod.clip.text_encoding import causal_text_tower
 from mmovod.clip.factory import resolve_model_name
 from mmovod.demo.dataset import demo_categories

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmovod.demo.world import CLASS_KINDS, Kind, background, draw_object, novel_kinds, object_photo, render_scene
+from mmovod.demo.world import (CLASS_KINDS, Kind, background, draw_object, novel_kinds, object_photo, overlaps,
+                               render_scene)
 from mmovod.demo.world_text import world_descriptions
 from mmovod.io.atomic import check_output_dir, output_error
 from mmovod.io.errors import InputError
@@ -115,7 +116,8 @@ DEMO_IMAGENET = (
 )
 IMAGENET_SIZE = (40, 30)
 EXIF_ORIENTATION_TAG = 0x0112
-VG_IMAGES = 12
+VG_IMAGES = 160
+VG_PLACEMENT_TRIES = 20
 VG_SIZE = (200, 150)
 VG_OBJECTS_PER_CLASS = 10
 VG_URL = "https://cs.stanford.edu/people/rak248/{folder}/{image_id}.jpg"
@@ -173,9 +175,12 @@ def write_demo_visual_genome(root: Path, rng: np.random.Generator) -> dict[str, 
         for k, (w, h) in enumerate(sizes):
             object_id += 1
             synsets = [synset] if k < n + 1 else [synset, "entity.n.01"]
-            objects[int(rng.choice(image_ids))].append({
-                "object_id": object_id, "x": int(rng.integers(0, width - w + 1)),
-                "y": int(rng.integers(0, height - h + 1)), "w": w, "h": h,
+            for _ in range(VG_PLACEMENT_TRIES):  # an image where it hides little of the objects already there
+                iid, x, y = int(rng.choice(image_ids)), int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+                if not overlaps((x, y, w, h), [(o["x"], o["y"], o["w"], o["h"]) for o in objects[iid]], 0.1):
+                    break
+            objects[iid].append({
+                "object_id": object_id, "x": x, "y": y, "w": w, "h": h,
                 "names": [synset.rsplit(".", 2)[0].replace("_", " ")], "synsets": synsets,
                 "merged_object_ids": [],
             })

@@ -211,7 +211,8 @@ def background(rng: np.random.Generator, width: int, height: int) -> Image.Image
     return image
 
 
-def _overlaps(box: tuple[int, int, int, int], boxes: list[tuple[int, int, int, int]], limit: float) -> bool:
+def overlaps(box: tuple[int, int, int, int], boxes: list[tuple[int, int, int, int]], limit: float) -> bool:
+    """Whether `box` (x, y, w, h) covers more than `limit` of the smaller of itself and any of `boxes`."""
     x, y, w, h = box
     for bx, by, bw, bh in boxes:
         iw = min(x + w, bx + bw) - max(x, bx)
@@ -245,7 +246,7 @@ def render_scene(rng: np.random.Generator, classes: list[str], width: int | None
         for _ in range(8):
             size = int(rng.integers(OBJECT_SIZE[0], min(OBJECT_SIZE[1], width, height) + 1))
             x, y = int(rng.integers(0, width - size + 1)), int(rng.integers(0, height - size + 1))
-            if not _overlaps((x, y, size, size), placed, 0.33):
+            if not overlaps((x, y, size, size), placed, 0.33):
                 break
         else:
             continue
