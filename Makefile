@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
-# Both create .venv from requirements.txt (and install mmovod into it) when it is missing or stale.
+# Both create .venv and install mmovod into it (editable, with its test extra; the dependencies come from
+# pyproject.toml at the versions requirements.txt pins) when it is missing or stale.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,8 +13,8 @@ DEMO_IMG_DIRS := --lvis-img-dir $(DEMO)/coco/ --imagenet-img-dir $(DEMO)/imagene
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.txt setuptools
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.txt --no-build-isolation -e ".[test]"
 	touch $@
 
 test: $(VENV)/.installed

@@ -31,8 +31,8 @@ _EXPORTS: dict[str, str] = {
     "aggregated_classifier": "mmovod.classifiers.vision",
     "write_average_classifier": "mmovod.classifiers.vision",
     "write_aggregated_classifier": "mmovod.classifiers.vision",
-    "AVERAGE_VIEWS": "mmovod.classifiers.vision",
-    "AGGREGATOR_VIEWS": "mmovod.classifiers.vision",
+    "AVERAGE_VIEWS": "mmovod.classifiers.recipes",
+    "AGGREGATOR_VIEWS": "mmovod.classifiers.recipes",
     # the one image-encoding pipeline: item records -> (N, V, D) embeddings, valid mask, skipped images
     "encode_items": "mmovod.clip.image_encoding",
     "encode_exemplars": "mmovod.clip.image_encoding",

@@ -46,3 +46,14 @@ def bad_input(capsys):
             assert _snapshot(out.parent) == before, "files beside the output were written or changed"
 
     return check
+
+
+@pytest.fixture(autouse=True)
+def no_network_probe(monkeypatch):
+    """Tests never reach the network: the CLIP weights' reachability probe answers 'unreachable' for any host but
+    loopback, without connecting (a test that needs the online path replaces it)."""
+    from mmovod.clip import weights
+
+    probe = weights.hub_unreachable
+    monkeypatch.setattr(weights, "hub_unreachable",
+                        lambda url, *a, **k: probe(url, *a, **k) if "//127.0.0.1" in url else True)

@@ -1,57 +1,9 @@
-r"""CLIP text embeddings of LVIS class-name prompts: the Detic classifier (`lvis_v1_clip_a+cname.npy`).
-
-For every category of the annotation file, in ascending id, embeds a prompt of its name with the
-CLIP text encoder and writes a float32 (num_classes, D) array, NOT normalised (the detector
-normalises), plus a `.npy.json` sidecar recording the CLIP model, prompt and category ids.
-
-Example:
-  python tools/dump_clip_features.py --ann datasets/lvis/lvis_v1_val.json \
-      --out_path datasets/metadata/lvis_v1_clip_a+cname.npy
-"""
-from __future__ import annotations
-
-import argparse
+"""Same as `mmovod dump_clip_features`; the code is in mmovod/cli/commands/dump_clip_features.py."""
 import sys
-from typing import Sequence
 
-from mmovod.classifiers.text import write_prompt_classifier
-from mmovod.classifiers.text_inputs import PROMPTS
-from mmovod.cli.flags import TEXT_BATCH_HELP, add_clip_args, clip_spec_from_args, make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.commands.dump_clip_features import get_parser, main
 
-
-def get_parser() -> argparse.ArgumentParser:
-    parser = make_parser(__doc__)
-    parser.add_argument("--ann", default="datasets/lvis/lvis_v1_val.json",
-                        help="LVIS-format annotation JSON whose 'categories' are embedded")
-    parser.add_argument("--out_path", "--out-path", dest="out_path", required=True,
-                        help="output .npy (its folder must exist); a .npy.json sidecar is written beside it")
-    parser.add_argument("--prompt", choices=sorted(PROMPTS), default="a",
-                        help="template: a -> 'a <name>', none -> '<name>', photo -> 'a photo of a <name>', "
-                             "scene -> 'a photo of a <name> in the scene'")
-    parser.add_argument("--model", choices=["clip"], default="clip", help="text encoder family (only CLIP)")
-    parser.add_argument("--fix_space", action="store_true", help="replace '_' with ' ' in category names")
-    parser.add_argument("--use_underscore", action="store_true",
-                        help="replace ' ' with '_' in category names (after stripping, '/ ' -> '/')")
-    parser.add_argument("--avg_synonyms", action="store_true",
-                        help="embed the prompt of every synonym of a class and average them per class "
-                             "(synonyms are used as written, like Detic)")
-    parser.add_argument("--use_wn_name", action="store_true",
-                        help="with --avg_synonyms: synonyms are the WordNet lemma names of the class's synset "
-                             "(stop_sign for stop_sign.n.01) instead of the LVIS 'synonyms'")
-    add_clip_args(parser, batch_size=None, batch_help=TEXT_BATCH_HELP)
-    return parser
-
-
-def run(args: argparse.Namespace) -> None:
-    write_prompt_classifier(args.ann, args.out_path, clip_spec_from_args(args), prompt=args.prompt,
-                            fix_space=args.fix_space, use_underscore=args.use_underscore,
-                            avg_synonyms=args.avg_synonyms, use_wn_name=args.use_wn_name, command=args.command_line)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_tool(get_parser(), run, argv)
-
+__all__ = ["get_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

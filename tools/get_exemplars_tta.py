@@ -1,49 +1,9 @@
-"""Image-exemplar classifier by averaging: per class, the mean raw CLIP image embedding of its
-K exemplars x --num-augs TTA views.
-
-Each exemplar is cropped (box with 0.4 context, made square; whole image for ImageNet), augmented
---num-augs times (random resized crop at 4x the model input, flip, colour jitter; seeded per view by
---seed, class, exemplar and view) and encoded by CLIP's image tower, batched across classes.
-Writes float32 (C, D), not normalised, plus a .npy.json provenance sidecar.
-
-Example:
-  python tools/get_exemplars_tta.py --ann-path datasets/metadata/lvis_image_exemplar_dict_K-005_own.json \\
-      --output-path datasets/metadata/lvis_image_exemplar_features_avg_K-005_own.npy --num-augs 5
-"""
-from __future__ import annotations
-
-import argparse
+"""Same as `mmovod get_exemplars_tta`; the code is in mmovod/cli/commands/get_exemplars_tta.py."""
 import sys
-from typing import Sequence
 
-from mmovod.classifiers.vision import AVERAGE_VIEWS, write_average_classifier
-from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_exemplar_view_args, add_image_root_args,
-                              clip_spec_from_args, image_roots_from_args, make_parser, view_spec_from_args)
-from mmovod.cli.run import run_tool
+from mmovod.cli.commands.get_exemplars_tta import get_parser, main
 
-
-def get_parser() -> argparse.ArgumentParser:
-    parser = make_parser(__doc__)
-    parser.add_argument("--ann-path", default="datasets/metadata/lvis_image_exemplar_dict_K-005_own.json",
-                        help="exemplar list: JSON list over categories (ascending id) of lists of exemplar records")
-    parser.add_argument("--output-path", default="datasets/metadata/lvis_image_exemplar_features_avg_K-005_own.npy",
-                        help="output .npy (float32, classes x embed dim)")
-    add_exemplar_view_args(parser, workers=AVERAGE_VIEWS.workers)
-    add_image_root_args(parser)
-    add_clip_args(parser, batch_size=None, batch_help=IMAGE_BATCH_HELP)
-    return parser
-
-
-def run(args: argparse.Namespace) -> None:
-    print(write_average_classifier(args.ann_path, args.output_path, clip_spec_from_args(args),
-                                   image_roots_from_args(args),
-                                   view_spec_from_args(args, context=AVERAGE_VIEWS.context, tta=True),
-                                   command=args.command_line))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_tool(get_parser(), run, argv)
-
+__all__ = ["get_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

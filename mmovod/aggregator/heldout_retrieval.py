@@ -32,8 +32,6 @@ from mmovod.readers.class_list import read_class_list
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KS = (1, 2, 5, 10)
-
 
 @dataclass
 class RetrievalResult:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +15,12 @@ from torch import nn
 
 from mmovod.io.checkpoints import load_torch_file
 from mmovod.io.errors import InputError
+
+if TYPE_CHECKING:
+    from mmovod.aggregator.train_config import TrainConfig
+
+CLS_INIT_STD = 0.02
+
 
 class Attention(nn.Module):
     """Multi-head self-attention; keys and values come from one projection split as [keys | values]."""
@@ -110,6 +116,9 @@ class VisualAggregator(nn.Module):
                         trust: bool = False) -> "VisualAggregator":
         """Load the authors' checkpoint (a dict with `state_dict`, or a bare state dict) with strict keys;
         `trust` unpickles any type the file holds (see `read_state_dict`)."""
+        if not Path(path).exists():
+            raise InputError(f"{path}: aggregator checkpoint not found (the released ones: "
+                             f"python tools/download_assets.py --only checkpoints)")
         state = read_state_dict(path, map_location, trust)
         model = cls(dim=_infer_dim(state, path), num_layers=num_layers)
         expected = set(model.state_dict())
@@ -164,3 +173,18 @@ def trained_clip(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]
     obj = load_torch_file(path, "aggregator checkpoint", trust=trust)
     clip = obj.get("clip") if isinstance(obj, dict) else None
     return clip if isinstance(clip, dict) else None
+
+
+def build_model(config: TrainConfig, dim: int) -> VisualAggregator:
+    """A freshly initialised aggregator; the initialisation is a function of `config.seed` only.
+
+    The cls token starts small (normal, std `CLS_INIT_STD`, the ViT convention) instead of the
+    module's unit normal: a unit-normal token of norm ~sqrt(dim) outweighs what attention adds to it,
+    so every set starts with nearly the same output, and on raw CLIP features (which share a large
+    common direction) the contrastive loss then has almost no gradient.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = VisualAggregator(dim=dim, num_layers=config.num_layers)
+        torch.nn.init.normal_(model.mapper.cls_token, std=CLS_INIT_STD)
+    return model

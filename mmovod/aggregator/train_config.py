@@ -1,16 +1,13 @@
-"""Every choice of an aggregator training run, and what follows from it alone: the learning-rate
-schedule and the freshly initialised model."""
+"""Every choice of an aggregator training run, and the learning-rate schedule that follows from it alone.
+
+Plain values only (no torch), so the training tool's parser shows the defaults at once."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-import torch
-
-from mmovod.aggregator.model import VisualAggregator
 from mmovod.io.errors import InputError
 
-CLS_INIT_STD = 0.02
 K_PAIRINGS = ("independent", "same")
 VIEW_SAMPLINGS = ("all", "one")
 
@@ -67,17 +64,3 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     progress = min(1.0, (step - config.warmup_steps) / span)
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
-
-def build_model(config: TrainConfig, dim: int) -> VisualAggregator:
-    """A freshly initialised aggregator; the initialisation is a function of `config.seed` only.
-
-    The cls token starts small (normal, std `CLS_INIT_STD`, the ViT convention) instead of the
-    module's unit normal: a unit-normal token of norm ~sqrt(dim) outweighs what attention adds to it,
-    so every set starts with nearly the same output, and on raw CLIP features (which share a large
-    common direction) the contrastive loss then has almost no gradient.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = VisualAggregator(dim=dim, num_layers=config.num_layers)
-        torch.nn.init.normal_(model.mapper.cls_token, std=CLS_INIT_STD)
-    return model

@@ -29,7 +29,8 @@ from tqdm import tqdm
 from mmovod.aggregator.contrastive import embed_pair, gather_across_ranks, symmetric_info_nce
 from mmovod.aggregator.episodes import Episode, EpisodeSampler, eligible_classes, load_episode
 from mmovod.aggregator.metrics_log import METRICS_NAME, log_metrics, open_metrics, trim_metrics
-from mmovod.aggregator.train_config import TrainConfig, build_model, lr_factor
+from mmovod.aggregator.model import build_model
+from mmovod.aggregator.train_config import TrainConfig, lr_factor
 from mmovod.aggregator.train_state import (cache_identity, checkpoint_path, latest_checkpoint, load_resume, restore,
                                            save_checkpoint, save_torch)
 from mmovod.features.cache import FeatureCache, check_cache_clip

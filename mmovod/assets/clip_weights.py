@@ -18,6 +18,7 @@ import open_clip
 
 from mmovod.assets.install import Status, check_present, fetch_checked, mirror_url
 from mmovod.clip.factory import load_clip, resolve_model_name
+from mmovod.clip.weights import WeightSource, hub_repo_folder, offline_reason
 from mmovod.io.atomic import write_bytes_atomic
 from mmovod.io.downloads import DownloadError, ProgressFactory, RetryPolicy
 from mmovod.io.errors import InputError
@@ -25,7 +26,6 @@ from mmovod.io.errors import InputError
 # the revision a mirrored file is filed under when the Hub cache has no refs/main yet; the Hub
 # replaces refs/main with the real commit the next time the machine is online
 MIRROR_REVISION = "0" * 40
-URL_CACHE = Path("~/.cache/clip")  # open_clip's download_pretrained_from_url default
 
 
 @dataclass(frozen=True)
@@ -43,22 +43,18 @@ class ClipWeights:
         return f"clip:{self.clip_model}:{self.tag}"
 
     @property
+    def source(self) -> WeightSource:
+        return WeightSource(self.model_name, self.tag, self.cfg)
+
+    @property
     def hub_file(self) -> tuple[str, str] | None:
         """(repo id, file name) when open_clip takes these weights from the Hub, else None."""
-        # open_clip's download_pretrained prefers the Hub when the tag names a Hub copy and
-        # huggingface_hub is installed; the file it tries first is the safetensors form
-        if not (self.cfg.get("hf_hub") and open_clip.pretrained.has_hf_hub()):
-            return None
-        repo_id, filename = os.path.split(self.cfg["hf_hub"])  # 'org/repo/' -> the default file name
-        filename = filename or open_clip.constants.HF_WEIGHTS_NAME
-        if getattr(open_clip.pretrained, "_has_safetensors", False):
-            filename = next(iter(open_clip.pretrained._get_safe_alternatives(filename)), filename)
-        return repo_id, filename
+        source = self.source
+        return (source.hub_repo, source.hub_files[0]) if source.hub_repo else None
 
     @property
     def upstream(self) -> str:
-        hub = self.hub_file
-        return f"https://huggingface.co/{hub[0]}/resolve/main/{hub[1]}" if hub else self.cfg["url"]
+        return self.source.upstream
 
     @property
     def mirror_path(self) -> str:
@@ -70,18 +66,11 @@ class ClipWeights:
         """Where open_clip looks for the file (for the Hub: the revision refs/main names)."""
         hub = self.hub_file
         if hub is None:
-            return Path(self.cache_dir or URL_CACHE.expanduser()) / os.path.basename(self.cfg["url"])
-        repo = self._hub_repo_folder(hub[0])
+            return self.source.cache_folder(self.cache_dir) / os.path.basename(self.cfg["url"])
+        repo = hub_repo_folder(hub[0], self.cache_dir)
         ref = repo / "refs" / "main"
         revision = ref.read_text().strip() if ref.is_file() else MIRROR_REVISION
         return repo / "snapshots" / revision / hub[1]
-
-    def _hub_repo_folder(self, repo_id: str) -> Path:
-        from huggingface_hub import constants
-        from huggingface_hub.file_download import repo_folder_name
-
-        cache = self.cache_dir or Path(constants.HF_HUB_CACHE)
-        return Path(cache) / repo_folder_name(repo_id=repo_id, repo_type="model")
 
 
 def resolve_clip_weights(clip_model: str, pretrained: str | None, cache_dir: str | os.PathLike | None = None
@@ -109,10 +98,11 @@ def check_clip_file(path: str | os.PathLike, weights: ClipWeights, label: str | 
 def install_clip_weights(weights: ClipWeights, base_url: str | None, policy: RetryPolicy,
                          progress: ProgressFactory | None = None, force: bool = False) -> tuple[Status, Path]:
     """Put the weights where open_clip reads them; return ('fetched' or 'present', the file)."""
+    present = weights.source.cached_file(weights.cache_dir)
+    if present is not None and not force:
+        check_present(present, lambda path: check_clip_file(path, weights))
+        return "present", present
     target = weights.target()
-    if target.is_file() and not force:
-        check_present(target, lambda path: check_clip_file(path, weights))
-        return "present", target
     if base_url is None:
         return "fetched", _download_with_open_clip(weights)
     url = mirror_url(base_url, weights.mirror_path)
@@ -125,12 +115,22 @@ def install_clip_weights(weights: ClipWeights, base_url: str | None, policy: Ret
 
 
 def _download_with_open_clip(weights: ClipWeights) -> Path:
+    reason = offline_reason(weights.source)
+    if reason:
+        raise DownloadError(f"cannot download the {weights.tag} weights of {weights.model_name} ({reason}): run this "
+                            f"on a machine with network and copy {weights.source.cache_folder(weights.cache_dir)} here, "
+                            "or fetch from a mirror with --base-url")
     cache = str(weights.cache_dir) if weights.cache_dir else None
     try:
         path = Path(open_clip.pretrained.download_pretrained(weights.cfg, cache_dir=cache))
     except Exception as exc:  # open_clip and huggingface_hub raise many types for a failed download
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
         raise DownloadError(f"cannot download the {weights.tag} weights of {weights.model_name} from "
-                            f"{weights.upstream} ({type(exc).__name__}: {first})") from None
+                            f"{weights.upstream} ({type(exc).__name__}: {first_words(str(exc))})") from None
     check_clip_file(path, weights)
     return path
+
+
+def first_words(text: str, limit: int = 200) -> str:
+    """The first line of `text`, cut at a word boundary to at most `limit` characters."""
+    line = (text.strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."

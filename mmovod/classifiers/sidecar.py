@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mmovod.clip.identity import clip_files
 from mmovod.io.arrays import load_matrix, save_npy
 from mmovod.io.atomic import atomic_open, check_output_path
 from mmovod.io.errors import InputError
@@ -90,6 +91,9 @@ def save_classifier(path: str | os.PathLike, array: np.ndarray, sidecar: Classif
     check_classifier_path(path)
     if tuple(array.shape) != tuple(sidecar.shape) or str(array.dtype) != sidecar.dtype:
         raise ValueError(f"sidecar describes {sidecar.shape} {sidecar.dtype}, array is {array.shape} {array.dtype}")
+    files = clip_files({"clip_model": sidecar.clip_model, "pretrained": sidecar.pretrained}, Path(path).parent)
+    if files:  # found again from another working folder, or by content on another machine
+        sidecar = dataclasses.replace(sidecar, details={**sidecar.details, "clip_files": files})
     payload = dumps_json(sidecar.to_json(), indent=True)
     save_npy(path, array)
     with atomic_open(sidecar_path(path), "wb") as handle:

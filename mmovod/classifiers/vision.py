@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
+from mmovod.classifiers.recipes import AGGREGATOR_VIEWS, AVERAGE_VIEWS
 from mmovod.classifiers.sidecar import check_classifier_path, make_sidecar, save_classifier
-from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
 from mmovod.clip.factory import ClipBundle
 from mmovod.clip.image_encoding import ExemplarEmbeddings, encode_exemplars
 from mmovod.clip.specs import ClipSpec, ViewSpec, as_bundle
@@ -32,8 +32,6 @@ from mmovod.readers.image_roots import default_image_roots
 log = logging.getLogger(__name__)
 
 AGGREGATOR_CLASS_BATCH = 128
-AVERAGE_VIEWS = ViewSpec(context=TTA_CONTEXT, workers=8)
-AGGREGATOR_VIEWS = ViewSpec(context=AGGREGATOR_CONTEXT, workers=4)
 
 
 def encode_exemplar_views(exemplars: ExemplarList, clip: ClipBundle, views: ViewSpec,

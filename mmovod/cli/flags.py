@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Callable, Sequence
 
+from mmovod import __version__
 from mmovod.clip.specs import VIEW_ORDERS, ClipSpec, ViewSpec
 from mmovod.readers.image_roots import IMAGE_ROOTS
 
@@ -32,8 +33,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def make_parser(doc: str | None) -> argparse.ArgumentParser:
-    """A parser whose description is the tool's module docstring (with its example command)."""
-    return argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
+    """A parser whose description is the tool's module docstring (with its example command), with --version."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s (mmovod {__version__})")
+    return parser
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -61,8 +64,8 @@ def non_negative_float(text: str) -> float:
 
 
 def command_line(prog: str, argv: Sequence[str]) -> str:
-    """The command as a user would type it, recorded in output sidecars."""
-    return shlex.join([prog, *argv])
+    """The command as a user would type it, recorded in output sidecars (`prog` may be two words: `mmovod x`)."""
+    return shlex.join([*prog.split(" "), *argv])
 
 
 TRUST_CHECKPOINT_HELP = ("trust the checkpoint file: unpickle every type it holds, which can run code from the "

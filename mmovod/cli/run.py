@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -13,6 +14,9 @@ from mmovod.io.errors import InputError
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+TOOL_SCRIPT = re.compile(r"python tools/(\w+)\.py")
+
+
 def setup_logging(verbose: bool = False) -> None:
     """mmovod's own messages at INFO (DEBUG with verbose); third-party libraries only from WARNING."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr, force=True)
@@ -20,7 +24,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def tool_file_name(body: Callable, default: str) -> str:
-    """`x.py` for a function defined in tools/x.py (run as a script or imported), else `default`."""
+    """`x.py` for a function defined in mmovod/cli/commands/x.py (the code of tools/x.py), else `default`."""
     path = getattr(sys.modules.get(getattr(body, "__module__", "")), "__file__", None)
     return Path(path).name if path else default
 
@@ -29,13 +33,18 @@ def run_tool(
     parser: argparse.ArgumentParser,
     body: Callable[[argparse.Namespace], int | None],
     argv: Sequence[str] | None = None,
+    prog: str | None = None,
 ) -> int:
     """Parse `argv`, run `body(args)`, map InputError to one stderr line and exit code 2.
 
-    Messages start with the tool's file name (`body`'s module), also when `main` is called in-process;
-    `args.command_line` holds the command as typed, for the sidecars of the outputs.
+    Messages start with `prog` (default: the file name of `body`'s module, `x.py`), also when `main` is called
+    in-process; `args.command_line` holds the command as typed, for the sidecars of the outputs.
     """
-    parser.prog = tool_file_name(body, parser.prog)
+    if prog is None:
+        parser.prog = tool_file_name(body, parser.prog)
+    else:  # e.g. `mmovod x`: the examples of the help text are then spelled that way too
+        parser.prog = prog
+        parser.description = TOOL_SCRIPT.sub(r"mmovod \1", parser.description or "")
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)

@@ -32,24 +32,14 @@ import open_clip
 import torch
 from safetensors import SafetensorError
 
+from mmovod.clip.identity import NO_WEIGHTS, OPENAI_NAMES
+from mmovod.clip.weights import no_hub_requests, offline_reason, weight_source
 from mmovod.io.checkpoints import unpickling_error
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
 
 log = logging.getLogger(__name__)
 
-OPENAI_NAMES = {
-    "RN50": "RN50",
-    "RN101": "RN101",
-    "RN50x4": "RN50x4",
-    "RN50x16": "RN50x16",
-    "RN50x64": "RN50x64",
-    "ViT-B/32": "ViT-B-32",
-    "ViT-B/16": "ViT-B-16",
-    "ViT-L/14": "ViT-L-14",
-    "ViT-L/14@336px": "ViT-L-14-336",
-}
-NO_WEIGHTS = ("none", "random")
 TOWERS = ("both", "text", "image")
 MODEL_CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
 PLAIN_STATE_DICT_HINT = "re-save its weights as a plain state dict of tensors, or as .safetensors"
@@ -170,6 +160,25 @@ def _weights_help(name: str, tag: str) -> str:
     return f"download them on a machine with network access ({where}) and pass the file with --pretrained /path/to/file"
 
 
+def weights_are_cached(clip_model: str, name: str, tag: str) -> bool:
+    """True when the `tag` weights are in the local cache; False when they are not but can be downloaded.
+
+    Raises InputError (one line, before any Hub request) when they are not here and the machine is offline.
+    """
+    source = weight_source(name, tag)
+    if source is None:
+        return False
+    if source.cached_file() is not None:
+        return True
+    reason = offline_reason(source)
+    if reason:
+        raise InputError(f"the {tag} weights of {clip_model} are not in {source.cache_folder()} and cannot be "
+                         f"downloaded ({reason}): run `python tools/download_assets.py --clip {clip_model}"
+                         f"{'' if clip_model in OPENAI_NAMES and tag == 'openai' else ' --pretrained ' + tag}` on a "
+                         "machine with network and copy that folder here, or pass a weights file with --pretrained FILE")
+    return False
+
+
 def _load_local_checkpoint(model: torch.nn.Module, path: str, clip_model: str) -> None:
     """Load a local checkpoint file into `model` (OpenAI TorchScript or any open_clip-readable state dict).
 
@@ -251,7 +260,8 @@ def load_clip(
     `tower` = "text" or "image" frees the other tower after loading (e.g. the ViT-L/14 image tower
     is not needed to embed sentences); the bundle's `image_size`, `embed_dim` and `preprocess` stay
     valid. Raises InputError (one line) for an unknown model, a missing or mismatched checkpoint, or
-    weights that cannot be downloaded, saying where to get them and how to pass them offline.
+    weights that cannot be downloaded, saying where to get them and how to pass them offline. Released weights
+    already in the local cache load with no Hub request; offline without them, the error comes before any.
     """
     if tower not in TOWERS:
         raise ValueError(f"tower must be one of {TOWERS}, not {tower!r}")
@@ -270,7 +280,8 @@ def load_clip(
             # open_clip only warns when a tag trained with QuickGELU (openai, metaclip, ...) is loaded
             # into a plain-GELU config: embeddings would silently differ from the released model
             quick_gelu = bool(pretrained and (open_clip.get_pretrained_cfg(name, pretrained) or {}).get("quick_gelu"))
-            with _quiet_open_clip():
+            cached = pretrained is not None and weights_are_cached(clip_model, name, pretrained)
+            with _quiet_open_clip(), (no_hub_requests() if cached else contextlib.nullcontext()):
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     name, pretrained=pretrained, force_quick_gelu=quick_gelu)
     except (RuntimeError, OSError, ValueError) as exc:

@@ -258,5 +258,8 @@ def encode_exemplars(bundle: ClipBundle, exemplars: ExemplarList, roots: Mapping
         raise InputError(f"{len(empty)} classes have no readable exemplar left (first: class {empty[0]}, "
                          f"{exemplars[empty[0]][0].get('synset', 'no synset')})")
     if encoded.skipped:
-        log.warning("skipped %d unreadable exemplar images", len(encoded.skipped))
+        log.warning("skipped %d unreadable exemplar image%s: %s%s", len(encoded.skipped),
+                    "" if len(encoded.skipped) == 1 else "s",
+                    ", ".join(f"{s['path']} ({s['reason']})" for s in encoded.skipped[:5]),
+                    " ..." if len(encoded.skipped) > 5 else "")
     return ExemplarEmbeddings(encoded.embeddings, encoded.valid, class_of, len(exemplars), encoded.skipped)

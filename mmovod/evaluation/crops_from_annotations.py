@@ -58,12 +58,13 @@ class _BoxFile(msgspec.Struct):
 
 @dataclass(frozen=True)
 class Category:
-    """An evaluated vocabulary entry; `frequency` (r/c/f) and `image_count` where the file has them (LVIS)."""
+    """An evaluated vocabulary entry; `frequency` (r/c/f), `image_count` and `synonyms` where the file has them (LVIS)."""
 
     id: int
     name: str
     frequency: str | None = None
     image_count: int | None = None
+    synonyms: tuple[str, ...] = ()
 
 
 @dataclass
@@ -114,7 +115,8 @@ def _categories(raw: msgspec.Raw, path: str) -> list[Category]:
             raise InputError(f"{path}: category {cat['id']} has no 'name' string")
         freq = cat.get("frequency") if cat.get("frequency") in ("r", "c", "f") else None
         count = cat.get("image_count") if isinstance(cat.get("image_count"), int) else None
-        out.append(Category(cat["id"], name, freq, count))
+        synonyms = cat.get("synonyms") if isinstance(cat.get("synonyms"), list) else []
+        out.append(Category(cat["id"], name, freq, count, tuple(s for s in synonyms if isinstance(s, str))))
     ids = [c.id for c in out]
     if len(set(ids)) != len(ids):
         raise InputError(f"{path}: category ids are not unique")

@@ -33,21 +33,27 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def table_columns(results: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """TABLE_COLUMNS, without the frequency groups' when no result has them (a file without r/c/f)."""
+    return TABLE_COLUMNS if any("by_frequency" in r for r in results) else TABLE_COLUMNS[:-len(GROUPS)]
+
+
 def table_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
-    """One row per classifier (percentages), in TABLE_COLUMNS order."""
+    """One row per classifier (percentages), in `table_columns` order."""
     rows = []
+    grouped = len(table_columns(results)) == len(TABLE_COLUMNS)
     for r in results:
         groups = r.get("by_frequency", {})
         overall = r["overall"]
         rows.append([r["name"], r["kind"], str(overall["crops"]), _pct(overall["top1"]), _pct(overall["top5"]),
                      _pct(overall["mean_class_accuracy"]), _pct(overall["map"]),
-                     *(_pct(groups.get(g, {}).get("map")) for g in GROUPS)])
+                     *(_pct(groups.get(g, {}).get("map")) for g in GROUPS if grouped)])
     return rows
 
 
 def terminal_table(results: Sequence[dict[str, Any]]) -> str:
-    rows = [list(TABLE_COLUMNS), *table_rows(results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    rows = [list(table_columns(results)), *table_rows(results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
@@ -55,8 +61,9 @@ def terminal_table(results: Sequence[dict[str, Any]]) -> str:
 
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     rows = table_rows(results)
-    head = "| " + " | ".join(TABLE_COLUMNS) + " |"
-    rule = "|" + "|".join("---" if i < 2 else "---:" for i in range(len(TABLE_COLUMNS))) + "|"
+    columns = table_columns(results)
+    head = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join("---" if i < 2 else "---:" for i in range(len(columns))) + "|"
     return "\n".join([head, rule, *("| " + " | ".join(row) + " |" for row in rows)]) + "\n"
 
 
@@ -112,16 +119,26 @@ def plot_ap_vs_frequency(results: Sequence[dict[str, Any]], path: Path) -> str:
     use_images = any(c.get("image_count") for r in results for c in r["per_class"])
     key, label = ("image_count", "training images of the class (LVIS image_count)") if use_images else \
         ("crops", "evaluated crops of the class")
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
     figure, axis = plt.subplots(figsize=(10, 4.5))
+    spread = []
     for r in results:
         points = [(c[key], c["ap"]) for c in r["per_class"] if c["ap"] is not None and c.get(key)]
         if points:
             xs, ys = zip(*points)
-            axis.scatter(xs, [100 * y for y in ys], s=10, alpha=0.6, label=r["name"])
-    axis.set_xscale("log")
+            spread += xs
+            axis.scatter(xs, [100 * y for y in ys], s=14, alpha=0.6, label=r["name"])
+    if spread and max(spread) >= 10 * min(spread):  # a log axis only over at least a decade, labelled as numbers
+        axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
+    elif spread:  # counts: whole numbers, with room on both sides
+        axis.set_xlim(min(spread) - 1, max(spread) + 1)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel(label)
     axis.set_ylabel("per-class AP over crops (%)")
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    axis.legend(fontsize=10, markerscale=2, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     figure.tight_layout()
     _save_figure(figure, path)
     plt.close(figure)
@@ -173,7 +190,7 @@ def write_html(path: Path, results: Sequence[dict[str, Any]], doc: dict[str, Any
     thumbnails: exemplars (blue), misclassified crops captioned with the predicted class (red) and a
     few correct crops (green)."""
     esc = html.escape
-    head = "".join(f"<th>{esc(c)}</th>" for c in TABLE_COLUMNS)
+    head = "".join(f"<th>{esc(c)}</th>" for c in table_columns(results))
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table_rows(results))
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",

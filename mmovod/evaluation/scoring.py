@@ -3,45 +3,54 @@
 Scoring is Detic's zero-shot head on a perfect proposal: the cosine between the L2-normalised crop
 embedding and every L2-normalised class row (the crop's CLIP embedding, or its aggregator output for
 rows the aggregator made, see `scoring_space`). Rows are matched to categories by the sidecar's
-`category_ids` (those of a fusion's sources for the old fusion sidecar); a classifier without them
-must have one row per category of the annotation file, in ascending id order.
+`category_ids` (those of a fusion's sources for the old fusion sidecar), else by its class names and
+synonyms, else by order (`mmovod.evaluation.class_matching`). All-zero rows (classes without
+exemplars in a vision classifier) are left out of the scores and listed.
 """
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from mmovod.classifiers.sidecar import ClassifierSidecar, load_classifier, parse_sidecar
+from mmovod.clip.identity import content_key, locate
+from mmovod.evaluation.class_matching import RowMatch, match_rows
 from mmovod.evaluation.crops_from_annotations import Category
 from mmovod.io.errors import InputError
+from mmovod.io.json_files import load_json
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ClipIdentity:
-    """The CLIP that made a classifier: model name and weights as its sidecar (or the flags) spell them."""
+    """The CLIP that made a classifier: model name and weights as its sidecar (or the flags) spell them,
+    located from here (`mmovod.clip.identity.locate`), and compared by content (`content_key`)."""
 
     clip_model: str
     pretrained: str | None
+    files: dict[str, Any] | None = field(default=None, compare=False)  # the sidecar's details.clip_files
 
     def describe(self) -> str:
         return f"{self.clip_model} ({self.pretrained or 'default weights'})"
 
     def same_as(self, other: "ClipIdentity") -> bool:
-        return _same_name(self.clip_model, other.clip_model) and _same_name(self.pretrained, other.pretrained)
+        return content_key(self.clip_model, self.pretrained, self.files) == \
+            content_key(other.clip_model, other.pretrained, other.files)
 
 
-def _same_name(a: str | None, b: str | None) -> bool:
-    """Equal spellings, or two spellings of one existing file."""
-    if a == b:
-        return True
-    return a is not None and b is not None and Path(a).is_file() and Path(b).is_file() and Path(a).samefile(b)
+def _clip_from_sidecar(sidecar: ClassifierSidecar, where: str) -> ClipIdentity:
+    """The sidecar's CLIP, its files found from here: as recorded, else relative to the sidecar's folder."""
+    files = sidecar.details.get("clip_files")
+    files = files if isinstance(files, dict) else {}
+    folder = Path(where).parent
+    return ClipIdentity(locate(sidecar.clip_model, files.get("clip_model"), folder),
+                        locate(sidecar.pretrained, files.get("pretrained"), folder), files)
 
 
 @dataclass
@@ -55,6 +64,8 @@ class EvalClassifier:
     sidecar: ClassifierSidecar | None
     clip: ClipIdentity | None
     space: str = "clip"
+    match: RowMatch | None = None
+    left_out: list[str] = field(default_factory=list)  # classes whose row is all zeros
 
     @property
     def kind(self) -> str:
@@ -90,7 +101,7 @@ def _clip_of(sidecar: ClassifierSidecar | None, where: str) -> ClipIdentity | No
     if sidecar is None:
         return None
     if sidecar.clip_model is not None:
-        return ClipIdentity(sidecar.clip_model, sidecar.pretrained)
+        return _clip_from_sidecar(sidecar, where)
     found = [c for s in source_sidecars(sidecar, where) if (c := _clip_of(s, where)) is not None]
     if found and any(not f.same_as(found[0]) for f in found):
         raise InputError(f"{where}: fuses classifiers of different CLIPs ({found[0].describe()} and "
@@ -111,17 +122,43 @@ def _category_ids_of(sidecar: ClassifierSidecar | None, where: str) -> list[int]
     return None
 
 
-def _unit_rows(array: np.ndarray, path: Path, names: Sequence[str]) -> np.ndarray:
+def _unit_rows(array: np.ndarray, path: Path, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The L2-normalised rows that are not all zeros, and the bool `(C,)` mask of those rows."""
     rows = array.astype(np.float32)
     finite = np.isfinite(rows).all(axis=1)
     if not finite.all():
         r = int(np.argmin(finite))
         raise InputError(f"{path}: row {r} ({names[r]}) is not finite (NaN or inf)")
     norms = np.linalg.norm(rows.astype(np.float64), axis=1)
-    if not (norms > 0).all():
-        r = int(np.argmin(norms > 0))
-        raise InputError(f"{path}: row {r} ({names[r]}) is all zeros, so it scores nothing")
-    return (rows / norms[:, None]).astype(np.float32)
+    kept = norms > 0
+    if not kept.any():
+        raise InputError(f"{path}: every row is all zeros, so it scores nothing")
+    return (rows[kept] / norms[kept, None]).astype(np.float32), kept
+
+
+def _row_synonyms(sidecar: ClassifierSidecar | None, path: Path, names: list[str] | None) -> list[Any] | None:
+    """Each row's synonyms: the sidecar's `class_synonyms`, else those of the build's `vocabulary.json`
+    beside the classifier when it lists the same classes."""
+    if sidecar is None or names is None:
+        return None
+    own = _strings(sidecar.details.get("class_synonyms"), len(names))
+    if own is not None or not (path.parent / "vocabulary.json").is_file():
+        return own
+    try:
+        classes = load_json(path.parent / "vocabulary.json").get("classes")
+        if [c.get("name") for c in classes] == names:
+            return _strings([c.get("synonyms") for c in classes], len(names))
+    except (InputError, AttributeError, TypeError):
+        pass
+    return None
+
+
+def _strings(value: Any, count: int) -> list[Any] | None:
+    """`value` when it is a list of `count` strings (or lists of strings), else None."""
+    if isinstance(value, list) and len(value) == count and \
+            all(isinstance(v, str) or (isinstance(v, list) and all(isinstance(s, str) for s in v)) for v in value):
+        return value
+    return None
 
 
 def _display_names(paths: Sequence[Path]) -> list[str]:
@@ -139,14 +176,14 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
     that live in the aggregator's space (the authors' released `*_agg_*.npy`).
 
     Refused (InputError naming the file): an unreadable or non-2-D array, a sidecar that does not
-    describe it, a NaN/inf or all-zero row, embedding sizes that differ between classifiers, CLIPs
-    that differ between sidecars (or from `clip_model`), no CLIP known for a classifier without
-    sidecar when `clip_model` is None, and a row count that matches no class list.
+    describe it, a NaN/inf row, rows that are all zeros, embedding sizes that differ between
+    classifiers, CLIPs that differ between sidecars (or from `clip_model`), no CLIP known for a
+    classifier without sidecar when `clip_model` is None, and rows that match no category
+    (`mmovod.evaluation.class_matching`). Single all-zero rows are left out and logged.
     """
     if not paths:
         raise InputError("no classifiers given (--classifiers A.npy B.npy ...)")
     flag_clip = ClipIdentity(clip_model, pretrained) if clip_model else None
-    ann_ids = [c.id for c in categories]
     files = [Path(p) for p in paths]
     if len({p.resolve() for p in files}) != len(files):
         raise InputError("the same classifier file is given twice in --classifiers")
@@ -174,25 +211,31 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
         if out and loaded.array.shape[1] != out[0].rows.shape[1]:
             raise InputError(f"{path}: rows are {loaded.array.shape[1]}-d, but {out[0].path} has "
                              f"{out[0].rows.shape[1]}-d rows")
-        ids = _category_ids_of(loaded.sidecar, where)
-        if ids is None:
-            if loaded.array.shape[0] != len(ann_ids):
-                raise InputError(f"{path}: {loaded.array.shape[0]} rows match no class list: the annotation file has "
-                                 f"{len(ann_ids)} categories and the sidecar names no category_ids")
-            ids = list(ann_ids)
+        count = loaded.array.shape[0]
+        side = loaded.sidecar
+        row_names = _strings(side.class_names, count) if side is not None else None
+        match = match_rows(count, categories, where, ids=_category_ids_of(side, where), names=row_names,
+                           synonyms=_row_synonyms(side, path, row_names))
+        ids = match.category_ids
         if len(set(ids)) != len(ids):
             raise InputError(f"{path}: the sidecar's category_ids repeat a category")
         by_id = {c.id: c.name for c in categories}
-        names = [by_id.get(i, f"category {i}") for i in ids]
+        names = [by_id.get(i, row_names[r] if row_names else f"category {i}") for r, i in enumerate(ids)]
         space = loaded.sidecar.space if loaded.sidecar is not None else "clip"
         if path.resolve() in in_aggregator_space:
             if loaded.sidecar is not None:
                 raise InputError(f"{path}: --aggregator-space is for classifiers without sidecar; its sidecar says "
                                  f"space {loaded.sidecar.space!r}")
             space = "aggregator"
-        out.append(EvalClassifier(path, name, _unit_rows(loaded.array, path, names), ids, loaded.sidecar, clip, space))
+        rows, kept = _unit_rows(loaded.array, path, names)
+        left_out = [n for n, k in zip(names, kept) if not k]
+        if left_out:
+            log.warning("%s: left out %d class%s whose row is all zeros (no exemplars): %s", path, len(left_out),
+                        "" if len(left_out) == 1 else "es", ", ".join(left_out[:10]) + (" ..." if len(left_out) > 10 else ""))
+        out.append(EvalClassifier(path, name, rows, [i for i, k in zip(ids, kept) if k], loaded.sidecar, clip, space,
+                                  match, left_out))
     assert shared is not None
-    return out, shared[1]
+    return out, flag_clip or shared[1]
 
 
 @dataclass
@@ -226,7 +269,13 @@ def coverage(classifier: EvalClassifier, categories: Sequence[Category],
     mine = set(classifier.category_ids)
     no_crops = [i for i in classifier.category_ids if i not in evaluated]
     no_row = sorted(evaluated - mine)
+    match = classifier.match
     return {
+        "matched_by": match.by if match is not None else "category_id",
+        "matching": match.describe(len(classifier.category_ids) + len(classifier.left_out)) if match is not None else None,
+        "rows_matching_no_category": match.unmatched_rows if match is not None else [],
+        "matched_by_synonym": [list(pair) for pair in match.renamed] if match is not None else [],
+        "left_out_zero_rows": classifier.left_out,
         "classifier_classes_without_crops": [{"id": i, "name": names.get(i)} for i in no_crops],
         "classifier_classes_not_in_ann": [i for i in classifier.category_ids if i not in names],
         "ann_classes_without_row": [{"id": i, "name": names.get(i)} for i in no_row],

@@ -26,12 +26,10 @@ from mmovod.io.atomic import check_output_dir
 from mmovod.io.errors import InputError
 from mmovod.readers.class_list import read_class_list
 from mmovod.readers.image_roots import default_image_roots
-from mmovod.features.cache import CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, write_shard
+from mmovod.features.cache import DEFAULT_SHARD_SIZE, CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, write_shard
 from mmovod.clip.image_encoding import Item, encode_items
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SHARD_SIZE = 32768
 
 
 def shard_items(classes: list[SourceClass], plan: CachePlan, rows: range) -> list[Item]:

@@ -34,6 +34,7 @@ CACHE_FORMAT = "mmovod-clip-feature-cache"
 CACHE_VERSION = 1
 INDEX_FILE = "index.json"
 ITEMS_FILE = "items.txt"
+DEFAULT_SHARD_SIZE = 32768
 FEATURE_DTYPE = np.float16
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmovod.classifiers.text_inputs import description_key, descriptions_per_class, load_descriptions
+from mmovod.classifiers.text_inputs import class_prompts, description_key, descriptions_per_class, load_descriptions
 from mmovod.io.errors import InputError
 from mmovod.readers.vocabulary import Vocabulary, read_vocabulary
 
@@ -28,20 +28,31 @@ def describe_vocabulary(vocab: Vocabulary | str | os.PathLike, output_template: 
     return describe_classes(names, output_template, model, **client)
 
 
-def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None) -> tuple[list[list[str]] | None, str | None]:
+def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None, *, prompt: str = "a",
+                         fix_space: bool = False, use_underscore: bool = False, avg_synonyms: bool = False
+                         ) -> tuple[list[list[str]] | None, str | None]:
     """Each class's descriptions: its own from the vocabulary file, else from the descriptions file at `path`.
 
-    Without a file, a vocabulary in which some but not all classes have descriptions is an
-    InputError (the description classifier needs every class); none at all gives None.
+    Without a file, classes of a vocabulary in which only some classes have descriptions get their
+    class-name prompt (the text classifier's recipe: `prompt`, `fix_space`, `use_underscore`,
+    `avg_synonyms`) as their sentences, and are named in a warning and in the returned source; none
+    at all gives None.
     """
     own = [list(c.descriptions) for c in vocab.classes]
     if path is None:
-        missing = [c.name for c in vocab.classes if not c.descriptions]
+        missing = [i for i, c in enumerate(vocab.classes) if not c.descriptions]
         if len(missing) == len(vocab):
             return None, None
         if missing:
-            raise InputError(f"{vocab.path}: descriptions for only {len(vocab) - len(missing)} of {len(vocab)} classes "
-                             f"(none for {', '.join(repr(m) for m in missing[:10])}); give --descriptions FILE for the rest")
+            cats = [vocab.classes[i].as_category(i) for i in missing]
+            names = ", ".join(vocab.classes[i].name for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
+            for i, sentences in zip(missing, class_prompts(cats, vocab.path, prompt, fix_space, use_underscore,
+                                                           avg_synonyms)):
+                own[i] = sentences
+            log.warning("%s: descriptions for %d of %d classes; the others use their class-name prompt in the "
+                        "description classifier (give --descriptions FILE for them): %s",
+                        vocab.path, len(vocab) - len(missing), len(vocab), names)
+            return own, f"{vocab.path} (class-name prompts for {len(missing)} classes without descriptions: {names})"
         return own, str(vocab.path)
     lacking = [i for i, c in enumerate(vocab.classes) if not c.descriptions]
     if not lacking:

@@ -40,6 +40,13 @@ from mmovod.readers.vocabulary import Vocabulary, normalise_name
 
 log = logging.getLogger(__name__)
 
+IGNORED_NAMED = 5
+
+
+def plural(n: int, one: str, many: str) -> str:
+    """"1 folder", "2 folders"."""
+    return f"{n} {one if n == 1 else many}"
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 BOX_SLACK = 1.0
 """Pixels a box may extend past its image (COCO boxes are rounded) before it counts as outside."""
@@ -54,7 +61,8 @@ class ExemplarSet:
     `records`: per class, the kept records (after `skip_bad` and -K); `candidates`: per class, how
     many usable records there were before -K; `unmatched`: folder or category names matching no
     class; `skipped`: unreadable images dropped under `skip_bad` (`class`, `path`, `reason`);
-    `ignored_files`: files in the exemplar folder that are not images in a class folder.
+    `ignored_files`: how many files in the exemplar folder are not images in a class folder;
+    `ignored`: the first `IGNORED_NAMED` of them, as paths.
     """
 
     records: Records
@@ -62,6 +70,7 @@ class ExemplarSet:
     unmatched: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     ignored_files: int = 0
+    ignored: list[str] = field(default_factory=list)
 
     def classes_without(self) -> list[int]:
         """Indices of the classes that have no exemplar."""
@@ -106,27 +115,38 @@ def _existing_dir(path: Path, what: str) -> None:
         raise InputError(f"{path}: {what} is not a folder")
 
 
-def folder_exemplars(root: str | os.PathLike, vocab: Vocabulary, records: Records) -> tuple[list[str], int]:
+def folder_exemplars(root: str | os.PathLike, vocab: Vocabulary, records: Records) -> tuple[list[str], list[str]]:
     """Add the images of `root/<class>/` to `records` (whole images, file-name order); returns the
-    folders that match no class and the number of other files ignored."""
+    folders that match no class and the other files, ignored (paths).
+
+    InputError when `root` holds images but no folder matches a class: the photos are not laid
+    out as `root/<class name>/<photo>`."""
     root = Path(root)
     _existing_dir(root, "exemplar folder")
     match = class_matcher(vocab)
-    unmatched, ignored = [], 0
+    unmatched: list[str] = []
+    ignored: list[str] = []
+    matched = False
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
         if not entry.is_dir():
-            ignored += 1
+            ignored.append(str(entry))
             continue
         index = match(entry.name)
         if index is None:
             unmatched.append(entry.name)
             continue
-        files = sorted(entry.iterdir())
-        images = [p for p in files if _is_image(p)]
-        ignored += sum(1 for p in files if not p.name.startswith(".")) - len(images)
-        records[index].extend(file_record(p, f"folder {entry.name}") for p in images)
+        matched = True
+        files = [p for p in sorted(entry.iterdir()) if not p.name.startswith(".")]
+        records[index].extend(file_record(p, f"folder {entry.name}") for p in files if _is_image(p))
+        ignored += [str(p) for p in files if not _is_image(p)]
+    loose = [p for p in ignored if Path(p).parent == root and _is_image(Path(p))]
+    if loose and not matched:
+        raise InputError(f"{root}: --exemplars expects one folder per class, DIR/<class name>/<photo>, but no folder "
+                         f"here matches a class and {len(loose)} photos lie directly in it "
+                         f"({', '.join(Path(p).name for p in loose[:IGNORED_NAMED])}{' ...' if len(loose) > IGNORED_NAMED else ''})"
+                         f"; move them into folders named after their classes")
     return unmatched, ignored
 
 
@@ -250,7 +270,7 @@ def collect_exemplars(vocab: Vocabulary, exemplar_dir: str | os.PathLike | None 
     records: Records = [[] for _ in vocab.classes]
     vocabulary_exemplars(vocab, records)
     unmatched: list[str] = []
-    ignored = 0
+    ignored: list[str] = []
     if exemplar_ann is not None:
         unmatched = annotation_exemplars(exemplar_ann, exemplar_dir, vocab, records)
     elif exemplar_dir is not None:
@@ -261,9 +281,16 @@ def collect_exemplars(vocab: Vocabulary, exemplar_dir: str | os.PathLike | None 
             for record in class_records:
                 record["category_id"] = cls.category_id
     candidates = [len(r) for r in records]
-    result = ExemplarSet(cap_exemplars(records, k, seed), candidates, unmatched, skipped, ignored)
+    result = ExemplarSet(cap_exemplars(records, k, seed), candidates, unmatched, skipped, len(ignored),
+                         ignored[:IGNORED_NAMED])
     if unmatched:
-        log.warning("%d exemplar folders or categories match no class: %s", len(unmatched), ", ".join(unmatched[:10]))
+        log.warning("%s match%s no class: %s", plural(len(unmatched), "exemplar folder or category",
+                                                      "exemplar folders or categories"),
+                    "es" if len(unmatched) == 1 else "", ", ".join(unmatched[:10]))
+    if ignored:
+        log.warning("ignored %s in %s (not images in a class folder DIR/<class name>/): %s%s",
+                    plural(len(ignored), "file", "files"), exemplar_dir,
+                    ", ".join(ignored[:IGNORED_NAMED]), " ..." if len(ignored) > IGNORED_NAMED else "")
     without = result.classes_without()
     if without:
         log.warning("%d of %d classes have no exemplars: %s", len(without), len(vocab),

@@ -15,7 +15,9 @@ text rows), so aggregated classifiers (space `aggregator`), and fusions that con
 """
 from __future__ import annotations
 
+import json
 import os
+import shlex
 
 import numpy as np
 
@@ -28,11 +30,14 @@ AGGREGATOR_TEXT_COSINE = -0.025
 
 
 def detic_config_lines(path: str | os.PathLike, num_classes: int, embed_dim: int) -> list[str]:
-    """Detic command-line config options using `path`: as the model's classifier, or swapped in at test time."""
+    """Detic command-line config options using `path`: as the model's classifier, or swapped in at test time.
+
+    Quoted for a POSIX shell, so a path with spaces or quotes pastes as one argument."""
+    classifiers = shlex.quote(f"({json.dumps(str(path))},)")
     return [
-        f"MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH {path} MODEL.ROI_HEADS.NUM_CLASSES {num_classes} "
+        f"MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH {shlex.quote(str(path))} MODEL.ROI_HEADS.NUM_CLASSES {num_classes} "
         f"MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM {embed_dim}",
-        f"MODEL.RESET_CLS_TESTS True MODEL.TEST_CLASSIFIERS \"('{path}',)\" MODEL.TEST_NUM_CLASSES \"({num_classes},)\"",
+        f"MODEL.RESET_CLS_TESTS True MODEL.TEST_CLASSIFIERS {classifiers} MODEL.TEST_NUM_CLASSES '({num_classes},)'",
     ]
 
 

@@ -4,8 +4,10 @@ For each class the sheet shows every exemplar as the encoder sees it: the crop (
 context and made square, or the whole image) and view 0 of its TTA views (un-normalised back to
 pixels, at the model's input size). The page lists each exemplar's source, the classes without
 exemplars (their multi-modal rows are text only), the folders or categories that matched no class,
-and per class its three nearest other classes by cosine of a classifier's rows: the likely
-confusions, worth a synonym, a description or better photos. It holds no scripts.
+the images skipped as unreadable, and per class its three nearest other classes by cosine of a
+classifier's rows: the likely confusions, worth a synonym, a description or better photos. A summary
+table, the build settings and the leave-one-out results (when judged) come first; the page layout
+is `mmovod.vocabulary.report_pages`.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
@@ -25,6 +27,7 @@ from mmovod.clip.image_encoding import view_plan
 from mmovod.clip.specs import ViewSpec
 from mmovod.io.atomic import atomic_open
 from mmovod.readers.vocabulary import Vocabulary
+from mmovod.vocabulary import report_pages
 
 TILE = 128
 GAP = 6
@@ -72,8 +75,10 @@ def first_view(record: dict[str, Any], class_index: int, exemplar_index: int, pl
     return Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
 
 
-def contact_sheet(records: Sequence[dict[str, Any]], class_index: int, bundle: Any, view: ViewSpec) -> Image.Image:
-    """Crop and TTA view 0 of each exemplar, side by side, PAIRS_PER_ROW pairs to a row, numbered from 1."""
+def contact_sheet(records: Sequence[dict[str, Any]], class_index: int, bundle: Any, view: ViewSpec,
+                  numbers: Sequence[int] | None = None) -> Image.Image:
+    """Crop and TTA view 0 of each exemplar, side by side, PAIRS_PER_ROW pairs to a row, numbered from 1
+    (or by `numbers`: each record's exemplar number, when some of the class's exemplars are left out)."""
     plan = sheet_view_plan(bundle, view)
     pair_w = 2 * TILE + GAP
     cols = min(len(records), PAIRS_PER_ROW)
@@ -85,8 +90,9 @@ def contact_sheet(records: Sequence[dict[str, Any]], class_index: int, bundle: A
         x = 2 * GAP + (e % PAIRS_PER_ROW) * (pair_w + 2 * GAP)
         y = GAP + (e // PAIRS_PER_ROW) * (TILE + 3 * GAP) + 2 * GAP
         sheet.paste(_tile(crop), (x, y))
-        sheet.paste(_tile(first_view(record, class_index, e, plan, view.context)), (x + TILE + GAP, y))
-        draw.text((x, y - 2 * GAP + 1), f"{e + 1}", fill=(0, 0, 0))
+        number = numbers[e] - 1 if numbers else e  # the view's seed is the exemplar's own number
+        sheet.paste(_tile(first_view(record, class_index, number, plan, view.context)), (x + TILE + GAP, y))
+        draw.text((x, y - 2 * GAP + 1), f"{numbers[e] if numbers else e + 1}", fill=(0, 0, 0))
     return sheet
 
 
@@ -99,19 +105,18 @@ def _save_png(image: Image.Image, path: Path) -> None:
         image.save(handle, format="PNG")
 
 
-STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}h2{margin-top:1.6em;border-top:1px solid #ccc;
-padding-top:.6em}table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:2px 6px;
-text-align:left}.none{color:#a33}.near{color:#555}img{display:block;margin:.5em 0;max-width:100%}"""
-
-
 def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequence[Sequence[dict[str, Any]]],
                  bundle: Any, view: ViewSpec, classifier: np.ndarray, classifier_name: str, *,
-                 unmatched: Sequence[str] = (), skipped: Sequence[dict[str, str]] = ()) -> Path:
-    """Write `out_dir/index.html` and `out_dir/sheets/<n>_<class>.png`; returns the page's path.
+                 unmatched: Sequence[str] = (), skipped: Sequence[dict[str, Any]] = (),
+                 judged: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None) -> Path:
+    """Write `out_dir/index.html` (`mmovod.vocabulary.report_pages`) and `out_dir/sheets/<n>_<class>.png`;
+    returns the page's path.
 
     `records`: per class, the exemplar records used; `view`: the crop context, TTA and seed the
     averaged classifier was made with; `classifier`: the `(C, D)` rows whose cosines give the nearest
-    classes (named `classifier_name` on the page).
+    classes (named `classifier_name` on the page); `skipped`: unreadable images (`class` name, `path`,
+    `reason`), left off the sheets; `judged`: the build's leave-one-out document; `settings`: the
+    build settings to show (label -> value).
     """
     out = Path(out_dir)
     sheets = out / "sheets"
@@ -119,40 +124,42 @@ def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequenc
     names = vocab.names
     near = nearest_classes(classifier)
     without = [names[i] for i, rs in enumerate(records) if not rs]
+    skipped_by_class: dict[str, list[dict[str, Any]]] = {}
+    for item in skipped:
+        skipped_by_class.setdefault(str(item.get("class")), []).append(item)
+    loo = judged["kinds"].get(classifier_name) if judged is not None else None
     esc = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'>"
-             f"<title>Vocabulary report: {esc(vocab.path.name)}</title><style>{STYLE}</style></head><body>",
-             f"<h1>{esc(vocab.path.name)}: {len(names)} classes</h1>",
-             f"<p>Each numbered pair on a sheet is an exemplar's crop (context {view.context}) and view 0 of its "
-             f"{'TTA' if view.tta else 'plain'} views as the image encoder sees it. Nearest classes by cosine of "
-             f"the {esc(classifier_name)} classifier.</p>"]
+    notes = []
     if without:
-        parts.append(f"<p class='none'>Classes without exemplars ({len(without)}; their multi-modal rows are text "
+        notes.append(f"<p class='none'>Classes without exemplars ({len(without)}; their multi-modal rows are text "
                      f"only): {esc(', '.join(without))}</p>")
     if unmatched:
-        parts.append(f"<p class='none'>Exemplar folders or categories matching no class: {esc(', '.join(unmatched))}</p>")
+        notes.append(f"<p class='none'>Exemplar folders or categories matching no class: {esc(', '.join(unmatched))}</p>")
     if skipped:
-        parts.append("<p class='none'>Skipped unreadable images: "
+        notes.append("<p class='none'>Skipped unreadable images: "
                      + esc(", ".join(f"{s['path']} ({s['reason']})" for s in skipped)) + "</p>")
-    written = set()
+    sections, written = [], set()
     for c, name in enumerate(names):
-        nearest = ", ".join(f"{esc(names[j])} ({cos:.3f})" for j, cos in near[c]) or "none"
-        parts.append(f"<h2 id='c{c}'>{c}. {esc(name)}</h2><p class='near'>nearest: {nearest}</p>")
-        if not records[c]:
-            parts.append("<p class='none'>no exemplars</p>")
-            continue
-        sheet = f"{c:04d}_{_slug(name)}.png"
-        _save_png(contact_sheet(records[c], c, bundle, view), sheets / sheet)
-        written.add(sheet)
-        parts.append(f"<img src='sheets/{sheet}' alt='exemplars of {esc(name)}'>")
-        rows = "".join(f"<tr><td>{e + 1}</td><td>{esc(r.get('source', ''))}</td><td>{esc(r['file_name'])}</td>"
-                       f"<td>{esc(str(r.get('bbox', 'whole image')))}</td></tr>" for e, r in enumerate(records[c]))
-        parts.append(f"<table><tr><th>#</th><th>source</th><th>image</th><th>box</th></tr>{rows}</table>")
-    parts.append("</body></html>")
+        bad = {str(s["path"]) for s in skipped_by_class.get(name, [])}
+        kept = [(e, r) for e, r in enumerate(records[c]) if str(r["file_name"]) not in bad]
+        section = report_pages.ClassSection(
+            c, name, len(kept), skipped_by_class.get(name, []), [(names[j], cos) for j, cos in near[c]],
+            loo["per_class"][c]["top1"] if loo is not None and loo["per_class"][c] is not None else None,
+            rows=[(e + 1, str(r.get("source", "")), str(r["file_name"]), str(r.get("bbox", "whole image")))
+                  for e, r in enumerate(records[c])])
+        if kept:
+            sheet = f"{c:04d}_{_slug(name)}.png"
+            image = contact_sheet([r for _, r in kept], c, bundle, view, numbers=[e + 1 for e, _ in kept])
+            _save_png(image, sheets / sheet)
+            section.sheet = (sheet, image.width, image.height)
+            written.add(sheet)
+        sections.append(section)
     for stale in sheets.glob("*.png"):
         if stale.name not in written:
             stale.unlink()
-    page = out / "index.html"
-    with atomic_open(page, "wb") as handle:
-        handle.write("\n".join(parts).encode())
-    return page
+    intro = (f"<p>Each numbered pair on a sheet is an exemplar's crop (context {view.context}) and view 0 of its "
+             f"{'TTA' if view.tta else 'plain'} views as the image encoder sees it. Nearest classes by cosine of "
+             f"the {esc(classifier_name)} classifier.</p>")
+    pages = report_pages.write_pages(out, f"{vocab.path.name}: {len(names)} classes", intro, settings or {}, notes,
+                                     sections, judged, classifier_name)
+    return pages[0]

@@ -12,8 +12,8 @@ import torch
 from mmovod.aggregator.contrastive import embed_pair, symmetric_info_nce
 from mmovod.aggregator.episodes import EpisodeSampler
 from mmovod.aggregator.heldout_retrieval import retrieval_accuracy, select_classes
-from mmovod.aggregator.model import VisualAggregator, aggregate
-from mmovod.aggregator.train_config import TrainConfig, build_model, lr_factor
+from mmovod.aggregator.model import VisualAggregator, aggregate, build_model
+from mmovod.aggregator.train_config import TrainConfig, lr_factor
 from mmovod.features.cache import FeatureCache
 from tools import eval_visual_aggregator, train_visual_aggregator
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 from open_clip.transformer import QuickGELU
 
+from mmovod.clip import weights
 from mmovod.clip.factory import is_torchscript_archive, load_clip, resolve_model_name
 from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from mmovod.io.errors import InputError
@@ -104,6 +105,8 @@ def test_weights_that_cannot_be_downloaded_say_where_to_get_them(monkeypatch):
         raise RuntimeError("Failed to download file (open_clip_pytorch_model.bin)\nsecond line")
 
     monkeypatch.setattr(open_clip, "create_model_and_transforms", offline)
+    monkeypatch.setattr(weights, "hub_unreachable", lambda url: False)  # online, but the download fails
+    monkeypatch.setattr(weights, "hub_offline", lambda: False)
     with pytest.raises(InputError) as err:
         load_clip("ViT-B/32", None, "cpu")
     message = str(err.value)
@@ -121,6 +124,8 @@ def test_tags_trained_with_quick_gelu_get_it(monkeypatch):
         raise RuntimeError("offline")
 
     monkeypatch.setattr(open_clip, "create_model_and_transforms", record)
+    monkeypatch.setattr(weights, "hub_unreachable", lambda url: False)
+    monkeypatch.setattr(weights, "hub_offline", lambda: False)
     for model, tag in [("ViT-B/32", None), ("ViT-B-32", "openai"), ("ViT-B-32", "laion2b_s34b_b79k")]:
         with pytest.raises(InputError):
             load_clip(model, tag, "cpu")

@@ -116,4 +116,15 @@ def test_detic_lines():
     assert detic_config_lines("out/mm.npy", 5, 512) == [
         "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH out/mm.npy MODEL.ROI_HEADS.NUM_CLASSES 5 "
         "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM 512",
-        "MODEL.RESET_CLS_TESTS True MODEL.TEST_CLASSIFIERS \"('out/mm.npy',)\" MODEL.TEST_NUM_CLASSES \"(5,)\""]
+        "MODEL.RESET_CLS_TESTS True MODEL.TEST_CLASSIFIERS '(\"out/mm.npy\",)' MODEL.TEST_NUM_CLASSES '(5,)'"]
+
+
+def test_detic_lines_paste_as_one_argument_per_value_for_any_path():
+    """A shell splits each line into option-value pairs whose values are the path and a tuple holding it."""
+    import ast
+    import shlex
+
+    for path in ("my classifiers/mm.npy", "it's/\"x\" $HOME.npy"):
+        first, second = (shlex.split(line) for line in detic_config_lines(path, 3, 512))
+        assert first[1] == path and len(first) == 6
+        assert ast.literal_eval(second[3]) == (path,) and ast.literal_eval(second[5]) == (3,)

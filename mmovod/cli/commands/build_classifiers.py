@@ -1,0 +1,151 @@
+r"""Your own classes, end to end: a class list and a few photos of each -> every classifier a detector loads.
+
+Reads a vocabulary (a text file with one class per line and optional synonyms after commas, a
+JSON/YAML class list, or an LVIS/COCO annotation file) and exemplar photos (--exemplars DIR with
+DIR/<class name>/*.jpg, or the boxes of a COCO file with --exemplar-ann, or the exemplars listed in
+the vocabulary), loads CLIP once and writes into --out-dir, rows in vocabulary order, each with a
+.npy.json sidecar: text.npy (class-name prompts, Detic's recipe), descriptions.npy (when there are
+descriptions), vision-average.npy, vision-aggregated.npy (with --load-path), multi-modal-average.npy
+and multi-modal-aggregated.npy, plus vocabulary.json (what went into each row) and exemplars.json.
+Classes without exemplars get text-only multi-modal rows and are listed. Re-running reuses every
+classifier whose inputs and flags did not change. Prints the Detic config lines at the end.
+
+Example:
+  python tools/build_classifiers.py --vocab my_classes.txt --exemplars my_photos/ --out-dir my_classifiers \
+      --load-path checkpoints/visual_aggregator/visual_aggregator_ckpt_4_transformer.pth --report --judge
+  python tools/check_classifier.py my_classifiers/multi-modal-aggregated.npy --clip_model ViT-B/32
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import Sequence
+
+from mmovod.classifiers.text_inputs import PROMPTS
+from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
+from mmovod.cli.run import run_tool
+from mmovod.prep.exemplar_sampling import DEFAULT_SEED
+from mmovod.vocabulary.stages import AGGREGATED, MM_AGGREGATED, STAGES
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = make_parser(__doc__)
+    parser.add_argument("--vocab", required=True,
+                        help="vocabulary: text (one class per line, 'name, synonym, ...'; '#' comments), JSON/YAML "
+                             "list of classes (name, synonyms, descriptions, exemplars), or LVIS/COCO annotation JSON")
+    parser.add_argument("--out-dir", required=True, help="output folder (created if its parent exists)")
+    ex = parser.add_argument_group("exemplars")
+    ex.add_argument("--exemplars", default=None, metavar="DIR",
+                    help="DIR/<class name>/*.{jpg,jpeg,png,...}: whole-image exemplars; folder names match class "
+                         "names or synonyms ignoring case, spaces and underscores")
+    ex.add_argument("--exemplar-ann", default=None, metavar="FILE",
+                    help="COCO-format file whose boxes are the exemplars (image file_names relative to --exemplars)")
+    ex.add_argument("-K", type=int, default=None,
+                    help="keep at most K exemplars per class (area-weighted seeded draw, as the LVIS recipe; "
+                         "default: all)")
+    ex.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the -K draw")
+    ex.add_argument("--require-exemplars", action="store_true",
+                    help="a class without exemplars is an error (default: its multi-modal rows are text only)")
+    text = parser.add_argument_group("class-name text classifier (as dump_clip_features.py)")
+    text.add_argument("--prompt", choices=sorted(PROMPTS), default="a",
+                      help="a -> 'a <name>', none -> '<name>', photo -> 'a photo of a <name>', "
+                           "scene -> 'a photo of a <name> in the scene'")
+    text.add_argument("--fix_space", action="store_true", help="replace '_' with ' ' in class names")
+    text.add_argument("--use_underscore", action="store_true", help="replace ' ' with '_' in class names")
+    text.add_argument("--avg_synonyms", action="store_true", help="average the prompts of every synonym of a class")
+    desc = parser.add_argument_group("description classifier")
+    desc.add_argument("--descriptions", default=None, metavar="FILE|generate",
+                      help="JSON {class: [sentences]} for the classes whose vocabulary entry has none, or 'generate' "
+                           "to ask an LLM (OPENAI_API_KEY; cached and resumable, written to OUT/descriptions_<model>.json)"
+                           "; default: the vocabulary's own descriptions, if any")
+    desc.add_argument("--openai-model", default="gpt-3.5-turbo-instruct",
+                      help="with --descriptions generate: the model (e.g. gpt-4o-mini with --api chat)")
+    desc.add_argument("--base-url", default=None, help="with --descriptions generate: an OpenAI-compatible endpoint")
+    desc.add_argument("--api", choices=["chat", "completions"], default=None,
+                      help="with --descriptions generate: the endpoint (default: by model name)")
+    agg = parser.add_argument_group("aggregated vision classifier (as generate_vision_classifier_agg.py)")
+    agg.add_argument("--load-path", default=None, help="visual aggregator checkpoint; without it no aggregated classifier")
+    agg.add_argument("--num-layers", type=int, default=4, help="the aggregator's transformer layers")
+    agg.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
+                     help="TTA views for the aggregator (generate_vision_classifier_agg.py needs --tta for this; "
+                          "with whole-image exemplars its views are then shared with the averaged classifier)")
+    add_exemplar_view_args(parser, workers=2)
+    add_clip_args(parser, batch_help="image views per forward pass (default: %(default)s); sentences are batched "
+                                      "on their own, 256 per pass on CUDA and 32 on CPU")
+    out = parser.add_argument_group("outputs")
+    exportable = [s for s in STAGES if s not in (AGGREGATED, MM_AGGREGATED)]
+    out.add_argument("--export", nargs="+", default=[], choices=exportable, metavar="KIND",
+                     help="also write OUT/export/KIND.npy, L2-normalised float32 rows for prompt-embedding detectors "
+                          f"(YOLO-World-style); KIND is one of {', '.join(exportable)} (the aggregated kinds are not in "
+                          "CLIP's space)")
+    out.add_argument("--report", action="store_true",
+                     help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
+                          "classes without exemplars and each class's nearest classes")
+    out.add_argument("--judge", action="store_true",
+                     help="judge every classifier from your own photos, no labelled set needed: leave-one-out over "
+                          "the exemplars (each photo classified against rows made without it, every class's from one photo "
+                          "fewer), written to "
+                          "OUT/leave-one-out.json and the report; keeps the view embeddings in "
+                          "OUT/exemplar-embeddings.npz so a re-run judges without encoding again")
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    from mmovod.clip.crops import TTA_CONTEXT
+    from mmovod.readers.vocabulary import read_vocabulary
+    from mmovod.vocabulary.build import (AggregatorSettings, BuildInputs, BuildSettings, TextSettings, build_classifiers,
+                                         prepare_out_dir)
+    from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
+    from mmovod.vocabulary.exemplar_folders import collect_exemplars
+    from mmovod.vocabulary.judging import summary_lines
+
+    vocab = read_vocabulary(args.vocab)
+    prepare_out_dir(args.out_dir, create=False)
+    exemplars = collect_exemplars(vocab, args.exemplars, args.exemplar_ann, args.K, args.sample_seed, args.skip_bad,
+                                  max(1, args.workers))
+    text = TextSettings(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms)
+    settings = BuildSettings(
+        clip=clip_spec_from_args(args),
+        text=text,
+        views=view_spec_from_args(args, context=TTA_CONTEXT),
+        aggregator=AggregatorSettings(args.load_path, args.num_layers, args.tta) if args.load_path else None,
+        require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report,
+        judge=args.judge)
+    descriptions_file = args.descriptions
+    if descriptions_file == "generate":
+        prepare_out_dir(args.out_dir)
+        descriptions_file = generated_descriptions(vocab, args.out_dir, args.openai_model, api=args.api,
+                                                   base_url=args.base_url)
+    descriptions, source = resolve_descriptions(vocab, descriptions_file, **asdict(text))
+    result = build_classifiers(BuildInputs(vocab, exemplars, descriptions, source), settings, args.out_dir,
+                               args.command_line)
+    print(f"{len(vocab)} classes from {vocab.path} ({vocab.format}); "
+          f"computed: {', '.join(result.computed) or 'nothing'}; reused: {', '.join(result.reused) or 'nothing'}")
+    for name, path in result.files.items():
+        print(f"  {name}: {path}")
+    with_synonyms = [c.name for c in vocab.classes if set(c.synonyms) - {c.name}]
+    if with_synonyms and not args.avg_synonyms:
+        print(f"synonyms of {len(with_synonyms)} classes match exemplar folders but are not in the text prompts "
+              "(Detic's recipe: the class name only); --avg_synonyms averages the prompts of every synonym")
+    if exemplars.unmatched:
+        print(f"exemplar folders matching no class: {', '.join(exemplars.unmatched)}")
+    if exemplars.ignored:
+        more = exemplars.ignored_files - len(exemplars.ignored)
+        print(f"ignored (not images in a class folder {args.exemplars}/<class name>/): {', '.join(exemplars.ignored)}"
+              + (f" and {more} more" if more else ""))
+    if result.without_exemplars:
+        print(f"classes without exemplars (text-only multi-modal rows): {', '.join(result.without_exemplars)}")
+    for kind, path in result.exports.items():
+        print(f"prompt embeddings ({kind}, L2-normalised): {path}")
+    if result.judged is not None:
+        print("\n".join(summary_lines(result.judged)))
+    if result.report:
+        print(f"report: {result.report}")
+    print(f"Detic, with {result.handoff} (train or evaluate with these config options; the second line swaps it in "
+          "at test time):")
+    for line in result.detic_lines:
+        print(f"  {line}")
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    return run_tool(get_parser(), run, argv, prog)

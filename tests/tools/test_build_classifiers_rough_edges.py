@@ -1,0 +1,110 @@
+"""What a new user hits in the first hour with build_classifiers.py, each fixed: skipped photos and the report,
+photos in the wrong folder, unused synonyms, descriptions for some classes, the aggregator checkpoint hint,
+and the evaluation's AP plot on a small set."""
+import json
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from mmovod.evaluation import report as eval_report
+from tests.tools.test_build_classifiers import CLASSES, build, data, truncated_jpeg, with_photo  # noqa: F401
+from tools import build_classifiers
+
+
+def test_skip_bad_names_the_image_and_the_report_and_judge_leave_it_out(data, tmp_path, capsys):  # noqa: F811
+    photos = with_photo(data, tmp_path, truncated_jpeg)
+    out = tmp_path / "out"
+    assert build(data, out, "--skip-bad", "--report", "--judge", photos=photos) == 0
+    captured = capsys.readouterr()
+    bad = str(photos / "traffic cone/bad.jpg")
+    assert f"skipped 1 unreadable exemplar image: {bad} (cannot read image" in captured.err
+    doc = json.loads((out / "vocabulary.json").read_text())
+    assert bad not in [e["image"] for e in doc["classes"][1]["exemplars"]]
+    assert [s["path"] for s in doc["classes"][1]["skipped_images"]] == [bad]
+    page = (out / "report/index.html").read_text()
+    assert "bad.jpg (cannot read image" in page
+    with Image.open(out / "report/sheets/0001_traffic-cone.png") as sheet:  # two pairs, not three
+        assert sheet.size[0] == 2 * (2 * 128 + 6) + 3 * 12
+    judged = json.loads((out / "leave-one-out.json").read_text())
+    assert judged["photos_per_class"]["traffic cone"] == 2
+
+
+def test_photos_directly_in_the_exemplar_folder_are_refused_with_the_layout(data, tmp_path, bad_input):  # noqa: F811
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for i, src in enumerate(sorted((data["root"] / "photos/Hard_Hat").iterdir())):
+        shutil.copy(src, loose / f"{i}.jpg")
+    argv = ["--vocab", str(data["root"] / "vocab.txt"), "--exemplars", str(loose), "--out-dir", str(tmp_path / "out"),
+            *data["clip"], *data["views"]]
+    bad_input(build_classifiers.main, argv, tmp_path / "out",
+              "--exemplars expects one folder per class, DIR/<class name>/<photo>, but no folder here matches a class "
+              "and 3 photos lie directly in it (0.jpg, 1.jpg, 2.jpg)")
+
+
+def test_ignored_files_are_named(data, tmp_path, capsys):  # noqa: F811
+    photos = tmp_path / "photos"
+    shutil.copytree(data["root"] / "photos", photos)
+    shutil.copy(photos / "digger/0.jpg", photos / "stray.jpg")
+    (photos / "digger/notes.txt").write_text("not a photo")
+    assert build(data, tmp_path / "out", photos=photos) == 0
+    captured = capsys.readouterr()
+    assert f"ignored (not images in a class folder {photos}/<class name>/): {photos / 'digger/notes.txt'}, " \
+           f"{photos / 'stray.jpg'}" in captured.out
+    assert "1 exemplar folder or category matches no class: boats" in captured.err
+
+
+def test_the_summary_says_synonyms_are_not_in_the_prompts(data, tmp_path, capsys):  # noqa: F811
+    assert build(data, tmp_path / "a") == 0
+    assert "synonyms of 2 classes match exemplar folders but are not in the text prompts" in capsys.readouterr().out
+    assert build(data, tmp_path / "b", "--avg_synonyms") == 0
+    assert "synonyms of" not in capsys.readouterr().out
+
+
+def test_descriptions_for_some_classes_fall_back_to_the_class_name_prompt(data, tmp_path, capsys):  # noqa: F811
+    vocab = tmp_path / "vocab.json"
+    vocab.write_text(json.dumps([{"name": "hard hat", "descriptions": ["A rigid yellow helmet.", "It has a brim."]},
+                                 {"name": "traffic cone"}, {"name": "excavator", "synonyms": ["digger"]}]))
+    out = tmp_path / "out"
+    assert build(data, out, vocab=vocab) == 0
+    err = capsys.readouterr().err
+    assert "descriptions for 1 of 3 classes; the others use their class-name prompt" in err
+    assert "(give --descriptions FILE for them): traffic cone, excavator\n" in err
+    text, described = np.load(out / "text.npy"), np.load(out / "descriptions.npy")
+    assert np.allclose(described[1:], text[1:], atol=1e-5)  # the same sentence, "a traffic cone", by the same model
+    assert not np.allclose(described[0], text[0], atol=1e-3)
+    side = json.loads((out / "descriptions.npy.json").read_text())
+    assert "class-name prompts for 2 classes without descriptions: traffic cone, excavator" in side["details"]["source"]
+
+
+def test_a_missing_aggregator_checkpoint_names_the_download(data, tmp_path, bad_input):  # noqa: F811
+    argv = ["--vocab", str(data["root"] / "vocab.txt"), "--exemplars", str(data["root"] / "photos"),
+            "--out-dir", str(tmp_path / "out"), "--load-path", str(tmp_path / "agg.pth"), *data["clip"], *data["views"]]
+    bad_input(build_classifiers.main, argv, tmp_path / "out",
+              "agg.pth: aggregator checkpoint not found (the released ones: python tools/download_assets.py --only "
+              "checkpoints)")
+
+
+def _plotted(monkeypatch, tmp_path, counts):
+    figures = []
+    monkeypatch.setattr(eval_report, "_save_figure", lambda figure, path: figures.append(figure))
+    per_class = [{"crops": n, "ap": 0.5, "image_count": None} for n in counts]
+    eval_report.plot_ap_vs_frequency([{"name": "text", "per_class": per_class}], tmp_path / "ap.png")
+    [figure] = figures
+    figure.canvas.draw()
+    return figure.axes[0]
+
+
+def test_the_ap_plot_labels_small_sets_with_plain_numbers(monkeypatch, tmp_path):
+    axis = _plotted(monkeypatch, tmp_path, [2, 3, 4, 5])
+    assert axis.get_xscale() == "linear"
+    labels = [t.get_text() for t in axis.get_xticklabels() if t.get_text()]
+    assert labels and all(label.lstrip("−-").isdigit() for label in labels), labels
+    assert axis.get_legend().get_texts()[0].get_fontsize() >= 10
+    axis = _plotted(monkeypatch, tmp_path, [4, 4, 4])  # every class with the same count
+    labels = [t.get_text() for t in axis.get_xticklabels() if t.get_text()]
+    assert "4" in labels and all(label.lstrip("−-").isdigit() for label in labels), labels
+    axis = _plotted(monkeypatch, tmp_path, [1, 5, 40, 300])
+    assert axis.get_xscale() == "log"
+    labels = [t.get_text() for t in axis.get_xticklabels() if t.get_text()]
+    assert labels and not any("10^" in label or "times" in label for label in labels), labels
