@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "text_classifier": "mmovod.classifiers.text",
     "sentence_classifier": "mmovod.classifiers.text",
     "write_prompt_classifier": "mmovod.classifiers.text",
+    "PromptSpec": "mmovod.classifiers.text_inputs",
     "write_description_classifier": "mmovod.classifiers.text",
     # image-exemplar classifiers
     "load_exemplar_list": "mmovod.readers.exemplar_list",
@@ -36,7 +37,9 @@ _EXPORTS: dict[str, str] = {
     # the one image-encoding pipeline: item records -> (N, V, D) embeddings, valid mask, skipped images
     "encode_items": "mmovod.clip.image_encoding",
     "encode_exemplars": "mmovod.clip.image_encoding",
-    # fusion and the classifier-file contract
+    # the classifier kinds, fusion and the classifier-file contract
+    "KINDS": "mmovod.classifiers.kinds",
+    "ClassifierKind": "mmovod.classifiers.kinds",
     "fuse_classifiers": "mmovod.classifiers.fusion",
     "fuse_classifier_files": "mmovod.classifiers.fusion",
     "ClassifierSidecar": "mmovod.classifiers.sidecar",

@@ -2,8 +2,6 @@
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 
 from mmovod.features.cache import write_array_cache
 
@@ -23,12 +21,3 @@ def gaussian_classes(seed, n_classes, per_class, dim=32, views=1, spread=2.0, pr
 
 def toy_cache(path: Path, seed=0, n_classes=48, per_class=24, shard_size=100, **kw) -> Path:
     return write_array_cache(path, gaussian_classes(seed, n_classes, per_class, **kw), TOY_CLIP, shard_size)
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny models run fastest on one intra-op thread (and do not fight other jobs for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -1,4 +1,8 @@
+"""Shared fixtures: the demo dataset and a tiny CLIP (made once per session), the bad-input contract,
+a fake OpenAI server, one intra-op thread. Fakes and reference implementations live in tests/fakes.py
+and tests/references.py; no test module imports another."""
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -6,6 +10,54 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pytest
+
+from tests.fakes import FakeOpenAI, start
+
+
+@dataclass(frozen=True)
+class TinyClip:
+    """The tiny demo CLIP architecture with seeded random weights saved as a user checkpoint."""
+
+    config: Path
+    checkpoint: Path
+
+    @property
+    def flags(self) -> list[str]:
+        """The tool flags that select it, on the CPU."""
+        return ["--clip_model", str(self.config), "--pretrained", str(self.checkpoint), "--device", "cpu"]
+
+    def load(self, tower: str = "both"):
+        from mmovod.clip.factory import load_clip
+
+        return load_clip(str(self.config), str(self.checkpoint), "cpu", tower=tower)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> TinyClip:
+    """A tiny CLIP checkpoint (random weights, seed 0), made once per session."""
+    from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
+
+    checkpoint = tmp_path_factory.mktemp("tiny_clip") / "tiny_clip.pt"
+    save_random_checkpoint(tiny_clip_config_path(), checkpoint, seed=0)
+    return TinyClip(tiny_clip_config_path(), checkpoint)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_clip):
+    """`tiny_clip` loaded once (both towers, CPU); tests must not change it."""
+    return tiny_clip.load()
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory) -> Path:
+    """The demo tree (`make_demo_dataset`), made once per session; read-only: a test that writes into it
+    works on a copy (`shutil.copytree`)."""
+    from mmovod.demo.dataset import make_demo_dataset
+
+    root = tmp_path_factory.mktemp("demo_dataset") / "demo"
+    make_demo_dataset(root)
+    return root
+
 
 
 def _snapshot(folder: Path) -> dict:
@@ -46,6 +98,27 @@ def bad_input(capsys):
             assert _snapshot(out.parent) == before, "files beside the output were written or changed"
 
     return check
+
+
+@pytest.fixture
+def server():
+    """A fake OpenAI-compatible server (`tests.fakes.FakeOpenAI`) on 127.0.0.1, scriptable per test."""
+    srv = FakeOpenAI()
+    start(srv)
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one intra-op thread (and do not fight other jobs for cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,11 @@
-"""Shared test data for the vision-classifier tests: the demo dataset plus a temporary exemplar list.
+"""Shared test data for the vision-classifier tests: a copy of the demo dataset plus an exemplar list.
 
 The exemplar list is built here from the demo's LVIS val boxes (standing in for sample_exemplars'
 output), with one generated ImageNet image and one Visual Genome image added so every record kind
 is exercised. Sizes are kept tiny so the tests run in seconds on 2 cores.
 """
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,13 @@ import torch
 from PIL import Image
 
 from mmovod.clip.factory import load_clip
-from mmovod.demo.dataset import make_demo_dataset
 from mmovod.readers.image_roots import IMAGE_ROOTS
 from bench.original_views import make_view, view_transform
 
 
-def build_demo(root: Path, num_classes: int = 6, per_class: int = 3) -> dict:
-    make_demo_dataset(root)
+def build_demo(demo_dataset: Path, root: Path, num_classes: int = 6, per_class: int = 3) -> dict:
+    """A copy of the session's demo tree at `root` with an exemplar list of `num_classes` classes."""
+    shutil.copytree(demo_dataset, root, dirs_exist_ok=True)
     rng = np.random.default_rng(1)
     inet = root / "imagenet/imagenet21k_P/train/n00001/n00001_1.JPEG"
     inet.parent.mkdir(parents=True, exist_ok=True)

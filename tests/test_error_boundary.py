@@ -32,7 +32,7 @@ from mmovod.classifiers.text_inputs import description_key
 from mmovod.demo.models import tiny_clip_config_path
 from mmovod.demo.dataset import demo_categories
 from tests.aggregator_toy import TOY_CLIP, gaussian_classes
-from tests.tools.test_generate_descriptions import KEY, fake_text, server  # noqa: F401 (fixture)
+from tests.fakes import KEY, fake_text
 from tools import (
     cache_clip_features, collate_exemplar_dict, create_imagenetlvis_json, dump_clip_features,
     dump_clip_features_lvis_sentences, eval_visual_aggregator, generate_descriptions, generate_vision_classifier_agg,

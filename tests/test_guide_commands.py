@@ -79,6 +79,7 @@ def run_guide_command(command: str, root: Path) -> int:
     return tool.main(argv[2:])
 
 
+@pytest.mark.slow
 def test_every_guide_command_runs_as_written(guide_root, monkeypatch):
     monkeypatch.chdir(guide_root)
     for command in GUIDE:

@@ -2,6 +2,8 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "mmovod"
 
 # Bottom to top: a package may import itself and the packages before it, never one after it.
@@ -85,12 +87,17 @@ def test_every_subpackage_has_a_declared_layer():
     assert packages == set(LAYERS)
 
 
-def test_no_import_goes_up_a_layer():
-    assert upward_edges(import_graph()) == []
+@pytest.fixture(scope="module")
+def graph():
+    return import_graph()
 
 
-def test_no_import_cycle():
-    assert cycles(import_graph()) == []
+def test_no_import_goes_up_a_layer(graph):
+    assert upward_edges(graph) == []
+
+
+def test_no_import_cycle(graph):
+    assert cycles(graph) == []
 
 
 def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path):

@@ -7,9 +7,9 @@ that no row is empty. `check_classifier` reports, each as one line naming the fi
 - rows holding NaN or inf, all-zero rows, duplicate rows (cosine > 1 - 1e-6);
 - an embedding size other than the CLIP model's (`clip_model`; read from the model's config,
   no weights loaded) or than the sidecar's `embed_dim`;
-- a sidecar that disagrees with the array (shape, dtype), with `clip_model`, with itself
-  (repeated class names) or with a vocabulary's class order, or that says `normalized` while the
-  rows are not unit length.
+- a sidecar that disagrees with the array (shape, dtype), with `clip_model`, with its kind's row
+  of `mmovod.classifiers.kinds` (space), with itself (repeated class names) or with a vocabulary's
+  class order, or that says `normalized` while the rows are not unit length.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import open_clip
 
+from mmovod.classifiers.kinds import KINDS
 from mmovod.classifiers.sidecar import ClassifierSidecar, read_sidecar
 from mmovod.clip.factory import OPENAI_NAMES, resolve_model_name
 from mmovod.io.arrays import load_matrix
@@ -94,6 +95,10 @@ def _sidecar_problems(array: np.ndarray, sidecar: ClassifierSidecar, clip_model:
         problems.append(f"sidecar says shape {list(sidecar.shape)}, the array is {list(array.shape)}")
     if sidecar.dtype != str(array.dtype):
         problems.append(f"sidecar says dtype {sidecar.dtype}, the array is {array.dtype}")
+    kind = KINDS.get(sidecar.kind)
+    if kind is not None and kind.built and sidecar.space != kind.space:
+        problems.append(f"sidecar says {sidecar.space} space, but a {sidecar.kind} classifier's rows are in "
+                        f"{kind.space} space")
     if sidecar.embed_dim is not None and sidecar.embed_dim != array.shape[1]:
         problems.append(f"sidecar says CLIP embed_dim {sidecar.embed_dim}, rows are {array.shape[1]}-d")
     if clip_model is not None and sidecar.clip_model is not None \

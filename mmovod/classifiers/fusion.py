@@ -37,6 +37,15 @@ def fuse_classifiers(feat1: np.ndarray, feat2: np.ndarray, final_norm: bool = Tr
     return fused.astype(np.float32)
 
 
+def fuse_with_text_fallback(text: np.ndarray, vision: np.ndarray) -> np.ndarray:
+    """float32 `(C, D)`: l2(l2(text) + l2(vision)) per row, and l2(text) where the vision row is zero
+    (a class without exemplars)."""
+    has = vision.any(axis=1)
+    fused = l2_normalise_rows(text)
+    fused[has] = l2_normalise_rows(fused[has] + l2_normalise_rows(vision[has]))
+    return fused.astype(np.float32)
+
+
 def check_same_classes(first: Classifier, second: Classifier) -> None:
     """InputError when two classifiers cannot be fused row by row: other shapes, other CLIP models,
     or (where both sidecars say) another class order."""

@@ -3,14 +3,16 @@
 A classifier made with another CLIP, or rows in another class order, is silently useless to a
 detector; the sidecar records what made the file so that readers can check before use.
 
-Schema (version 1): `schema_version`, `kind` (one of `KINDS`), `shape`, `dtype`, `clip_model`,
-`pretrained`, `embed_dim`, `space` (`clip`: rows live in CLIP's joint embedding space; `aggregator`:
-the visual aggregator's output space; `mixed`: a fusion of rows from both), `normalized` (rows L2-normalised), `class_names`,
-`category_ids` (row order; None where unknown), `command` (the command that made it, passed in by
-the caller), `details` (kind-specific provenance: prompts, sources, seeds, skipped images, ...).
+Schema (version 2): `schema_version`, `kind` (one of `mmovod.classifiers.kinds.sidecar_kinds()`),
+`shape`, `dtype`, `clip_model`, `pretrained`, `embed_dim`, `space` (one of `kinds.SPACES`: `clip`,
+`aggregator` or `mixed`, see `mmovod.classifiers.kinds`), `normalized` (rows L2-normalised),
+`class_names`, `category_ids` (row order; None where unknown), `command` (the command that made it,
+passed in by the caller), `details` (kind-specific provenance, the keys of the kind's row: prompts,
+sources, views, seeds, skipped images, ...).
 
-Files from before the schema (no `schema_version`) stay readable: `read_sidecar` maps their keys
-(`normalised`/`normalisation` -> `normalized`, top-level provenance -> `details`).
+Older files stay readable: version 1 spelled some `details` keys otherwise (`num_augs`,
+`reduction`, `normalisation`: read as `num_views`, `combine`, `formula`); files from before the schema (no `schema_version`) are mapped too (`normalised` /
+`normalisation` -> `normalized`, top-level provenance -> `details`).
 """
 from __future__ import annotations
 
@@ -22,15 +24,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mmovod.classifiers.kinds import KINDS, SPACES, sidecar_kinds
 from mmovod.clip.identity import clip_files
 from mmovod.io.arrays import load_matrix, save_npy
 from mmovod.io.atomic import atomic_open, check_output_path
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json, load_json
 
-SCHEMA_VERSION = 1
-KINDS = ("text", "descriptions", "vision-average", "vision-aggregated", "multi-modal", "other")
-SPACES = ("clip", "aggregator", "mixed")
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,20 @@ def _from_legacy(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": kind, "shape": doc.get("shape"), "dtype": doc.get("dtype"), "clip_model": doc.get("clip_model"),
         "pretrained": doc.get("pretrained"), "embed_dim": doc.get("embed_dim"),
-        "space": "aggregator" if kind == "vision-aggregated" else "clip", "normalized": normalized,
+        "space": KINDS[kind].space, "normalized": normalized,
         "category_ids": doc.get("category_ids"), "command": doc.get("command"),
         "details": {k: v for k, v in doc.items() if k not in _LEGACY_TOP_LEVEL},
     }
+
+
+RENAMED_DETAILS = {"num_augs": "num_views", "reduction": "combine", "normalisation": "formula"}
+"""Version-1 spellings of `details` keys -> the current ones."""
+
+
+def _current_details(details: dict[str, Any]) -> dict[str, Any]:
+    """`details` with the current key spellings (`RENAMED_DETAILS`)."""
+    return {(RENAMED_DETAILS[k] if k in RENAMED_DETAILS and RENAMED_DETAILS[k] not in details else k): v
+            for k, v in details.items()}
 
 
 def parse_sidecar(doc: Any, where: str) -> ClassifierSidecar:
@@ -137,13 +149,14 @@ def parse_sidecar(doc: Any, where: str) -> ClassifierSidecar:
     version = doc.get("schema_version")
     if version is None:
         doc = _from_legacy(doc)
-    elif version != SCHEMA_VERSION:
-        raise InputError(f"{where}: sidecar schema_version {version!r} is not supported (this mmovod reads {SCHEMA_VERSION})")
+    elif version not in READABLE_VERSIONS:
+        raise InputError(f"{where}: sidecar schema_version {version!r} is not supported (this mmovod reads "
+                         f"{', '.join(map(str, READABLE_VERSIONS))})")
     shape = doc.get("shape")
     if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n >= 0 for n in shape)):
         raise InputError(f"{where}: 'shape' must be [classes, dim], found {shape!r}")
-    if doc.get("kind") not in KINDS:
-        raise InputError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, found {doc.get('kind')!r}")
+    if doc.get("kind") not in sidecar_kinds():
+        raise InputError(f"{where}: 'kind' must be one of {', '.join(sidecar_kinds())}, found {doc.get('kind')!r}")
     if doc.get("space", "clip") not in SPACES:
         raise InputError(f"{where}: 'space' must be one of {', '.join(SPACES)}, found {doc.get('space')!r}")
     names = doc.get("class_names")
@@ -156,6 +169,7 @@ def parse_sidecar(doc: Any, where: str) -> ClassifierSidecar:
     details = doc.get("details", {})
     if not isinstance(details, dict):
         raise InputError(f"{where}: 'details' must be a JSON object")
+    details = _current_details(details)
     return ClassifierSidecar(
         kind=doc["kind"], shape=(shape[0], shape[1]), dtype=str(doc.get("dtype")), clip_model=doc.get("clip_model"),
         pretrained=doc.get("pretrained"), embed_dim=doc.get("embed_dim"), space=doc.get("space", "clip"),

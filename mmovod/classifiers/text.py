@@ -16,7 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mmovod.classifiers.sidecar import check_classifier_path, make_sidecar, save_classifier
-from mmovod.classifiers.text_inputs import (PROMPTS, class_prompts, descriptions_per_class, load_categories,
+from mmovod.classifiers.kinds import KINDS
+from mmovod.classifiers.text_inputs import (PromptSpec, class_prompts, descriptions_per_class, load_categories,
                                             load_descriptions, prompt_sentences)
 from mmovod.clip.factory import ClipBundle
 from mmovod.clip.specs import ClipSpec, as_bundle
@@ -58,33 +59,17 @@ def _write(path: str | os.PathLike, sentences: list[list[str]], clip: ClipSpec, 
     return features
 
 
-def write_prompt_classifier(
-    ann_path: str | os.PathLike,
-    out_path: str | os.PathLike,
-    clip: ClipSpec,
-    *,
-    prompt: str = "a",
-    fix_space: bool = False,
-    use_underscore: bool = False,
-    avg_synonyms: bool = False,
-    use_wn_name: bool = False,
-    command: str | None = None,
-) -> np.ndarray:
-    """Embed the `PROMPTS[prompt]` sentence of each class name (or of each synonym, averaged, with
-    `avg_synonyms`) of `ann_path` and write the float32 (C, D) classifier with its sidecar."""
+def write_prompt_classifier(ann_path: str | os.PathLike, out_path: str | os.PathLike, clip: ClipSpec,
+                            prompts: PromptSpec = PromptSpec(), *, command: str | None = None) -> np.ndarray:
+    """Embed the prompts (`prompts`, Detic's recipe) of each class of `ann_path` and write the float32
+    (C, D) classifier with its sidecar."""
     check_classifier_path(out_path)
     cats = load_categories(ann_path)
-    if use_wn_name and not avg_synonyms:
+    if prompts.use_wn_name and not prompts.avg_synonyms:
         log.warning("--use_wn_name only changes the output together with --avg_synonyms (as in Detic)")
-    groups = class_prompts(cats, ann_path, prompt, fix_space, use_underscore, avg_synonyms, use_wn_name)
+    groups = class_prompts(cats, ann_path, prompts)
     return _write(out_path, groups, clip, "text", cats, command, {
-        "source": {"ann": str(ann_path)},
-        "prompt": PROMPTS[prompt],
-        "fix_space": fix_space,
-        "use_underscore": use_underscore,
-        "avg_synonyms": avg_synonyms,
-        "use_wn_name": use_wn_name and avg_synonyms,
-    })
+        "source": {"ann": str(ann_path)}, **prompts.details(), "sentences_per_class": [len(g) for g in groups]})
 
 
 def write_description_classifier(
@@ -101,6 +86,6 @@ def write_description_classifier(
     sentences = descriptions_per_class(load_descriptions(descriptions_path), cats, descriptions_path)
     return _write(out_path, sentences, clip, "descriptions", cats, command, {
         "source": {"descriptions": str(descriptions_path), "ann": str(ann_path)},
-        "reduction": "mean of the CLIP text embeddings of each class's descriptions",
+        "combine": KINDS["descriptions"].computed,
         "sentences_per_class": [len(s) for s in sentences],
     })

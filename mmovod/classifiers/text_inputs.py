@@ -6,6 +6,7 @@ file in ascending category id, which is the row order of every classifier `.npy`
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from mmovod.io.errors import InputError
@@ -77,27 +78,43 @@ def fix_name(name: str, fix_space: bool, use_underscore: bool) -> str:
     return name
 
 
-def class_prompts(
-    cats: list[dict[str, Any]],
-    ann_path: str | os.PathLike,
-    prompt: str = "a",
-    fix_space: bool = False,
-    use_underscore: bool = False,
-    avg_synonyms: bool = False,
-    use_wn_name: bool = False,
-) -> list[list[str]]:
+@dataclass(frozen=True)
+class PromptSpec:
+    """Detic's class-name prompt recipe (dump_clip_features.py's flags): the template `PROMPTS[prompt]`;
+    `fix_space` ('_' -> ' ') or `use_underscore` (' ' -> '_') applied to names (`fix_name`);
+    `avg_synonyms`: one prompt per synonym, averaged, the synonyms being the LVIS 'synonyms' or, with
+    `use_wn_name`, the WordNet lemma names of the class's synset."""
+
+    prompt: str = "a"
+    fix_space: bool = False
+    use_underscore: bool = False
+    avg_synonyms: bool = False
+    use_wn_name: bool = False
+
+    def __post_init__(self) -> None:
+        if self.prompt not in PROMPTS:
+            raise InputError(f"unknown prompt {self.prompt!r} (one of: {', '.join(sorted(PROMPTS))})")
+
+    def details(self) -> dict[str, Any]:
+        """What a text classifier's sidecar records of the recipe (`use_wn_name` only counts with `avg_synonyms`)."""
+        return {"prompt": PROMPTS[self.prompt], "fix_space": self.fix_space, "use_underscore": self.use_underscore,
+                "avg_synonyms": self.avg_synonyms, "use_wn_name": self.use_wn_name and self.avg_synonyms}
+
+
+def class_prompts(cats: list[dict[str, Any]], ann_path: str | os.PathLike,
+                  spec: PromptSpec = PromptSpec()) -> list[list[str]]:
     """Per category (in the given order), the sentences whose embeddings are averaged into its row.
 
-    Without `avg_synonyms`: one sentence, the prompt of the category name (after `fix_name`). With
-    it: one prompt per synonym, the LVIS 'synonyms' or, with `use_wn_name`, the WordNet lemma names
-    of the category's synset. As in Detic, synonyms are used as written (the name clean-ups apply to
-    names only).
+    Without `spec.avg_synonyms`: one sentence, the prompt of the category name (after `fix_name`).
+    With it: one prompt per synonym (see `PromptSpec`). As in Detic, synonyms are used as written (the
+    name clean-ups apply to names only).
     """
-    names = [fix_name(c["name"], fix_space, use_underscore) for c in cats]
-    if not avg_synonyms:
-        return prompt_sentences(names, prompt)
-    synonyms = wordnet_synonyms(cats, ann_path) if use_wn_name else [category_synonyms(c, ann_path) for c in cats]
-    return prompt_sentences(names, prompt, synonyms)
+    names = [fix_name(c["name"], spec.fix_space, spec.use_underscore) for c in cats]
+    if not spec.avg_synonyms:
+        return prompt_sentences(names, spec.prompt)
+    synonyms = (wordnet_synonyms(cats, ann_path) if spec.use_wn_name
+                else [category_synonyms(c, ann_path) for c in cats])
+    return prompt_sentences(names, spec.prompt, synonyms)
 
 
 def prompt_sentences(class_names: Sequence[str], prompt: str = "a",

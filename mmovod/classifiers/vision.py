@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
+from mmovod.classifiers.kinds import KINDS
 from mmovod.classifiers.recipes import AGGREGATOR_VIEWS, AVERAGE_VIEWS
 from mmovod.classifiers.sidecar import check_classifier_path, make_sidecar, save_classifier
 from mmovod.clip.factory import ClipBundle
@@ -62,11 +63,12 @@ def aggregate_sets(aggregator: VisualAggregator, sets: torch.Tensor, mask: torch
     return torch.cat(out)
 
 
-def check_aggregator_fits(aggregator: VisualAggregator, clip: ClipBundle) -> None:
-    """InputError when the aggregator's input size is not the CLIP model's embedding size."""
-    if aggregator.dim != clip.embed_dim:
-        raise InputError(f"the aggregator takes {aggregator.dim}-d embeddings but {clip.model_name} "
-                         f"gives {clip.embed_dim}-d ones (use the CLIP the aggregator was trained with)")
+def check_aggregator_fits(aggregator: VisualAggregator, clip_model: str, embed_dim: int, where: str | None = None) -> None:
+    """InputError (naming `where`, e.g. the checkpoint) when the aggregator's input size is not the CLIP
+    model's embedding size."""
+    if aggregator.dim != embed_dim:
+        raise InputError(f"{where + ': ' if where else ''}the aggregator takes {aggregator.dim}-d embeddings but "
+                         f"{clip_model} gives {embed_dim}-d ones (use the CLIP the aggregator was trained with)")
 
 
 def aggregated_classifier(encoded: ExemplarEmbeddings, aggregator: VisualAggregator, num_views: int,
@@ -88,7 +90,7 @@ def exemplar_classifier(exemplars: ExemplarList, clip: ClipSpec | ClipBundle, vi
     the averaged one, or the aggregated one when `aggregator` is given (pass `AGGREGATOR_VIEWS`-like views)."""
     bundle, batch_size = as_bundle(clip, tower="image")
     if aggregator is not None:
-        check_aggregator_fits(aggregator, bundle)
+        check_aggregator_fits(aggregator, bundle.model_name, bundle.embed_dim)
     encoded = encode_exemplar_views(exemplars, bundle, views, roots, batch_size=batch_size, progress=progress)
     if aggregator is None:
         return average_classifier(encoded)
@@ -103,11 +105,7 @@ def vision_details(source: str, roots: Mapping[str, Path], views: ViewSpec, enco
         "exemplar_list": source,
         "image_roots": {name: str(path) for name, path in roots.items()},
         "exemplars_per_class": {"min": int(counts.min()), "max": int(counts.max())},
-        "context": views.context,
-        "num_augs": views.num_views,
-        "tta": views.tta,
-        "seed": views.seed,
-        "view_order": views.order if views.tta else None,
+        **views.provenance(),
         **extra,
         "skipped_images": encoded.skipped,
     }
@@ -152,7 +150,7 @@ def write_average_classifier(exemplar_list: str | os.PathLike, out_path: str | o
     save_classifier(out_path, classifier, make_sidecar(
         classifier, "vision-average", bundle.describe(), category_ids=class_category_ids(exemplars), command=command,
         details=vision_details(str(exemplar_list), roots, views, encoded,
-                               combine="mean of the raw CLIP image embeddings of K x num_augs views")))
+                               combine=KINDS["vision-average"].computed)))
     return _summary(classifier, encoded, out_path)
 
 
@@ -165,13 +163,13 @@ def write_aggregated_classifier(exemplar_list: str | os.PathLike, out_path: str 
     check_classifier_path(out_path)
     aggregator = VisualAggregator.from_checkpoint(aggregator_path, num_layers=num_layers, trust=trust_checkpoint)
     exemplars, bundle = _exemplars_and_image_tower(exemplar_list, clip, roots, views.skip_bad)
-    check_aggregator_fits(aggregator, bundle)
+    check_aggregator_fits(aggregator, bundle.model_name, bundle.embed_dim)
     encoded = encode_exemplar_views(exemplars, bundle, views, roots, batch_size=clip.batch_size)
     classifier = aggregated_classifier(encoded, aggregator, views.num_views, bundle.device)
     save_classifier(out_path, classifier, make_sidecar(
-        classifier, "vision-aggregated", bundle.describe(), space="aggregator",
+        classifier, "vision-aggregated", bundle.describe(), space=KINDS["vision-aggregated"].space,
         category_ids=class_category_ids(exemplars), command=command,
         details=vision_details(str(exemplar_list), roots, views, encoded, aggregator=str(aggregator_path),
                                num_layers=num_layers,
-                               combine="visual aggregator over the raw CLIP image embeddings of K x num_augs views")))
+                               combine=KINDS["vision-aggregated"].computed)))
     return _summary(classifier, encoded, out_path)

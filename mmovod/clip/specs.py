@@ -6,7 +6,7 @@ Tools build these from their flags (`mmovod.cli.flags`); notebooks build them di
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmovod.io.errors import InputError
 
@@ -76,6 +76,12 @@ class ViewSpec:
             raise InputError(f"context must be a finite number >= 0, found {self.context}")
         if self.order not in VIEW_ORDERS:
             raise InputError(f"view order must be one of {', '.join(VIEW_ORDERS)}, found {self.order!r}")
+
+    def provenance(self) -> dict[str, Any]:
+        """What outputs made from these views record of them, one spelling everywhere (classifier
+        sidecars, the build's fingerprints, the crop-cache key); `workers` changes nothing and is left out."""
+        return {"context": self.context, "num_views": self.num_views, "tta": self.tta, "seed": self.seed,
+                "view_order": self.order if self.tta else None, "skip_bad": self.skip_bad}
 
 
 def as_bundle(clip: ClipSpec | ClipBundle, tower: str = "both") -> tuple[ClipBundle, int | None]:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from mmovod.readers.class_sources import item_id
-from mmovod.features.cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, shard_is_complete,
-                                             shard_name)
+from mmovod.features.cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, current_index,
+                                   shard_is_complete, shard_name)
 from mmovod.clip.specs import ViewSpec
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.io.errors import InputError
@@ -93,8 +93,7 @@ def cache_key_document(clip_model: str, pretrained: str | None, crops: EvalCrops
     return {
         "clip_model": clip_model,
         "weights": weights_identity(pretrained),
-        "crops": {"context": settings.context, "views": settings.views, "tta": settings.tta, "seed": settings.seed,
-                  "view_order": settings.view_spec(workers=0).order if settings.tta else None},
+        "crops": settings.view_spec(workers=0).provenance(),
         "annotations_sha256": file_sha256(crops.ann_path),
         "selection": selection,
         "boxes_sha256": crops_sha256(crops),
@@ -116,8 +115,8 @@ def check_shards(root: Path, rebuild: bool) -> None:
         log.info("--rebuild-cache: deleting %s", root)
         shutil.rmtree(root)
         return
-    index = load_json(index_path, "cache index")
-    rows, size, views, dim = index["num_rows"], index["shard_size"], index["views"], index["dim"]
+    index = current_index(load_json(index_path, "cache index"))
+    rows, size, views, dim = index["num_rows"], index["shard_size"], index["num_views"], index["dim"]
     for shard in range(index["num_shards"]):
         path = root / shard_name(shard)
         expected = min(size, rows - shard * size)

@@ -30,7 +30,7 @@ from mmovod.io.json_files import save_json
 log = logging.getLogger(__name__)
 
 RESULTS_FORMAT = "mmovod-classifier-eval"
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
 CONFUSED_PAIRS = 20
 METRIC_NOTES = {
     "top1": "fraction of crops whose highest-scoring class is the true one (ties to the lower row index)",
@@ -241,7 +241,7 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
         "format": RESULTS_FORMAT, "version": RESULTS_VERSION, "annotations": settings.ann, "img_dir": settings.img_dir,
         "clip": clip.describe(), "cache": str(cache_root),
         "crops": {**crops.counts, "classes": len(crops.classes), "missing_images": crops.missing_images},
-        "settings": {"context": settings.crops.context, "views": settings.crops.views, "tta": settings.crops.tta,
+        "settings": {"context": settings.crops.context, "num_views": settings.crops.views, "tta": settings.crops.tta,
                      "min_area": settings.min_area, "max_per_class": settings.max_per_class, "seed": settings.seed,
                      "aggregator": settings.aggregator},
         "metrics": METRIC_NOTES, "classifiers": [r.doc for r in results],

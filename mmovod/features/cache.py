@@ -31,7 +31,9 @@ from mmovod.io.json_files import load_json, save_json
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = "mmovod-clip-feature-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+RENAMED_INDEX_KEYS = {"normalised": "normalized", "views": "num_views"}
+"""Version-1 spellings of index keys -> the current ones (version-1 caches stay readable)."""
 INDEX_FILE = "index.json"
 ITEMS_FILE = "items.txt"
 DEFAULT_SHARD_SIZE = 32768
@@ -112,9 +114,9 @@ def index_document(plan: CachePlan, meta: CacheMeta) -> dict[str, Any]:
         "version": CACHE_VERSION,
         "clip": meta.clip,
         "dim": meta.dim,
-        "views": meta.views,
+        "num_views": meta.views,
         "dtype": "float16",
-        "normalised": False,
+        "normalized": False,
         "shard_size": plan.shard_size,
         "num_rows": plan.num_rows,
         "num_shards": plan.num_shards,
@@ -124,6 +126,14 @@ def index_document(plan: CachePlan, meta: CacheMeta) -> dict[str, Any]:
         "items_sha256": plan.items_sha256(),
         **meta.extra,
     }
+
+
+def current_index(doc: Any) -> Any:
+    """An index document in the current spelling: a version-1 index has its keys renamed
+    (`RENAMED_INDEX_KEYS`) and is otherwise the same (anything but a JSON object is returned as is)."""
+    if not isinstance(doc, dict) or doc.get("version") != 1:
+        return doc
+    return {**{RENAMED_INDEX_KEYS.get(k, k): v for k, v in doc.items()}, "version": CACHE_VERSION}
 
 
 def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +151,7 @@ def prepare_cache_dir(out: str | os.PathLike, plan: CachePlan, meta: CacheMeta, 
     doc = index_document(plan, meta)
     index = root / INDEX_FILE
     if index.is_file():
-        old = load_json(index, "cache index")
+        old = current_index(load_json(index, "cache index"))
         if old.get("clip") != doc["clip"]:
             raise InputError(
                 f"{root}: holds features of CLIP {describe_clip(old.get('clip'))}, not of the requested "
@@ -188,9 +198,9 @@ def write_shard(root: Path, shard: int, features: np.ndarray) -> None:
 
 
 # index fields a reader relies on, with their JSON type; the counts below must be at least 1, the rest at least 0
-INDEX_FIELDS: dict[str, type] = {"clip": dict, "dim": int, "views": int, "shard_size": int, "num_rows": int,
+INDEX_FIELDS: dict[str, type] = {"clip": dict, "dim": int, "num_views": int, "shard_size": int, "num_rows": int,
                                  "num_shards": int, "classes": list, "class_offsets": list, "items_sha256": str}
-POSITIVE_INDEX_FIELDS = ("dim", "views", "shard_size")
+POSITIVE_INDEX_FIELDS = ("dim", "num_views", "shard_size")
 
 
 def check_index_fields(doc: dict[str, Any], index: Path) -> None:
@@ -224,7 +234,7 @@ class FeatureCache:
             raise InputError(f"{self.root}: feature cache folder not found")
         if not index.is_file():
             raise InputError(f"{self.root}: not a feature cache (no {INDEX_FILE}; make one with tools/cache_clip_features.py)")
-        doc = load_json(index, "cache index")
+        doc = current_index(load_json(index, "cache index"))
         if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT:
             raise InputError(f"{index}: not an mmovod feature-cache index")
         if doc.get("version") != CACHE_VERSION:
@@ -233,7 +243,7 @@ class FeatureCache:
         self.index = doc
         self.clip: dict[str, Any] = doc["clip"]
         self.dim = doc["dim"]
-        self.views = doc["views"]
+        self.views = doc["num_views"]
         self.shard_size = doc["shard_size"]
         self.num_rows = doc["num_rows"]
         self.classes: list[str] = list(doc["classes"])

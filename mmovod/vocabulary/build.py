@@ -5,7 +5,7 @@ Writes into an output folder, rows in vocabulary order, each `.npy` with its sid
   text.npy                    class-name prompts, Detic's recipe (prompt, fix_space, use_underscore,
                               avg_synonyms as in dump_clip_features.py), float32, not normalised
   descriptions.npy            mean embedding of each class's descriptions (when there are any), float32
-  vision-average.npy          mean raw CLIP embedding of each class's exemplars x num_augs TTA views
+  vision-average.npy          mean raw CLIP embedding of each class's exemplars x num_views TTA views
                               (context 0.4, as get_exemplars_tta.py), float32
   vision-aggregated.npy       the visual aggregator over each class's views (context 0.2, as
                               generate_vision_classifier_agg.py), float16; with an aggregator checkpoint
@@ -13,7 +13,8 @@ Writes into an output folder, rows in vocabulary order, each `.npy` with its sid
   multi-modal-aggregated.npy  the same with vision-aggregated
   vocabulary.json             the class order and, per class, what went into each row
   exemplars.json              the exemplar list used (get_exemplars_tta.py reads it when every class has exemplars)
-A class without exemplars has a zero row in the vision classifiers (the sidecar lists it) and a
+Which of these a build makes, and how each is computed, is the table of classifier kinds
+(`mmovod.classifiers.kinds`, the rows with `built`). A class without exemplars has a zero row in the vision classifiers (the sidecar lists it) and a
 text-only row, l2(text), in the multi-modal ones.
 
 Both vision classifiers come from one pass over the images (`mmovod.vocabulary.encoding`): each
@@ -42,12 +43,11 @@ import torch
 
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.check import clip_embed_dim
-from mmovod.classifiers.fusion import l2_normalise_rows
+from mmovod.classifiers.kinds import KINDS, ClassifierKind, built, handoff_preference
 from mmovod.classifiers.sidecar import ClassifierSidecar, make_sidecar, read_sidecar, save_classifier
-from mmovod.classifiers.text_inputs import PROMPTS, class_prompts
-from mmovod.classifiers.text import sentence_classifier
-from mmovod.classifiers.vision import aggregated_classifier, average_classifier
-from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
+from mmovod.classifiers.text_inputs import PromptSpec, class_prompts
+from mmovod.classifiers.vision import check_aggregator_fits
+from mmovod.clip.crops import TTA_CONTEXT
 from mmovod.clip.factory import resolve_device, resolve_model_name
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.clip.specs import ClipSpec, ViewSpec
@@ -56,29 +56,18 @@ from mmovod.io.arrays import load_matrix
 from mmovod.io.atomic import write_bytes_atomic
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json
+from mmovod.readers.vocabulary import Vocabulary
 from mmovod.vocabulary.encoding import encode_view_sets
 from mmovod.vocabulary import judging
 from mmovod.vocabulary.exemplar_folders import ExemplarSet
 from mmovod.vocabulary.export import check_exportable, detic_config_lines, export_prompt_embeddings
-from mmovod.readers.vocabulary import Vocabulary
 from mmovod.vocabulary.report import write_report
-from mmovod.vocabulary.stages import AGGREGATED, AVERAGE, DESCRIPTIONS, MM_AGGREGATED, MM_AVERAGE, TEXT
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-FUSIONS = {MM_AVERAGE: AVERAGE, MM_AGGREGATED: AGGREGATED}
-HANDOFF_PREFERENCE = (MM_AGGREGATED, MM_AVERAGE, DESCRIPTIONS, TEXT)
-
-
-@dataclass(frozen=True)
-class TextSettings:
-    """Detic's class-name prompt options (dump_clip_features.py's flags)."""
-
-    prompt: str = "a"
-    fix_space: bool = False
-    use_underscore: bool = False
-    avg_synonyms: bool = False
+SCHEMA_VERSION = 2
+AVERAGE, AGGREGATED = "vision-average", "vision-aggregated"
+"""The two vision kinds leave-one-out judging treats as its averaged and aggregated roles."""
 
 
 @dataclass(frozen=True)
@@ -93,12 +82,13 @@ class AggregatorSettings:
 @dataclass(frozen=True)
 class BuildSettings:
     """How to build. `clip.batch_size`: image views per forward pass (text batches take the text
-    encoder's default); `views`: the averaged classifier's view settings (context, num_views, seed,
-    workers, skip_bad; the aggregated one uses the same with context 0.2 and `aggregator.tta`);
-    `export`: stages to also write as prompt embeddings."""
+    encoder's default); `text`: the class-name prompt recipe; `views`: the vision classifiers' view
+    settings (context, num_views, seed, workers, skip_bad; a kind with its own `context` in
+    `mmovod.classifiers.kinds` uses that, and the aggregated one `aggregator.tta`); `export`: kinds to
+    also write as prompt embeddings."""
 
     clip: ClipSpec
-    text: TextSettings = TextSettings()
+    text: PromptSpec = PromptSpec()
     views: ViewSpec = ViewSpec(num_views=5, tta=True, context=TTA_CONTEXT)
     aggregator: AggregatorSettings | None = None
     require_exemplars: bool = False
@@ -173,14 +163,18 @@ def prepare_out_dir(out_dir: str | os.PathLike, create: bool = True) -> Path:
 
 @dataclass
 class Stage:
-    """One classifier of the build: its file, fingerprint, and array (once computed or reused)."""
+    """One classifier of the build: its kind, file, fingerprint, and array (once computed or reused)."""
 
-    name: str
+    kind: ClassifierKind
     fingerprint: str
     path: Path
     array: np.ndarray | None = None
     sidecar: ClassifierSidecar | None = None
     reused: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.kind.name
 
 
 def _reusable(path: Path, fingerprint: str) -> tuple[np.ndarray, ClassifierSidecar] | None:
@@ -197,51 +191,63 @@ def _reusable(path: Path, fingerprint: str) -> tuple[np.ndarray, ClassifierSidec
     return array, sidecar
 
 
-def _views_settings(view: ViewSpec) -> dict[str, Any]:
-    """What of `view` a vision classifier's rows depend on: the views, and whether images may be skipped."""
-    return {"context": view.context, "num_views": view.num_views, "tta": view.tta, "seed": view.seed,
-            "view_order": view.order, "skip_bad": view.skip_bad}
-
-
 def _exemplar_identity(exemplars: ExemplarSet) -> list[list[list[Any]]]:
     return [[[*file_signature(r["file_name"]), r.get("bbox")] for r in records] for records in exemplars.records]
 
 
+def kind_views(kind: ClassifierKind, settings: BuildSettings) -> ViewSpec:
+    """The views a vision kind is computed from: the build's, with the kind's own context, and the
+    aggregator's TTA choice for a kind that needs the aggregator."""
+    view = settings.views if kind.context is None else replace(settings.views, context=kind.context)
+    if "aggregator" in kind.needs:
+        view = replace(view, tta=settings.aggregator.tta)
+    return view
+
+
 class _Plan:
-    """The stages a build needs, with fingerprints, and which of them must be computed."""
+    """The kinds a build can make from its inputs (`mmovod.classifiers.kinds`, in table order), with
+    fingerprints, and which of them must be computed."""
 
     def __init__(self, inputs: BuildInputs, settings: BuildSettings, out: Path, aggregator: VisualAggregator | None):
         vocab = inputs.vocab
         cats = [c.as_category(i) for i, c in enumerate(vocab.classes)]
-        t = settings.text
-        self.sentences = class_prompts(cats, vocab.path, t.prompt, t.fix_space, t.use_underscore, t.avg_synonyms)
-        self.agg_view = None
+        self.sentences = {"prompts": class_prompts(cats, vocab.path, settings.text), "descriptions": inputs.descriptions}
+        self.views: dict[str, ViewSpec] = {}
+        has_exemplars = any(inputs.exemplars.records)
+        available = {"prompts": True, "descriptions": inputs.descriptions is not None,
+                     "exemplars": has_exemplars, "aggregator": aggregator is not None}
+        identity = {  # what the rows depend on, per need
+            "prompts": lambda: {"sentences": self.sentences["prompts"], "flags": asdict(settings.text)},
+            "descriptions": lambda: {"sentences": inputs.descriptions},
+            "exemplars": lambda: _exemplar_identity(inputs.exemplars),
+            "aggregator": lambda: [file_signature(settings.aggregator.path), settings.aggregator.num_layers],
+        }
         # the sidecars record class names, ids and flags, so those are part of every fingerprint too
-        base = {"clip": clip_identity(settings.clip), "classes": vocab.names,
-                "ids": [c.category_id for c in vocab.classes]}
-        prints = {TEXT: digest({**base, "stage": TEXT, "sentences": self.sentences, "flags": asdict(t)})}
-        if inputs.descriptions is not None:
-            prints[DESCRIPTIONS] = digest({**base, "stage": DESCRIPTIONS, "sentences": inputs.descriptions})
-        if any(inputs.exemplars.records):
-            images = _exemplar_identity(inputs.exemplars)
-            prints[AVERAGE] = digest({**base, "stage": AVERAGE, "images": images,
-                                      "views": _views_settings(settings.views)})
-            if aggregator is not None:
-                a = settings.aggregator
-                self.agg_view = replace(settings.views, context=AGGREGATOR_CONTEXT, tta=a.tta)
-                prints[AGGREGATED] = digest({**base, "stage": AGGREGATED, "images": images,
-                                             "views": _views_settings(self.agg_view),
-                                             "aggregator": file_signature(a.path), "num_layers": a.num_layers})
-        self.text_source = DESCRIPTIONS if DESCRIPTIONS in prints else TEXT
-        for fused, vision in FUSIONS.items():
-            if vision in prints:
-                prints[fused] = digest({"stage": fused, "text": prints[self.text_source], "vision": prints[vision]})
-        self.stages = {name: Stage(name, fp, out / f"{name}.npy") for name, fp in prints.items()}
+        base = {"clip": clip_identity(settings.clip), "classes": vocab.names, "ids": [c.category_id for c in vocab.classes]}
+        prints: dict[str, str] = {}
+        for name in built():
+            kind = KINDS[name]
+            if not all(available.get(need, need in prints) for need in kind.needs):
+                continue
+            if kind.family == "fusion":
+                prints[name] = digest({"stage": name, "text": prints[self.text_source], "vision": prints[kind.fuses]})
+                continue
+            doc = {**base, "stage": name, **{need: identity[need]() for need in kind.needs}}
+            if kind.family == "vision":
+                self.views[name] = kind_views(kind, settings)
+                doc["views"] = self.views[name].provenance()
+            prints[name] = digest(doc)
+            if kind.family == "text":
+                self.text_source = min((n for n in prints if KINDS[n].family == "text"), key=lambda n: KINDS[n].handoff)
+        self.stages = {name: Stage(KINDS[name], fp, out / f"{name}.npy") for name, fp in prints.items()}
         for stage in self.stages.values():
             found = _reusable(stage.path, stage.fingerprint)
             if found is not None:
                 stage.array, stage.sidecar = found
                 stage.reused = True
+
+    def of(self, family: str) -> list[str]:
+        return [n for n, s in self.stages.items() if s.kind.family == family]
 
     def stale(self, *names: str) -> list[str]:
         return [n for n in names if n in self.stages and not self.stages[n].reused]
@@ -254,24 +260,23 @@ def _check_request(inputs: BuildInputs, settings: BuildSettings, planned: Sequen
     if settings.require_exemplars and without:
         raise InputError(f"{len(without)} of {len(names)} classes have no exemplars (--require-exemplars): "
                          + ", ".join(repr(names[i]) for i in without[:10]) + (" ..." if len(without) > 10 else ""))
-    for kind in settings.export:
-        check_exportable(kind, "aggregator" if kind in (AGGREGATED, MM_AGGREGATED) else "clip", f"--export {kind}")
-        if kind not in planned:
-            raise InputError(f"--export {kind}: this build makes no {kind} classifier "
+    for name in settings.export:
+        kind = KINDS[name]
+        check_exportable(name, kind.space, f"--export {name}")
+        if name not in planned:
+            raise InputError(f"--export {name}: this build makes no {name} classifier "
                              f"(it makes {', '.join(planned)})")
-        if kind == AVERAGE and without:
-            raise InputError(f"--export {kind}: {len(without)} classes have no exemplars and so no row "
-                             f"({names[without[0]]!r} first); export {MM_AVERAGE} instead")
+        if kind.family == "vision" and without:
+            fused = next(n for n in built() if KINDS[n].fuses == name)
+            raise InputError(f"--export {name}: {len(without)} classes have no exemplars and so no row "
+                             f"({names[without[0]]!r} first); export {fused} instead")
 
 
 def _load_aggregator(settings: BuildSettings) -> VisualAggregator | None:
     if settings.aggregator is None:
         return None
     aggregator = VisualAggregator.from_checkpoint(settings.aggregator.path, num_layers=settings.aggregator.num_layers)
-    dim = clip_embed_dim(settings.clip.model)
-    if aggregator.dim != dim:
-        raise InputError(f"{settings.aggregator.path}: the aggregator takes {aggregator.dim}-d embeddings but "
-                         f"{settings.clip.model} gives {dim}-d ones (use the CLIP the aggregator was trained with)")
+    check_aggregator_fits(aggregator, settings.clip.model, clip_embed_dim(settings.clip.model), settings.aggregator.path)
     return aggregator
 
 
@@ -281,17 +286,20 @@ def _vision_rows(encoded: ExemplarEmbeddings, classes: int) -> np.ndarray:
     return (counts > 0).numpy()
 
 
-def _fuse(text: np.ndarray, vision: np.ndarray) -> np.ndarray:
-    """l2(l2(text) + l2(vision)) per row; l2(text) where the vision row is zero (no exemplars)."""
-    has = vision.any(axis=1)
-    fused = l2_normalise_rows(text)
-    fused[has] = l2_normalise_rows(fused[has] + l2_normalise_rows(vision[has]))
-    return fused.astype(np.float32)
-
-
 def _write_if_changed(path: Path, payload: bytes) -> None:
     if not path.is_file() or path.read_bytes() != payload:
         write_bytes_atomic(path, payload)
+
+
+def _text_details(kind: ClassifierKind, need: str, inputs: BuildInputs, settings: BuildSettings,
+                  sentences: list[list[str]]) -> dict[str, Any]:
+    """A text kind's provenance: the prompt recipe of class-name prompts, or where the descriptions came from."""
+    if need == "prompts":
+        recipe = settings.text.details()
+        source: Any = {"vocabulary": str(inputs.vocab.path)}
+    else:
+        recipe, source = {"combine": kind.computed}, inputs.descriptions_source
+    return {"source": source, **recipe, "sentences_per_class": [len(s) for s in sentences]}
 
 
 def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str | os.PathLike,
@@ -307,8 +315,9 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                 plan.stages[name].reused = False
     _check_request(inputs, settings, list(plan.stages))
     vocab, exemplars = inputs.vocab, inputs.exemplars
-    stale_text = plan.stale(TEXT, DESCRIPTIONS)
-    stale_vision = plan.stale(AVERAGE, AGGREGATED)
+    stale_text = plan.stale(*plan.of("text"))
+    stale_vision = plan.stale(*plan.of("vision"))
+    encoded: dict[str, ExemplarEmbeddings] = {}
     bundle = None
     if stale_text or stale_vision or settings.report:
         tower = "both" if stale_text and stale_vision else ("image" if stale_vision else "text")
@@ -318,57 +327,47 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
     clip = clip_description(settings.clip)
     ids = [c.category_id for c in vocab.classes]
     category_ids = ids if any(i is not None for i in ids) else None
-    sidecar_args = {"class_names": vocab.names, "category_ids": category_ids, "command": command}
     names = vocab.names
     synonyms = [list(c.synonyms) for c in vocab.classes]  # the evaluation matches rows to categories by these too
     named = {"class_synonyms": synonyms} if any(synonyms) else {}
 
-    def finish(name: str, array: np.ndarray, kind: str, space: str, normalized: bool, details: dict[str, Any]) -> None:
+    def finish(name: str, array: np.ndarray, details: dict[str, Any]) -> None:
         stage = plan.stages[name]
-        stage.array = array
-        stage.sidecar = make_sidecar(array, kind, clip, space=space, normalized=normalized,
-                                     details={"fingerprint": stage.fingerprint, **named, **details}, **sidecar_args)
+        kind = stage.kind
+        stage.array = array.astype(kind.dtype)
+        stage.sidecar = make_sidecar(stage.array, kind.sidecar_kind or name, clip, space=kind.space,
+                                     normalized=kind.normalized, details={"fingerprint": stage.fingerprint, **named, **details},
+                                     class_names=names, category_ids=category_ids, command=command)
 
-    if TEXT in stale_text:
-        t = settings.text
-        finish(TEXT, sentence_classifier(plan.sentences, bundle, progress=True), "text", "clip", False, {
-            "prompt": PROMPTS[t.prompt], "fix_space": t.fix_space, "use_underscore": t.use_underscore,
-            "avg_synonyms": t.avg_synonyms, "vocabulary": str(vocab.path),
-            "sentences_per_class": [len(s) for s in plan.sentences]})
-    if DESCRIPTIONS in stale_text:
-        finish(DESCRIPTIONS, sentence_classifier(inputs.descriptions, bundle, progress=True), "descriptions", "clip",
-               False, {
-            "source": inputs.descriptions_source, "sentences_per_class": [len(s) for s in inputs.descriptions],
-            "reduction": "mean of the CLIP text embeddings of each class's descriptions"})
-    encoded: dict[str, ExemplarEmbeddings] = {}
+    for name in stale_text:
+        need = next(n for n in KINDS[name].needs if n in plan.sentences)
+        sentences = plan.sentences[need]
+        finish(name, KINDS[name].compute()(sentences, bundle, progress=True),
+               _text_details(KINDS[name], need, inputs, settings, sentences))
     if stale_vision:
-        specs = [settings.views if n == AVERAGE else plan.agg_view for n in stale_vision]
-        encoded = dict(zip(stale_vision, encode_view_sets(bundle, exemplars.records, specs,
+        encoded = dict(zip(stale_vision, encode_view_sets(bundle, exemplars.records, [plan.views[n] for n in stale_vision],
                                                           batch_size=settings.clip.batch_size)))
         for name, emb in encoded.items():
+            kind, view = KINDS[name], plan.views[name]
             has = _vision_rows(emb, len(vocab))
-            view = settings.views if name == AVERAGE else plan.agg_view
-            details = {**_views_settings(view), "exemplars_per_class": [len(r) for r in exemplars.records],
+            uses_aggregator = "aggregator" in kind.needs
+            extra = {"aggregator": aggregator, "num_views": view.num_views, "device": bundle.device} if uses_aggregator else {}
+            rows = np.where(has[:, None], kind.compute()(emb, **extra), 0)  # no readable exemplar: a zero row
+            details = {**view.provenance(), "exemplars_per_class": [len(r) for r in exemplars.records],
                        "classes_without_exemplars": [n for n, h in zip(names, has) if not h],
                        "skipped_images": [{**s, "class": names[s["class"]]} for s in emb.skipped]
-                       + [{**s, "exemplar": None} for s in exemplars.skipped]}
-            if name == AVERAGE:  # classes without a readable exemplar: 0/0 means, zeroed
-                rows = np.where(has[:, None], np.nan_to_num(average_classifier(emb)), 0).astype(np.float32)
-                finish(name, rows, "vision-average", "clip", False, {
-                    **details, "combine": "mean of the raw CLIP image embeddings of K x num_views views"})
-            else:
-                a = settings.aggregator
-                rows = aggregated_classifier(emb, aggregator, view.num_views, bundle.device)
-                finish(name, np.where(has[:, None], rows, 0).astype(np.float16), "vision-aggregated", "aggregator",
-                       False, {**details, "aggregator": a.path, "num_layers": a.num_layers,
-                               "combine": "visual aggregator over the raw CLIP image embeddings of K x num_views views"})
-    text_stage = plan.stages[plan.text_source]
-    for fused, vision in FUSIONS.items():
-        if fused in plan.stale(fused):
-            v = plan.stages[vision].array
-            finish(fused, _fuse(text_stage.array, v), "multi-modal", "clip" if fused == MM_AVERAGE else "mixed", True, {"sources": {"text": text_stage.path.name, "vision": plan.stages[vision].path.name},
-                          "normalisation": "l2(l2(text) + l2(vision)); l2(text) where the class has no exemplars",
-                          "text_only_classes": [n for n, h in zip(names, v.any(axis=1)) if not h]})
+                       + [{**s, "exemplar": None} for s in exemplars.skipped],
+                       "combine": kind.computed}
+            if uses_aggregator:
+                details.update(aggregator=settings.aggregator.path, num_layers=settings.aggregator.num_layers)
+            finish(name, rows, details)
+    text_stage = plan.stages.get(plan.text_source)
+    for name in plan.stale(*plan.of("fusion")):
+        kind = KINDS[name]
+        vision = plan.stages[kind.fuses]
+        finish(name, kind.compute()(text_stage.array, vision.array), {
+            "sources": {"text": text_stage.path.name, "vision": vision.path.name}, "formula": kind.computed,
+            "text_only_classes": [n for n, h in zip(names, vision.array.any(axis=1)) if not h]})
     computed = [s.name for s in plan.stages.values() if not s.reused]
     prepare_out_dir(out)
     for stage in plan.stages.values():
@@ -378,22 +377,22 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
     if any(exemplars.records):
         _write_if_changed(out / "exemplars.json", dumps_json(exemplars.records, indent=True))
     _write_if_changed(out / "vocabulary.json", dumps_json(_vocabulary_doc(inputs, settings, plan, without), indent=True))
-    handoff = next(n for n in HANDOFF_PREFERENCE if n in plan.stages)
+    handoff = next(n for n in handoff_preference() if n in plan.stages)
     main = plan.stages[handoff]
     result = BuildResult(out, {n: s.path for n, s in plan.stages.items()}, computed,
                          [s.name for s in plan.stages.values() if s.reused], without, handoff,
                          detic_config_lines(main.path, len(vocab), main.array.shape[1]))
-    for kind in settings.export:
+    for name in settings.export:
         (out / "export").mkdir(exist_ok=True)
-        stage = plan.stages[kind]
-        result.exports[kind] = out / "export" / f"{kind}.npy"
-        export_prompt_embeddings(stage.array, stage.sidecar, result.exports[kind], str(stage.path), command)
+        stage = plan.stages[name]
+        result.exports[name] = out / "export" / f"{name}.npy"
+        export_prompt_embeddings(stage.array, stage.sidecar, result.exports[name], str(stage.path), command)
     if settings.judge and AVERAGE in plan.stages:
         result.judged = _judge(plan, inputs, settings, encoded, aggregator, out, command)
     if settings.report:
         skipped = plan.stages[AVERAGE].sidecar.details["skipped_images"] if AVERAGE in plan.stages else exemplars.skipped
         shown = {"vocabulary": f"{vocab.path} ({vocab.format})", **clip_description(settings.clip),
-                 "views": _views_settings(settings.views), "aggregator": settings.aggregator and settings.aggregator.path,
+                 "views": settings.views.provenance(), "aggregator": settings.aggregator and settings.aggregator.path,
                  "command": command, "built": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
         result.report = write_report(out / "report", vocab, exemplars.records, bundle, settings.views, main.array,
                                      handoff, unmatched=exemplars.unmatched, skipped=skipped, judged=result.judged,
@@ -410,8 +409,9 @@ def _judge(plan: _Plan, inputs: BuildInputs, settings: BuildSettings, encoded: d
                **encoded}
     judging.save_embeddings(out, encoded, vision)
     text = plan.stages[plan.text_source].array
-    kinds = [JudgedKind(n, s.array, vision={AVERAGE: "average", AGGREGATED: "aggregated"}.get(FUSIONS.get(n, n)),
-                        text=text if n in FUSIONS else None, space="aggregator" if n == AGGREGATED else "clip")
+    fusions = {n: KINDS[n].fuses for n in plan.of("fusion")}
+    kinds = [JudgedKind(n, s.array, vision={AVERAGE: "average", AGGREGATED: "aggregated"}.get(fusions.get(n, n)),
+                        text=text if n in fusions else None, space="aggregator" if n == AGGREGATED else "clip")
              for n, s in plan.stages.items()]
     return judging.judge_build(out, inputs.vocab.names, inputs.exemplars.records, {n: s.array for n, s in plan.stages.items()},
                                kinds, encoded, average=AVERAGE, aggregated=AGGREGATED, aggregator=aggregator,
@@ -421,27 +421,27 @@ def _judge(plan: _Plan, inputs: BuildInputs, settings: BuildSettings, encoded: d
 
 def _without(plan: _Plan, names: list[str], exemplars: ExemplarSet) -> list[str]:
     """Classes without a vision row: no exemplars, or none readable."""
-    if AVERAGE in plan.stages:
-        return [n for n, has in zip(names, plan.stages[AVERAGE].array.any(axis=1)) if not has]
+    vision = plan.of("vision")
+    if vision:
+        return [n for n, has in zip(names, plan.stages[vision[0]].array.any(axis=1)) if not has]
     return [names[i] for i in exemplars.classes_without()]
 
 
 def _vocabulary_doc(inputs: BuildInputs, settings: BuildSettings, plan: _Plan, without: list[str]) -> dict[str, Any]:
     """vocabulary.json: the class order and, per class, what went into each row."""
     vocab, exemplars = inputs.vocab, inputs.exemplars
-    text_source = plan.text_source
+    text_source, vision = plan.text_source, plan.of("vision")
     skipped: dict[str, list[dict[str, Any]]] = {}
-    for name in (AVERAGE, AGGREGATED):
-        if name in plan.stages:
-            for item in plan.stages[name].sidecar.details.get("skipped_images", []):
-                skipped.setdefault(item["class"], []).append({"path": item["path"], "reason": item["reason"]})
+    for name in vision:
+        for item in plan.stages[name].sidecar.details.get("skipped_images", []):
+            skipped.setdefault(item["class"], []).append({"path": item["path"], "reason": item["reason"]})
     classes = []
     for i, cls in enumerate(vocab.classes):
-        has_vision = cls.name not in without and AVERAGE in plan.stages
+        has_vision = cls.name not in without and bool(vision)
         classes.append({
             "index": i, "name": cls.name, "synonyms": list(cls.synonyms), "category_id": cls.category_id,
             "defined_at": cls.where,
-            "text": {"sentences": plan.sentences[i]},
+            "text": {"sentences": plan.sentences["prompts"][i]},
             "descriptions": {"sentences": inputs.descriptions[i]} if inputs.descriptions is not None else None,
             "exemplars": [{"image": r["file_name"], "bbox": r.get("bbox"), "source": r.get("source"),
                            "area": r.get("area")} for r in exemplars.records[i]
@@ -449,7 +449,7 @@ def _vocabulary_doc(inputs: BuildInputs, settings: BuildSettings, plan: _Plan, w
             "exemplar_candidates": exemplars.candidates[i],
             "skipped_images": skipped.get(cls.name, []),
             "multi_modal": (f"{text_source} + vision" if has_vision else f"{text_source} only (no exemplars)")
-            if AVERAGE in plan.stages else None,
+            if vision else None,
         })
     return {
         "schema_version": SCHEMA_VERSION,
@@ -458,9 +458,9 @@ def _vocabulary_doc(inputs: BuildInputs, settings: BuildSettings, plan: _Plan, w
         "classes_without_exemplars": without,
         "unmatched_exemplar_folders": exemplars.unmatched,
         "ignored_files": exemplars.ignored_files,
-        "settings": {"clip": {"model": settings.clip.model, "pretrained": settings.clip.pretrained},
+        "settings": {"clip": {"clip_model": settings.clip.model, "pretrained": settings.clip.pretrained},
                      "text": asdict(settings.text),
-                     "views": _views_settings(settings.views),
+                     "views": settings.views.provenance(),
                      "aggregator": asdict(settings.aggregator) if settings.aggregator else None,
                      "descriptions": inputs.descriptions_source},
         "classes": classes,

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmovod.classifiers.text_inputs import class_prompts, description_key, descriptions_per_class, load_descriptions
+from mmovod.classifiers.text_inputs import (PromptSpec, class_prompts, description_key, descriptions_per_class,
+                                            load_descriptions)
 from mmovod.io.errors import InputError
 from mmovod.readers.vocabulary import Vocabulary, read_vocabulary
 
@@ -28,15 +29,13 @@ def describe_vocabulary(vocab: Vocabulary | str | os.PathLike, output_template: 
     return describe_classes(names, output_template, model, **client)
 
 
-def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None, *, prompt: str = "a",
-                         fix_space: bool = False, use_underscore: bool = False, avg_synonyms: bool = False
+def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None, prompts: PromptSpec = PromptSpec()
                          ) -> tuple[list[list[str]] | None, str | None]:
     """Each class's descriptions: its own from the vocabulary file, else from the descriptions file at `path`.
 
     Without a file, classes of a vocabulary in which only some classes have descriptions get their
-    class-name prompt (the text classifier's recipe: `prompt`, `fix_space`, `use_underscore`,
-    `avg_synonyms`) as their sentences, and are named in a warning and in the returned source; none
-    at all gives None.
+    class-name prompt (the text classifier's recipe, `prompts`) as their sentences, and are named in a
+    warning and in the returned source; none at all gives None.
     """
     own = [list(c.descriptions) for c in vocab.classes]
     if path is None:
@@ -46,8 +45,7 @@ def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None, *, p
         if missing:
             cats = [vocab.classes[i].as_category(i) for i in missing]
             names = ", ".join(vocab.classes[i].name for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
-            for i, sentences in zip(missing, class_prompts(cats, vocab.path, prompt, fix_space, use_underscore,
-                                                           avg_synonyms)):
+            for i, sentences in zip(missing, class_prompts(cats, vocab.path, prompts)):
                 own[i] = sentences
             log.warning("%s: descriptions for %d of %d classes; the others use their class-name prompt in the "
                         "description classifier (give --descriptions FILE for them): %s",

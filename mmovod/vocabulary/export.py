@@ -21,6 +21,7 @@ import shlex
 
 import numpy as np
 
+from mmovod.classifiers.kinds import exportable
 from mmovod.classifiers.fusion import check_finite_nonzero, l2_normalise_rows
 from mmovod.classifiers.sidecar import ClassifierSidecar, make_sidecar, save_classifier
 from mmovod.io.errors import InputError
@@ -47,8 +48,9 @@ def check_exportable(kind: str, space: str, where: str) -> None:
         raise InputError(
             f"{where}: a {kind} classifier has rows from the visual aggregator, whose outputs are not in CLIP's space "
             f"(its rows have a mean cosine of {AGGREGATOR_TEXT_COSINE} with CLIP text rows on the authors' "
-            "files): a prompt-embedding detector cannot use it; export a text, descriptions, vision-average "
-            "or multi-modal-average classifier instead (Detic can load it as it is)")
+            f"files): a prompt-embedding detector cannot use it; export a {', '.join(exportable()[:-1])} or "
+            f"{exportable()[-1]} classifier "
+            "instead (Detic can load it as it is)")
 
 
 def prompt_embeddings(array: np.ndarray) -> np.ndarray:

@@ -1,37 +1,11 @@
 """The aggregator against an independent einsum re-implementation of the published architecture."""
-import math
-
 import pytest
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.io.errors import InputError
 
-
-def reference_forward(sd, x, num_layers, heads=8):
-    """Naive re-implementation written from the parameter list, one set at a time."""
-    def ln(t, p):
-        return torch.nn.functional.layer_norm(t, t.shape[-1:], sd[p + ".weight"], sd[p + ".bias"])
-
-    x = x @ sd["mapper.linear.weight"].T + sd["mapper.linear.bias"]
-    x = torch.cat([x, sd["mapper.cls_token"][None].expand(x.shape[0], 1, -1)], 1)
-    b, t, c = x.shape
-    d = c // heads
-    for i in range(num_layers):
-        p = f"mapper.transformer.layers.{i}."
-        y = ln(x, p + "norm1")
-        q = (y @ sd[p + "attn.to_queries.weight"].T).reshape(b, t, heads, d)
-        kv = y @ sd[p + "attn.to_keys_values.weight"].T
-        k = kv[..., :c].reshape(b, t, heads, d)
-        v = kv[..., c:].reshape(b, t, heads, d)
-        att = torch.einsum("bnhd,bmhd->bnmh", q, k) / math.sqrt(d)
-        att = att.softmax(dim=2)
-        o = torch.einsum("bnmh,bmhd->bnhd", att, v).reshape(b, t, c)
-        x = x + o @ sd[p + "attn.project.weight"].T + sd[p + "attn.project.bias"]
-        y = ln(x, p + "norm2")
-        h = torch.relu(y @ sd[p + "mlp.fc1.weight"].T + sd[p + "mlp.fc1.bias"])
-        x = x + h @ sd[p + "mlp.fc2.weight"].T + sd[p + "mlp.fc2.bias"]
-    return x[:, -1]
+from tests.references import reference_forward
 
 
 def random_state_dict(num_layers, dim=512, seed=0):
@@ -50,6 +24,7 @@ def random_state_dict(num_layers, dim=512, seed=0):
     return {k: torch.randn(s, generator=g) * 0.05 for k, s in shapes.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapped", [True, False])
 def test_checkpoint_on_disk_matches_reference(tmp_path, wrapped):
     sd = random_state_dict(4)
@@ -64,6 +39,7 @@ def test_checkpoint_on_disk_matches_reference(tmp_path, wrapped):
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_padding_mask_equals_one_set_at_a_time():
     torch.manual_seed(0)
     model = VisualAggregator(num_layers=2).eval()

@@ -17,7 +17,7 @@ from mmovod.aggregator.train_config import TrainConfig, lr_factor
 from mmovod.features.cache import FeatureCache
 from tools import eval_visual_aggregator, train_visual_aggregator
 
-from tests.aggregator_toy import one_thread, toy_cache  # noqa: F401 (fixture)
+from tests.aggregator_toy import toy_cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -97,6 +97,7 @@ def test_padded_pair_forward_equals_one_set_at_a_time():
             torch.testing.assert_close(b[i], aggregate(model, x[i:i + 1, 2:])[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gaussian_clusters_train_below_the_start_loss_and_retrieve_above_chance(tmp_path, capsys):
     train_cache = toy_cache(tmp_path / "train", seed=0, n_classes=400, per_class=12, spread=SPREAD, shard_size=2000)
     held_out = toy_cache(tmp_path / "held", seed=1, n_classes=20, per_class=24, prefix="h", spread=SPREAD)
@@ -198,6 +199,7 @@ def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, case):
     assert not (tmp_path / "run" / "visual_aggregator.pth").exists()
 
 
+@pytest.mark.slow
 def test_ddp_on_two_gloo_ranks_matches_one_process(tmp_path):
     """torchrun with 2 CPU ranks (each takes half of the global batch, embeddings all-gathered for
     the loss) reaches the weights of a single process on the same global batch."""

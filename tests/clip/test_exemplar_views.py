@@ -51,6 +51,7 @@ def test_plain_views_are_the_same_in_both_orders(images):
         assert torch.equal(fast, original)
 
 
+@pytest.mark.slow
 def test_deferred_views_are_the_views(images):
     roots, records = images
     for e, record in enumerate(records):
@@ -71,6 +72,7 @@ class Views(Dataset):
         return exemplar_input(self.records[e], self.roots, TTA_CONTEXT, self.plan, 2, e).views
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["fast", "original"])
 def test_views_are_bit_identical_for_any_worker_count(images, order):
     roots, records = images
@@ -85,6 +87,7 @@ def test_draft_reduction_rule(min_side, expected):
     assert draft_reduction(min_side, 32) == expected
 
 
+@pytest.mark.slow
 def test_reduced_decode_changes_views_by_rounding_only(images):
     roots, records = images
     plan = ViewPlan(PREP, 5, seed=3)
@@ -104,6 +107,7 @@ STORED = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180],
           7: [Image.Transpose.TRANSVERSE], 8: [Image.Transpose.ROTATE_270]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("orientation", sorted(STORED))
 def test_reduced_decode_of_an_exif_oriented_photo_lines_up(tmp_path, orientation):
     upright = photo(11, 605, 443)  # sizes not divisible by the reduction: mirrored axes need the origin shift

@@ -11,6 +11,7 @@ from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from mmovod.io.errors import InputError
 
 
+@pytest.mark.slow
 def test_random_checkpoint_round_trips_through_the_user_path(tmp_path):
     ckpt = tmp_path / "tiny.pt"
     save_random_checkpoint(tiny_clip_config_path(), ckpt, seed=3)
@@ -48,6 +49,7 @@ def _encode(model, text="a photo of a cat"):
         return model.encode_text(open_clip.get_tokenizer(_tiny_name())([text]))
 
 
+@pytest.mark.slow
 def test_openai_torchscript_archive_loads_with_quick_gelu(tmp_path):
     torch.manual_seed(0)
     source = open_clip.create_model(_tiny_name(), force_quick_gelu=True)
@@ -63,6 +65,7 @@ def test_openai_torchscript_archive_loads_with_quick_gelu(tmp_path):
     assert torch.equal(_encode(bundle.model), _encode(source.eval()))
 
 
+@pytest.mark.slow
 def test_state_dict_with_module_prefix_and_bare_state_dict_load(tmp_path):
     torch.manual_seed(1)
     source = open_clip.create_model(_tiny_name()).eval()
@@ -76,6 +79,7 @@ def test_state_dict_with_module_prefix_and_bare_state_dict_load(tmp_path):
         assert torch.equal(_encode(bundle.model), _encode(source))
 
 
+@pytest.mark.slow
 def test_mismatched_or_unreadable_checkpoint_is_one_line_input_error(tmp_path):
     ckpt = tmp_path / "tiny.pt"
     save_random_checkpoint(tiny_clip_config_path(), ckpt, seed=0)
@@ -89,6 +93,7 @@ def test_mismatched_or_unreadable_checkpoint_is_one_line_input_error(tmp_path):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_text_tower_only_frees_the_image_tower(tmp_path):
     ckpt = tmp_path / "tiny.pt"
     save_random_checkpoint(tiny_clip_config_path(), ckpt, seed=0)

@@ -17,8 +17,8 @@ from mmovod.io.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return build_demo(tmp_path_factory.mktemp("demo"))
+def demo(tmp_path_factory, demo_dataset):
+    return build_demo(demo_dataset, tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def encode(bundle, demo, exemplars=None, batch_size=8, **kw):
                             progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["fast", "original"])
 def test_views_do_not_depend_on_order(bundle, demo, order):
     items = [(c, e, r) for c, records in enumerate(demo["exemplars"]) for e, r in enumerate(records)]
@@ -42,6 +43,7 @@ def test_views_do_not_depend_on_order(bundle, demo, order):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["fast", "original"])
 def test_same_embeddings_for_any_batch_size_and_worker_count(bundle, demo, order):
     base = encode(bundle, demo, batch_size=2, workers=0, order=order)
@@ -50,6 +52,7 @@ def test_same_embeddings_for_any_batch_size_and_worker_count(bundle, demo, order
         torch.testing.assert_close(other.embeddings, base.embeddings, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_fast_order_encodes_each_exemplars_own_views(bundle, demo):
     enc = encode(bundle, demo, batch_size=5)
     plan = view_plan(bundle, ViewSpec(num_views=3, seed=11))
@@ -65,6 +68,7 @@ def test_fast_order_encodes_each_exemplars_own_views(bundle, demo):
                 i += 1
 
 
+@pytest.mark.slow
 def test_original_order_equals_todays_one_view_at_a_time(bundle, demo):
     base = encode(bundle, demo, batch_size=4, order="original")
     # classes 0 and 1 hold the ImageNet and Visual Genome records
@@ -75,6 +79,7 @@ def test_original_order_equals_todays_one_view_at_a_time(bundle, demo):
         torch.testing.assert_close(base.class_mean()[c], rows.mean(0), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_plain_views_are_encoded_once_per_item(bundle, demo):
     items = [(0, e, r) for e, r in enumerate(demo["exemplars"][2])]
     enc = encode_items(bundle, items, demo["roots"], ViewSpec(num_views=4, tta=False, workers=0, context=0.2),
@@ -84,6 +89,7 @@ def test_plain_views_are_encoded_once_per_item(bundle, demo):
     torch.testing.assert_close(enc.embeddings[:, 0], naive, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_padded_sets_hold_each_class_views(bundle, demo):
     enc = encode(bundle, demo, num_views=2)
     sets, mask = enc.padded_sets(repeat=2)
@@ -95,6 +101,7 @@ def test_padded_sets_hold_each_class_views(bundle, demo):
     torch.testing.assert_close(sets[2, : len(expected)], expected, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_bad_images_stop_or_are_skipped(bundle, demo):
     exemplars = [list(r) for r in demo["exemplars"][:3]]
     exemplars[1] = exemplars[1] + [{"dataset": "lvis", "file_name": "val2017/nope.jpg", "bbox": [0, 0, 5, 5]}]
@@ -109,6 +116,7 @@ def test_bad_images_stop_or_are_skipped(bundle, demo):
         encode(bundle, demo, exemplars, skip_bad=True)
 
 
+@pytest.mark.slow
 def test_image_tower_only_keeps_image_encoding(demo):
     full = load_tiny(demo)
     image = load_clip(str(demo["root"] / "clip/tiny_clip.json"), str(demo["root"] / "clip/tiny_clip.pt"), "cpu",

@@ -38,6 +38,7 @@ def _reference(bundle, sentences):
         return np.concatenate([bundle.model.encode_text(open_clip.tokenize([s])).numpy() for s in sentences])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("custom_text", [False, True], ids=["CLIP", "CustomTextCLIP"])
 def test_bucketed_prefix_encoding_equals_full_context_encode_text(custom_text):
     bundle = _tiny(seed=1, force_custom_text=custom_text)
@@ -50,6 +51,7 @@ def test_bucketed_prefix_encoding_equals_full_context_encode_text(custom_text):
     assert np.argmin(np.abs(got[:, None] - want[None]).max(-1), axis=1).tolist() == list(range(len(SENTENCES)))
 
 
+@pytest.mark.slow
 def test_long_sentences_are_truncated_like_clip_tokenize_truncate_true():
     bundle = _tiny()
     tokenizer = open_clip.tokenizer.SimpleTokenizer()
@@ -60,6 +62,7 @@ def test_long_sentences_are_truncated_like_clip_tokenize_truncate_true():
     assert tokenize(bundle, [long])[0].tolist() == expected
 
 
+@pytest.mark.slow
 def test_non_causal_pooling_falls_back_to_full_context(tmp_path):
     config = json.loads(tiny_clip_config_path().read_text())
     config["text_cfg"]["pool_type"] = "last"
@@ -80,6 +83,7 @@ def test_class_means_hand_worked():
         class_means(emb, [3, 0, 3])
 
 
+@pytest.mark.slow
 def test_encode_class_means_averages_unnormalised_embeddings():
     bundle = _tiny(seed=3)
     groups = [SENTENCES[:2], SENTENCES[2:3], SENTENCES[3:]]
@@ -90,6 +94,7 @@ def test_encode_class_means_averages_unnormalised_embeddings():
     assert not np.allclose(np.linalg.norm(got, axis=1), 1.0)
 
 
+@pytest.mark.slow
 def test_empty_input_and_progress_counts():
     bundle = _tiny()
     assert encode_sentences(bundle, [], batch_size=4).shape == (0, 512)

@@ -74,6 +74,7 @@ def pil_reference(pixels: torch.Tensor, p: ViewParams, size: int) -> torch.Tenso
     return pil_to_pixels(image)
 
 
+@pytest.mark.slow
 def test_fast_order_is_pils_jitter_at_the_model_size():
     crop = photo(3, 150, 120)
     pixels = pil_to_pixels(crop)
@@ -86,6 +87,7 @@ def test_fast_order_is_pils_jitter_at_the_model_size():
     assert float(d.mean()) < 0.02 and float(torch.quantile(d, 0.999)) <= 1, (float(d.mean()), float(d.max()))
 
 
+@pytest.mark.slow
 def test_batched_views_equal_one_view_at_a_time():
     crop = photo(4, 90, 70)
     pixels = pil_to_pixels(crop)

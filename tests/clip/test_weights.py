@@ -153,6 +153,7 @@ def test_a_long_download_error_is_cut_at_a_word():
     assert first_words("short\nsecond") == "short"
 
 
+@pytest.mark.slow
 def test_models_lists_open_clip_weights_and_marks_those_here(hub_cache, monkeypatch, capsys):
     cache, _ = hub_cache
     assert models.main(["--model", "ViT-B/32"]) == 0

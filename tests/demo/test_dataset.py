@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mmovod.demo.dataset import demo_categories, write_demo_lvis
 
@@ -15,6 +16,7 @@ def digest(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_demo_lvis_is_deterministic_and_consistent(tmp_path):
     write_demo_lvis(tmp_path / "a", np.random.default_rng(0))
     write_demo_lvis(tmp_path / "b", np.random.default_rng(0))

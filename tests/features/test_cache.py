@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -49,3 +51,22 @@ def test_reusing_a_folder_for_another_clip_is_refused(tmp_path):
     other = {**TOY_CLIP, "clip_model": "other-clip"}
     with pytest.raises(InputError, match="toy-clip .* not of the requested other-clip"):
         write_array_cache(tmp_path / "c", gaussian_classes(0, 3, 4), other, 100)
+
+
+def test_a_version_1_index_is_read_with_its_old_key_spellings(tmp_path):
+    """Version 1 wrote `normalised` and `views`; version 2 writes `normalized` and `num_views`."""
+    root = toy_cache(tmp_path / "c", n_classes=3, per_class=4, shard_size=5, views=2)
+    index = root / "index.json"
+    doc = json.loads(index.read_text())
+    assert doc["version"] == 2 and doc["normalized"] is False and doc["num_views"] == 2
+    assert "normalised" not in doc and "views" not in doc
+    current = FeatureCache(root)
+    old = {("normalised" if k == "normalized" else "views" if k == "num_views" else k): v for k, v in doc.items()}
+    index.write_text(json.dumps({**old, "version": 1}))
+    legacy = FeatureCache(root)
+    assert legacy.views == 2 and legacy.index["normalized"] is False
+    np.testing.assert_array_equal(legacy.gather(np.arange(12), np.ones(12, dtype=int)),
+                                  current.gather(np.arange(12), np.ones(12, dtype=int)))
+    index.write_text(json.dumps({**old, "version": 2}))  # the old spelling under the new version is refused
+    with pytest.raises(InputError, match="num_views"):
+        FeatureCache(root)

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 
 import numpy as np
 import pytest
@@ -13,8 +12,9 @@ from PIL import Image, ImageDraw
 
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
-from tests.tools.test_generate_descriptions import KEY, FakeOpenAI, fake_text
+from tests.fakes import KEY, fake_text
 from mmovod.descriptions.recipe import clean_sample, describe_prompt
+from mmovod.classifiers.kinds import KINDS, VISION_DETAILS, ClassifierKind
 from mmovod.classifiers.sidecar import read_sidecar
 from tools import build_classifiers, dump_clip_features, dump_clip_features_lvis_sentences, \
     generate_vision_classifier_agg, get_exemplars_tta, norm_feat_sum_norm
@@ -65,6 +65,7 @@ def build(data, out, *extra, vocab=None, photos=None):
     return build_classifiers.main([str(a) for a in argv])
 
 
+@pytest.mark.slow
 def test_one_command_equals_the_separate_tools(data, tmp_path, capsys):
     root, out = data["root"], tmp_path / "out"
     assert build(data, out, "--descriptions", root / "descriptions.json", "--load-path", root / "agg.pth",
@@ -109,6 +110,7 @@ def test_one_command_equals_the_separate_tools(data, tmp_path, capsys):
            " MODEL.ROI_HEADS.NUM_CLASSES 3 MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM 512" in captured.out
 
 
+@pytest.mark.slow
 def test_synonym_averaging_and_prompt_flags_match_dump_clip_features(data, tmp_path):
     out = tmp_path / "out"
     assert build(data, out, "--avg_synonyms", "--prompt", "photo") == 0
@@ -125,6 +127,7 @@ def unit(rows):
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
+@pytest.mark.slow
 def test_classes_without_exemplars_get_text_only_rows(data, tmp_path, capsys, bad_input):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text(VOCAB + "wheelbarrow\n")
@@ -151,6 +154,7 @@ def computed(capsys):
     return line.split("computed: ")[1].split("; reused")[0]
 
 
+@pytest.mark.slow
 def test_rerun_reuses_and_a_change_redoes_only_what_depends_on_it(data, tmp_path, capsys):
     photos = tmp_path / "photos"
     shutil.copytree(data["root"] / "photos", photos)
@@ -237,6 +241,7 @@ def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, bad_input, cas
     bad_input(build_classifiers.main, argv, tmp_path / "out", needle)
 
 
+@pytest.mark.slow
 def test_skip_bad_lists_the_image_and_earlier_outputs_survive_a_failed_run(data, tmp_path, capsys):
     photos = with_photo(data, tmp_path, truncated_jpeg)
     out = tmp_path / "out"
@@ -255,6 +260,7 @@ def test_skip_bad_lists_the_image_and_earlier_outputs_survive_a_failed_run(data,
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_export_writes_normalised_clip_space_rows(data, tmp_path):
     out = tmp_path / "out"
     assert build(data, out, "--export", "text", "multi-modal-average") == 0
@@ -264,17 +270,35 @@ def test_export_writes_normalised_clip_space_rows(data, tmp_path):
         assert json.loads((out / "export" / f"{kind}.npy.json").read_text())["normalized"] is True
 
 
+@pytest.mark.slow
+def test_a_new_kind_is_one_module_and_one_row(data, tmp_path, monkeypatch, capsys):
+    """A kind added to the table (its rows function in tests/references.py) is planned, computed from the
+    shared exemplar views, written with its sidecar, reused on a re-run and exportable, with no other change."""
+    out = tmp_path / "out"
+    assert build(data, out, "--export", "vision-max") == 2  # not a kind yet
+    assert "invalid choice: 'vision-max'" in capsys.readouterr().err
+    monkeypatch.setitem(KINDS, "vision-max", ClassifierKind(
+        "vision-max", "clip", "float32", ("exemplars",), "element-wise maximum of K x num_views view embeddings",
+        VISION_DETAILS, rows="tests.references:max_view_rows"))
+    assert build(data, out, "--export", "vision-max") == 0
+    assert "computed: text, vision-average, multi-modal-average, vision-max;" in capsys.readouterr().out
+    rows, mean = np.load(out / "vision-max.npy"), np.load(out / "vision-average.npy")
+    side = read_sidecar(out / "vision-max.npy")
+    assert side.kind == "vision-max" and side.space == "clip" and rows.dtype == np.float32
+    assert set(side.details) - {"fingerprint", "class_synonyms", "clip_files"} == set(VISION_DETAILS)
+    assert (rows >= mean - 1e-5).all() and (rows > mean + 1e-3).any()  # a maximum over the views, not the mean
+    np.testing.assert_allclose(np.load(out / "export/vision-max.npy"), unit(rows), rtol=1e-6, atol=1e-7)
+    assert build(data, out) == 0
+    assert "computed: nothing" in capsys.readouterr().out
+
+
 @pytest.fixture
-def llm_server(monkeypatch):
+def llm_server(server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    server = FakeOpenAI()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    return server
 
 
+@pytest.mark.slow
 def test_generated_descriptions_are_cached_in_the_output_folder(data, tmp_path, llm_server):
     out = tmp_path / "out"
     args = ["--descriptions", "generate", "--openai-model", "chat-test", "--base-url", llm_server.base_url]
@@ -289,6 +313,7 @@ def test_generated_descriptions_are_cached_in_the_output_folder(data, tmp_path, 
     assert side["details"]["sentences_per_class"] == [10, 10, 10]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
 def test_report_renders_in_headless_chromium(data, tmp_path):
     vocab = tmp_path / "vocab.txt"
@@ -316,6 +341,7 @@ def test_report_renders_in_headless_chromium(data, tmp_path):
     assert pixels.std() > 20 and colours > 1000, (pixels.std(), colours)  # text and the noisy photos are drawn
 
 
+@pytest.mark.slow
 def test_the_demo_vocabulary_builds_as_make_demo_runs_it(data, tmp_path, capsys):
     from mmovod.demo.dataset import write_demo_custom
 

@@ -16,17 +16,15 @@ from mmovod.features.cache import FeatureCache
 from bench.original_views import make_view, view_transform
 from tools import cache_clip_features
 
-from tests.aggregator_toy import one_thread  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A tiny random CLIP checkpoint and a class-folder tree (4 classes x 5 images, one empty class)."""
+def tiny(tmp_path_factory, tiny_clip):
+    """The session's tiny CLIP and a class-folder tree (4 classes x 5 images, one empty class)."""
     base = tmp_path_factory.mktemp("cache")
-    ckpt = base / "tiny.pt"
-    save_random_checkpoint(tiny_clip_config_path(), ckpt, seed=0)
+    ckpt = tiny_clip.checkpoint
     rng = np.random.default_rng(0)
     tree = base / "tree"
     for c in range(4):
@@ -36,8 +34,7 @@ def tiny(tmp_path_factory):
             Image.fromarray(rng.integers(0, 256, (40 + 4 * i, 50, 3), dtype=np.uint8)).save(folder / f"n0000{c}_{i}.JPEG")
     (tree / "n00009").mkdir()
     (tree / "n00000" / "notes.txt").write_text("not an image")
-    clip = ["--clip_model", str(tiny_clip_config_path()), "--pretrained", str(ckpt), "--device", "cpu"]
-    return {"base": base, "tree": tree, "ckpt": ckpt, "clip": clip}
+    return {"base": base, "tree": tree, "ckpt": ckpt, "clip": tiny_clip.flags}
 
 
 def cache_args(tiny, out, *extra):
@@ -49,6 +46,7 @@ def shard_bytes(folder):
     return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if not p.name.startswith(".")}
 
 
+@pytest.mark.slow
 def test_views_match_a_naive_one_image_at_a_time_encoding(tiny, tmp_path, capsys):
     out = tmp_path / "c"
     assert cache_clip_features.main(cache_args(tiny, out, "--view-order", "original")) == 0
@@ -67,6 +65,7 @@ def test_views_match_a_naive_one_image_at_a_time_encoding(tiny, tmp_path, capsys
         np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_write_the_same_bytes_as_one_process(tiny, tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
     assert cache_clip_features.main(cache_args(tiny, single)) == 0
@@ -82,6 +81,7 @@ def test_torchrun_two_ranks_write_the_same_bytes_as_one_process(tiny, tmp_path):
         assert a[name] == b[name], name
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_shards_and_redoes_a_missing_one(tiny, tmp_path, capsys):
     out = tmp_path / "c"
     assert cache_clip_features.main(cache_args(tiny, out)) == 0
@@ -97,6 +97,7 @@ def test_rerun_skips_finished_shards_and_redoes_a_missing_one(tiny, tmp_path, ca
     assert "holds a cache made with other settings (view_order differ)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_exemplar_dict_crops_like_the_inference_tools_and_drops_lvis_rare(tiny, tmp_path):
     coco = tmp_path / "coco" / "train2017"
     coco.mkdir(parents=True)
@@ -128,6 +129,7 @@ def test_exemplar_dict_crops_like_the_inference_tools_and_drops_lvis_rare(tiny, 
     np.testing.assert_allclose(cache.gather(np.array([4]))[0].astype(np.float32), expected, rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["other-clip", "views", "strict", "missing-root", "lvis-ann-missing"])
 def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case):
     out = tmp_path / "c"
@@ -165,6 +167,7 @@ def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case):
         assert not out.exists()
 
 
+@pytest.mark.slow
 def test_lvis_ann_drops_the_wnid_folders_of_rare_classes_from_a_tree(tiny, tmp_path):
     from mmovod.readers.synset_table import synset_table
 
@@ -186,6 +189,7 @@ def test_lvis_ann_drops_the_wnid_folders_of_rare_classes_from_a_tree(tiny, tmp_p
     assert FeatureCache(out).classes == sorted(wnids[:2])
 
 
+@pytest.mark.slow
 def test_trained_aggregator_loads_in_the_inference_tool_and_sees_the_cached_views(tiny, tmp_path, one_thread):
     """cache -> train -> generate_vision_classifier_agg: the tool's classifier equals the trained
     aggregator applied to the cached views, because both make view v of image e of class c alike."""

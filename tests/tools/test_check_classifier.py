@@ -76,6 +76,17 @@ def test_every_problem_is_one_line(tmp_path, capsys):
     ]]
 
 
+def test_a_sidecar_space_its_kind_cannot_have(tmp_path, capsys):
+    """The kinds table fixes a built kind's space: an aggregated classifier claiming CLIP space is a problem
+    (a prompt-embedding export would trust it), a multi-modal file may be either."""
+    path = write(tmp_path / "agg.npy", good().astype(np.float16), kind="vision-aggregated", space="clip")
+    code, out, err = run(capsys, path)
+    assert code == 2 and err == [f"{path}: sidecar says clip space, but a vision-aggregated classifier's rows are "
+                                 "in aggregator space"]
+    for kind, space in (("vision-aggregated", "aggregator"), ("multi-modal", "mixed"), ("multi-modal", "clip")):
+        assert run(capsys, write(tmp_path / "ok.npy", good(), kind=kind, space=space))[0] == 0
+
+
 def test_sidecar_that_no_longer_describes_the_array_and_bad_files(tmp_path, capsys):
     path = write(tmp_path / "x.npy", good())
     np.save(path, good(rows=5).astype(np.float16))

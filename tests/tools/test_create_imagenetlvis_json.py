@@ -63,6 +63,7 @@ def test_exact_output_and_skip_report(tree, capsys):
     assert doc["categories"] == [dict(c, image_count=n) for c, n in zip(CATS, [3, 1, 0, 0])]
 
 
+@pytest.mark.slow
 def test_two_runs_are_byte_identical_and_load_with_lvis(tree):
     assert main(args(tree, "out/a.json")) == 0
     assert main(args(tree, "out/b.json", "--workers", "2")) == 0

@@ -1,10 +1,13 @@
 """The demo tree's ImageNet and Visual Genome parts, and the three exemplar steps run on it as the Makefile does."""
 import json
 
+import pytest
+
 from mmovod.demo.dataset import make_demo_dataset
 from tools import collate_exemplar_dict, create_imagenetlvis_json, sample_exemplars
 
 
+@pytest.mark.slow
 def test_demo_runs_the_exemplar_steps(tmp_path, capsys):
     demo = tmp_path / "demo"
     counts = make_demo_dataset(demo)

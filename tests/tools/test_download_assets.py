@@ -239,6 +239,7 @@ def tiny_clip_tag(monkeypatch, cfg):
     return config
 
 
+@pytest.mark.slow
 def test_clip_weights_from_a_url_land_where_open_clip_reads_them(tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / "served.pt"
     save_random_checkpoint(tiny_clip_config_path(), ckpt, seed=1)

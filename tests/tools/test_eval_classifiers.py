@@ -17,15 +17,13 @@ from mmovod.clip.factory import load_clip
 from mmovod.evaluation import crop_cache, encoding
 from mmovod.evaluation.crop_cache import read_view_embeddings
 from mmovod.evaluation.crops_from_annotations import select_boxes
-from mmovod.demo.dataset import make_demo_dataset
-from tests.aggregator.test_model import reference_forward
+from tests.references import reference_forward
 from tools import eval_classifiers as tool
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaldemo")
-    make_demo_dataset(root)
+def demo(tmp_path_factory, demo_dataset):
+    root = shutil.copytree(demo_dataset, tmp_path_factory.mktemp("evaldemo") / "demo")
     doc = json.loads((root / "lvis/lvis_v1_val.json").read_text())
     clip = {"clip_model": str(root / "clip/tiny_clip.json"), "pretrained": str(root / "clip/tiny_clip.pt"),
             "embed_dim": 512}
@@ -71,6 +69,7 @@ def naive_square_box(bbox, width, height, context=0.0):
             int(min(width, cx + side / 2)), int(min(height, cy + side / 2)))
 
 
+@pytest.mark.slow
 def test_crops_and_embeddings_equal_a_direct_per_crop_computation(demo, tmp_path):
     run_ok(demo, tmp_path / "e")
     crops = select_boxes(demo["root"] / "lvis/lvis_v1_val.json", demo["root"] / "coco")
@@ -89,6 +88,7 @@ def test_crops_and_embeddings_equal_a_direct_per_crop_computation(demo, tmp_path
             np.testing.assert_allclose(cached[row], direct, rtol=2e-3, atol=2e-3)  # cached as float16
 
 
+@pytest.mark.slow
 def test_scores_metrics_and_outputs(demo, tmp_path, capsys):
     doc = run_ok(demo, tmp_path / "e", ("text", "agg"), "--aggregator", str(demo["aggregator"]), "--report")
     printed = capsys.readouterr().out.splitlines()
@@ -124,6 +124,7 @@ def test_scores_metrics_and_outputs(demo, tmp_path, capsys):
     assert "| text | text |" in md and "| agg | vision-aggregated |" in md
 
 
+@pytest.mark.slow
 def test_one_encoding_pass_shared_by_classifiers_and_runs(demo, tmp_path, monkeypatch):
     calls = []
     original = encoding.cache_features
@@ -138,6 +139,7 @@ def test_one_encoding_pass_shared_by_classifiers_and_runs(demo, tmp_path, monkey
     assert len(calls) == 2 and other["cache"] != one["cache"]
 
 
+@pytest.mark.slow
 def test_interrupted_encoding_resumes(demo, tmp_path, monkeypatch):
     monkeypatch.setattr(crop_cache, "SHARD_SIZE", 8)
     reference = run_ok(demo, tmp_path / "ref")
@@ -160,6 +162,7 @@ def test_interrupted_encoding_resumes(demo, tmp_path, monkeypatch):
     assert resumed["classifiers"] == reference["classifiers"]
 
 
+@pytest.mark.slow
 def test_skip_bad_lists_missing_images(demo, tmp_path):
     img_dir = tmp_path / "coco"
     shutil.copytree(demo["root"] / "coco", img_dir)
@@ -246,6 +249,7 @@ def test_bad_annotations_and_images(demo, tmp_path, bad_input):
     bad_input(tool.main, argv, out, f"{tmp_path / first}: image not found")
 
 
+@pytest.mark.slow
 def test_corrupt_cache_shard_is_named_then_rebuilt(demo, tmp_path, bad_input):
     cache = ["--cache-dir", str(tmp_path / "cache")]
     before = run_ok(demo, tmp_path / "first", ("text",), *cache)
@@ -272,6 +276,7 @@ def chromium_shot(page: Path, shot: Path) -> str:
     return proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
 def test_html_report_renders_without_console_errors(demo, tmp_path):
     out = tmp_path / "e"
@@ -305,6 +310,7 @@ def test_html_report_renders_without_console_errors(demo, tmp_path):
     assert any(":CONSOLE" in line and thumbs[0].name in line for line in log.splitlines()), log
 
 
+@pytest.mark.slow
 def test_sidecars_old_and_new(demo, tmp_path):
     """Files from before the sidecar schema: a fusion recorded its CLIP and category ids only inside its
     sources' sidecars, an aggregated classifier is recognised by its 'aggregator' key. Files of today's
@@ -349,6 +355,7 @@ def test_sidecars_old_and_new(demo, tmp_path):
     assert doc["classifiers"][3]["overall"]["top1"] == pytest.approx(np.mean(cos.argmax(1) == labels))
 
 
+@pytest.mark.slow
 def test_released_files_without_sidecars(demo, tmp_path):
     """The authors' classifiers have no sidecar: --clip_model names their CLIP, --aggregator-space marks the
     aggregated one; results equal those of the same arrays with sidecars."""
@@ -366,6 +373,7 @@ def test_released_files_without_sidecars(demo, tmp_path):
     assert tool.main(args(demo, tmp_path / "x", ("text",), "--aggregator-space", str(bare["agg"]))) == 2
 
 
+@pytest.mark.slow
 def test_warm_cache_needs_neither_torch_nor_open_clip(demo, tmp_path):
     """With the crop embeddings cached, a CLIP-space evaluation imports neither torch nor open_clip
     (seconds of start-up and hundreds of MB), so LVIS-val scale stays within seconds."""

@@ -62,6 +62,7 @@ def test_add_freq_recomputes_with_custom_thresholds_and_prints_totals(tmp_path, 
     assert "r=1, c=1, f=1" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_demo_dataset_round_trips_through_both_tools(tmp_path):
     from mmovod.demo.dataset import write_demo_lvis
     import numpy as np

@@ -9,7 +9,7 @@ import torch
 from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.clip.factory import load_clip
 from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
-from mmovod.classifiers.text_inputs import class_prompts, description_key, synset_lemmas
+from mmovod.classifiers.text_inputs import PromptSpec, class_prompts, description_key, synset_lemmas
 from mmovod.clip.text_encoding import max_relative_difference
 from tools import dump_clip_features, dump_clip_features_lvis_sentences
 
@@ -19,12 +19,9 @@ AUTHOR_DESCRIPTIONS = ROOT / "datasets/metadata/lvis_gpt3_text-davinci-002_descr
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """(clip flags, loaded bundle) for a tiny random CLIP saved as a user checkpoint."""
-    ckpt = tmp_path_factory.mktemp("clip") / "tiny.pt"
-    save_random_checkpoint(tiny_clip_config_path(), ckpt, seed=5)
-    flags = ["--clip_model", str(tiny_clip_config_path()), "--pretrained", str(ckpt), "--device", "cpu"]
-    return flags, load_clip(str(tiny_clip_config_path()), str(ckpt), "cpu")
+def tiny(tiny_clip, tiny_bundle):
+    """(clip flags, loaded bundle) of the session's tiny CLIP."""
+    return tiny_clip.flags, tiny_bundle
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +55,17 @@ def _by_name(*names):
 def test_prompts_follow_detic(tmp_path):
     cats = _by_name("aerosol_can", "bull", "stop_sign")
     ann = _ann(tmp_path, cats)
-    assert class_prompts(cats, ann, "a") == [["a aerosol_can"], ["a bull"], ["a stop_sign"]]
-    assert class_prompts(cats, ann, "photo", fix_space=True)[0] == ["a photo of a aerosol can"]
-    assert class_prompts(cats, ann, "scene")[1] == ["a photo of a bull in the scene"]
-    assert class_prompts(cats, ann, "none", avg_synonyms=True)[1] == ["horned_cow"]
-    assert class_prompts(cats, ann, "a", avg_synonyms=True, use_wn_name=True) == [
+    assert class_prompts(cats, ann, PromptSpec("a")) == [["a aerosol_can"], ["a bull"], ["a stop_sign"]]
+    assert class_prompts(cats, ann, PromptSpec("photo", fix_space=True))[0] == ["a photo of a aerosol can"]
+    assert class_prompts(cats, ann, PromptSpec("scene"))[1] == ["a photo of a bull in the scene"]
+    assert class_prompts(cats, ann, PromptSpec("none", avg_synonyms=True))[1] == ["horned_cow"]
+    assert class_prompts(cats, ann, PromptSpec("a", avg_synonyms=True, use_wn_name=True)) == [
         ["a aerosol", "a aerosol_container", "a aerosol_can", "a aerosol_bomb", "a spray_can"],
         ["a bull"],
         ["a stop_sign"],
     ]
     monitor = _by_name("monitor_(computer_equipment) computer_monitor")
-    assert class_prompts(monitor, ann, "none", use_underscore=True) == [["monitor_(computer_equipment)_computer_monitor"]]
+    assert class_prompts(monitor, ann, PromptSpec("none", use_underscore=True)) == [["monitor_(computer_equipment)_computer_monitor"]]
     assert description_key(cats[1]) == "horned cow"
 
 
@@ -79,6 +76,7 @@ def test_lemma_table_covers_lvis_with_stop_sign_keeping_its_own_name():
     assert table["aerosol.n.02"] == ["aerosol", "aerosol_container", "aerosol_can", "aerosol_bomb", "spray_can"]
 
 
+@pytest.mark.slow
 def test_dump_clip_features_default_prompt(tmp_path, tiny):
     flags, bundle = tiny
     cats = _by_name("stop_sign", "aerosol_can", "bull")  # file order is not id order
@@ -96,6 +94,7 @@ def test_dump_clip_features_default_prompt(tmp_path, tiny):
     assert side.command.split()[1:3] == ["--ann", str(ann)]
 
 
+@pytest.mark.slow
 def test_dump_clip_features_averages_wordnet_synonyms(tmp_path, tiny):
     flags, bundle = tiny
     ann = _ann(tmp_path, _by_name("aerosol_can", "stop_sign"))
@@ -107,6 +106,7 @@ def test_dump_clip_features_averages_wordnet_synonyms(tmp_path, tiny):
     assert max_relative_difference(np.load(out), want) < 1e-5
 
 
+@pytest.mark.slow
 def test_description_features_of_the_real_12030_descriptions(tmp_path, micro):
     flags, bundle = micro
     ann = _ann(tmp_path, CATEGORIES[::-1])

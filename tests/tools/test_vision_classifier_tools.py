@@ -9,14 +9,14 @@ from tests.exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
 from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.aggregator.model import read_state_dict
 from mmovod.clip.crops import AGGREGATOR_CONTEXT, TTA_CONTEXT
-from tests.aggregator.test_model import reference_forward
+from tests.references import reference_forward
 from tools import generate_vision_classifier_agg as agg_tool
 from tools import get_exemplars_tta as avg_tool
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return build_demo(tmp_path_factory.mktemp("demo"), num_classes=4, per_class=2)
+def demo(tmp_path_factory, demo_dataset):
+    return build_demo(demo_dataset, tmp_path_factory.mktemp("demo"), num_classes=4, per_class=2)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,7 @@ def cosines(a, b):
     return torch.nn.functional.cosine_similarity(a, b)
 
 
+@pytest.mark.slow
 def test_average_tool_equals_naive_mean(demo, bundle, tmp_path):
     out = tmp_path / "avg.npy"
     assert avg_tool.main(avg_args(demo, demo["path"], out, "--view-order", "original")) == 0
@@ -48,7 +49,7 @@ def test_average_tool_equals_naive_mean(demo, bundle, tmp_path):
     np.testing.assert_allclose(got, torch.stack([r.mean(0) for r in naive]).numpy(), rtol=1e-5, atol=1e-6)
     side = read_sidecar(tmp_path / "avg.npy")
     assert side.kind == "vision-average" and side.category_ids == [r[0]["category_id"] for r in demo["exemplars"]]
-    assert side.normalized is False and side.details["num_augs"] == 2 and side.details["context"] == TTA_CONTEXT
+    assert side.normalized is False and side.details["num_views"] == 2 and side.details["context"] == TTA_CONTEXT
     assert side.details["view_order"] == "original"
     # the default fast order makes the same views at the model size: rows nearly the same, still distinct
     assert avg_tool.main(avg_args(demo, demo["path"], tmp_path / "fast.npy")) == 0
@@ -57,6 +58,7 @@ def test_average_tool_equals_naive_mean(demo, bundle, tmp_path):
     assert float(cosines(fast, got).min()) > 0.999 and not np.array_equal(fast, got)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tta", [True, False])
 def test_aggregator_tool_equals_reference(demo, bundle, tmp_path, tta):
     out = tmp_path / "agg.npy"
@@ -72,6 +74,7 @@ def test_aggregator_tool_equals_reference(demo, bundle, tmp_path, tta):
     np.testing.assert_allclose(got.astype(np.float32), expected.astype(np.float32), rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_aggregator_output_independent_of_workers_and_batch_size(demo, tmp_path):
     a, b = tmp_path / "a.npy", tmp_path / "b.npy"
     assert agg_tool.main(agg_args(demo, demo["path"], a, "--tta", "--batch-size", "3")) == 0
@@ -107,6 +110,7 @@ def test_bad_exemplar_lists_exit_2(demo, tmp_path, capsys, doc, needle):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_missing_image_exits_2_or_is_skipped(demo, tmp_path, capsys):
     exemplars = [list(r) for r in demo["exemplars"]]
     exemplars[2].append({"dataset": "lvis", "file_name": "val2017/gone.jpg", "bbox": [1, 1, 5, 5]})

@@ -7,17 +7,13 @@ from PIL import Image
 
 from mmovod.classifiers.vision import encode_exemplar_views
 from mmovod.readers.exemplar_records import BadImageError
-from mmovod.clip.factory import load_clip
-from mmovod.demo.models import tiny_clip_config_path
 from mmovod.clip.specs import ViewSpec
 from mmovod.vocabulary.encoding import encode_view_sets, same_views
 
 
 @pytest.fixture(scope="module")
-def bundle():
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return load_clip(str(tiny_clip_config_path()), "none", "cpu", tower="image")
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 @pytest.fixture
@@ -39,6 +35,7 @@ AGG = ViewSpec(num_views=3, tta=True, context=0.2, seed=7, workers=0)
 PLAIN = ViewSpec(num_views=3, tta=False, context=0.2, seed=7, workers=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("second", [AGG, PLAIN], ids=["tta", "plain"])
 def test_one_pass_equals_a_pass_per_setting(bundle, records, second):
     present = [records[0], records[2]]  # encode_exemplar_views needs every class to have an exemplar
@@ -50,6 +47,7 @@ def test_one_pass_equals_a_pass_per_setting(bundle, records, second):
         assert got.class_of.tolist() == [0, 0, 1] and got.valid.all()
 
 
+@pytest.mark.slow
 def test_a_class_without_exemplars_keeps_its_index(bundle, records):
     [got] = encode_view_sets(bundle, records, [AVG], batch_size=4, progress=False)
     assert got.class_of.tolist() == [0, 0, 2] and got.num_classes == 3
@@ -66,6 +64,7 @@ def test_views_are_shared_only_where_every_crop_and_view_coincides(records):
     assert not same_views(AVG, PLAIN, whole_only) and not same_views(AVG, dataclasses.replace(AVG, seed=8), whole_only)
 
 
+@pytest.mark.slow
 def test_shared_pass_equals_a_pass_per_setting(bundle, records):
     whole_only = [[records[0][0]], [records[0][0]]]
     together = encode_view_sets(bundle, whole_only, [AGG, dataclasses.replace(AVG, num_views=5)], progress=False)
@@ -74,6 +73,7 @@ def test_shared_pass_equals_a_pass_per_setting(bundle, records):
         torch.testing.assert_close(got.embeddings, alone.embeddings, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_unreadable_image_stops_or_is_skipped(bundle, records, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 nothing")

@@ -30,6 +30,7 @@ def records(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_fast_order_sheet_view_is_the_encoders_view_0(records):
     spec = ViewSpec(num_views=5, seed=7, context=TTA_CONTEXT)
     for e, record in enumerate(records):

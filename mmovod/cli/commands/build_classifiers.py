@@ -18,14 +18,13 @@ Example:
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 from typing import Sequence
 
-from mmovod.classifiers.text_inputs import PROMPTS
+from mmovod.classifiers.kinds import exportable
+from mmovod.classifiers.text_inputs import PROMPTS, PromptSpec
 from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
 from mmovod.cli.run import run_tool
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
-from mmovod.vocabulary.stages import AGGREGATED, MM_AGGREGATED, STAGES
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -73,11 +72,10 @@ def get_parser() -> argparse.ArgumentParser:
     add_clip_args(parser, batch_help="image views per forward pass (default: %(default)s); sentences are batched "
                                       "on their own, 256 per pass on CUDA and 32 on CPU")
     out = parser.add_argument_group("outputs")
-    exportable = [s for s in STAGES if s not in (AGGREGATED, MM_AGGREGATED)]
-    out.add_argument("--export", nargs="+", default=[], choices=exportable, metavar="KIND",
+    out.add_argument("--export", nargs="+", default=[], choices=exportable(), metavar="KIND",
                      help="also write OUT/export/KIND.npy, L2-normalised float32 rows for prompt-embedding detectors "
-                          f"(YOLO-World-style); KIND is one of {', '.join(exportable)} (the aggregated kinds are not in "
-                          "CLIP's space)")
+                          f"(YOLO-World-style); KIND is one of {', '.join(exportable())} (the aggregated kinds are not "
+                          "in CLIP's space)")
     out.add_argument("--report", action="store_true",
                      help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
                           "classes without exemplars and each class's nearest classes")
@@ -93,8 +91,7 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from mmovod.clip.crops import TTA_CONTEXT
     from mmovod.readers.vocabulary import read_vocabulary
-    from mmovod.vocabulary.build import (AggregatorSettings, BuildInputs, BuildSettings, TextSettings, build_classifiers,
-                                         prepare_out_dir)
+    from mmovod.vocabulary.build import AggregatorSettings, BuildInputs, BuildSettings, build_classifiers, prepare_out_dir
     from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
     from mmovod.vocabulary.exemplar_folders import collect_exemplars
     from mmovod.vocabulary.judging import summary_lines
@@ -103,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
     prepare_out_dir(args.out_dir, create=False)
     exemplars = collect_exemplars(vocab, args.exemplars, args.exemplar_ann, args.K, args.sample_seed, args.skip_bad,
                                   max(1, args.workers))
-    text = TextSettings(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms)
+    text = PromptSpec(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms)
     settings = BuildSettings(
         clip=clip_spec_from_args(args),
         text=text,
@@ -116,7 +113,7 @@ def run(args: argparse.Namespace) -> None:
         prepare_out_dir(args.out_dir)
         descriptions_file = generated_descriptions(vocab, args.out_dir, args.openai_model, api=args.api,
                                                    base_url=args.base_url)
-    descriptions, source = resolve_descriptions(vocab, descriptions_file, **asdict(text))
+    descriptions, source = resolve_descriptions(vocab, descriptions_file, text)
     result = build_classifiers(BuildInputs(vocab, exemplars, descriptions, source), settings, args.out_dir,
                                args.command_line)
     print(f"{len(vocab)} classes from {vocab.path} ({vocab.format}); "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.classifiers.text_inputs import PROMPTS
+from mmovod.classifiers.text_inputs import PROMPTS, PromptSpec
 from mmovod.cli.flags import TEXT_BATCH_HELP, add_clip_args, clip_spec_from_args, make_parser
 from mmovod.cli.run import run_tool
 
@@ -44,9 +44,8 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from mmovod.classifiers.text import write_prompt_classifier
 
-    write_prompt_classifier(args.ann, args.out_path, clip_spec_from_args(args), prompt=args.prompt,
-                            fix_space=args.fix_space, use_underscore=args.use_underscore,
-                            avg_synonyms=args.avg_synonyms, use_wn_name=args.use_wn_name, command=args.command_line)
+    prompts = PromptSpec(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms, args.use_wn_name)
+    write_prompt_classifier(args.ann, args.out_path, clip_spec_from_args(args), prompts, command=args.command_line)
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
