@@ -1,8 +1,11 @@
 """The built-in demo dataset: a small, seeded, self-consistent tree in the documented layout.
 
-It holds real LVIS categories (a 40-class slice of LVIS v1 with rare, common and frequent classes)
-and generated COCO-style JPEG images that the LVIS boxes point into, a tiny ImageNet-21K-P tree and
-a tiny Visual Genome, so every step of the guide can run end to end in seconds on a laptop.
+It holds real LVIS categories (a 40-class slice of LVIS v1 with rare, common and frequent classes),
+each drawn as one object kind of the demo world (`mmovod.demo.world`), in generated COCO-style
+JPEG scenes that the LVIS boxes point into, a tiny ImageNet-21K-P tree and a tiny Visual Genome,
+so every step of the guide can run end to end in seconds on a laptop. The world's trained CLIP and
+aggregator (package data, made by scripts/train_world_clip.py and scripts/train_world_aggregator.py)
+and its descriptions file are copied in beside them.
 
 The ImageNet and Visual Genome parts are laid out so that the exemplar collation takes every path:
 one class gets 40 ImageNet images (Visual Genome is not used for it), most classes are topped up
@@ -13,11 +16,15 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from mmovod.demo.world import (CLASS_KINDS, Kind, background, draw_object, novel_kinds, object_photo, overlaps,
+                               render_scene)
+from mmovod.demo.world_text import world_descriptions
 from mmovod.io.atomic import check_output_dir, output_error
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import save_json
@@ -26,8 +33,7 @@ from mmovod.readers.synset_table import cousin_table, synset_table
 log = logging.getLogger(__name__)
 
 DEMO_SEED = 0
-DEMO_IMAGES_PER_SPLIT = {"train2017": 30, "val2017": 12}
-MAX_BOXES_PER_IMAGE = 5
+DEMO_IMAGES_PER_SPLIT = {"train2017": 30, "val2017": 60}
 
 
 def demo_categories() -> list[dict]:
@@ -36,31 +42,16 @@ def demo_categories() -> list[dict]:
     return json.loads(text)
 
 
-def _random_box(rng: np.random.Generator, width: int, height: int) -> list[float]:
-    w = float(rng.uniform(0.15, 0.6) * width)
-    h = float(rng.uniform(0.15, 0.6) * height)
-    x = float(rng.uniform(0, width - w))
-    y = float(rng.uniform(0, height - h))
-    return [round(x, 2), round(y, 2), round(w, 2), round(h, 2)]
-
-
-def _draw_image(rng: np.random.Generator, width: int, height: int, boxes: list[tuple[list[float], int]]) -> Image.Image:
-    """A noisy background with one filled, class-coloured shape per box."""
-    base = rng.integers(0, 256, size=3)
-    noise = rng.integers(-40, 40, size=(height, width, 3))
-    pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels, "RGB")
-    draw = ImageDraw.Draw(image)
-    for (x, y, w, h), cat_id in boxes:
-        colour = tuple(int(v) for v in np.random.default_rng(cat_id).integers(0, 256, size=3))
-        draw.ellipse([x, y, x + w, y + h], fill=colour, outline=(0, 0, 0))
-    return image
+def _noise_image(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    """The world's cluttered background with no object on it."""
+    return background(rng, width, height)
 
 
 def write_demo_lvis(root: Path, rng: np.random.Generator) -> dict[str, int]:
     """Write coco/{train2017,val2017}/*.jpg and lvis/lvis_v1_{train,val}.json under `root`."""
     cats = demo_categories()
     cat_ids = [c["id"] for c in cats]
+    ids_by_name = {c["name"]: c["id"] for c in cats}
     (root / "lvis").mkdir(parents=True, exist_ok=True)
     counts = {}
     image_id = 0
@@ -70,25 +61,23 @@ def write_demo_lvis(root: Path, rng: np.random.Generator) -> dict[str, int]:
         images, annotations = [], []
         for _ in range(DEMO_IMAGES_PER_SPLIT[split]):
             image_id += 1
-            width, height = int(rng.integers(160, 321)), int(rng.integers(120, 241))
             file_name = f"{image_id:012d}.jpg"
-            placed = []
-            for _ in range(int(rng.integers(1, MAX_BOXES_PER_IMAGE + 1))):
-                cat_id = int(rng.choice(cat_ids))
-                box = _random_box(rng, width, height)
-                placed.append((box, cat_id))
+            image, objects, _ = render_scene(rng, list(ids_by_name))
+            width, height = image.size
+            placed = [(ids_by_name[name], box) for name, box in objects]
+            for cat_id, box in placed:
                 x, y, w, h = box
                 ann_id += 1
                 annotations.append({
                     "id": ann_id,
                     "image_id": image_id,
                     "category_id": cat_id,
-                    "bbox": box,
-                    "area": round(w * h, 2),
+                    "bbox": [float(v) for v in box],
+                    "area": float(w * h),
                     "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
                 })
-            _draw_image(rng, width, height, placed).save(root / "coco" / split / file_name, quality=90)
-            present = sorted({c for _, c in placed})
+            image.save(root / "coco" / split / file_name, quality=90)
+            present = sorted({c for c, _ in placed})
             absent = [c for c in cat_ids if c not in present]
             images.append({
                 "id": image_id,
@@ -114,37 +103,35 @@ def write_demo_lvis(root: Path, rng: np.random.Generator) -> dict[str, int]:
     return counts
 
 
-# ImageNet-21K-P: (split, wnid, number of images). n00005787 (benthos) is not an LVIS wnid.
+# ImageNet-21K-P: (split, wnid, number of images, demo class drawn). n00005787 (benthos) is not an
+# LVIS wnid (its images hold no object); a cousin synset's images show its LVIS class.
 DEMO_IMAGENET = (
-    ("train", "n03791053", 40),  # motor_scooter: enough with LVIS to skip Visual Genome
-    ("train", "n02682922", 4),  # aerosol (its first image carries an EXIF rotation)
-    ("val", "n02682922", 2),
-    ("imagenet21k_small_classes", "n07758680", 3),  # grape
-    ("train", "n04540053", 6),  # volleyball.n.02, cousin of beach_ball
-    ("imagenet21k_small_classes", "n02870526", 4),  # book.n.11, cousin of bible
-    ("train", "n00005787", 2),
+    ("train", "n03791053", 40, "motor_scooter"),  # enough with LVIS to skip Visual Genome
+    ("train", "n02682922", 4, "aerosol_can"),  # its first image carries an EXIF rotation
+    ("val", "n02682922", 2, "aerosol_can"),
+    ("imagenet21k_small_classes", "n07758680", 3, "grape"),
+    ("train", "n04540053", 6, "beachball"),  # volleyball.n.02, cousin of beach_ball
+    ("imagenet21k_small_classes", "n02870526", 4, "Bible"),  # book.n.11, cousin of bible
+    ("train", "n00005787", 2, None),
 )
 IMAGENET_SIZE = (40, 30)
 EXIF_ORIENTATION_TAG = 0x0112
-VG_IMAGES = 12
+VG_IMAGES = 160
+VG_PLACEMENT_TRIES = 20
 VG_SIZE = (200, 150)
 VG_OBJECTS_PER_CLASS = 10
 VG_URL = "https://cs.stanford.edu/people/rak248/{folder}/{image_id}.jpg"
 
 
-def _noise_image(rng: np.random.Generator, width: int, height: int) -> Image.Image:
-    return _draw_image(rng, width, height, [])
-
-
 def write_demo_imagenet(root: Path, rng: np.random.Generator) -> dict[str, int]:
-    """Write imagenet/imagenet21k_P/<split>/<wnid>/<wnid>_<n>.JPEG (small noise JPEGs)."""
+    """Write imagenet/imagenet21k_P/<split>/<wnid>/<wnid>_<n>.JPEG (small photos of one world object)."""
     tree = root / "imagenet" / "imagenet21k_P"
     count = 0
-    for split, wnid, n in DEMO_IMAGENET:
+    for split, wnid, n, name in DEMO_IMAGENET:
         folder = tree / split / wnid
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            image = _noise_image(rng, *IMAGENET_SIZE)
+            image = _noise_image(rng, *IMAGENET_SIZE) if name is None else object_photo(rng, CLASS_KINDS[name], *IMAGENET_SIZE)
             exif = Image.Exif()
             if wnid == "n02682922" and split == "train" and i == 0:
                 exif[EXIF_ORIENTATION_TAG] = 6  # displayed rotated by 90 degrees: 30 x 40
@@ -153,20 +140,20 @@ def write_demo_imagenet(root: Path, rng: np.random.Generator) -> dict[str, int]:
     return {"imagenet_images": count}
 
 
-def _vg_plan(cats: list[dict]) -> list[tuple[str, int]]:
-    """(synset, number of >= 32*32 objects) to place in the demo Visual Genome."""
+def _vg_plan(cats: list[dict]) -> list[tuple[str, int, str]]:
+    """(synset, number of >= 32*32 objects, demo class they show) to place in the demo Visual Genome."""
     table, cousins = synset_table(), cousin_table()
     plan = []
     for cat in cats:
-        synset = cat["synset"]
+        synset, name = cat["synset"], cat["name"]
         if synset in cousins:
-            plan.append((table[synset].wordnet, 1))  # too few: the cousins below make up the rest
+            plan.append((table[synset].wordnet, 1, name))  # too few: the cousins below make up the rest
             subs = cousins[synset]
-            plan.extend((sub, VG_OBJECTS_PER_CLASS // len(subs)) for sub in subs)
+            plan.extend((sub, VG_OBJECTS_PER_CLASS // len(subs), name) for sub in subs)
         elif synset == "motor_scooter.n.01":
-            plan.append((synset, 3))  # never used: the class has 40 exemplars before Visual Genome
+            plan.append((synset, 3, name))  # never used: the class has 40 exemplars before Visual Genome
         else:
-            plan.append((table[synset].wordnet, VG_OBJECTS_PER_CLASS))
+            plan.append((table[synset].wordnet, VG_OBJECTS_PER_CLASS, name))
     return plan
 
 
@@ -181,41 +168,61 @@ def write_demo_visual_genome(root: Path, rng: np.random.Generator) -> dict[str, 
     image_ids = [i + 1 for i in range(VG_IMAGES // 2)] + [2400 + i for i in range(VG_IMAGES - VG_IMAGES // 2)]
     objects: dict[int, list[dict]] = {iid: [] for iid in image_ids}
     object_id = 1000
-    for synset, n in _vg_plan(demo_categories()):
+    kinds: dict[int, Kind] = {}
+    for synset, n, name in _vg_plan(demo_categories()):
         sizes = [(int(rng.integers(32, 101)), int(rng.integers(32, 81))) for _ in range(n)]
         sizes += [(31, 33), (int(rng.integers(32, 101)), int(rng.integers(32, 81)))]
         for k, (w, h) in enumerate(sizes):
             object_id += 1
             synsets = [synset] if k < n + 1 else [synset, "entity.n.01"]
-            objects[int(rng.choice(image_ids))].append({
-                "object_id": object_id, "x": int(rng.integers(0, width - w + 1)),
-                "y": int(rng.integers(0, height - h + 1)), "w": w, "h": h,
+            for _ in range(VG_PLACEMENT_TRIES):  # an image where it hides little of the objects already there
+                iid, x, y = int(rng.choice(image_ids)), int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+                if not overlaps((x, y, w, h), [(o["x"], o["y"], o["w"], o["h"]) for o in objects[iid]], 0.1):
+                    break
+            objects[iid].append({
+                "object_id": object_id, "x": x, "y": y, "w": w, "h": h,
                 "names": [synset.rsplit(".", 2)[0].replace("_", " ")], "synsets": synsets,
                 "merged_object_ids": [],
             })
+            kinds[object_id] = CLASS_KINDS[name]
     image_data = []
     for n, iid in enumerate(image_ids):
         folder = "VG_100K" if n < VG_IMAGES // 2 else "VG_100K_2"
         (vg / folder).mkdir(parents=True, exist_ok=True)
-        boxes = [([o["x"], o["y"], o["w"], o["h"]], o["object_id"]) for o in objects[iid]]
-        _draw_image(rng, width, height, boxes).save(vg / folder / f"{iid}.jpg", quality=85)
+        image = background(rng, width, height)
+        for o in objects[iid]:
+            size = min(o["w"], o["h"])
+            x, y = o["x"] + (o["w"] - size) // 2, o["y"] + (o["h"] - size) // 2
+            draw_object(image, kinds[o["object_id"]], x, y, size, float(rng.uniform(0, 2 * math.pi)), rng)
+        image.save(vg / folder / f"{iid}.jpg", quality=85)
         image_data.append({"image_id": iid, "url": VG_URL.format(folder=folder, image_id=iid),
                            "width": width, "height": height, "coco_id": None, "flickr_id": None})
     save_json(vg / "image_data.json", image_data)
     save_json(vg / "objects.json", [{"image_id": iid, "objects": objects[iid]} for iid in image_ids])
     return {"visual_genome_images": len(image_ids), "visual_genome_objects": sum(map(len, objects.values()))}
 def write_demo_clip(root: Path, seed: int) -> dict[str, int]:
-    """A tiny randomly initialised CLIP (config + checkpoint file) under root/clip, standing in for real weights."""
+    """Under root/clip: the world's trained CLIP (`world_clip.{json,pt}`, copied from the package) that
+    the demo runs on, and a tiny randomly initialised one (`tiny_clip.{json,pt}`) that tests of file
+    handling use."""
     from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 
     (root / "clip").mkdir(exist_ok=True)
     config = root / "clip" / "tiny_clip.json"
     config.write_bytes(tiny_clip_config_path().read_bytes())
     save_random_checkpoint(config, root / "clip" / "tiny_clip.pt", seed)
-    return {"clip_checkpoints": 1}
+    for name in WORLD_CLIP_FILES:
+        (root / "clip" / name).write_bytes(_package_file(name))
+    return {"clip_checkpoints": 2}
 
 
 DEMO_AGGREGATOR = "checkpoints/visual_aggregator_demo.pth"
+WORLD_AGGREGATOR = "checkpoints/world_aggregator.pth"
+WORLD_CLIP_FILES = ("world_clip.json", "world_clip.pt")
+WORLD_DESCRIPTIONS = "metadata/world_descriptions.json"
+
+
+def _package_file(name: str) -> bytes:
+    return importlib.resources.files("mmovod.data").joinpath(name).read_bytes()
 
 
 def write_demo_aggregator(root: Path, seed: int) -> dict[str, int]:
@@ -232,7 +239,15 @@ def write_demo_aggregator(root: Path, seed: int) -> dict[str, int]:
         model = VisualAggregator(num_layers=4)
     with atomic_open(path, "wb") as handle:
         torch.save({"state_dict": model.state_dict(), "note": "random weights, demo only"}, handle)
-    return {"aggregator_checkpoints_random": 1}
+    (root / WORLD_AGGREGATOR).write_bytes(_package_file("world_aggregator.pth"))
+    return {"aggregator_checkpoints_random": 1, "aggregator_checkpoints_trained": 1}
+
+
+def write_world_descriptions(root: Path) -> dict[str, int]:
+    """The world's descriptions file (the guide's format) under root/metadata."""
+    descriptions = world_descriptions(demo_categories())
+    save_json(root / WORLD_DESCRIPTIONS, descriptions)
+    return {"description_sentences": sum(map(len, descriptions.values()))}
 
 
 AGGREGATOR_TREE = "aggregator_images"
@@ -242,44 +257,36 @@ AGGREGATOR_HELDOUT_CLASSES = 4
 AGGREGATOR_IMAGES_PER_CLASS = 8
 
 
-def write_demo_aggregator_tree(root: Path, seed: int) -> dict[str, int]:
-    """A small class-folder tree `aggregator_images/<class>/<class>_<i>.jpg` for aggregator training.
+def write_demo_aggregator_tree(root: Path, seed: int, classes: int = AGGREGATOR_CLASSES,
+                               images_per_class: int = AGGREGATOR_IMAGES_PER_CLASS,
+                               heldout: int = AGGREGATOR_HELDOUT_CLASSES) -> dict[str, int]:
+    """A class-folder tree `aggregator_images/<class>/<class>_<i>.jpg` for aggregator training.
 
-    Each class is a colour and a shape drawn at random places on noise; the last classes are listed
-    in `aggregator_images_heldout.txt` (held out of training, used for evaluation). It has its own
-    generator, so the rest of the demo does not change with it.
+    Each class is a look of the world that no demo class has (`novel_kinds`), photographed on the
+    world's background; the last `heldout` classes are listed in `aggregator_images_heldout.txt`
+    (held out of training, used for evaluation). It has its own generator, so the rest of the demo
+    does not change with it.
     """
     rng = np.random.default_rng([seed, 6])
     tree = root / AGGREGATOR_TREE
-    names = [f"d{c:07d}" for c in range(AGGREGATOR_CLASSES)]
-    for c, name in enumerate(names):
+    names = [f"d{c:07d}" for c in range(classes)]
+    for name, kind in zip(names, novel_kinds(classes, seed)):
         (tree / name).mkdir(parents=True, exist_ok=True)
-        colour = tuple(int(v) for v in rng.integers(0, 256, size=3))
-        for i in range(AGGREGATOR_IMAGES_PER_CLASS):
+        for i in range(images_per_class):
             size = int(rng.integers(56, 97))
-            base = rng.integers(0, 256, size=3)
-            pixels = np.clip(base + rng.integers(-60, 60, size=(size, size, 3)), 0, 255).astype(np.uint8)
-            image = Image.fromarray(pixels, "RGB")
-            x, y = (int(v) for v in rng.integers(0, size // 2, size=2))
-            w = int(rng.integers(size // 3, size // 2 + 1))
-            box = [x, y, x + w, y + w]
-            draw = ImageDraw.Draw(image)
-            (draw.ellipse if c % 2 else draw.rectangle)(box, fill=colour)
-            image.save(tree / name / f"{name}_{i}.jpg", quality=90)
-    held = "".join(n + "\n" for n in names[-AGGREGATOR_HELDOUT_CLASSES:])
-    (root / AGGREGATOR_HELDOUT).write_text(held)
-    return {"aggregator_tree_classes": AGGREGATOR_CLASSES,
-            "aggregator_tree_images": AGGREGATOR_CLASSES * AGGREGATOR_IMAGES_PER_CLASS}
+            object_photo(rng, kind, size, size).save(tree / name / f"{name}_{i}.jpg", quality=90)
+    (root / AGGREGATOR_HELDOUT).write_text("".join(n + "\n" for n in names[-heldout:]))
+    return {"aggregator_tree_classes": classes, "aggregator_tree_images": classes * images_per_class}
 
 
 CUSTOM_DIR = "custom"
-# (vocabulary line, exemplar folder or None, shape, colour): the folders are spelt as people do
+# (vocabulary line, exemplar folder or None, demo class it shows): folders are spelt as people do
 CUSTOM_CLASSES = (
-    ("red disc, red circle", "red_disc", "ellipse", (210, 30, 30)),
-    ("blue square", "Blue Square", "rectangle", (30, 60, 210)),
-    ("green ring", "green ring", "ring", (30, 170, 60)),
-    ("yellow bar, yellow stripe", "yellow stripe", "bar", (230, 210, 40)),
-    ("traffic cone  # no photos: its multi-modal rows are text only", None, None, None),
+    ("stop sign, stop signal", "stop_sign", "stop_sign"),
+    ("grape, grapes", "Grapes", "grape"),
+    ("door knob, doorknob", "door knob", "doorknob"),
+    ("carpet runner, runner rug", "carpet runner", "runner_(carpet)"),
+    ("traffic cone  # no photos: its multi-modal rows are text only", None, None),
 )
 CUSTOM_IMAGES_PER_CLASS = 4
 
@@ -287,34 +294,22 @@ CUSTOM_IMAGES_PER_CLASS = 4
 def write_demo_custom(root: Path, seed: int) -> dict[str, int]:
     """Your own classes, demo size: `custom/vocab.txt` and `custom/exemplars/<class>/<n>.jpg`.
 
-    Each class is a coloured shape on noise, at a random place and size, in photos of a few sizes;
-    one class has no photos. It has its own generator, so the rest of the demo does not change with it.
+    Each class is a world object in photos of a few sizes; one class has no photos. It has its own
+    generator, so the rest of the demo does not change with it.
     """
     rng = np.random.default_rng([seed, 7])
     custom = root / CUSTOM_DIR
     lines = ["# the demo's own vocabulary: one class per line, synonyms after commas"]
     images = 0
-    for line, folder, shape, colour in CUSTOM_CLASSES:
+    for line, folder, name in CUSTOM_CLASSES:
         lines.append(line)
         if folder is None:
             continue
         (custom / "exemplars" / folder).mkdir(parents=True, exist_ok=True)
         for i in range(CUSTOM_IMAGES_PER_CLASS):
             width, height = int(rng.integers(64, 129)), int(rng.integers(64, 129))
-            image = _noise_image(rng, width, height)
-            draw = ImageDraw.Draw(image)
-            side = int(rng.integers(min(width, height) // 3, min(width, height) // 2 + 1))
-            x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
-            box = [x, y, x + side, y + side]
-            if shape == "ellipse":
-                draw.ellipse(box, fill=colour)
-            elif shape == "rectangle":
-                draw.rectangle(box, fill=colour)
-            elif shape == "ring":
-                draw.ellipse(box, outline=colour, width=max(3, side // 6))
-            else:
-                draw.rectangle([x, y + side // 3, x + side, y + 2 * side // 3], fill=colour)
-            image.save(custom / "exemplars" / folder / f"{i}.jpg", quality=90)
+            object_photo(rng, CLASS_KINDS[name], width, height).save(custom / "exemplars" / folder / f"{i}.jpg",
+                                                                     quality=90)
             images += 1
     (custom / "vocab.txt").write_text("\n".join(lines) + "\n")
     return {"custom_classes": len(CUSTOM_CLASSES), "custom_images": images}
@@ -335,6 +330,7 @@ def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
         counts = write_demo_lvis(root, rng)
         counts.update(write_demo_imagenet(root, rng))
         counts.update(write_demo_visual_genome(root, rng))
+        counts.update(write_world_descriptions(root))
         counts.update(write_demo_clip(root, seed))
         counts.update(write_demo_aggregator(root, seed))
         counts.update(write_demo_aggregator_tree(root, seed))

@@ -28,3 +28,14 @@ def save_random_checkpoint(config_path: str | Path, out_path: str | Path, seed: 
         model = open_clip.create_model(name, pretrained=None)
     with atomic_open(out_path, "wb") as handle:
         torch.save({"state_dict": model.state_dict()}, handle)
+
+
+def world_clip_paths() -> tuple[Path, Path]:
+    """The demo world's trained CLIP shipped with mmovod: (open_clip config, float16 weights)."""
+    data = Path(__file__).parents[1] / "data"
+    return data / "world_clip.json", data / "world_clip.pt"
+
+
+def world_aggregator_path() -> Path:
+    """The 4-layer visual aggregator trained on the demo world's CLIP, shipped with mmovod (float16)."""
+    return Path(__file__).parents[1] / "data" / "world_aggregator.pth"

@@ -356,4 +356,4 @@ def test_the_demo_vocabulary_builds_as_make_demo_runs_it(data, tmp_path, capsys)
     assert "classes without exemplars (text-only multi-modal rows): traffic cone" in printed
     doc = json.loads((out / "vocabulary.json").read_text())
     assert [len(c["exemplars"]) for c in doc["classes"]] == [4, 4, 4, 4, 0]
-    assert doc["classes"][3]["synonyms"] == ["yellow bar", "yellow stripe"] and doc["unmatched_exemplar_folders"] == []
+    assert doc["classes"][3]["synonyms"] == ["carpet runner", "runner rug"] and doc["unmatched_exemplar_folders"] == []

@@ -11,7 +11,7 @@ from tools import collate_exemplar_dict, create_imagenetlvis_json, sample_exempl
 def test_demo_runs_the_exemplar_steps(tmp_path, capsys):
     demo = tmp_path / "demo"
     counts = make_demo_dataset(demo)
-    assert counts["imagenet_images"] == 61 and counts["visual_genome_images"] == 12
+    assert counts["imagenet_images"] == 61 and counts["visual_genome_images"] == 160
     (demo / "imagenet" / "annotations").mkdir()
     info = demo / "imagenet" / "annotations" / "imagenet_lvis_image_info.json"
     assert create_imagenetlvis_json.main([
