@@ -248,7 +248,7 @@ INDEX_EDITS = [  # (name, edit of the decoded index, words of the error)
     ("a-number", lambda doc: 7, "not an mmovod feature-cache index"),
     ("missing-num-rows", lambda doc: without(doc, "num_rows"), "cache index field 'num_rows' missing"),
     ("missing-num-shards", lambda doc: without(doc, "num_shards"), "cache index field 'num_shards' missing"),
-    ("mistyped-views", lambda doc: {**doc, "views": [1]}, "cache index field 'views' has a wrong value"),
+    ("mistyped-views", lambda doc: {**doc, "num_views": [1]}, "cache index field 'num_views' has a wrong value"),
     ("mistyped-clip", lambda doc: {**doc, "clip": "ViT-B/32"}, "cache index field 'clip' has a wrong value"),
     ("negative-rows", lambda doc: {**doc, "num_rows": -3}, "cache index field 'num_rows' has a wrong value"),
 ]

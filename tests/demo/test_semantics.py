@@ -83,8 +83,8 @@ def unbroken(world):
 
 def _no_plots(mp: pytest.MonkeyPatch) -> None:
     """The evaluation's PNG plots are not under test here, and cost seconds."""
-    mp.setattr(report, "plot_groups", lambda *args: None)
-    mp.setattr(report, "plot_ap_vs_frequency", lambda *args: None)
+    mp.setattr(report, "plot_groups", lambda *args: b"")
+    mp.setattr(report, "plot_ap_vs_frequency", lambda *args: b"")
 
 
 def build(world: dict, kind: str, out: Path) -> Path:
