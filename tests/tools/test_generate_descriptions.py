@@ -145,8 +145,11 @@ def test_persistent_server_errors_stop_with_exit_1_and_keep_finished_classes(ser
     server.failures = [None] * 2 + [500] * 50
     args = argv(server, ann, out, "--openai-model", "chat-test", "--workers", "1", "--max-retries", "2")
     line = _fails(capsys, args, out, code=1)
+    assert line.startswith("generate_descriptions.py: error: ")
     assert "HTTP 500 from the server after 3 attempts" in line and "re-run" in line
     assert cache_path_for(out, "chat-test", "chat").read_text().count("\n") == 3  # settings + the two classes that succeeded
+    assert generate_descriptions.main(args, prog="mmovod generate_descriptions") == 1  # the same error, named as typed
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("mmovod generate_descriptions: error: HTTP 500")
 
 
 def test_bad_inputs(server, tmp_path, capsys):

@@ -34,7 +34,6 @@ from typing import Sequence
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
 
-PROG = "generate_descriptions.py"
 REPORT_LINES = 20
 
 
@@ -65,7 +64,7 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, prog: str) -> int:
     from mmovod.descriptions.client import ServiceError
     from mmovod.vocabulary.descriptions import describe_vocabulary
 
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                                      base_url=args.base_url, workers=args.workers, timeout=args.timeout,
                                      max_retries=args.max_retries, backoff=args.backoff, limit=args.limit)
     except ServiceError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {result.classes} classes x {result.samples} descriptions to {result.path} "
           f"({result.retried} requests retried)")
@@ -89,4 +88,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    return run_tool(get_parser(), run, argv, prog)
+    parser = get_parser()  # run_tool sets its prog: `generate_descriptions.py`, or `mmovod generate_descriptions`
+    return run_tool(parser, lambda args: run(args, parser.prog), argv, prog)
