@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 demo: $(VENV)/.installed
 	@echo "CLIP steps run on the demo world's small trained CLIP under $(DEMO)/clip (no downloads): $(DEMO_CLIP)"
