@@ -531,7 +531,11 @@ def run_case(case, world, tmp_path, monkeypatch, bad_input):
     return d
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+SLOW_CASES = {"train_visual_aggregator-code-in--resume"}  # runs seconds of training before the refused load
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c.id in SLOW_CASES else c for c in CASES],
+                         ids=lambda c: c.id)
 def test_catalogue(case, world, tmp_path, monkeypatch, bad_input):
     d = run_case(case, world, tmp_path, monkeypatch, bad_input)
     assert not (d / "MARKER").exists(), "code from the checkpoint ran"

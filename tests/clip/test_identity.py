@@ -5,6 +5,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.clip.identity import content_key
@@ -17,6 +18,7 @@ def test_names_compare_by_open_clip_spelling():
     assert content_key("ViT-B/32", None) != content_key("ViT-B-32", "laion2b_s34b_b79k")
 
 
+@pytest.mark.slow
 def test_a_relative_clip_path_survives_a_change_of_folder(demo, tmp_path, monkeypatch, capsys, bad_input):  # noqa: F811
     project = tmp_path / "project"
     shutil.copytree(demo["root"] / "clip", project / "clip")

@@ -28,6 +28,8 @@ from mmovod.demo.world import render_scene
 from tools import (dump_clip_features, dump_clip_features_lvis_sentences, eval_classifiers,
                    generate_vision_classifier_agg, get_exemplars_tta, norm_feat_sum_norm)
 
+pytestmark = pytest.mark.slow  # each kind built by its tool and evaluated: seconds per test
+
 CLIP = ["--clip_model", str(world_clip_paths()[0]), "--pretrained", str(world_clip_paths()[1]), "--device", "cpu"]
 AGGREGATOR = str(world_aggregator_path())
 THRESHOLD = 0.60

@@ -43,6 +43,7 @@ def own_classifier(tmp_path, demo, names, rows, ids=None):  # noqa: F811
     return path
 
 
+@pytest.mark.slow
 def test_own_classes_on_a_coco_file_without_frequencies(demo, tmp_path, capsys, monkeypatch):  # noqa: F811
     """Rows named like the file's categories, in another order, with ids of another numbering, one class the file
     lacks and one zero row: the same numbers as the file's own ids give, and the lines that say so."""
