@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -175,7 +176,8 @@ def encode_items(bundle: ClipBundle, items: Sequence[Item], roots: Mapping[str, 
     skipped: list[dict[str, Any]] = []
     batcher = _Batcher(bundle, plan.prep, out, batch_size)
     fetched = (entry for fetch in loader for entry in fetch)
-    with torch.inference_mode(), tqdm(total=len(dataset), unit=unit, disable=not progress) as bar:
+    # closing the fetches on the way out stops the workers now, not whenever the error's traceback is freed
+    with closing(fetched), torch.inference_mode(), tqdm(total=len(dataset), unit=unit, disable=not progress) as bar:
         for i, item, failure in fetched:
             if failure is not None:
                 path, reason = failure
