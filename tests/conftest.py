@@ -59,6 +59,23 @@ def demo_dataset(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def eval_demo(tmp_path_factory, demo_dataset) -> dict:
+    """A copy of the demo tree with four random classifiers (`tests.eval_fixtures.make_eval_demo`), made once
+    per session; read-only."""
+    from tests.eval_fixtures import make_eval_demo
+
+    return make_eval_demo(demo_dataset, tmp_path_factory.mktemp("eval_demo"))
+
+
+@pytest.fixture(scope="session")
+def own_classes(tmp_path_factory) -> dict:
+    """Photos of three classes of your own, a vocabulary naming them, descriptions, an LVIS-format copy, a tiny
+    CLIP and two aggregators (`tests.own_classes.make_own_classes`), made once per session; read-only."""
+    from tests.own_classes import make_own_classes
+
+    return make_own_classes(tmp_path_factory.mktemp("own"))
+
 
 def _snapshot(folder: Path) -> dict:
     """Every path under `folder` with its kind, size and modification time (the bytes of files are

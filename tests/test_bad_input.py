@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.lvis_fixtures import annotation, category, small_doc, write
+from tests.lvis_fixtures import annotation, small_doc, write
 from tools import get_lvis_cat_info, norm_feat_sum_norm, remove_lvis_rare
 
 

@@ -113,3 +113,15 @@ def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path):
     assert upward_edges(graph) == [("mmovod.io.atomic", "mmovod.readers"), ("mmovod.io.atomic", "mmovod.readers.wordnet")]
     assert cycles(graph) == [["mmovod.io.atomic", "mmovod.readers.wordnet"]]
 
+
+
+def test_no_test_module_imports_another():
+    """Shared fixtures live in conftest.py and helpers in modules not named test_*: a test module that imports
+    another runs that module's fixtures twice and ties the two files together."""
+    tests = PACKAGE.parent / "tests"
+    offenders = {}
+    for path in tests.rglob("test_*.py"):
+        imported = imported_modules(path, {module_name(p, tests) for p in tests.rglob("test_*.py")}, tests)
+        if imported:
+            offenders[module_name(path, tests)] = sorted(imported)
+    assert offenders == {}

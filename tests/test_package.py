@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests.test_python_api import readme_example
+from tests.docs_text import readme_example
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,6 @@
 """The README's Python-API example runs as written (on the demo dataset, with the tiny demo CLIP in place of
 ViT-B/32), and its arrays equal the tools' own steps computed independently."""
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -9,14 +8,7 @@ import pytest
 
 import mmovod
 from mmovod.clip.crops import load_exemplar_crop
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def readme_example() -> str:
-    section = README.read_text().split("## Python API", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
-
+from tests.docs_text import README, readme_example
 
 def test_every_public_name_resolves():
     for name in mmovod.__all__:

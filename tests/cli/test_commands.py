@@ -14,7 +14,7 @@ import mmovod
 from mmovod.cli.commands import COMMANDS, GUIDE_STEPS, MORE_TOOLS
 from mmovod.cli.main import main as mmovod_main
 from tests.lvis_fixtures import small_doc, write
-from tests.test_guide_commands import GUIDE
+from tests.docs_text import GUIDE
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "torchvision", "open_clip", "matplotlib", "openai", "lvis", "pycocotools")

@@ -9,7 +9,7 @@ import pytest
 
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.clip.identity import content_key
-from tests.tools.test_eval_classifiers import args, demo  # noqa: F401 (the module's fixture)
+from tests.eval_fixtures import args
 from tools import eval_classifiers as tool
 
 
@@ -19,14 +19,14 @@ def test_names_compare_by_open_clip_spelling():
 
 
 @pytest.mark.slow
-def test_a_relative_clip_path_survives_a_change_of_folder(demo, tmp_path, monkeypatch, capsys, bad_input):  # noqa: F811
+def test_a_relative_clip_path_survives_a_change_of_folder(eval_demo, tmp_path, monkeypatch, capsys, bad_input):
     project = tmp_path / "project"
-    shutil.copytree(demo["root"] / "clip", project / "clip")
+    shutil.copytree(eval_demo["root"] / "clip", project / "clip")
     (project / "out").mkdir()
     monkeypatch.chdir(project)
-    rows = np.random.default_rng(0).standard_normal((len(demo["ids"]), 512)).astype(np.float32)
+    rows = np.random.default_rng(0).standard_normal((len(eval_demo["ids"]), 512)).astype(np.float32)
     clip = {"clip_model": "clip/tiny_clip.json", "pretrained": "clip/tiny_clip.pt", "embed_dim": 512}
-    save_classifier("out/text.npy", rows, make_sidecar(rows, "text", clip, category_ids=demo["ids"]))
+    save_classifier("out/text.npy", rows, make_sidecar(rows, "text", clip, category_ids=eval_demo["ids"]))
     side = json.loads((project / "out/text.npy.json").read_text())
     assert side["clip_model"] == "clip/tiny_clip.json"  # as typed; where to find it again is recorded beside
     assert side["details"]["clip_files"]["clip_model"]["relative_to_sidecar"] == "../clip/tiny_clip.json"
@@ -35,16 +35,16 @@ def test_a_relative_clip_path_survives_a_change_of_folder(demo, tmp_path, monkey
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     classifier = project / "out/text.npy"
-    assert tool.main(args(demo, elsewhere / "e1", (classifier,))) == 0  # found relative to the sidecar
-    assert tool.main(args(demo, elsewhere / "e2", (classifier,), "--clip_model", str(project / "clip/tiny_clip.json"),
+    assert tool.main(args(eval_demo, elsewhere / "e1", (classifier,))) == 0  # found relative to the sidecar
+    assert tool.main(args(eval_demo, elsewhere / "e2", (classifier,), "--clip_model", str(project / "clip/tiny_clip.json"),
                           "--pretrained", str(project / "clip/tiny_clip.pt"))) == 0  # an absolute path is the same CLIP
     moved = tmp_path / "moved"  # another machine: the same files somewhere else, the project's copies gone
     shutil.copytree(project / "clip", moved)
     shutil.rmtree(project / "clip")
-    assert tool.main(args(demo, elsewhere / "e3", (classifier,), "--clip_model", str(moved / "tiny_clip.json"),
+    assert tool.main(args(eval_demo, elsewhere / "e3", (classifier,), "--clip_model", str(moved / "tiny_clip.json"),
                           "--pretrained", str(moved / "tiny_clip.pt"))) == 0
     capsys.readouterr()
     other = moved / "other.pt"
     other.write_bytes((moved / "tiny_clip.pt").read_bytes() + b"\0")  # different content
-    bad_input(tool.main, args(demo, elsewhere / "e4", (classifier,), "--clip_model", str(moved / "tiny_clip.json"),
+    bad_input(tool.main, args(eval_demo, elsewhere / "e4", (classifier,), "--clip_model", str(moved / "tiny_clip.json"),
                               "--pretrained", str(other)), elsewhere / "e4", "but --clip_model/--pretrained say")

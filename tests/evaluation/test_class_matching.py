@@ -10,7 +10,7 @@ from mmovod.evaluation import class_matching
 from mmovod.evaluation.class_matching import match_rows
 from mmovod.evaluation.crops_from_annotations import Category
 from mmovod.io.errors import InputError
-from tests.tools.test_eval_classifiers import args, demo, run_ok  # noqa: F401 (the module's fixture)
+from tests.eval_fixtures import args
 from tools import eval_classifiers as tool
 
 CATS = [Category(3, "hard_hat", synonyms=("hard_hat", "safety helmet")), Category(7, "traffic cone"),
@@ -36,18 +36,18 @@ def test_names_and_synonyms_when_ids_do_not_line_up():
         match_rows(2, CATS, "x", names=["boat", "kite"])
 
 
-def own_classifier(tmp_path, demo, names, rows, ids=None):  # noqa: F811
+def own_classifier(tmp_path, eval_demo, names, rows, ids=None):
     path = tmp_path / f"own{len(list(tmp_path.glob('*.npy')))}.npy"
     rows = np.asarray(rows, dtype=np.float32)
-    save_classifier(path, rows, make_sidecar(rows, "multi-modal", demo["clip"], class_names=names, category_ids=ids))
+    save_classifier(path, rows, make_sidecar(rows, "multi-modal", eval_demo["clip"], class_names=names, category_ids=ids))
     return path
 
 
 @pytest.mark.slow
-def test_own_classes_on_a_coco_file_without_frequencies(demo, tmp_path, capsys, monkeypatch):  # noqa: F811
+def test_own_classes_on_a_coco_file_without_frequencies(eval_demo, tmp_path, capsys, monkeypatch):
     """Rows named like the file's categories, in another order, with ids of another numbering, one class the file
     lacks and one zero row: the same numbers as the file's own ids give, and the lines that say so."""
-    doc = json.loads((demo["root"] / "lvis/lvis_v1_val.json").read_text())
+    doc = json.loads((eval_demo["root"] / "lvis/lvis_v1_val.json").read_text())
     cats = sorted(doc["categories"], key=lambda c: c["id"])
     for c in doc["categories"]:  # a plain COCO file: no frequencies, no image counts
         c.pop("frequency", None)
@@ -59,12 +59,12 @@ def test_own_classes_on_a_coco_file_without_frequencies(demo, tmp_path, capsys, 
     rows[4] = 0  # a class without exemplars
     order = rng.permutation(len(cats))
     names = [cats[i]["name"].replace("_", " ").upper() for i in order] + ["my own class"]
-    mine = own_classifier(tmp_path, demo, names, np.vstack([rows[order], rng.standard_normal((1, 512))]),
+    mine = own_classifier(tmp_path, eval_demo, names, np.vstack([rows[order], rng.standard_normal((1, 512))]),
                           ids=list(range(1000, 1000 + len(names))))
     keep = np.abs(rows).sum(axis=1) > 0
-    reference = own_classifier(tmp_path, demo, None, rows[keep] / np.linalg.norm(rows[keep], axis=1, keepdims=True),
+    reference = own_classifier(tmp_path, eval_demo, None, rows[keep] / np.linalg.norm(rows[keep], axis=1, keepdims=True),
                                ids=[c["id"] for c, k in zip(cats, keep) if k])
-    argv = args(demo, tmp_path / "e", (mine, reference))
+    argv = args(eval_demo, tmp_path / "e", (mine, reference))
     argv[argv.index("--ann") + 1] = str(coco)
     assert tool.main(argv) == 0
     printed = capsys.readouterr().out

@@ -7,68 +7,20 @@ import subprocess
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from mmovod.aggregator.model import VisualAggregator
-from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from tests.fakes import KEY, fake_text
+from tests.own_classes import CLASSES, DESCRIPTIONS, VOCAB, build, photo, truncated_jpeg, with_photo
 from mmovod.descriptions.recipe import clean_sample, describe_prompt
 from mmovod.classifiers.kinds import KINDS, VISION_DETAILS, ClassifierKind
 from mmovod.classifiers.sidecar import read_sidecar
 from tools import build_classifiers, dump_clip_features, dump_clip_features_lvis_sentences, \
     generate_vision_classifier_agg, get_exemplars_tta, norm_feat_sum_norm
 
-CLASSES = [("hard hat", ["safety helmet"], "Hard_Hat", 3), ("traffic cone", [], "traffic cone", 2),
-           ("excavator", ["digger"], "digger", 2)]
-VOCAB = "# three classes\nhard hat, safety helmet\ntraffic cone\nexcavator, digger  # folder named by synonym\n"
-DESCRIPTIONS = {"hard hat": ["A rigid yellow helmet.", "It has a brim."], "traffic cone": ["An orange cone."],
-                "excavator": ["A yellow machine with an arm.", "It digs.", "It has tracks."]}
-
-
-def photo(path, seed, size):
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(rng.integers(0, 256, 3) + rng.integers(-50, 50, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels, "RGB")
-    ImageDraw.Draw(image).ellipse([size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2],
-                                  fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, quality=90)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("own")
-    for c, (_, _, folder, n) in enumerate(CLASSES):
-        for i in range(n):
-            photo(root / "photos" / folder / f"{i}.jpg", 10 * c + i, (48 + 8 * i, 40 + 6 * c))
-    photo(root / "photos/boats/0.jpg", 99, (40, 40))
-    (root / "vocab.txt").write_text(VOCAB)
-    (root / "descriptions.json").write_text(json.dumps(DESCRIPTIONS))
-    cats = [{"id": i + 1, "name": name, "synonyms": [name, *syn]} for i, (name, syn, _, _) in enumerate(CLASSES)]
-    (root / "lvis.json").write_text(json.dumps({"images": [], "annotations": [], "categories": cats}))
-    (root / "clip").mkdir()
-    shutil.copy(tiny_clip_config_path(), root / "clip/tiny_clip.json")
-    save_random_checkpoint(root / "clip/tiny_clip.json", root / "clip/tiny_clip.pt", seed=0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        torch.save({"state_dict": VisualAggregator(num_layers=1).state_dict()}, root / "agg.pth")
-        torch.save({"state_dict": VisualAggregator(dim=256, num_layers=1).state_dict()}, root / "agg256.pth")
-    clip = ["--clip_model", str(root / "clip/tiny_clip.json"), "--pretrained", str(root / "clip/tiny_clip.pt"),
-            "--device", "cpu"]
-    return {"root": root, "clip": clip, "views": ["--num-augs", "2", "--seed", "3", "--nw", "0"]}
-
-
-def build(data, out, *extra, vocab=None, photos=None):
-    argv = ["--vocab", str(vocab or data["root"] / "vocab.txt"), "--exemplars", str(photos or data["root"] / "photos"),
-            "--out-dir", str(out), *data["clip"], *data["views"], *extra]
-    return build_classifiers.main([str(a) for a in argv])
-
-
 @pytest.mark.slow
-def test_one_command_equals_the_separate_tools(data, tmp_path, capsys):
-    root, out = data["root"], tmp_path / "out"
-    assert build(data, out, "--descriptions", root / "descriptions.json", "--load-path", root / "agg.pth",
+def test_one_command_equals_the_separate_tools(own_classes, tmp_path, capsys):
+    root, out = own_classes["root"], tmp_path / "out"
+    assert build(own_classes, out, "--descriptions", root / "descriptions.json", "--load-path", root / "agg.pth",
                  "--num-layers", "1", vocab=root / "lvis.json") == 0  # an LVIS-format vocabulary: category ids
     captured = capsys.readouterr()
     exemplars = sum(n for *_, n in CLASSES)
@@ -78,14 +30,14 @@ def test_one_command_equals_the_separate_tools(data, tmp_path, capsys):
     ref = tmp_path / "ref"
     ref.mkdir()
     ann, ex_list = str(root / "lvis.json"), str(out / "exemplars.json")
-    assert dump_clip_features.main(["--ann", ann, "--out_path", str(ref / "text.npy"), *data["clip"]]) == 0
+    assert dump_clip_features.main(["--ann", ann, "--out_path", str(ref / "text.npy"), *own_classes["clip"]]) == 0
     assert dump_clip_features_lvis_sentences.main(["--descriptions-path", str(root / "descriptions.json"), "--ann-path",
-                                                   ann, "--out-path", str(ref / "desc.npy"), *data["clip"]]) == 0
-    assert get_exemplars_tta.main(["--ann-path", ex_list, "--output-path", str(ref / "avg.npy"), *data["views"],
-                                   *data["clip"]]) == 0
+                                                   ann, "--out-path", str(ref / "desc.npy"), *own_classes["clip"]]) == 0
+    assert get_exemplars_tta.main(["--ann-path", ex_list, "--output-path", str(ref / "avg.npy"), *own_classes["views"],
+                                   *own_classes["clip"]]) == 0
     assert generate_vision_classifier_agg.main(["--exemplar-list", ex_list, "--out-path", str(ref / "agg.npy"), "--tta",
                                                 "--load-path", str(root / "agg.pth"), "--num-layers", "1",
-                                                *data["views"], *data["clip"]]) == 0
+                                                *own_classes["views"], *own_classes["clip"]]) == 0
     for vision in ("avg", "agg"):
         assert norm_feat_sum_norm.main(["--feat1-path", str(ref / "desc.npy"), "--feat2-path", str(ref / f"{vision}.npy"),
                                         "--out-path", str(ref / f"mm_{vision}.npy")]) == 0
@@ -111,12 +63,12 @@ def test_one_command_equals_the_separate_tools(data, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_synonym_averaging_and_prompt_flags_match_dump_clip_features(data, tmp_path):
+def test_synonym_averaging_and_prompt_flags_match_dump_clip_features(own_classes, tmp_path):
     out = tmp_path / "out"
-    assert build(data, out, "--avg_synonyms", "--prompt", "photo") == 0
+    assert build(own_classes, out, "--avg_synonyms", "--prompt", "photo") == 0
     ref = tmp_path / "ref.npy"
-    assert dump_clip_features.main(["--ann", str(data["root"] / "lvis.json"), "--out_path", str(ref), "--avg_synonyms",
-                                    "--prompt", "photo", *data["clip"]]) == 0
+    assert dump_clip_features.main(["--ann", str(own_classes["root"] / "lvis.json"), "--out_path", str(ref), "--avg_synonyms",
+                                    "--prompt", "photo", *own_classes["clip"]]) == 0
     np.testing.assert_allclose(np.load(out / "text.npy"), np.load(ref), rtol=2e-5, atol=2e-5)
     doc = json.loads((out / "vocabulary.json").read_text())
     assert doc["classes"][0]["text"]["sentences"] == ["a photo of a hard hat", "a photo of a safety helmet"]
@@ -128,11 +80,11 @@ def unit(rows):
 
 
 @pytest.mark.slow
-def test_classes_without_exemplars_get_text_only_rows(data, tmp_path, capsys, bad_input):
+def test_classes_without_exemplars_get_text_only_rows(own_classes, tmp_path, capsys, bad_input):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text(VOCAB + "wheelbarrow\n")
     out = tmp_path / "out"
-    assert build(data, out, vocab=vocab) == 0
+    assert build(own_classes, out, vocab=vocab) == 0
     assert "classes without exemplars (text-only multi-modal rows): wheelbarrow" in capsys.readouterr().out
     text, avg, mm = (np.load(out / f"{n}.npy") for n in ("text", "vision-average", "multi-modal-average"))
     assert not avg[3].any() and avg[:3].all(axis=1).all()
@@ -144,8 +96,8 @@ def test_classes_without_exemplars_get_text_only_rows(data, tmp_path, capsys, ba
     doc = json.loads((out / "vocabulary.json").read_text())
     assert doc["classes_without_exemplars"] == ["wheelbarrow"]
     assert doc["classes"][3]["multi_modal"] == "text only (no exemplars)" and doc["classes"][3]["exemplars"] == []
-    argv = ["--vocab", str(vocab), "--exemplars", str(data["root"] / "photos"), "--out-dir", str(tmp_path / "strict"),
-            "--require-exemplars", *data["clip"]]
+    argv = ["--vocab", str(vocab), "--exemplars", str(own_classes["root"] / "photos"), "--out-dir", str(tmp_path / "strict"),
+            "--require-exemplars", *own_classes["clip"]]
     bad_input(build_classifiers.main, argv, tmp_path / "strict", "1 of 4 classes have no exemplars")
 
 
@@ -155,37 +107,31 @@ def computed(capsys):
 
 
 @pytest.mark.slow
-def test_rerun_reuses_and_a_change_redoes_only_what_depends_on_it(data, tmp_path, capsys):
+def test_rerun_reuses_and_a_change_redoes_only_what_depends_on_it(own_classes, tmp_path, capsys):
     photos = tmp_path / "photos"
-    shutil.copytree(data["root"] / "photos", photos)
+    shutil.copytree(own_classes["root"] / "photos", photos)
     out = tmp_path / "out"
-    assert build(data, out, photos=photos) == 0
+    assert build(own_classes, out, photos=photos) == 0
     assert computed(capsys) == "text, vision-average, multi-modal-average"
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
     text = np.load(out / "text.npy")
-    assert build(data, out, photos=photos) == 0
+    assert build(own_classes, out, photos=photos) == 0
     assert computed(capsys) == "nothing"
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == stamps
-    assert build(data, out, "--prompt", "photo", photos=photos) == 0
+    assert build(own_classes, out, "--prompt", "photo", photos=photos) == 0
     assert computed(capsys) == "text, multi-modal-average"
     assert (out / "vision-average.npy").stat().st_mtime_ns == stamps["vision-average.npy"]
     photo(photos / "digger/1.jpg", 1234, (50, 50))
-    assert build(data, out, "--prompt", "photo", photos=photos) == 0
+    assert build(own_classes, out, "--prompt", "photo", photos=photos) == 0
     assert computed(capsys) == "vision-average, multi-modal-average"
-    assert build(data, out, photos=photos) == 0
+    assert build(own_classes, out, photos=photos) == 0
     assert computed(capsys) == "text, multi-modal-average"
     np.testing.assert_array_equal(np.load(out / "text.npy"), text)
     # views made in the other order, or a run that may skip images, are other rows: never reused
     for flag in (["--view-order", "original"], ["--skip-bad"]):
-        assert build(data, out, *flag, photos=photos) == 0
+        assert build(own_classes, out, *flag, photos=photos) == 0
         assert computed(capsys) == "vision-average, multi-modal-average"
     assert read_sidecar(out / "vision-average.npy").details["view_order"] == "fast"
-
-
-def truncated_jpeg(path):
-    photo(path, 5, (64, 64))
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
 
 
 def coco_boxes(root, box):
@@ -221,31 +167,24 @@ def write(path, text):
     return path
 
 
-def with_photo(data, tmp_path, spoil):
-    photos = tmp_path / "photos"
-    shutil.copytree(data["root"] / "photos", photos)
-    spoil(photos / "traffic cone" / "bad.jpg")
-    return photos
-
-
 @pytest.mark.parametrize("case", list(BAD_CASES))
-def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, bad_input, case):
+def test_bad_input_is_one_line_and_writes_nothing(own_classes, tmp_path, bad_input, case):
     make, needle = BAD_CASES[case]
-    extra = [str(a) for a in make(data, tmp_path)]
+    extra = [str(a) for a in make(own_classes, tmp_path)]
     if case == "bbox_outside":
         extra += ["--exemplars", str(tmp_path / "photos")]
-        shutil.copytree(data["root"] / "photos", tmp_path / "photos")
-    argv = ["--vocab", str(data["root"] / "vocab.txt"), "--exemplars", str(data["root"] / "photos"),
-            "--out-dir", str(tmp_path / "out"), *data["clip"], *data["views"]]
+        shutil.copytree(own_classes["root"] / "photos", tmp_path / "photos")
+    argv = ["--vocab", str(own_classes["root"] / "vocab.txt"), "--exemplars", str(own_classes["root"] / "photos"),
+            "--out-dir", str(tmp_path / "out"), *own_classes["clip"], *own_classes["views"]]
     argv += extra  # later flags win
     bad_input(build_classifiers.main, argv, tmp_path / "out", needle)
 
 
 @pytest.mark.slow
-def test_skip_bad_lists_the_image_and_earlier_outputs_survive_a_failed_run(data, tmp_path, capsys):
-    photos = with_photo(data, tmp_path, truncated_jpeg)
+def test_skip_bad_lists_the_image_and_earlier_outputs_survive_a_failed_run(own_classes, tmp_path, capsys):
+    photos = with_photo(own_classes, tmp_path, truncated_jpeg)
     out = tmp_path / "out"
-    assert build(data, out, "--skip-bad", photos=photos) == 0
+    assert build(own_classes, out, "--skip-bad", photos=photos) == 0
     doc = json.loads((out / "vocabulary.json").read_text())
     [skipped] = doc["classes"][1]["skipped_images"]
     assert skipped["path"] == str(photos / "traffic cone/bad.jpg")
@@ -255,15 +194,15 @@ def test_skip_bad_lists_the_image_and_earlier_outputs_survive_a_failed_run(data,
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     capsys.readouterr()
     # vision must be redone (more views) and, without --skip-bad, the image stops the run after the text is encoded
-    assert build(data, out, "--prompt", "photo", "--num-augs", "3", photos=photos) == 2
+    assert build(own_classes, out, "--prompt", "photo", "--num-augs", "3", photos=photos) == 2
     assert "bad.jpg: cannot read image" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
 @pytest.mark.slow
-def test_export_writes_normalised_clip_space_rows(data, tmp_path):
+def test_export_writes_normalised_clip_space_rows(own_classes, tmp_path):
     out = tmp_path / "out"
-    assert build(data, out, "--export", "text", "multi-modal-average") == 0
+    assert build(own_classes, out, "--export", "text", "multi-modal-average") == 0
     for kind in ("text", "multi-modal-average"):
         got = np.load(out / "export" / f"{kind}.npy")
         np.testing.assert_allclose(got, unit(np.load(out / f"{kind}.npy")), rtol=1e-6, atol=1e-7)
@@ -271,16 +210,16 @@ def test_export_writes_normalised_clip_space_rows(data, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_new_kind_is_one_module_and_one_row(data, tmp_path, monkeypatch, capsys):
+def test_a_new_kind_is_one_module_and_one_row(own_classes, tmp_path, monkeypatch, capsys):
     """A kind added to the table (its rows function in tests/references.py) is planned, computed from the
     shared exemplar views, written with its sidecar, reused on a re-run and exportable, with no other change."""
     out = tmp_path / "out"
-    assert build(data, out, "--export", "vision-max") == 2  # not a kind yet
+    assert build(own_classes, out, "--export", "vision-max") == 2  # not a kind yet
     assert "invalid choice: 'vision-max'" in capsys.readouterr().err
     monkeypatch.setitem(KINDS, "vision-max", ClassifierKind(
         "vision-max", "clip", "float32", ("exemplars",), "element-wise maximum of K x num_views view embeddings",
         VISION_DETAILS, rows="tests.references:max_view_rows"))
-    assert build(data, out, "--export", "vision-max") == 0
+    assert build(own_classes, out, "--export", "vision-max") == 0
     assert "computed: text, vision-average, multi-modal-average, vision-max;" in capsys.readouterr().out
     rows, mean = np.load(out / "vision-max.npy"), np.load(out / "vision-average.npy")
     side = read_sidecar(out / "vision-max.npy")
@@ -288,7 +227,7 @@ def test_a_new_kind_is_one_module_and_one_row(data, tmp_path, monkeypatch, capsy
     assert set(side.details) - {"fingerprint", "class_synonyms", "clip_files"} == set(VISION_DETAILS)
     assert (rows >= mean - 1e-5).all() and (rows > mean + 1e-3).any()  # a maximum over the views, not the mean
     np.testing.assert_allclose(np.load(out / "export/vision-max.npy"), unit(rows), rtol=1e-6, atol=1e-7)
-    assert build(data, out) == 0
+    assert build(own_classes, out) == 0
     assert "computed: nothing" in capsys.readouterr().out
 
 
@@ -299,15 +238,15 @@ def llm_server(server, monkeypatch):
 
 
 @pytest.mark.slow
-def test_generated_descriptions_are_cached_in_the_output_folder(data, tmp_path, llm_server):
+def test_generated_descriptions_are_cached_in_the_output_folder(own_classes, tmp_path, llm_server):
     out = tmp_path / "out"
     args = ["--descriptions", "generate", "--openai-model", "chat-test", "--base-url", llm_server.base_url]
-    assert build(data, out, *args) == 0
+    assert build(own_classes, out, *args) == 0
     got = json.loads((out / "descriptions_chat-test.json").read_text())
     names = [name for name, *_ in CLASSES]
     assert got == {n: [clean_sample(fake_text(describe_prompt(n), 10, i)) for i in range(10)] for n in names}
     assert len(llm_server.requests) == 3
-    assert build(data, out, *args) == 0
+    assert build(own_classes, out, *args) == 0
     assert len(llm_server.requests) == 3  # the file covers every class: no request, and nothing recomputed
     side = json.loads((out / "descriptions.npy.json").read_text())
     assert side["details"]["sentences_per_class"] == [10, 10, 10]
@@ -315,11 +254,11 @@ def test_generated_descriptions_are_cached_in_the_output_folder(data, tmp_path, 
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
-def test_report_renders_in_headless_chromium(data, tmp_path):
+def test_report_renders_in_headless_chromium(own_classes, tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text(VOCAB + "wheelbarrow\n")
     out = tmp_path / "out"
-    assert build(data, out, "--report", vocab=vocab) == 0
+    assert build(own_classes, out, "--report", vocab=vocab) == 0
     page = out / "report/index.html"
     html = page.read_text()
     sheets = sorted((out / "report/sheets").iterdir())
@@ -342,15 +281,15 @@ def test_report_renders_in_headless_chromium(data, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_demo_vocabulary_builds_as_make_demo_runs_it(data, tmp_path, capsys):
+def test_the_demo_vocabulary_builds_as_make_demo_runs_it(own_classes, tmp_path, capsys):
     from mmovod.demo.dataset import write_demo_custom
 
     counts = write_demo_custom(tmp_path, seed=0)
     assert counts == {"custom_classes": 5, "custom_images": 16}
     out = tmp_path / "custom/classifiers"
     argv = ["--vocab", str(tmp_path / "custom/vocab.txt"), "--exemplars", str(tmp_path / "custom/exemplars"),
-            "--out-dir", str(out), "--load-path", str(data["root"] / "agg.pth"), "--num-layers", "1", "--export",
-            "multi-modal-average", *data["clip"], *data["views"]]
+            "--out-dir", str(out), "--load-path", str(own_classes["root"] / "agg.pth"), "--num-layers", "1", "--export",
+            "multi-modal-average", *own_classes["clip"], *own_classes["views"]]
     assert build_classifiers.main(argv) == 0
     printed = capsys.readouterr().out
     assert "classes without exemplars (text-only multi-modal rows): traffic cone" in printed

@@ -7,15 +7,15 @@ import numpy as np
 from mmovod.classifiers.vision import average_classifier
 from mmovod.clip import image_encoding
 from mmovod.vocabulary import judging
-from tests.tools.test_build_classifiers import CLASSES, build, data  # noqa: F401 (the module's fixture)
+from tests.own_classes import CLASSES, build
 
 
-def test_judge_uses_the_build_embeddings_and_a_rerun_encodes_nothing(data, tmp_path, capsys, monkeypatch):  # noqa: F811
-    root, out = data["root"], tmp_path / "out"
+def test_judge_uses_the_build_embeddings_and_a_rerun_encodes_nothing(own_classes, tmp_path, capsys, monkeypatch):
+    root, out = own_classes["root"], tmp_path / "out"
     calls = []
     real = image_encoding.encode_items
     monkeypatch.setattr(image_encoding, "encode_items", lambda *a, **k: calls.append(1) or real(*a, **k))
-    assert build(data, out, "--judge", "--load-path", root / "agg.pth", "--num-layers", "1") == 0
+    assert build(own_classes, out, "--judge", "--load-path", root / "agg.pth", "--num-layers", "1") == 0
     printed = capsys.readouterr().out
     assert len(calls) == 1  # one encoding pass (whole images: both vision classifiers share it)
     doc = json.loads((out / "leave-one-out.json").read_text())
@@ -30,21 +30,21 @@ def test_judge_uses_the_build_embeddings_and_a_rerun_encodes_nothing(data, tmp_p
     assert np.allclose(average_classifier(kept), np.load(out / "vision-average.npy"), atol=1e-6)
 
     monkeypatch.setattr(image_encoding, "encode_items", lambda *a, **k: (_ for _ in ()).throw(AssertionError("encoded")))
-    assert build(data, out, "--judge", "--load-path", root / "agg.pth", "--num-layers", "1") == 0
+    assert build(own_classes, out, "--judge", "--load-path", root / "agg.pth", "--num-layers", "1") == 0
     assert "computed: nothing" in capsys.readouterr().out
     assert json.loads((out / "leave-one-out.json").read_text())["kinds"] == doc["kinds"]
 
 
-def test_a_class_with_one_photo_is_reported_not_judgeable(data, tmp_path, capsys):  # noqa: F811
+def test_a_class_with_one_photo_is_reported_not_judgeable(own_classes, tmp_path, capsys):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("traffic cone\nexcavator, digger\nhard hat\n")
     photos = tmp_path / "photos"
     for folder, n in (("traffic cone", 2), ("digger", 1)):
         for i in range(n):
-            src = data["root"] / "photos" / folder / f"{i}.jpg"
+            src = own_classes["root"] / "photos" / folder / f"{i}.jpg"
             (photos / folder).mkdir(parents=True, exist_ok=True)
             (photos / folder / f"{i}.jpg").write_bytes(src.read_bytes())
-    assert build(data, tmp_path / "out", "--judge", vocab=vocab, photos=photos) == 0
+    assert build(own_classes, tmp_path / "out", "--judge", vocab=vocab, photos=photos) == 0
     printed = capsys.readouterr().out
     assert "not judgeable (one photo): excavator" in printed
     doc = json.loads((tmp_path / "out/leave-one-out.json").read_text())
@@ -52,9 +52,9 @@ def test_a_class_with_one_photo_is_reported_not_judgeable(data, tmp_path, capsys
     assert doc["kinds"]["vision-average"]["per_class"][1] is None
 
 
-def test_a_damaged_embeddings_file_is_encoded_again(data, tmp_path, capsys, monkeypatch):  # noqa: F811
+def test_a_damaged_embeddings_file_is_encoded_again(own_classes, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
-    assert build(data, out, "--judge") == 0
+    assert build(own_classes, out, "--judge") == 0
     with np.load(out / judging.EMBEDDINGS_FILE) as kept:  # whole images: both vision classifiers' views kept once
         assert "vision-average/embeddings" in kept.files or "vision-aggregated/embeddings" in kept.files
     first = json.loads((out / "leave-one-out.json").read_text())["kinds"]
@@ -62,6 +62,6 @@ def test_a_damaged_embeddings_file_is_encoded_again(data, tmp_path, capsys, monk
     calls = []
     real = image_encoding.encode_items
     monkeypatch.setattr(image_encoding, "encode_items", lambda *a, **k: calls.append(1) or real(*a, **k))
-    assert build(data, out, "--judge") == 0
+    assert build(own_classes, out, "--judge") == 0
     assert len(calls) == 1 and "computed: vision-average" in capsys.readouterr().out
     assert json.loads((out / "leave-one-out.json").read_text())["kinds"] == first

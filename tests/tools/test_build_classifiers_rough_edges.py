@@ -8,14 +8,14 @@ import numpy as np
 from PIL import Image
 
 from mmovod.evaluation import report as eval_report
-from tests.tools.test_build_classifiers import CLASSES, build, data, truncated_jpeg, with_photo  # noqa: F401
+from tests.own_classes import build, truncated_jpeg, with_photo
 from tools import build_classifiers
 
 
-def test_skip_bad_names_the_image_and_the_report_and_judge_leave_it_out(data, tmp_path, capsys):  # noqa: F811
-    photos = with_photo(data, tmp_path, truncated_jpeg)
+def test_skip_bad_names_the_image_and_the_report_and_judge_leave_it_out(own_classes, tmp_path, capsys):
+    photos = with_photo(own_classes, tmp_path, truncated_jpeg)
     out = tmp_path / "out"
-    assert build(data, out, "--skip-bad", "--report", "--judge", photos=photos) == 0
+    assert build(own_classes, out, "--skip-bad", "--report", "--judge", photos=photos) == 0
     captured = capsys.readouterr()
     bad = str(photos / "traffic cone/bad.jpg")
     assert f"skipped 1 unreadable exemplar image: {bad} (cannot read image" in captured.err
@@ -30,43 +30,43 @@ def test_skip_bad_names_the_image_and_the_report_and_judge_leave_it_out(data, tm
     assert judged["photos_per_class"]["traffic cone"] == 2
 
 
-def test_photos_directly_in_the_exemplar_folder_are_refused_with_the_layout(data, tmp_path, bad_input):  # noqa: F811
+def test_photos_directly_in_the_exemplar_folder_are_refused_with_the_layout(own_classes, tmp_path, bad_input):
     loose = tmp_path / "loose"
     loose.mkdir()
-    for i, src in enumerate(sorted((data["root"] / "photos/Hard_Hat").iterdir())):
+    for i, src in enumerate(sorted((own_classes["root"] / "photos/Hard_Hat").iterdir())):
         shutil.copy(src, loose / f"{i}.jpg")
-    argv = ["--vocab", str(data["root"] / "vocab.txt"), "--exemplars", str(loose), "--out-dir", str(tmp_path / "out"),
-            *data["clip"], *data["views"]]
+    argv = ["--vocab", str(own_classes["root"] / "vocab.txt"), "--exemplars", str(loose), "--out-dir", str(tmp_path / "out"),
+            *own_classes["clip"], *own_classes["views"]]
     bad_input(build_classifiers.main, argv, tmp_path / "out",
               "--exemplars expects one folder per class, DIR/<class name>/<photo>, but no folder here matches a class "
               "and 3 photos lie directly in it (0.jpg, 1.jpg, 2.jpg)")
 
 
-def test_ignored_files_are_named(data, tmp_path, capsys):  # noqa: F811
+def test_ignored_files_are_named(own_classes, tmp_path, capsys):
     photos = tmp_path / "photos"
-    shutil.copytree(data["root"] / "photos", photos)
+    shutil.copytree(own_classes["root"] / "photos", photos)
     shutil.copy(photos / "digger/0.jpg", photos / "stray.jpg")
     (photos / "digger/notes.txt").write_text("not a photo")
-    assert build(data, tmp_path / "out", photos=photos) == 0
+    assert build(own_classes, tmp_path / "out", photos=photos) == 0
     captured = capsys.readouterr()
     assert f"ignored (not images in a class folder {photos}/<class name>/): {photos / 'digger/notes.txt'}, " \
            f"{photos / 'stray.jpg'}" in captured.out
     assert "1 exemplar folder or category matches no class: boats" in captured.err
 
 
-def test_the_summary_says_synonyms_are_not_in_the_prompts(data, tmp_path, capsys):  # noqa: F811
-    assert build(data, tmp_path / "a") == 0
+def test_the_summary_says_synonyms_are_not_in_the_prompts(own_classes, tmp_path, capsys):
+    assert build(own_classes, tmp_path / "a") == 0
     assert "synonyms of 2 classes match exemplar folders but are not in the text prompts" in capsys.readouterr().out
-    assert build(data, tmp_path / "b", "--avg_synonyms") == 0
+    assert build(own_classes, tmp_path / "b", "--avg_synonyms") == 0
     assert "synonyms of" not in capsys.readouterr().out
 
 
-def test_descriptions_for_some_classes_fall_back_to_the_class_name_prompt(data, tmp_path, capsys):  # noqa: F811
+def test_descriptions_for_some_classes_fall_back_to_the_class_name_prompt(own_classes, tmp_path, capsys):
     vocab = tmp_path / "vocab.json"
     vocab.write_text(json.dumps([{"name": "hard hat", "descriptions": ["A rigid yellow helmet.", "It has a brim."]},
                                  {"name": "traffic cone"}, {"name": "excavator", "synonyms": ["digger"]}]))
     out = tmp_path / "out"
-    assert build(data, out, vocab=vocab) == 0
+    assert build(own_classes, out, vocab=vocab) == 0
     err = capsys.readouterr().err
     assert "descriptions for 1 of 3 classes; the others use their class-name prompt" in err
     assert "(give --descriptions FILE for them): traffic cone, excavator\n" in err
@@ -77,9 +77,9 @@ def test_descriptions_for_some_classes_fall_back_to_the_class_name_prompt(data, 
     assert "class-name prompts for 2 classes without descriptions: traffic cone, excavator" in side["details"]["source"]
 
 
-def test_a_missing_aggregator_checkpoint_names_the_download(data, tmp_path, bad_input):  # noqa: F811
-    argv = ["--vocab", str(data["root"] / "vocab.txt"), "--exemplars", str(data["root"] / "photos"),
-            "--out-dir", str(tmp_path / "out"), "--load-path", str(tmp_path / "agg.pth"), *data["clip"], *data["views"]]
+def test_a_missing_aggregator_checkpoint_names_the_download(own_classes, tmp_path, bad_input):
+    argv = ["--vocab", str(own_classes["root"] / "vocab.txt"), "--exemplars", str(own_classes["root"] / "photos"),
+            "--out-dir", str(tmp_path / "out"), "--load-path", str(tmp_path / "agg.pth"), *own_classes["clip"], *own_classes["views"]]
     bad_input(build_classifiers.main, argv, tmp_path / "out",
               "agg.pth: aggregator checkpoint not found (the released ones: python tools/download_assets.py --only "
               "checkpoints)")

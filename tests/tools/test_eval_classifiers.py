@@ -17,40 +17,9 @@ from mmovod.clip.factory import load_clip
 from mmovod.evaluation import crop_cache, encoding
 from mmovod.evaluation.crop_cache import read_view_embeddings
 from mmovod.evaluation.crops_from_annotations import select_boxes
+from tests.eval_fixtures import args, run_ok
 from tests.references import reference_forward
 from tools import eval_classifiers as tool
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory, demo_dataset):
-    root = shutil.copytree(demo_dataset, tmp_path_factory.mktemp("evaldemo") / "demo")
-    doc = json.loads((root / "lvis/lvis_v1_val.json").read_text())
-    clip = {"clip_model": str(root / "clip/tiny_clip.json"), "pretrained": str(root / "clip/tiny_clip.pt"),
-            "embed_dim": 512}
-    ids = sorted(c["id"] for c in doc["categories"])
-    rng = np.random.default_rng(0)
-    paths = {}
-    (root / "cls").mkdir()
-    for name, kind, space in (("text", "text", "clip"), ("avg", "vision-average", "clip"),
-                              ("mm", "multi-modal", "clip"), ("agg", "vision-aggregated", "aggregator")):
-        rows = rng.standard_normal((len(ids), 512)).astype(np.float32)
-        path = root / "cls" / f"{name}.npy"
-        save_classifier(path, rows, make_sidecar(rows, kind, clip, space=space, category_ids=ids,
-                                                 details={"num_layers": 4} if space == "aggregator" else {}))
-        paths[name] = path
-    return {"root": root, "doc": doc, "clip": clip, "ids": ids, "cls": paths,
-            "aggregator": root / "checkpoints/visual_aggregator_demo.pth"}
-
-
-def args(demo, out, classifiers=("text",), *extra):
-    return ["--classifiers", *(str(demo["cls"][c]) if c in demo["cls"] else str(c) for c in classifiers),
-            "--ann", str(demo["root"] / "lvis/lvis_v1_val.json"), "--img-dir", str(demo["root"] / "coco"),
-            "--out-dir", str(out), "--nw", "0", "--device", "cpu", *extra]
-
-
-def run_ok(demo, out, classifiers=("text",), *extra):
-    assert tool.main(args(demo, out, classifiers, *extra)) == 0
-    return json.loads((Path(out) / "eval_results.json").read_text())
 
 
 def naive_selection(doc, min_area=1024):
@@ -70,18 +39,18 @@ def naive_square_box(bbox, width, height, context=0.0):
 
 
 @pytest.mark.slow
-def test_crops_and_embeddings_equal_a_direct_per_crop_computation(demo, tmp_path):
-    run_ok(demo, tmp_path / "e")
-    crops = select_boxes(demo["root"] / "lvis/lvis_v1_val.json", demo["root"] / "coco")
-    expected = naive_selection(demo["doc"])
+def test_crops_and_embeddings_equal_a_direct_per_crop_computation(eval_demo, tmp_path):
+    run_ok(eval_demo, tmp_path / "e")
+    crops = select_boxes(eval_demo["root"] / "lvis/lvis_v1_val.json", eval_demo["root"] / "coco")
+    expected = naive_selection(eval_demo["doc"])
     got = [(r["category_id"], r["file_name"], r["bbox"]) for r in crops.records()]
     assert got == expected and len(got) > 20
     cache = next((tmp_path / "e/crop_cache").iterdir())
     cached = read_view_embeddings(cache, crops)[:, 0]
-    bundle = load_clip(demo["clip"]["clip_model"], demo["clip"]["pretrained"], "cpu")
+    bundle = load_clip(eval_demo["clip"]["clip_model"], eval_demo["clip"]["pretrained"], "cpu")
     with torch.inference_mode():
         for row, (_, file_name, bbox) in enumerate(expected):
-            with Image.open(demo["root"] / "coco" / file_name) as image:
+            with Image.open(eval_demo["root"] / "coco" / file_name) as image:
                 image = ImageOps.exif_transpose(image).convert("RGB")
                 crop = image.crop(naive_square_box(bbox, image.width, image.height))
             direct = bundle.model.encode_image(bundle.preprocess(crop)[None])[0].numpy()
@@ -89,33 +58,33 @@ def test_crops_and_embeddings_equal_a_direct_per_crop_computation(demo, tmp_path
 
 
 @pytest.mark.slow
-def test_scores_metrics_and_outputs(demo, tmp_path, capsys):
-    doc = run_ok(demo, tmp_path / "e", ("text", "agg"), "--aggregator", str(demo["aggregator"]), "--report")
+def test_scores_metrics_and_outputs(eval_demo, tmp_path, capsys):
+    doc = run_ok(eval_demo, tmp_path / "e", ("text", "agg"), "--aggregator", str(eval_demo["aggregator"]), "--report")
     printed = capsys.readouterr().out.splitlines()
     assert printed[1].split() == ["classifier", "kind", "crops", "top-1", "top-5", "mean", "acc", "mAP", "mAP_r",
                                   "mAP_c", "mAP_f"]
     assert printed[-2].startswith("every classifier: ")  # both miss the same classes: one line
     text_row = next(line.split() for line in printed if line.startswith("text "))
     assert text_row[3] == f"{100 * doc['classifiers'][0]['overall']['top1']:.1f}"
-    crops = select_boxes(demo["root"] / "lvis/lvis_v1_val.json", demo["root"] / "coco")
+    crops = select_boxes(eval_demo["root"] / "lvis/lvis_v1_val.json", eval_demo["root"] / "coco")
     views = read_view_embeddings(Path(doc["cache"]), crops)
-    labels = [demo["ids"].index(c) for c in crops.crop_category_ids()]
-    sd = read_state_dict(demo["aggregator"])
+    labels = [eval_demo["ids"].index(c) for c in crops.crop_category_ids()]
+    sd = read_state_dict(eval_demo["aggregator"])
     queries = {"text": views[:, 0], "agg": torch.cat([reference_forward(sd, torch.from_numpy(v)[None], 4)
                                                       for v in views]).numpy()}
     for result in doc["classifiers"]:
-        rows = np.load(demo["cls"][result["name"]])
+        rows = np.load(eval_demo["cls"][result["name"]])
         q = queries[result["name"]]
         cos = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (rows / np.linalg.norm(rows, axis=1, keepdims=True)).T
         top1 = np.mean(cos.argmax(1) == labels)
         assert result["overall"]["top1"] == pytest.approx(top1, abs=1e-9)
-        assert result["overall"]["crops"] == len(labels) and result["classes"] == len(demo["ids"])
+        assert result["overall"]["crops"] == len(labels) and result["classes"] == len(eval_demo["ids"])
         assert set(result["by_frequency"]) == {"r", "c", "f"}
-        assert len(result["per_class"]) == len(demo["ids"]) and len(result["confused_pairs"]) <= 20
+        assert len(result["per_class"]) == len(eval_demo["ids"]) and len(result["confused_pairs"]) <= 20
         without = {c["id"] for c in result["coverage"]["classifier_classes_without_crops"]}
-        assert without == set(demo["ids"]) - set(crops.crop_category_ids().tolist())
+        assert without == set(eval_demo["ids"]) - set(crops.crop_category_ids().tolist())
         assert all(c["ap"] is None for c in result["per_class"] if c["id"] in without)
-        assert f"{len(without)} of its {len(demo['ids'])} classes have no crop in --ann" in printed[-2]
+        assert f"{len(without)} of its {len(eval_demo['ids'])} classes have no crop in --ann" in printed[-2]
     out = tmp_path / "e"
     for name in ("eval_results.md", "eval_map_top1_by_frequency.png", "eval_ap_vs_frequency.png", "report.html"):
         assert (out / name).stat().st_size > 0, name
@@ -125,24 +94,24 @@ def test_scores_metrics_and_outputs(demo, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_one_encoding_pass_shared_by_classifiers_and_runs(demo, tmp_path, monkeypatch):
+def test_one_encoding_pass_shared_by_classifiers_and_runs(eval_demo, tmp_path, monkeypatch):
     calls = []
     original = encoding.cache_features
     monkeypatch.setattr(encoding, "cache_features", lambda *a, **k: calls.append(1) or original(*a, **k))
     cache = ["--cache-dir", str(tmp_path / "cache")]
-    one = run_ok(demo, tmp_path / "one", ("text",), *cache)
-    four = run_ok(demo, tmp_path / "four", ("text", "avg", "mm", "agg"), "--aggregator", str(demo["aggregator"]), *cache)
+    one = run_ok(eval_demo, tmp_path / "one", ("text",), *cache)
+    four = run_ok(eval_demo, tmp_path / "four", ("text", "avg", "mm", "agg"), "--aggregator", str(eval_demo["aggregator"]), *cache)
     assert len(calls) == 1  # the second run found the cache
     assert one["classifiers"][0]["per_class"] == four["classifiers"][0]["per_class"]
     assert len(list((tmp_path / "cache").iterdir())) == 1
-    other = run_ok(demo, tmp_path / "views", ("text",), "--views", "2", *cache)  # other crop settings: new cache
+    other = run_ok(eval_demo, tmp_path / "views", ("text",), "--views", "2", *cache)  # other crop settings: new cache
     assert len(calls) == 2 and other["cache"] != one["cache"]
 
 
 @pytest.mark.slow
-def test_interrupted_encoding_resumes(demo, tmp_path, monkeypatch):
+def test_interrupted_encoding_resumes(eval_demo, tmp_path, monkeypatch):
     monkeypatch.setattr(crop_cache, "SHARD_SIZE", 8)
-    reference = run_ok(demo, tmp_path / "ref")
+    reference = run_ok(eval_demo, tmp_path / "ref")
     real = cache_builder.encode_items
     encoded = []
 
@@ -153,27 +122,27 @@ def test_interrupted_encoding_resumes(demo, tmp_path, monkeypatch):
         return real(bundle, items, *a, **k)
 
     monkeypatch.setattr(cache_builder, "encode_items", interrupted)
-    assert tool.main(args(demo, tmp_path / "run")) == 130
+    assert tool.main(args(eval_demo, tmp_path / "run")) == 130
     assert not (tmp_path / "run/eval_results.json").exists()
     monkeypatch.setattr(cache_builder, "encode_items", lambda *a, **k: encoded.append(a[1]) or real(*a, **k))
-    resumed = run_ok(demo, tmp_path / "run")
+    resumed = run_ok(eval_demo, tmp_path / "run")
     num_shards = -(-reference["crops"]["crops"] // 8)
     assert len(encoded) == num_shards  # 2 before the interruption, the rest after: none twice
     assert resumed["classifiers"] == reference["classifiers"]
 
 
 @pytest.mark.slow
-def test_skip_bad_lists_missing_images(demo, tmp_path):
+def test_skip_bad_lists_missing_images(eval_demo, tmp_path):
     img_dir = tmp_path / "coco"
-    shutil.copytree(demo["root"] / "coco", img_dir)
+    shutil.copytree(eval_demo["root"] / "coco", img_dir)
     gone = sorted((img_dir / "val2017").iterdir())[0]
     gone.unlink()
-    argv = args(demo, tmp_path / "e") + ["--img-dir", str(img_dir)]
+    argv = args(eval_demo, tmp_path / "e") + ["--img-dir", str(img_dir)]
     assert tool.main(argv) == 2 and not (tmp_path / "e").exists()
     assert tool.main(argv + ["--skip-bad"]) == 0
     doc = json.loads((tmp_path / "e/eval_results.json").read_text())
     assert doc["crops"]["missing_images"] == [f"val2017/{gone.name}"]
-    assert doc["crops"]["crops"] == len([b for b in naive_selection(demo["doc"]) if not b[1].endswith(gone.name)])
+    assert doc["crops"]["crops"] == len([b for b in naive_selection(eval_demo["doc"]) if not b[1].endswith(gone.name)])
 
 
 def test_coco_format_and_per_class_choice(tmp_path):
@@ -213,54 +182,54 @@ def write_classifier(path, rows, clip, ids=None, kind="text"):
     return path
 
 
-def test_bad_classifiers(demo, tmp_path, bad_input):
+def test_bad_classifiers(eval_demo, tmp_path, bad_input):
     out = tmp_path / "e"
-    n = len(demo["ids"])
+    n = len(eval_demo["ids"])
     good = np.random.default_rng(1).standard_normal((n, 512))
     other_clip = write_classifier(tmp_path / "b32.npy", good, {"clip_model": "ViT-B/32", "pretrained": "openai",
-                                                               "embed_dim": 512}, demo["ids"])
-    bad_input(tool.main, args(demo, out, ("text", other_clip)), out, "ViT-B/32 (openai)")
-    small = write_classifier(tmp_path / "small.npy", good[:, :256], demo["clip"], demo["ids"])
-    bad_input(tool.main, args(demo, out, ("text", small)), out, "rows are 256-d")
+                                                               "embed_dim": 512}, eval_demo["ids"])
+    bad_input(tool.main, args(eval_demo, out, ("text", other_clip)), out, "ViT-B/32 (openai)")
+    small = write_classifier(tmp_path / "small.npy", good[:, :256], eval_demo["clip"], eval_demo["ids"])
+    bad_input(tool.main, args(eval_demo, out, ("text", small)), out, "rows are 256-d")
     nan = good.copy()
     nan[3, 7] = np.nan
-    bad_input(tool.main, args(demo, out, (write_classifier(tmp_path / "nan.npy", nan, demo["clip"], demo["ids"]),)),
+    bad_input(tool.main, args(eval_demo, out, (write_classifier(tmp_path / "nan.npy", nan, eval_demo["clip"], eval_demo["ids"]),)),
               out, "nan.npy: row 3")
-    bad_input(tool.main, args(demo, out, (write_classifier(tmp_path / "zero.npy", 0 * good, demo["clip"]),)),
+    bad_input(tool.main, args(eval_demo, out, (write_classifier(tmp_path / "zero.npy", 0 * good, eval_demo["clip"]),)),
               out, "zero.npy: every row is all zeros")
-    seven = write_classifier(tmp_path / "seven.npy", good[:7], demo["clip"])
-    bad_input(tool.main, args(demo, out, (seven,)), out, "7 rows match no class list")
+    seven = write_classifier(tmp_path / "seven.npy", good[:7], eval_demo["clip"])
+    bad_input(tool.main, args(eval_demo, out, (seven,)), out, "7 rows match no class list")
     bare = tmp_path / "bare.npy"
     np.save(bare, good.astype(np.float32))
-    bad_input(tool.main, args(demo, out, (bare,)), out, "bare.npy: no sidecar names the CLIP")
-    bad_input(tool.main, args(demo, out, ("agg",)), out, "agg.npy: made by the visual aggregator")
+    bad_input(tool.main, args(eval_demo, out, (bare,)), out, "bare.npy: no sidecar names the CLIP")
+    bad_input(tool.main, args(eval_demo, out, ("agg",)), out, "agg.npy: made by the visual aggregator")
 
 
-def test_bad_annotations_and_images(demo, tmp_path, bad_input):
+def test_bad_annotations_and_images(eval_demo, tmp_path, bad_input):
     out = tmp_path / "e"
-    no_boxes = dict(demo["doc"], annotations=[{k: v for k, v in a.items() if k != "bbox"} for a in demo["doc"]["annotations"]])
+    no_boxes = dict(eval_demo["doc"], annotations=[{k: v for k, v in a.items() if k != "bbox"} for a in eval_demo["doc"]["annotations"]])
     path = tmp_path / "nobox.json"
     path.write_text(json.dumps(no_boxes))
-    argv = args(demo, out)
+    argv = args(eval_demo, out)
     argv[argv.index("--ann") + 1] = str(path)
     bad_input(tool.main, argv, out, "nobox.json: no annotation has a bounding box")
-    argv = args(demo, out) + ["--img-dir", str(tmp_path)]
-    first = sorted({b[1] for b in naive_selection(demo["doc"])})[0]
+    argv = args(eval_demo, out) + ["--img-dir", str(tmp_path)]
+    first = sorted({b[1] for b in naive_selection(eval_demo["doc"])})[0]
     bad_input(tool.main, argv, out, f"{tmp_path / first}: image not found")
 
 
 @pytest.mark.slow
-def test_corrupt_cache_shard_is_named_then_rebuilt(demo, tmp_path, bad_input):
+def test_corrupt_cache_shard_is_named_then_rebuilt(eval_demo, tmp_path, bad_input):
     cache = ["--cache-dir", str(tmp_path / "cache")]
-    before = run_ok(demo, tmp_path / "first", ("text",), *cache)
+    before = run_ok(eval_demo, tmp_path / "first", ("text",), *cache)
     shard = Path(before["cache"]) / "shard-00000.npy"
     shard.write_bytes(b"not an npy file")
     out = tmp_path / "second"
-    bad_input(tool.main, args(demo, out, ("text",), *cache), out, f"{shard}: corrupt shard")
+    bad_input(tool.main, args(eval_demo, out, ("text",), *cache), out, f"{shard}: corrupt shard")
     array = np.full((before["crops"]["crops"], 1, 512), np.nan, dtype=np.float16)
     np.save(shard, array)
-    bad_input(tool.main, args(demo, out, ("text",), *cache), out, f"{shard}: corrupt shard (non-finite")
-    after = run_ok(demo, out, ("text",), *cache, "--rebuild-cache")
+    bad_input(tool.main, args(eval_demo, out, ("text",), *cache), out, f"{shard}: corrupt shard (non-finite")
+    after = run_ok(eval_demo, out, ("text",), *cache, "--rebuild-cache")
     assert after["classifiers"] == before["classifiers"]
 
 
@@ -278,20 +247,20 @@ def chromium_shot(page: Path, shot: Path) -> str:
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
-def test_html_report_renders_without_console_errors(demo, tmp_path):
+def test_html_report_renders_without_console_errors(eval_demo, tmp_path):
     out = tmp_path / "e"
     # an exemplar classifier whose sidecar names its exemplar list: the report shows the exemplars too
-    urls = {i["id"]: "/".join(i["coco_url"].split("/")[-2:]) for i in demo["doc"]["images"]}
-    anns = demo["doc"]["annotations"]
+    urls = {i["id"]: "/".join(i["coco_url"].split("/")[-2:]) for i in eval_demo["doc"]["images"]}
+    anns = eval_demo["doc"]["annotations"]
     exemplars = [[{"dataset": "lvis", "file_name": urls[a["image_id"]], "bbox": a["bbox"], "category_id": cid}
-                  for a in (anns[k % len(anns)], anns[(k + 1) % len(anns)])] for k, cid in enumerate(demo["ids"])]
+                  for a in (anns[k % len(anns)], anns[(k + 1) % len(anns)])] for k, cid in enumerate(eval_demo["ids"])]
     (tmp_path / "exemplars.json").write_text(json.dumps(exemplars))
-    rows = np.load(demo["cls"]["avg"])
+    rows = np.load(eval_demo["cls"]["avg"])
     avg = tmp_path / "avg_ex.npy"
-    save_classifier(avg, rows, make_sidecar(rows, "vision-average", demo["clip"], category_ids=demo["ids"], details={
-        "exemplar_list": str(tmp_path / "exemplars.json"), "image_roots": {"lvis": str(demo["root"] / "coco")},
+    save_classifier(avg, rows, make_sidecar(rows, "vision-average", eval_demo["clip"], category_ids=eval_demo["ids"], details={
+        "exemplar_list": str(tmp_path / "exemplars.json"), "image_roots": {"lvis": str(eval_demo["root"] / "coco")},
         "context": 0.4}))
-    doc = run_ok(demo, out, ("text", avg), "--report", "--worst-classes", "3")
+    doc = run_ok(eval_demo, out, ("text", avg), "--report", "--worst-classes", "3")
     page = out / "report.html"
     text = page.read_text()
     section = text[text.index("avg_ex: worst classes"):]
@@ -311,21 +280,21 @@ def test_html_report_renders_without_console_errors(demo, tmp_path):
 
 
 @pytest.mark.slow
-def test_sidecars_old_and_new(demo, tmp_path):
+def test_sidecars_old_and_new(eval_demo, tmp_path):
     """Files from before the sidecar schema: a fusion recorded its CLIP and category ids only inside its
     sources' sidecars, an aggregated classifier is recognised by its 'aggregator' key. Files of today's
     fusion tool: a fusion of CLIP and aggregator rows (space 'mixed') is scored in CLIP space."""
     from mmovod.classifiers.fusion import fuse_classifier_files
 
     rng = np.random.default_rng(5)
-    ids = list(reversed(demo["ids"]))  # rows in another order: category_ids must be followed
+    ids = list(reversed(eval_demo["ids"]))  # rows in another order: category_ids must be followed
     old = {}
     for name, dtype, extra in (("text", np.float32, {"prompt": "a {}"}),
-                               ("agg", np.float16, {"aggregator": str(demo["aggregator"]), "num_layers": 4})):
+                               ("agg", np.float16, {"aggregator": str(eval_demo["aggregator"]), "num_layers": 4})):
         rows = rng.standard_normal((len(ids), 512)).astype(dtype)
         old[name] = tmp_path / f"{name}.npy"
         np.save(old[name], rows)
-        side = {"shape": list(rows.shape), "dtype": str(rows.dtype), **demo["clip"], **extra, "category_ids": ids}
+        side = {"shape": list(rows.shape), "dtype": str(rows.dtype), **eval_demo["clip"], **extra, "category_ids": ids}
         (tmp_path / f"{name}.npy.json").write_text(json.dumps(side))
     fused = np.load(old["text"]) / 2
     np.save(tmp_path / "fused.npy", fused)
@@ -336,53 +305,53 @@ def test_sidecars_old_and_new(demo, tmp_path):
     new_sidecars = tmp_path / "new"
     new_sidecars.mkdir()
     for name in ("text", "agg"):  # today's tools: the one schema
-        shutil.copy(demo["cls"][name], new_sidecars / f"{name}.npy")
-        shutil.copy(str(demo["cls"][name]) + ".json", new_sidecars / f"{name}.npy.json")
+        shutil.copy(eval_demo["cls"][name], new_sidecars / f"{name}.npy")
+        shutil.copy(str(eval_demo["cls"][name]) + ".json", new_sidecars / f"{name}.npy.json")
     fuse_classifier_files(new_sidecars / "text.npy", new_sidecars / "agg.npy", new_sidecars / "mixed.npy")
-    doc = run_ok(demo, tmp_path / "e", (old["text"], tmp_path / "fused.npy", old["agg"], new_sidecars / "mixed.npy"),
-                 "--aggregator", str(demo["aggregator"]))
+    doc = run_ok(eval_demo, tmp_path / "e", (old["text"], tmp_path / "fused.npy", old["agg"], new_sidecars / "mixed.npy"),
+                 "--aggregator", str(eval_demo["aggregator"]))
     kinds = {r["name"]: (r["kind"], r["space"]) for r in doc["classifiers"]}
     assert kinds == {"text": ("text", "clip"), "fused": ("multi-modal", "clip"), "agg": ("vision-aggregated", "aggregator"),
                      "mixed": ("multi-modal", "mixed")}
     assert [c["id"] for c in doc["classifiers"][1]["per_class"]] == ids
-    reference = run_ok(demo, tmp_path / "ref", (old["text"],), "--cache-dir", str(tmp_path / "e/crop_cache"))
+    reference = run_ok(eval_demo, tmp_path / "ref", (old["text"],), "--cache-dir", str(tmp_path / "e/crop_cache"))
     assert doc["classifiers"][0]["per_class"] == reference["classifiers"][0]["per_class"]
-    crops = select_boxes(demo["root"] / "lvis/lvis_v1_val.json", demo["root"] / "coco")
+    crops = select_boxes(eval_demo["root"] / "lvis/lvis_v1_val.json", eval_demo["root"] / "coco")
     q = read_view_embeddings(Path(doc["cache"]), crops)[:, 0]
     rows = np.load(new_sidecars / "mixed.npy")
     cos = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (rows / np.linalg.norm(rows, axis=1, keepdims=True)).T
-    labels = [demo["ids"].index(c) for c in crops.crop_category_ids()]
+    labels = [eval_demo["ids"].index(c) for c in crops.crop_category_ids()]
     assert doc["classifiers"][3]["overall"]["top1"] == pytest.approx(np.mean(cos.argmax(1) == labels))
 
 
 @pytest.mark.slow
-def test_released_files_without_sidecars(demo, tmp_path):
+def test_released_files_without_sidecars(eval_demo, tmp_path):
     """The authors' classifiers have no sidecar: --clip_model names their CLIP, --aggregator-space marks the
     aggregated one; results equal those of the same arrays with sidecars."""
     bare = {}
     for name in ("text", "agg"):
         bare[name] = tmp_path / f"{name}.npy"
-        np.save(bare[name], np.load(demo["cls"][name]))
-    flags = ["--clip_model", demo["clip"]["clip_model"], "--pretrained", demo["clip"]["pretrained"],
-             "--aggregator", str(demo["aggregator"])]
-    got = run_ok(demo, tmp_path / "bare", (bare["text"], bare["agg"]), *flags, "--aggregator-space", str(bare["agg"]))
-    want = run_ok(demo, tmp_path / "side", ("text", "agg"), "--aggregator", str(demo["aggregator"]))
+        np.save(bare[name], np.load(eval_demo["cls"][name]))
+    flags = ["--clip_model", eval_demo["clip"]["clip_model"], "--pretrained", eval_demo["clip"]["pretrained"],
+             "--aggregator", str(eval_demo["aggregator"])]
+    got = run_ok(eval_demo, tmp_path / "bare", (bare["text"], bare["agg"]), *flags, "--aggregator-space", str(bare["agg"]))
+    want = run_ok(eval_demo, tmp_path / "side", ("text", "agg"), "--aggregator", str(eval_demo["aggregator"]))
     assert [r["space"] for r in got["classifiers"]] == ["clip", "aggregator"]
     for g, w in zip(got["classifiers"], want["classifiers"]):
         assert g["per_class"] == w["per_class"] and g["overall"] == w["overall"]
-    assert tool.main(args(demo, tmp_path / "x", ("text",), "--aggregator-space", str(bare["agg"]))) == 2
+    assert tool.main(args(eval_demo, tmp_path / "x", ("text",), "--aggregator-space", str(bare["agg"]))) == 2
 
 
 @pytest.mark.slow
-def test_warm_cache_needs_neither_torch_nor_open_clip(demo, tmp_path):
+def test_warm_cache_needs_neither_torch_nor_open_clip(eval_demo, tmp_path):
     """With the crop embeddings cached, a CLIP-space evaluation imports neither torch nor open_clip
     (seconds of start-up and hundreds of MB), so LVIS-val scale stays within seconds."""
     import subprocess
     import sys
 
-    run_ok(demo, tmp_path / "e", ("text",))
+    run_ok(eval_demo, tmp_path / "e", ("text",))
     code = ("import sys; from tools import eval_classifiers as t; "
-            f"assert t.main({args(demo, tmp_path / 'e', ('text',))!r}) == 0; "
+            f"assert t.main({args(eval_demo, tmp_path / 'e', ('text',))!r}) == 0; "
             "print(sorted(m for m in ('torch', 'open_clip') if m in sys.modules))")
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300,
