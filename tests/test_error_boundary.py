@@ -31,6 +31,7 @@ from mmovod.descriptions.recipe import clean_sample, describe_prompt
 from mmovod.classifiers.text_inputs import description_key
 from mmovod.demo.models import tiny_clip_config_path
 from mmovod.demo.dataset import demo_categories
+from tests.tiers import quick_once
 from tests.aggregator_toy import TOY_CLIP, gaussian_classes
 from tests.fakes import KEY, fake_text
 from tools import (
@@ -534,8 +535,8 @@ def run_case(case, world, tmp_path, monkeypatch, bad_input):
 SLOW_CASES = {"train_visual_aggregator-code-in--resume"}  # runs seconds of training before the refused load
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c.id in SLOW_CASES else c for c in CASES],
-                         ids=lambda c: c.id)
+@pytest.mark.parametrize("case", quick_once(CASES, ids=lambda c: c.id, kind=lambda c: c.name,
+                                            always_slow=lambda c: c.id in SLOW_CASES))
 def test_catalogue(case, world, tmp_path, monkeypatch, bad_input):
     d = run_case(case, world, tmp_path, monkeypatch, bad_input)
     assert not (d / "MARKER").exists(), "code from the checkpoint ran"

@@ -11,6 +11,7 @@ import pytest
 
 from mmovod.io import arrays
 from mmovod.io.errors import InputError
+from tests.tiers import quick_once
 from tests.error_cases import BAD_NPY, BAD_NPY_IDS, GOOD, edit_json, eval_argv, eval_world, write_classifier
 from tests.http_server import FileServer, Route
 from tools import (cache_clip_features, check_classifier, download_assets, eval_classifiers, eval_visual_aggregator,
@@ -38,7 +39,7 @@ def out_file(tmp_path):
 
 # --- the shared reader ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, make, needle", BAD_NPY, ids=BAD_NPY_IDS)
+@pytest.mark.parametrize("name, make, needle", quick_once(BAD_NPY, BAD_NPY_IDS))
 def test_the_npy_reader_checks_the_header_against_the_file_before_reading(tmp_path, monkeypatch, name, make, needle):
     path = tmp_path / "x.npy"
     path.write_bytes(make(np.ones((3, 512), np.float32)))
@@ -68,14 +69,14 @@ def test_the_npy_reader_reads_good_arrays_whole_or_mapped(tmp_path):
 
 # --- every tool that reads a .npy -----------------------------------------------------------------
 
-@pytest.mark.parametrize("name, make, needle", BAD_NPY, ids=BAD_NPY_IDS)
+@pytest.mark.parametrize("name, make, needle", quick_once(BAD_NPY, BAD_NPY_IDS))
 def test_check_classifier(world, tmp_path, capsys, name, make, needle):
     path = tmp_path / "x.npy"
     path.write_bytes(make(world["rows"]))
     one_line(capsys, check_classifier.main([str(path)]), needle, prefix=f"{path}: ")
 
 
-@pytest.mark.parametrize("name, make, needle", BAD_NPY, ids=BAD_NPY_IDS)
+@pytest.mark.parametrize("name, make, needle", quick_once(BAD_NPY, BAD_NPY_IDS))
 def test_norm_feat_sum_norm(world, tmp_path, bad_input, name, make, needle):
     bad = tmp_path / "bad.npy"
     bad.write_bytes(make(world["rows"]))
@@ -84,7 +85,7 @@ def test_norm_feat_sum_norm(world, tmp_path, bad_input, name, make, needle):
                                         "--out-path", str(out)], out, needle, existing=GOOD)
 
 
-@pytest.mark.parametrize("name, make, needle", BAD_NPY, ids=BAD_NPY_IDS)
+@pytest.mark.parametrize("name, make, needle", quick_once(BAD_NPY, BAD_NPY_IDS))
 def test_eval_classifiers_classifier(world, tmp_path, bad_input, name, make, needle):
     bad = tmp_path / "bad.npy"
     bad.write_bytes(make(world["rows"]))
@@ -94,7 +95,7 @@ def test_eval_classifiers_classifier(world, tmp_path, bad_input, name, make, nee
 
 
 @pytest.mark.parametrize("tool", [train_visual_aggregator, eval_visual_aggregator])
-@pytest.mark.parametrize("name, make, needle", BAD_NPY, ids=BAD_NPY_IDS)
+@pytest.mark.parametrize("name, make, needle", quick_once(BAD_NPY, BAD_NPY_IDS))
 def test_feature_cache_shard(world, tmp_path, bad_input, tool, name, make, needle):
     cache = tmp_path / "cache"
     shutil.copytree(world["cache"], cache)
@@ -111,7 +112,7 @@ def test_feature_cache_shard(world, tmp_path, bad_input, tool, name, make, needl
     bad_input(tool.main, [str(a) for a in argv], out, f"{shard}: ")
 
 
-@pytest.mark.parametrize("name, make, needle", BAD_NPY, ids=BAD_NPY_IDS)
+@pytest.mark.parametrize("name, make, needle", quick_once(BAD_NPY, BAD_NPY_IDS))
 def test_download_assets_array(world, tmp_path, capsys, name, make, needle):
     with FileServer() as server:
         server.routes["/x.npy"] = Route(make(world["rows"]))
@@ -134,7 +135,7 @@ def crop_cache(world, tmp_path_factory):
     return next((root / "cache").iterdir())
 
 
-@pytest.mark.parametrize("name, make, needle", BAD_NPY, ids=BAD_NPY_IDS)
+@pytest.mark.parametrize("name, make, needle", quick_once(BAD_NPY, BAD_NPY_IDS))
 def test_eval_classifiers_crop_cache_shard(world, crop_cache, tmp_path, bad_input, name, make, needle):
     cache = tmp_path / "cache"
     shutil.copytree(crop_cache, cache / crop_cache.name)
@@ -160,7 +161,7 @@ def feature_cache_run(world, tmp_path_factory):
     return root / "cache", argv
 
 
-@pytest.mark.parametrize("name, make, needle", BAD_NPY, ids=BAD_NPY_IDS)
+@pytest.mark.parametrize("name, make, needle", quick_once(BAD_NPY, BAD_NPY_IDS))
 def test_cache_clip_features_reencodes_a_shard_it_cannot_read(feature_cache_run, tmp_path, name, make, needle):
     finished, argv = feature_cache_run
     cache = tmp_path / "cache"
@@ -204,20 +205,20 @@ def mistyped(world, tmp_path, field, value):
     return path
 
 
-@pytest.mark.parametrize("field, value, needle", SIDECAR_FIELDS, ids=SIDECAR_IDS)
+@pytest.mark.parametrize("field, value, needle", quick_once(SIDECAR_FIELDS, SIDECAR_IDS))
 def test_sidecar_field_types_check_classifier(world, tmp_path, capsys, field, value, needle):
     path = mistyped(world, tmp_path, field, value)
     one_line(capsys, check_classifier.main([str(path), "--clip_model", "ViT-B/32"]), needle, prefix=f"{path}.json: ")
 
 
-@pytest.mark.parametrize("field, value, needle", SIDECAR_FIELDS, ids=SIDECAR_IDS)
+@pytest.mark.parametrize("field, value, needle", quick_once(SIDECAR_FIELDS, SIDECAR_IDS))
 def test_sidecar_field_types_eval_classifiers(world, tmp_path, bad_input, field, value, needle):
     path = mistyped(world, tmp_path, field, value)
     out = tmp_path / "eval"
     bad_input(eval_classifiers.main, eval_argv(world, out, path), out, needle)
 
 
-@pytest.mark.parametrize("field, value, needle", SIDECAR_FIELDS, ids=SIDECAR_IDS)
+@pytest.mark.parametrize("field, value, needle", quick_once(SIDECAR_FIELDS, SIDECAR_IDS))
 def test_sidecar_field_types_norm_feat_sum_norm(world, tmp_path, bad_input, field, value, needle):
     path = mistyped(world, tmp_path, field, value)
     out = out_file(tmp_path).with_suffix(".npy")
@@ -254,7 +255,7 @@ INDEX_EDITS = [  # (name, edit of the decoded index, words of the error)
 ]
 
 
-@pytest.mark.parametrize("name, edit, needle", INDEX_EDITS, ids=[n for n, _, _ in INDEX_EDITS])
+@pytest.mark.parametrize("name, edit, needle", quick_once(INDEX_EDITS, [n for n, _, _ in INDEX_EDITS]))
 def test_crop_cache_index(world, crop_cache, tmp_path, bad_input, name, edit, needle):
     cache = tmp_path / "cache"
     shutil.copytree(crop_cache, cache / crop_cache.name)
@@ -264,7 +265,7 @@ def test_crop_cache_index(world, crop_cache, tmp_path, bad_input, name, edit, ne
               f"{index}: {needle}")
 
 
-@pytest.mark.parametrize("name, edit, needle", INDEX_EDITS, ids=[n for n, _, _ in INDEX_EDITS])
+@pytest.mark.parametrize("name, edit, needle", quick_once(INDEX_EDITS, [n for n, _, _ in INDEX_EDITS]))
 def test_feature_cache_index_on_resume(feature_cache_run, tmp_path, bad_input, name, edit, needle):
     finished, argv = feature_cache_run
     cache = tmp_path / "out" / "cache"

@@ -23,6 +23,7 @@ from mmovod.cli.run import run_tool
 from mmovod.evaluation import report
 from mmovod.io.atomic import atomic_open
 from mmovod.io.errors import InputError
+from tests.tiers import quick_once
 from tests.error_cases import eval_argv, eval_world, write_classifier
 from tests.http_server import FileServer, Route
 from tools import (build_classifiers, cache_clip_features, download_assets, eval_classifiers, norm_feat_sum_norm,
@@ -115,6 +116,7 @@ def test_disk_full_while_writing_a_classifier_and_its_sidecar(world, tmp_path, m
                                         "--out-path", str(out)], out, f"{out}.json: cannot write (No space left on device)")
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_evaluation_results(world, tmp_path, monkeypatch, bad_input):
     out = tmp_path / "eval"
     cache = ["--cache-dir", str(tmp_path / "cache")]
@@ -142,6 +144,7 @@ def test_disk_quota_is_named(tmp_path, monkeypatch):
 
 # --- plot text is literal, and results appear only with their plots -------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["price$.npy", "a$b$c.npy", r"$\frac{1}{0}$.npy", "under_score^{x}.npy"])
 def test_dollars_in_classifier_names_are_plotted_literally(world, tmp_path, name):
     path = tmp_path / name
@@ -163,6 +166,7 @@ def test_dollars_in_classifier_names_are_plotted_literally(world, tmp_path, name
     assert (name[:-4], False) in legend
 
 
+@pytest.mark.slow
 def test_a_failing_plot_leaves_no_results(world, tmp_path, monkeypatch):
     out = tmp_path / "eval"
 
@@ -176,6 +180,7 @@ def test_a_failing_plot_leaves_no_results(world, tmp_path, monkeypatch):
 
 # --- an evaluation that would score nothing --------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_classifier_sharing_no_category_with_the_annotations_is_refused(world, tmp_path, bad_input):
     other = write_classifier(tmp_path / "other.npy", world["rows"], world["clip"], ids=[101, 102, 103])
     out = tmp_path / "eval"
@@ -214,6 +219,7 @@ def test_a_killed_writers_temp_file_is_removed_by_the_next_run(world, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, f"{out.name}.json", live.name])
 
 
+@pytest.mark.slow
 def test_a_killed_build_leaves_nothing_after_the_next_build(world, tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("cone\nhard hat\n")
@@ -228,6 +234,7 @@ def test_a_killed_build_leaves_nothing_after_the_next_build(world, tmp_path):
 
 # --- Ctrl-C of a resumable cache --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_ctrl_c_of_cache_clip_features_says_what_is_kept_and_resumes(world, tmp_path, monkeypatch, capsys):
     tree = tmp_path / "tree"
     for c in ("a", "b"):
@@ -281,7 +288,7 @@ RESUME_EDITS = [  # (case, edit of the checkpoint dict, needle)
 ]
 
 
-@pytest.mark.parametrize("case, edit, needle", RESUME_EDITS, ids=[c[0] for c in RESUME_EDITS])
+@pytest.mark.parametrize("case, edit, needle", quick_once(RESUME_EDITS, [c[0] for c in RESUME_EDITS]))
 def test_resume_checkpoints_are_validated(trained, tmp_path, capsys, case, edit, needle):
     checkpoint, argv = trained
     run = tmp_path / "run"
@@ -324,6 +331,7 @@ def test_a_tar_member_is_refused_before_unpacking_when_larger_than_the_manifest_
     assert extracted == [] and list((tmp_path / "dest").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_good_outputs_still_appear(world, tmp_path):
     """The checks above refuse only what is wrong: a plain evaluation writes its four results."""
     out = tmp_path / "eval"

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from mmovod.demo.models import tiny_clip_config_path
+from tests.tiers import quick_once
 from tests.error_cases import GOOD, write_classifier
 from tools import (build_classifiers, check_classifier, download_assets, eval_classifiers, get_lvis_cat_info,
                    remove_lvis_rare, sample_exemplars)
@@ -93,7 +94,7 @@ DEEP_TOOLS = {"build": build_classifiers, "check": check_classifier, "eval": eva
               "sample": sample_exemplars}
 
 
-@pytest.mark.parametrize("case, name, data, argv, needle", DEEP, ids=[c[0] for c in DEEP])
+@pytest.mark.parametrize("case, name, data, argv, needle", quick_once(DEEP, [c[0] for c in DEEP]))
 def test_documents_nested_too_deeply(world, tmp_path, bad_input, case, name, data, argv, needle):
     bad = tmp_path / name
     bad.write_bytes(data)
@@ -116,7 +117,7 @@ UNICODE_VOCABS = [  # (case, file name, text, the second class as the error name
 ]
 
 
-@pytest.mark.parametrize("case, name, text, second", UNICODE_VOCABS, ids=[c[0] for c in UNICODE_VOCABS])
+@pytest.mark.parametrize("case, name, text, second", quick_once(UNICODE_VOCABS, [c[0] for c in UNICODE_VOCABS]))
 def test_class_names_equal_in_another_unicode_form_are_duplicates(world, tmp_path, capsys, bad_input,
                                                                  case, name, text, second):
     vocab = tmp_path / name
@@ -152,7 +153,7 @@ EXEMPLAR_ANN = [  # (case, document, needle)
 ]
 
 
-@pytest.mark.parametrize("case, doc, needle", EXEMPLAR_ANN, ids=[c[0] for c in EXEMPLAR_ANN])
+@pytest.mark.parametrize("case, doc, needle", quick_once(EXEMPLAR_ANN, [c[0] for c in EXEMPLAR_ANN]))
 def test_exemplar_ann_field_types(world, tmp_path, bad_input, case, doc, needle):
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps(doc))
@@ -160,6 +161,7 @@ def test_exemplar_ann_field_types(world, tmp_path, bad_input, case, doc, needle)
     bad_input(build_classifiers.main, build_argv(world, out, "--exemplar-ann", ann), out, f"{ann}: {needle}")
 
 
+@pytest.mark.slow
 def test_a_good_exemplar_ann_builds(world, tmp_path):
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps(coco()))
@@ -208,6 +210,7 @@ def test_build_checks_out_dir_is_writable_before_loading_clip(world, tmp_path, m
     bad_input(build_classifiers.main, build_argv(world, out), out, "cannot write into")
 
 
+@pytest.mark.slow
 def test_build_out_dir_mkdir_failure_is_one_line(world, tmp_path, monkeypatch, bad_input):
     out = output(tmp_path, "built")
     fail_mkdir(monkeypatch, out)

@@ -45,6 +45,7 @@ def test_requirements_pin_exactly_what_pyproject_declares_within_its_bounds():
         assert requirement.specifier.contains(pins[name]), (name, pins[name], str(requirement.specifier))
 
 
+@pytest.mark.slow
 def test_every_third_party_import_of_the_package_is_declared():
     modules = {"PIL": "pillow", "yaml": "pyyaml", "open_clip": "open-clip-torch", "huggingface_hub": "huggingface-hub"}
     imported = set()

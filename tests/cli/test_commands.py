@@ -42,12 +42,14 @@ def probe(names, root=ROOT):
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_help_version_and_usage_errors_import_no_heavy_module():
     result = probe(COMMANDS)
     assert result["heavy"] == []
     assert result["codes"] == [0, 0, 2] + [0, 0, 2, 0, 2] * len(COMMANDS)
 
 
+@pytest.mark.slow
 def test_the_probe_catches_a_command_that_imports_a_heavy_module_at_load(tmp_path):
     """A copy of the code whose remove_lvis_rare imports open_clip (a stand-in module) at its top is caught."""
     for folder in ("mmovod", "tools"):
@@ -86,6 +88,7 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"remove_lvis_rare.py (mmovod {mmovod.__version__})"
 
 
+@pytest.mark.slow
 def test_mmovod_step_writes_what_the_tool_script_writes(tmp_path):
     """Both spellings as subprocesses from another folder: same output bytes; the sidecar-free step prints the same."""
     ann = write(tmp_path / "train.json", small_doc())

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.tiers import quick_once
 from tests.fakes import KEY, fake_text
 from tests.own_classes import CLASSES, DESCRIPTIONS, VOCAB, build, photo, truncated_jpeg, with_photo
 from mmovod.descriptions.recipe import clean_sample, describe_prompt
@@ -167,7 +168,7 @@ def write(path, text):
     return path
 
 
-@pytest.mark.parametrize("case", list(BAD_CASES))
+@pytest.mark.parametrize("case", quick_once(list(BAD_CASES)))
 def test_bad_input_is_one_line_and_writes_nothing(own_classes, tmp_path, bad_input, case):
     make, needle = BAD_CASES[case]
     extra = [str(a) for a in make(own_classes, tmp_path)]

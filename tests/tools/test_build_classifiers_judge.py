@@ -3,11 +3,14 @@ leave-one-out.json, printed, and judged again on a re-run without encoding a sin
 import json
 
 import numpy as np
+import pytest
 
 from mmovod.classifiers.vision import average_classifier
 from mmovod.clip import image_encoding
 from mmovod.vocabulary import judging
 from tests.own_classes import CLASSES, build
+
+pytestmark = pytest.mark.slow  # each test runs whole builds
 
 
 def test_judge_uses_the_build_embeddings_and_a_rerun_encodes_nothing(own_classes, tmp_path, capsys, monkeypatch):

@@ -5,6 +5,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from mmovod.evaluation import report as eval_report
@@ -12,6 +13,7 @@ from tests.own_classes import build, truncated_jpeg, with_photo
 from tools import build_classifiers
 
 
+@pytest.mark.slow
 def test_skip_bad_names_the_image_and_the_report_and_judge_leave_it_out(own_classes, tmp_path, capsys):
     photos = with_photo(own_classes, tmp_path, truncated_jpeg)
     out = tmp_path / "out"
@@ -42,6 +44,7 @@ def test_photos_directly_in_the_exemplar_folder_are_refused_with_the_layout(own_
               "and 3 photos lie directly in it (0.jpg, 1.jpg, 2.jpg)")
 
 
+@pytest.mark.slow
 def test_ignored_files_are_named(own_classes, tmp_path, capsys):
     photos = tmp_path / "photos"
     shutil.copytree(own_classes["root"] / "photos", photos)
@@ -54,6 +57,7 @@ def test_ignored_files_are_named(own_classes, tmp_path, capsys):
     assert "1 exemplar folder or category matches no class: boats" in captured.err
 
 
+@pytest.mark.slow
 def test_the_summary_says_synonyms_are_not_in_the_prompts(own_classes, tmp_path, capsys):
     assert build(own_classes, tmp_path / "a") == 0
     assert "synonyms of 2 classes match exemplar folders but are not in the text prompts" in capsys.readouterr().out
@@ -61,6 +65,7 @@ def test_the_summary_says_synonyms_are_not_in_the_prompts(own_classes, tmp_path,
     assert "synonyms of" not in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_descriptions_for_some_classes_fall_back_to_the_class_name_prompt(own_classes, tmp_path, capsys):
     vocab = tmp_path / "vocab.json"
     vocab.write_text(json.dumps([{"name": "hard hat", "descriptions": ["A rigid yellow helmet.", "It has a brim."]},
@@ -95,6 +100,7 @@ def _plotted(monkeypatch, tmp_path, counts):
     return figure.axes[0]
 
 
+@pytest.mark.slow
 def test_the_ap_plot_labels_small_sets_with_plain_numbers(monkeypatch, tmp_path):
     axis = _plotted(monkeypatch, tmp_path, [2, 3, 4, 5])
     assert axis.get_xscale() == "linear"

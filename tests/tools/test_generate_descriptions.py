@@ -68,6 +68,7 @@ def test_completions_run_writes_ascending_ids_and_sends_the_original_recipe(serv
     assert not cache_path_for(written, "gpt-test-instruct", "completions").exists()
 
 
+@pytest.mark.slow
 def test_chat_api_with_429_500_timeouts_and_a_server_that_caps_n(server, ann, tmp_path, capsys):
     server.failures = [429, 500, "timeout", 503]
     server.max_n = 4  # 10 samples need three requests: 4 + 4 + 2
@@ -127,6 +128,7 @@ def _fails(capsys, args, out, code=2):
     return err[-1]
 
 
+@pytest.mark.slow
 def test_unknown_model_bad_key_and_missing_key_are_one_line_errors(server, ann, tmp_path, capsys, monkeypatch):
     out = tmp_path / "x_{}.json"
     line = _fails(capsys, argv(server, ann, out, "--openai-model", "text-davinci-003"), tmp_path / "x_text-davinci-003.json")
