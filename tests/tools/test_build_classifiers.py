@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+import mmovod.vocabulary.build as build_module
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from tests.fakes import KEY, fake_text
@@ -180,6 +181,41 @@ def test_rerun_reuses_and_a_change_redoes_only_what_depends_on_it(data, tmp_path
         assert build(data, out, *flag, photos=photos) == 0
         assert computed(capsys) == "vision-average, multi-modal-average"
     assert read_sidecar(out / "vision-average.npy").details["view_order"] == "fast"
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_writing_names_the_classifiers_kept_and_the_rerun_reuses_them(data, tmp_path, monkeypatch,
+                                                                                  capsys):
+    assert build(data, tmp_path / "ref") == 0
+    out, real, saves = tmp_path / "out", build_module.save_classifier, []
+
+    def ctrl_c_at_the_second(*args, **kwargs):
+        saves.append(args[0])
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(build_module, "save_classifier", ctrl_c_at_the_second)
+    capsys.readouterr()
+    assert build(data, out) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"build_classifiers.py: interrupted; text.npy (1 of 3 classifiers, each with its sidecar) is written to {out}; "
+        "run the same command again to reuse them and finish the build")
+    assert sorted(p.name for p in out.iterdir()) == ["text.npy", "text.npy.json"]
+    monkeypatch.setattr(build_module, "save_classifier", real)
+    assert build(data, out) == 0
+    assert computed(capsys) == "vision-average, multi-modal-average"
+    for name in ("text", "vision-average", "multi-modal-average"):
+        np.testing.assert_array_equal(np.load(out / f"{name}.npy"), np.load(tmp_path / "ref" / f"{name}.npy"))
+
+
+def test_ctrl_c_before_any_classifier_is_written_keeps_nothing(data, tmp_path, monkeypatch, capsys):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(build_module, "save_classifier", ctrl_c)
+    argv = ["--vocab", str(data["root"] / "vocab.txt"), "--out-dir", str(tmp_path / "out"), *data["clip"]]  # text only
+    assert build_classifiers.main(argv) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "build_classifiers.py: interrupted; no output was written"
+    assert not [p for p in tmp_path.joinpath("out").rglob("*") if p.is_file()]
 
 
 def truncated_jpeg(path):
