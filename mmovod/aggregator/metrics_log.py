@@ -33,6 +33,13 @@ def trim_metrics(path: Path, upto_step: int) -> None:
         handle.write(b"".join(line + b"\n" for line in kept))
 
 
+def logged_steps(path: Path) -> int:
+    """How many complete step records `path` holds (0 when it does not exist)."""
+    if not path.is_file():
+        return 0
+    return sum(_metrics_step(line) != math.inf for line in path.read_bytes().splitlines())
+
+
 def open_metrics(path: Path, resumed: bool) -> IO[bytes]:
     """metrics.jsonl for appending after a resume, else a clean log (an earlier run without checkpoints is dropped)."""
     try:

@@ -28,19 +28,20 @@ from tqdm import tqdm
 
 from mmovod.aggregator.contrastive import embed_pair, gather_across_ranks, symmetric_info_nce
 from mmovod.aggregator.episodes import Episode, EpisodeSampler, eligible_classes, load_episode
-from mmovod.aggregator.metrics_log import METRICS_NAME, log_metrics, open_metrics, trim_metrics
+from mmovod.aggregator.metrics_log import METRICS_NAME, log_metrics, logged_steps, open_metrics, trim_metrics
 from mmovod.aggregator.model import build_model
 from mmovod.aggregator.train_config import TrainConfig, lr_factor
-from mmovod.aggregator.train_state import (cache_identity, checkpoint_path, latest_checkpoint, load_resume, restore,
-                                           save_checkpoint, save_torch)
+from mmovod.aggregator.train_state import (CHECKPOINT_RE, cache_identity, checkpoint_path, latest_checkpoint,
+                                           load_resume, restore, save_checkpoint, save_torch)
 from mmovod.features.cache import FeatureCache, check_cache_clip
 from mmovod.features.distributed import DistContext, init_distributed, shutdown
 from mmovod.io.atomic import check_output_dir, output_error
-from mmovod.io.errors import InputError
+from mmovod.io.errors import InputError, interruption_keeps
 
 log = logging.getLogger(__name__)
 
 FINAL_NAME = "visual_aggregator.pth"
+RESUME_LATEST = "run the same command with --resume latest to continue from there"
 
 
 @dataclass
@@ -49,6 +50,18 @@ class TrainResult:
     steps_run: int
     first_loss: float | None
     last_loss: float | None
+
+
+def training_kept(out: Path, steps: int) -> str | tuple[str, str] | None:
+    """What an interrupted run leaves in `out` (for `interruption_keeps`): its newest checkpoint, from
+    which `--resume latest` continues, and the metrics log; None when neither holds a step."""
+    checkpoint = latest_checkpoint(out)
+    logged = logged_steps(out / METRICS_NAME)
+    if checkpoint is None:
+        return ((f"{out / METRICS_NAME} (steps 1 to {logged}) is kept, but no checkpoint to resume from",
+                 "run the same command again to start over") if logged else None)
+    step = int(CHECKPOINT_RE.search(checkpoint.name).group(1))
+    return f"{checkpoint.name} (step {step} of {steps}) and {METRICS_NAME} (to step {logged}) are kept in {out}"
 
 
 def train(
@@ -107,53 +120,54 @@ def train(
     def save_training(step: int) -> None:
         save_checkpoint(checkpoint_path(out, step), model, optimizer, scheduler, step, ctx, meta)
 
-    first_loss = last_loss = None
-    metrics = open_metrics(out / METRICS_NAME, resumed=resume is not None) if ctx.is_main else None
-    pool = ThreadPoolExecutor(max_workers=1)
-    try:
-        pending = pool.submit(fetch, start) if start < config.steps else None
-        for step in range(start, config.steps):
-            t0 = time.perf_counter()
-            episode, features = pending.result()
-            pending = pool.submit(fetch, step + 1) if step + 1 < config.steps else None
-            x = torch.from_numpy(features).to(ctx.device, non_blocking=True)
-            t_load = time.perf_counter() - t0
-            set_a, set_b = embed_pair(train_model, x, episode.split)
-            a = gather_across_ranks(set_a, ctx)
-            p = gather_across_ranks(set_b, ctx)
-            loss = symmetric_info_nce(a, p, config.temperature)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            loss_value = float(loss.detach())
-            dt = time.perf_counter() - t0
-            record = {
-                "step": step + 1, "loss": loss_value, "lr": lr, "k_a": episode.k_a, "k_b": episode.k_b,
-                "episodes_per_s": config.batch_classes / dt,
-                "embeddings_per_s": episode.rows.size / dt,
-                "loader_share": t_load / dt, "step_s": dt,
-            }
-            first_loss = loss_value if first_loss is None else first_loss
-            last_loss = loss_value
+    with interruption_keeps(lambda: training_kept(out, config.steps), RESUME_LATEST):  # Ctrl-C: says what is kept
+        first_loss = last_loss = None
+        metrics = open_metrics(out / METRICS_NAME, resumed=resume is not None) if ctx.is_main else None
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
+            pending = pool.submit(fetch, start) if start < config.steps else None
+            for step in range(start, config.steps):
+                t0 = time.perf_counter()
+                episode, features = pending.result()
+                pending = pool.submit(fetch, step + 1) if step + 1 < config.steps else None
+                x = torch.from_numpy(features).to(ctx.device, non_blocking=True)
+                t_load = time.perf_counter() - t0
+                set_a, set_b = embed_pair(train_model, x, episode.split)
+                a = gather_across_ranks(set_a, ctx)
+                p = gather_across_ranks(set_b, ctx)
+                loss = symmetric_info_nce(a, p, config.temperature)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                lr = optimizer.param_groups[0]["lr"]
+                optimizer.step()
+                scheduler.step()
+                loss_value = float(loss.detach())
+                dt = time.perf_counter() - t0
+                record = {
+                    "step": step + 1, "loss": loss_value, "lr": lr, "k_a": episode.k_a, "k_b": episode.k_b,
+                    "episodes_per_s": config.batch_classes / dt,
+                    "embeddings_per_s": episode.rows.size / dt,
+                    "loader_share": t_load / dt, "step_s": dt,
+                }
+                first_loss = loss_value if first_loss is None else first_loss
+                last_loss = loss_value
+                if metrics is not None:
+                    log_metrics(metrics, record)
+                if on_step is not None:
+                    on_step(record)
+                if ctx.is_main and checkpoint_every > 0 and (step + 1) % checkpoint_every == 0 and step + 1 < config.steps:
+                    save_training(step + 1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             if metrics is not None:
-                log_metrics(metrics, record)
-            if on_step is not None:
-                on_step(record)
-            if ctx.is_main and checkpoint_every > 0 and (step + 1) % checkpoint_every == 0 and step + 1 < config.steps:
-                save_training(step + 1)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if metrics is not None:
-            metrics.close()
-    final = out / FINAL_NAME
-    if ctx.is_main:
-        save_training(config.steps)
-        save_torch({"format": "mmovod-visual-aggregator", "state_dict": model.state_dict(), "step": config.steps,
-               "num_layers": config.num_layers, "command": command, **meta}, final)
+                metrics.close()
+        final = out / FINAL_NAME
+        if ctx.is_main:
+            save_training(config.steps)
+            save_torch({"format": "mmovod-visual-aggregator", "state_dict": model.state_dict(), "step": config.steps,
+                   "num_layers": config.num_layers, "command": command, **meta}, final)
     if ctx.distributed:
         dist.barrier()
     return TrainResult(final, config.steps - start, first_loss, last_loss)

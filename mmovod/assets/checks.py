@@ -9,7 +9,6 @@ import hashlib
 import os
 from pathlib import Path
 
-import numpy as np
 
 from mmovod.assets.manifest import ArrayCheck, Asset, Check, CheckpointCheck, JsonCheck
 from mmovod.io.errors import InputError

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from mmovod.assets.install import FetchOptions, asset_target, asset_url, check_writable, install_asset, mirror_url
 from mmovod.assets.manifest import DEFAULT_MANIFEST, Asset, load_manifest, select_assets
 from mmovod.io.downloads import RetryPolicy
-from mmovod.io.errors import InputError
+from mmovod.io.errors import InputError, interruption_keeps
 
 if TYPE_CHECKING:
     from mmovod.assets.clip_weights import ClipWeights  # imports torch: loaded only when CLIP weights are asked for
@@ -81,12 +81,23 @@ def download_assets(request: AssetRequest, list_only: bool = False) -> Iterator[
         raise InputError(f"--dest {options.dest}: not a folder")
     for target in [asset_target(a, options.dest) for a in assets] + [w.target() for w in weights]:
         check_writable(target)
-    for asset in assets:
-        status = install_asset(asset, options, _progress_bar)
-        yield f"{status:8s} {asset.name} -> {asset_target(asset, options.dest)}"
-    if weights:
-        from mmovod.assets.clip_weights import install_clip_weights
+    placed: list[Path] = []  # fetched by this run: an interrupted run names them
+    with interruption_keeps(lambda: _placed_kept(placed), "run the same command again to fetch the rest"):
+        for asset in assets:
+            status = install_asset(asset, options, _progress_bar)
+            if status == "fetched":
+                placed.append(asset_target(asset, options.dest))
+            yield f"{status:8s} {asset.name} -> {asset_target(asset, options.dest)}"
+        if weights:
+            from mmovod.assets.clip_weights import install_clip_weights
 
-    for w in weights:
-        status, path = install_clip_weights(w, options.base_url, options.policy, _progress_bar, options.force)
-        yield f"{status:8s} {w.name} -> {path} (on a mirror: {w.mirror_path})"
+        for w in weights:
+            status, path = install_clip_weights(w, options.base_url, options.policy, _progress_bar, options.force)
+            if status == "fetched":
+                placed.append(path)
+            yield f"{status:8s} {w.name} -> {path} (on a mirror: {w.mirror_path})"
+
+
+def _placed_kept(placed: list[Path]) -> str | None:
+    """What an interrupted run keeps of the files it fetched: they are checked and in place."""
+    return f"fetched and in place: {', '.join(map(str, placed))}" if placed else None

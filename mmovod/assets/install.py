@@ -18,7 +18,7 @@ from typing import IO, Callable, Literal
 from mmovod.assets.checks import check_asset_file
 from mmovod.assets.manifest import Asset
 from mmovod.io.downloads import CHUNK, DownloadError, ProgressFactory, RetryPolicy, fetch
-from mmovod.io.errors import InputError
+from mmovod.io.errors import InputError, interruption_keeps
 
 Status = Literal["fetched", "present"]
 
@@ -90,7 +90,8 @@ def fetch_checked(url: str, target: Path, check: Callable[[Path], None], policy:
     candidate = target.parent / f".{stem}.unverified{suffix}"
     fetched = False
     try:
-        fetch(url, part, policy, progress)
+        with interruption_keeps(lambda: part_kept(url, part), "run the same command again to resume the download"):
+            fetch(url, part, policy, progress)
         fetched = True
         if unpack == "tar" and tarfile.is_tarfile(part):
             _extract_member(part, target.name, candidate, url, size)
@@ -102,13 +103,23 @@ def fetch_checked(url: str, target: Path, check: Callable[[Path], None], policy:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             candidate.unlink()
-        if fetched:  # the whole file arrived and is wrong: resuming it would not help
+        if fetched or _is_empty(part):  # the whole file arrived and is wrong, or nothing did: nothing to resume
             with contextlib.suppress(FileNotFoundError):
                 part.unlink()
         for folder in reversed(created):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: a .part kept for resuming keeps its folder
         raise
+
+
+def _is_empty(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size == 0
+
+
+def part_kept(url: str, part: Path) -> str | None:
+    """What an interrupted download keeps: the bytes in its `.part` file (None: none arrived)."""
+    size = part.stat().st_size if part.is_file() else 0
+    return f"{size} bytes of {url} are kept in {part}" if size else None
 
 
 def _make_folders(folder: Path) -> list[Path]:

@@ -8,7 +8,8 @@ that no row is empty. `check_classifier` reports, each as one line naming the fi
 - an embedding size other than the CLIP model's (`clip_model`; read from the model's config,
   no weights loaded) or than the sidecar's `embed_dim`;
 - a sidecar that disagrees with the array (shape, dtype), with `clip_model`, with its kind's row
-  of `mmovod.classifiers.kinds` (space), with itself (repeated class names) or with a vocabulary's
+  of `mmovod.classifiers.kinds` (space), with itself (class names that repeat, compared as the vocabulary reader compares
+  them: case, Unicode forms and '_' folded) or with a vocabulary's
   class order, or that says `normalized` while the rows are not unit length.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mmovod.classifiers.sidecar import ClassifierSidecar, empty_classifier, read
 from mmovod.clip.factory import OPENAI_NAMES, resolve_model_name
 from mmovod.io.arrays import load_matrix
 from mmovod.io.errors import InputError
+from mmovod.readers.vocabulary import normalise_name
 
 DUPLICATE_COSINE = 1.0 - 1e-6
 NORM_TOLERANCE = 1e-3
@@ -88,6 +90,12 @@ def _array_problems(array: np.ndarray, names: list[str] | None, sidecar: Classif
     return problems
 
 
+def _repeat(first: str, row: int, again: str, again_row: int) -> str:
+    if first == again:
+        return f"{first!r} (rows {row} and {again_row})"
+    return f"{first!r} and {again!r} (rows {row} and {again_row}: one name once case and Unicode forms are folded)"
+
+
 def _sidecar_problems(array: np.ndarray, sidecar: ClassifierSidecar, clip_model: str | None,
                       class_names: Sequence[str] | None) -> list[str]:
     problems = []
@@ -107,8 +115,9 @@ def _sidecar_problems(array: np.ndarray, sidecar: ClassifierSidecar, clip_model:
                         f"detector trained with {clip_model}")
     names = sidecar.class_names
     if names:
-        seen: dict[str, int] = {}
-        repeats = [f"{n!r} (rows {seen[n]} and {i})" for i, n in enumerate(names) if seen.setdefault(n, i) != i]
+        seen: dict[str, int] = {}  # by the vocabulary reader's form of a name, so 'ﬁsh' repeats 'fish'
+        repeats = [_repeat(names[seen[key]], seen[key], n, i) for i, n in enumerate(names)
+                   if seen.setdefault(key := normalise_name(n), i) != i]
         if repeats:
             problems.append(f"sidecar class names repeat: {', '.join(repeats[:SHOWN])}")
         if class_names is not None:

@@ -17,7 +17,7 @@ from mmovod.descriptions.cache import DescriptionCache, cache_path_for
 from mmovod.descriptions.client import DescriptionClient, RetryPolicy, make_client
 from mmovod.descriptions.recipe import RequestSettings, default_api
 from mmovod.io.atomic import check_output_path
-from mmovod.io.errors import InputError
+from mmovod.io.errors import InputError, interruption_keeps
 from mmovod.io.json_files import save_json
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,12 @@ def generate_descriptions(
         for name in names:
             if name in done:
                 on_done(name)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+
+    def kept() -> str | None:  # what a Ctrl-C leaves for the next run
+        return f"{len(done)} of {len(names)} classes are kept in {cache.path}" if done else None
+
+    with interruption_keeps(kept, "run the same command again to ask only for the others"), \
+            ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures: dict[Future, str] = {pool.submit(describer.describe, n): n for n in todo}
         pending = set(futures)
         try:

@@ -21,7 +21,7 @@ import numpy as np
 
 from mmovod.readers.class_sources import item_id
 from mmovod.features.cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, read_index, shard_is_complete,
-                                   shard_name)
+                                   shard_name, shards_kept)
 from mmovod.clip.specs import ViewSpec
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.io.errors import InputError
@@ -128,12 +128,20 @@ def check_shards(root: Path, rebuild: bool) -> None:
                              f"({expected}, {views}, {dim}) float16); pass --rebuild-cache to encode it again")
 
 
+def num_shards(crops: EvalCrops) -> int:
+    return -(-crops.num_crops // SHARD_SIZE)
+
+
 def is_complete(root: Path, crops: EvalCrops) -> bool:
     """True when `root` holds every shard of the crop set."""
     if not (root / INDEX_FILE).is_file():
         return False
-    shards = -(-crops.num_crops // SHARD_SIZE)
-    return all((root / shard_name(s)).is_file() for s in range(shards))
+    return all((root / shard_name(s)).is_file() for s in range(num_shards(crops)))
+
+
+def cache_kept(root: Path, crops: EvalCrops) -> str | None:
+    """What an interrupted evaluation leaves in the cache folder `root` (None: no finished shard)."""
+    return shards_kept(root, num_shards(crops))
 
 
 def write_key(root: Path, key_doc: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mmovod.evaluation import html_report, report
-from mmovod.evaluation.crop_cache import (CropSettings, cache_dir_for, cache_key_document, check_shards,
+from mmovod.evaluation.crop_cache import (CropSettings, cache_dir_for, cache_key_document, cache_kept, check_shards,
                                           is_complete, read_view_embeddings, write_key)
 from mmovod.evaluation.crops_from_annotations import (DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA, Category, EvalCrops,
                                                       select_boxes)
@@ -24,7 +24,7 @@ from mmovod.evaluation.metrics import CropMetrics, crop_metrics
 from mmovod.evaluation.scoring import (ClipIdentity, EvalClassifier, coverage, load_classifiers, score_crops,
                                       scoring_space)
 from mmovod.io.atomic import check_output_dir, make_output_dir, write_files_together
-from mmovod.io.errors import InputError
+from mmovod.io.errors import InputError, interruption_keeps
 from mmovod.io.json_files import dumps_json
 
 log = logging.getLogger(__name__)
@@ -125,14 +125,14 @@ def crop_cache_location(settings: EvalSettings, crops: EvalCrops, clip: ClipIden
     return cache_dir_for(cache_root, key), key
 
 
-def crop_embeddings(settings: EvalSettings, crops: EvalCrops, clip: ClipIdentity, dim: int | None
-                    ) -> tuple[np.ndarray, Path, bool]:
-    """float32 `(N, V, D)` raw view embeddings of every crop, from the cache or encoded into it.
+def crop_embeddings(settings: EvalSettings, crops: EvalCrops, clip: ClipIdentity, dim: int | None, root: Path,
+                    key: dict[str, Any]) -> tuple[np.ndarray, bool]:
+    """float32 `(N, V, D)` raw view embeddings of every crop, from the cache folder `root` (named after
+    `key`, `crop_cache_location`) or encoded into it.
 
-    Returns (embeddings, cache folder, whether anything was encoded). `dim` is the row size the
-    CLIP-space classifiers need (None when there are none).
+    Returns (embeddings, whether anything was encoded). `dim` is the row size the CLIP-space
+    classifiers need (None when there are none).
     """
-    root, key = crop_cache_location(settings, crops, clip)
     check_shards(root, settings.rebuild_cache)
     encoded = False
     if not is_complete(root, crops):
@@ -148,7 +148,14 @@ def crop_embeddings(settings: EvalSettings, crops: EvalCrops, clip: ClipIdentity
     views = read_view_embeddings(root, crops)
     if dim is not None and views.shape[2] != dim:
         raise InputError(f"{root}: cached embeddings are {views.shape[2]}-d, the classifiers have {dim}-d rows")
-    return views, root, encoded
+    return views, encoded
+
+
+def interrupted_run_kept(root: Path, crops: EvalCrops, out: Path, written: Sequence[Path]) -> str | None:
+    """What an interrupted evaluation keeps: the finished shards of its crop cache, and the results
+    when the HTML report was being written (None: nothing)."""
+    results = f"{', '.join(p.name for p in written)} are written to {out}" if written else None
+    return "; ".join(part for part in (cache_kept(root, crops), results) if part) or None
 
 
 def _summaries(metrics: CropMetrics, categories: dict[int, Category], ids: Sequence[int]) -> dict[str, Any]:
@@ -216,54 +223,57 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
     clip_dims = {c.rows.shape[1] for c in classifiers if scoring_space(c) == "clip"}
     timings["inputs_s"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    views, cache_root, encoded = crop_embeddings(settings, crops, clip, next(iter(clip_dims), None))
-    timings["embeddings_s"] = time.perf_counter() - start
+    cache_root, key = crop_cache_location(settings, crops, clip)
+    written: list[Path] = []
+    with interruption_keeps(lambda: interrupted_run_kept(cache_root, crops, out, written)):  # Ctrl-C: says what is kept
+        start = time.perf_counter()
+        views, encoded = crop_embeddings(settings, crops, clip, next(iter(clip_dims), None), cache_root, key)
+        timings["embeddings_s"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    spaces = {"clip": _unit(views.mean(axis=1))}
-    if aggregator is not None:
-        spaces["aggregator"] = aggregator_space.aggregated_embeddings(aggregator, views, settings.device)
-    del views
-    categories = {c.id: c for c in crops.categories}
-    crop_ids = crops.crop_category_ids()
-    results = []
-    for classifier in classifiers:
-        aligned = score_crops(classifier, spaces[scoring_space(classifier)], crop_ids)
-        metrics = crop_metrics(aligned.scores, aligned.labels)
-        crop_index = aligned.crop_index
-        del aligned  # the (crops x classes) scores: one such matrix alive at a time
-        doc = result_document(classifier, metrics, categories, coverage(classifier, crops.categories, crop_ids))
-        results.append(ClassifierResult(classifier, metrics, crop_index, doc))
-    timings["scoring_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        spaces = {"clip": _unit(views.mean(axis=1))}
+        if aggregator is not None:
+            spaces["aggregator"] = aggregator_space.aggregated_embeddings(aggregator, views, settings.device)
+        del views
+        categories = {c.id: c for c in crops.categories}
+        crop_ids = crops.crop_category_ids()
+        results = []
+        for classifier in classifiers:
+            aligned = score_crops(classifier, spaces[scoring_space(classifier)], crop_ids)
+            metrics = crop_metrics(aligned.scores, aligned.labels)
+            crop_index = aligned.crop_index
+            del aligned  # the (crops x classes) scores: one such matrix alive at a time
+            doc = result_document(classifier, metrics, categories, coverage(classifier, crops.categories, crop_ids))
+            results.append(ClassifierResult(classifier, metrics, crop_index, doc))
+        timings["scoring_s"] = time.perf_counter() - start
 
-    doc = {
-        "format": RESULTS_FORMAT, "version": RESULTS_VERSION, "annotations": settings.ann, "img_dir": settings.img_dir,
-        "clip": clip.describe(), "cache": str(cache_root),
-        "crops": {**crops.counts, "classes": len(crops.classes), "missing_images": crops.missing_images},
-        "settings": {"context": settings.crops.context, "num_views": settings.crops.views, "tta": settings.crops.tta,
-                     "min_area": settings.min_area, "max_per_class": settings.max_per_class, "seed": settings.seed,
-                     "aggregator": settings.aggregator},
-        "metrics": METRIC_NOTES, "classifiers": [r.doc for r in results],
-    }
-    start = time.perf_counter()
-    docs = [r.doc for r in results]
-    outputs = {out / report.RESULTS_JSON: dumps_json(doc, indent=True),
-               out / report.RESULTS_MD: report.markdown_document(docs, doc).encode(),
-               out / report.GROUPS_PNG: report.plot_groups(docs), out / report.AP_PNG: report.plot_ap_vs_frequency(docs)}
-    created = not out.exists()
-    make_output_dir(out)
-    try:
-        write_files_together(outputs)  # all or none: a failing plot or a full disk leaves no new results
-    except InputError:
-        if created:
-            out.rmdir()
-        raise
-    written = list(outputs)
-    if settings.report:
-        written += write_report(out, results, doc, crops, settings.crops.context, settings.worst_classes,
-                                [report.GROUPS_PNG, report.AP_PNG])
-    timings["outputs_s"] = time.perf_counter() - start
-    log.info("time: %s", ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in timings.items()))
-    return EvalRun(results, doc, written, encoded, timings)
+        doc = {
+            "format": RESULTS_FORMAT, "version": RESULTS_VERSION, "annotations": settings.ann, "img_dir": settings.img_dir,
+            "clip": clip.describe(), "cache": str(cache_root),
+            "crops": {**crops.counts, "classes": len(crops.classes), "missing_images": crops.missing_images},
+            "settings": {"context": settings.crops.context, "num_views": settings.crops.views, "tta": settings.crops.tta,
+                         "min_area": settings.min_area, "max_per_class": settings.max_per_class, "seed": settings.seed,
+                         "aggregator": settings.aggregator},
+            "metrics": METRIC_NOTES, "classifiers": [r.doc for r in results],
+        }
+        start = time.perf_counter()
+        docs = [r.doc for r in results]
+        outputs = {out / report.RESULTS_JSON: dumps_json(doc, indent=True),
+                   out / report.RESULTS_MD: report.markdown_document(docs, doc).encode(),
+                   out / report.GROUPS_PNG: report.plot_groups(docs), out / report.AP_PNG: report.plot_ap_vs_frequency(docs)}
+        created = not out.exists()
+        make_output_dir(out)
+        try:
+            write_files_together(outputs)  # all or none: a failing plot or a full disk leaves no new results
+        except InputError:
+            if created:
+                out.rmdir()
+            raise
+        written.extend(outputs)
+        if settings.report:
+            written += write_report(out, results, doc, crops, settings.crops.context, settings.worst_classes,
+                                    [report.GROUPS_PNG, report.AP_PNG])
+        timings["outputs_s"] = time.perf_counter() - start
+        log.info("time: %s", ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in timings.items()))
+        return EvalRun(results, doc, written, encoded, timings)
 

@@ -23,10 +23,10 @@ from mmovod.clip.factory import ClipBundle, load_clip
 from mmovod.clip.specs import ClipSpec, ViewSpec
 from mmovod.features.distributed import DistContext, all_agree, barrier, init_distributed, shutdown
 from mmovod.io.atomic import check_output_dir
-from mmovod.io.errors import InputError, Interrupted
+from mmovod.io.errors import InputError, interruption_keeps
 from mmovod.readers.class_list import read_class_list
 from mmovod.readers.image_roots import default_image_roots
-from mmovod.features.cache import DEFAULT_SHARD_SIZE, CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, write_shard
+from mmovod.features.cache import DEFAULT_SHARD_SIZE, CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, shards_kept, write_shard
 from mmovod.clip.image_encoding import Item, encode_items
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def cache_features(
     encoded = skipped = 0
     bar = tqdm(total=sum(len(plan.shard_rows(s)) for s in mine), unit="image", desc=f"cache rank {ctx.rank}",
                disable=not progress)
-    try:
+    with bar, interruption_keeps(lambda: shards_kept(root, plan.num_shards)):  # Ctrl-C: says how many are kept
         for shard in mine:
             rows = plan.shard_rows(shard)
             if shard_is_complete(root / shard_name(shard), len(rows), views.num_views, bundle.embed_dim):
@@ -101,11 +101,6 @@ def cache_features(
             write_shard(root, shard, encoded_rows.embeddings.numpy())
             encoded += 1
             bar.update(len(rows))
-    except KeyboardInterrupt:
-        raise Interrupted(f"{encoded + skipped} finished shards of {plan.num_shards} are kept in {root}; run the same "
-                          "command again to resume from there") from None
-    finally:
-        bar.close()
     barrier(ctx)
     log.info("rank %d: %d shards encoded, %d already finished", ctx.rank, encoded, skipped)
     return CacheRun(root, plan.num_rows, plan.num_shards, encoded, skipped, len(classes))

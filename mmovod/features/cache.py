@@ -197,6 +197,13 @@ def write_shard(root: Path, shard: int, features: np.ndarray) -> None:
     save_npy(root / shard_name(shard), np.ascontiguousarray(features, dtype=FEATURE_DTYPE))
 
 
+def shards_kept(root: Path, num_shards: int) -> str | None:
+    """What an interrupted encoding leaves in the cache folder `root` (shards are written atomically,
+    so a shard file is a finished one): "N finished shards of M are kept in ROOT", or None when none is."""
+    finished = sum((root / shard_name(s)).is_file() for s in range(num_shards))
+    return f"{finished} finished shards of {num_shards} are kept in {root}" if finished else None
+
+
 # index fields a reader relies on, with their JSON type; the counts below must be at least 1, the rest at least 0
 INDEX_FIELDS: dict[str, type] = {"clip": dict, "dim": int, "num_views": int, "shard_size": int, "num_rows": int,
                                  "num_shards": int, "classes": list, "class_offsets": list, "items_sha256": str}

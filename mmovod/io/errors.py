@@ -1,4 +1,10 @@
 """The exception types tools turn into one clean line: bad input (exit 2) and an interruption that kept work (exit 130)."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+RUN_AGAIN = "run the same command again to resume from there"
 
 
 class InputError(Exception):
@@ -7,4 +13,34 @@ class InputError(Exception):
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C after some finished work was kept (cache shards, checkpoints); the message says what is
-    kept and how to resume. A plain KeyboardInterrupt means nothing was written."""
+    kept (`kept`) and how to resume (`resume`). A plain KeyboardInterrupt means nothing was written."""
+
+    def __init__(self, kept: str, resume: str = RUN_AGAIN):
+        super().__init__(f"{kept}; {resume}")
+        self.kept = kept
+        self.resume = resume
+
+
+@contextmanager
+def interruption_keeps(kept: Callable[[], str | tuple[str, str] | None], resume: str = RUN_AGAIN) -> Iterator[None]:
+    """Turn Ctrl-C inside the block into `Interrupted(what is kept, resume)`.
+
+    `kept()` is asked after the interruption and says what of the work is on disk now ("3 finished
+    shards of 8 are kept in DIR"), or (what is kept, how to resume) when the advice depends on it, or
+    None when nothing is kept: the KeyboardInterrupt then goes on as it is (the tools say that no
+    output was written). An `Interrupted` from deeper inside keeps its own resume advice, with what
+    this block keeps put in front of what it kept (unless it already says so).
+    """
+    try:
+        yield
+    except Interrupted as inner:
+        outer = kept()
+        outer = outer[0] if isinstance(outer, tuple) else outer
+        if outer is None or outer in inner.kept:
+            raise
+        raise Interrupted(f"{outer}; {inner.kept}", inner.resume) from None
+    except KeyboardInterrupt:
+        what = kept()
+        if what is None:
+            raise
+        raise (Interrupted(*what) if isinstance(what, tuple) else Interrupted(what, resume)) from None

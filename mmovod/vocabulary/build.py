@@ -48,6 +48,7 @@ from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.classifiers.vision import check_aggregator_fits
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.io.atomic import make_output_dir
+from mmovod.io.errors import interruption_keeps
 from mmovod.io.json_files import dumps_json
 from mmovod.vocabulary import judge_step
 from mmovod.vocabulary.document import classes_without_vision, vocabulary_doc
@@ -170,32 +171,37 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
             "sources": {"text": text_stage.path.name, "vision": vision.path.name}, "formula": kind.computed,
             "text_only_classes": [n for n, h in zip(names, vision.array.any(axis=1)) if not h]})
     computed = [s.name for s in plan.stages.values() if not s.reused]
-    prepare_out_dir(out)
-    for stage in plan.stages.values():
-        if not stage.reused:
-            save_classifier(stage.path, stage.array, stage.sidecar)
-    without = classes_without_vision(plan, names, exemplars)
-    if any(exemplars.records):
-        write_if_changed(out / "exemplars.json", dumps_json(exemplars.records, indent=True))
-    write_if_changed(out / "vocabulary.json", dumps_json(vocabulary_doc(inputs, settings, plan, without), indent=True))
-    handoff = next(n for n in handoff_preference() if n in plan.stages)
-    main = plan.stages[handoff]
-    result = BuildResult(out, {n: s.path for n, s in plan.stages.items()}, computed,
-                         [s.name for s in plan.stages.values() if s.reused], without, handoff,
-                         detic_config_lines(main.path, len(vocab), main.array.shape[1]))
-    for name in settings.export:
-        make_output_dir(out / "export")
-        stage = plan.stages[name]
-        result.exports[name] = out / "export" / f"{name}.npy"
-        export_prompt_embeddings(stage.array, stage.sidecar, result.exports[name], str(stage.path), command)
-    if settings.judge and AVERAGE in plan.stages:
-        result.judged = judge_step.judge(plan, inputs, settings, encoded, aggregator, out, command)
-    if settings.report:
-        skipped = plan.stages[AVERAGE].sidecar.details["skipped_images"] if AVERAGE in plan.stages else exemplars.skipped
-        shown = {"vocabulary": f"{vocab.path} ({vocab.format})", **clip_description(settings.clip),
-                 "views": settings.views.provenance(), "aggregator": settings.aggregator and settings.aggregator.path,
-                 "command": command, "built": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-        result.report = write_report(out / "report", vocab, exemplars.records, bundle, settings.views, main.array,
-                                     handoff, unmatched=exemplars.unmatched, skipped=skipped, judged=result.judged,
-                                     settings=shown)
+    saved: list[str] = []  # an interrupted build names the classifiers it wrote: the next run reuses them
+    with interruption_keeps(lambda: f"{', '.join(saved)} ({len(saved)} of {len(computed)} classifiers, each with its "
+                                    f"sidecar) {'is' if len(saved) == 1 else 'are'} written to {out}" if saved else None,
+                            "run the same command again to reuse them and finish the build"):
+        prepare_out_dir(out)
+        for stage in plan.stages.values():
+            if not stage.reused:
+                save_classifier(stage.path, stage.array, stage.sidecar)
+                saved.append(stage.path.name)
+        without = classes_without_vision(plan, names, exemplars)
+        if any(exemplars.records):
+            write_if_changed(out / "exemplars.json", dumps_json(exemplars.records, indent=True))
+        write_if_changed(out / "vocabulary.json", dumps_json(vocabulary_doc(inputs, settings, plan, without), indent=True))
+        handoff = next(n for n in handoff_preference() if n in plan.stages)
+        main = plan.stages[handoff]
+        result = BuildResult(out, {n: s.path for n, s in plan.stages.items()}, computed,
+                             [s.name for s in plan.stages.values() if s.reused], without, handoff,
+                             detic_config_lines(main.path, len(vocab), main.array.shape[1]))
+        for name in settings.export:
+            make_output_dir(out / "export")
+            stage = plan.stages[name]
+            result.exports[name] = out / "export" / f"{name}.npy"
+            export_prompt_embeddings(stage.array, stage.sidecar, result.exports[name], str(stage.path), command)
+        if settings.judge and AVERAGE in plan.stages:
+            result.judged = judge_step.judge(plan, inputs, settings, encoded, aggregator, out, command)
+        if settings.report:
+            skipped = plan.stages[AVERAGE].sidecar.details["skipped_images"] if AVERAGE in plan.stages else exemplars.skipped
+            shown = {"vocabulary": f"{vocab.path} ({vocab.format})", **clip_description(settings.clip),
+                     "views": settings.views.provenance(), "aggregator": settings.aggregator and settings.aggregator.path,
+                     "command": command, "built": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+            result.report = write_report(out / "report", vocab, exemplars.records, bundle, settings.views, main.array,
+                                         handoff, unmatched=exemplars.unmatched, skipped=skipped, judged=result.judged,
+                                         settings=shown)
     return result

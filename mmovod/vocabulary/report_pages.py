@@ -98,7 +98,7 @@ def _judged(judged: Mapping[str, Any], sections: Sequence[ClassSection]) -> str:
     parts = ["<h2 id='judged'>Leave-one-out: your photos, judged</h2>",
              "<p>Each photo of a class with at least two photos is classified with its class's rows rebuilt "
              "without it (text kinds: against the text rows), as a detector would score a perfect box. "
-             f"Details: <code>leave-one-out.json</code>.</p>",
+             "Details: <code>leave-one-out.json</code>.</p>",
              "<table><tr><th>classifier</th><th>photos</th><th>top-1 %</th><th>top-5 %</th>"
              f"<th>mean class top-1 %</th></tr>{rows}</table>"]
     if judged["not_judgeable"]:
@@ -170,7 +170,7 @@ def write_pages(out: Path, title: str, intro: str, settings: Mapping[str, Any], 
     else:
         for k, page in enumerate(pages):
             chunk = sections[k * PAGE_SIZE:(k + 1) * PAGE_SIZE]
-            nav = (f"<nav><a href='index.html'>summary</a> | "
+            nav = ("<nav><a href='index.html'>summary</a> | "
                    + (f"<a href='{pages[k - 1]}'>previous</a> | " if k else "")
                    + (f"<a href='{pages[k + 1]}'>next</a>" if k + 1 < len(pages) else "") + "</nav>")
             _write(out / page, [_head(f"{title}: classes {chunk[0].index}-{chunk[-1].index}"),

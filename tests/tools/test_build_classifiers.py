@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.tiers import quick_once
-from tests.fakes import KEY, fake_text
-from tests.own_classes import CLASSES, DESCRIPTIONS, VOCAB, build, photo, truncated_jpeg, with_photo
-from mmovod.descriptions.recipe import clean_sample, describe_prompt
+import mmovod.vocabulary.build as build_module
 from mmovod.classifiers.kinds import KINDS, VISION_DETAILS, ClassifierKind
 from mmovod.classifiers.sidecar import read_sidecar
+from mmovod.descriptions.recipe import clean_sample, describe_prompt
+from tests.fakes import KEY, fake_text
+from tests.own_classes import CLASSES, DESCRIPTIONS, VOCAB, build, photo, truncated_jpeg, with_photo
+from tests.tiers import quick_once
 from tools import build_classifiers, dump_clip_features, dump_clip_features_lvis_sentences, \
     generate_vision_classifier_agg, get_exemplars_tta, norm_feat_sum_norm
+
 
 @pytest.mark.slow
 def test_one_command_equals_the_separate_tools(own_classes, tmp_path, capsys):
@@ -133,6 +135,41 @@ def test_rerun_reuses_and_a_change_redoes_only_what_depends_on_it(own_classes, t
         assert build(own_classes, out, *flag, photos=photos) == 0
         assert computed(capsys) == "vision-average, multi-modal-average"
     assert read_sidecar(out / "vision-average.npy").details["view_order"] == "fast"
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_writing_names_the_classifiers_kept_and_the_rerun_reuses_them(own_classes, tmp_path, monkeypatch,
+                                                                                  capsys):
+    assert build(own_classes, tmp_path / "ref") == 0
+    out, real, saves = tmp_path / "out", build_module.save_classifier, []
+
+    def ctrl_c_at_the_second(*args, **kwargs):
+        saves.append(args[0])
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(build_module, "save_classifier", ctrl_c_at_the_second)
+    capsys.readouterr()
+    assert build(own_classes, out) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"build_classifiers.py: interrupted; text.npy (1 of 3 classifiers, each with its sidecar) is written to {out}; "
+        "run the same command again to reuse them and finish the build")
+    assert sorted(p.name for p in out.iterdir()) == ["text.npy", "text.npy.json"]
+    monkeypatch.setattr(build_module, "save_classifier", real)
+    assert build(own_classes, out) == 0
+    assert computed(capsys) == "vision-average, multi-modal-average"
+    for name in ("text", "vision-average", "multi-modal-average"):
+        np.testing.assert_array_equal(np.load(out / f"{name}.npy"), np.load(tmp_path / "ref" / f"{name}.npy"))
+
+
+def test_ctrl_c_before_any_classifier_is_written_keeps_nothing(own_classes, tmp_path, monkeypatch, capsys):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(build_module, "save_classifier", ctrl_c)
+    argv = ["--vocab", str(own_classes["root"] / "vocab.txt"), "--out-dir", str(tmp_path / "out"), *own_classes["clip"]]  # text only
+    assert build_classifiers.main(argv) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "build_classifiers.py: interrupted; no output was written"
+    assert not [p for p in tmp_path.joinpath("out").rglob("*") if p.is_file()]
 
 
 def coco_boxes(root, box):

@@ -139,3 +139,19 @@ def test_detic_lines_paste_as_one_argument_per_value_for_any_path():
         first, second = (shlex.split(line) for line in detic_config_lines(path, 3, 512))
         assert first[1] == path and len(first) == 6
         assert ast.literal_eval(second[3]) == (path,) and ast.literal_eval(second[5]) == (3,)
+
+
+@pytest.mark.parametrize("first, again", [
+    ("fish", "\ufb01sh"),  # the 'fi' ligature
+    ("\u00c5land", "A\u030aland"),  # Å composed, and A + combining ring
+    ("hard hat", "Hard_Hat"),
+], ids=["ligature", "composed-vs-decomposed", "case-and-underscore"])
+def test_sidecar_class_names_repeat_as_the_vocabulary_reader_compares_them(tmp_path, capsys, first, again):
+    path = write(tmp_path / "x.npy", good(), names=[first, "cone", again, "barrow"])
+    code, out, err = run(capsys, path)
+    assert code == 2 and err == [f"{path}: sidecar class names repeat: {first!r} and {again!r} (rows 0 and 2: one "
+                                 "name once case and Unicode forms are folded)"]
+    vocab = tmp_path / "v.txt"
+    vocab.write_text(f"{first}\n{again}\n", encoding="utf-8")
+    code, out, err = run(capsys, "--vocab", vocab, write(tmp_path / "ok.npy", good(rows=2), names=[first, "cone"]))
+    assert code == 2 and "repeats" in err[-1]  # the reader itself takes the two as one class

@@ -9,6 +9,8 @@ import open_clip
 import pytest
 import torch
 
+import mmovod.assets.fetch
+import mmovod.io.downloads
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.assets.checks import check_asset_file, sha256_of
 from mmovod.assets.manifest import load_manifest
@@ -308,3 +310,53 @@ def test_the_metadata_readme_points_at_a_section_that_exists():
     assert "](../../docs/outputs.md#metadata)" in pointer
     headings = [line for line in (ROOT / "docs/outputs.md").read_text().splitlines() if line.startswith("## ")]
     assert "## Metadata" in headings
+
+
+class CtrlCBar:
+    """The progress of one download; presses Ctrl-C once `after` bytes have arrived."""
+
+    def __init__(self, after):
+        self.after, self.seen = after, 0
+
+    def update(self, n):
+        self.seen += n
+        if self.seen >= self.after:
+            raise KeyboardInterrupt
+
+    def close(self):
+        pass
+
+
+def ctrl_c_in(label, after=None):
+    """A progress-bar factory that presses Ctrl-C in the download of `label`: after `after` bytes, or before its
+    first byte (None)."""
+    def factory(name, total, initial):
+        if name == label and after is None:
+            raise KeyboardInterrupt
+        return CtrlCBar(after if name == label else float("inf"))
+    return factory
+
+
+def test_ctrl_c_names_what_is_in_place_and_the_part_kept_and_the_rerun_resumes(release, capsys, monkeypatch):
+    dest, server = release["dest"], release["server"]
+    monkeypatch.setattr(mmovod.io.downloads, "CHUNK", 500)
+    monkeypatch.setattr(mmovod.assets.fetch, "_progress_bar", ctrl_c_in("feats_author.npy", after=500))
+    assert main(release["args"]) == 130  # agg_ckpt is fetched first, then feats_author is interrupted
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"download_assets.py: interrupted; fetched and in place: {dest / CKPT_PATH}; 500 bytes of "
+        f"{server.url}/up/feats_author.npy are kept in {dest / ARRAY_PATH}.part; run the same command again to "
+        "resume the download")
+    assert tree(dest) == [CKPT_PATH, ARRAY_PATH + ".part"]
+    monkeypatch.undo()
+    assert main(release["args"]) == 0
+    assert tree(dest) == [CKPT_PATH, JSON_PATH, ARRAY_PATH]
+    assert all((dest / path).read_bytes() == release["files"][kind]
+               for path, kind in ((CKPT_PATH, "ckpt"), (JSON_PATH, "json"), (ARRAY_PATH, "array")))
+    assert ("/up/feats_author.npy", "bytes=500-") in server.requests
+
+
+def test_ctrl_c_before_any_byte_keeps_nothing(release, capsys, monkeypatch):
+    monkeypatch.setattr(mmovod.assets.fetch, "_progress_bar", ctrl_c_in("feats_author.npy"))
+    assert main(release["args"] + ["--only", "feats_author"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "download_assets.py: interrupted; no output was written"
+    assert tree(release["dest"]) == []

@@ -15,6 +15,7 @@ from mmovod.aggregator.model import read_state_dict
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.clip.factory import load_clip
 from mmovod.evaluation import crop_cache, encoding
+from mmovod.evaluation import run as eval_run
 from mmovod.evaluation.crop_cache import read_view_embeddings
 from mmovod.evaluation.crops_from_annotations import select_boxes
 from tests.eval_fixtures import args, run_ok
@@ -109,7 +110,7 @@ def test_one_encoding_pass_shared_by_classifiers_and_runs(eval_demo, tmp_path, m
 
 
 @pytest.mark.slow
-def test_interrupted_encoding_resumes(eval_demo, tmp_path, monkeypatch):
+def test_interrupted_encoding_resumes(eval_demo, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(crop_cache, "SHARD_SIZE", 8)
     reference = run_ok(eval_demo, tmp_path / "ref")
     real = cache_builder.encode_items
@@ -124,11 +125,36 @@ def test_interrupted_encoding_resumes(eval_demo, tmp_path, monkeypatch):
     monkeypatch.setattr(cache_builder, "encode_items", interrupted)
     assert tool.main(args(eval_demo, tmp_path / "run")) == 130
     assert not (tmp_path / "run/eval_results.json").exists()
+    cache, num_shards = next((tmp_path / "run/crop_cache").iterdir()), -(-reference["crops"]["crops"] // 8)
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"eval_classifiers.py: interrupted; 2 finished shards of {num_shards} are kept in {cache}; "
+        "run the same command again to resume from there")
     monkeypatch.setattr(cache_builder, "encode_items", lambda *a, **k: encoded.append(a[1]) or real(*a, **k))
     resumed = run_ok(eval_demo, tmp_path / "run")
-    num_shards = -(-reference["crops"]["crops"] // 8)
     assert len(encoded) == num_shards  # 2 before the interruption, the rest after: none twice
     assert resumed["classifiers"] == reference["classifiers"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_after_the_encoding_names_the_cache_kept_and_the_rerun_encodes_nothing(eval_demo, tmp_path, monkeypatch,
+                                                                                     capsys):
+    reference = run_ok(eval_demo, tmp_path / "ref")
+    real, calls = eval_run.crop_metrics, []
+
+    def ctrl_c_while_scoring(*a, **k):
+        calls.append(1)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(eval_run, "crop_metrics", ctrl_c_while_scoring)
+    assert tool.main(args(eval_demo, tmp_path / "run")) == 130
+    cache = next((tmp_path / "run/crop_cache").iterdir())
+    shards = sorted(p.name for p in cache.glob("shard-*.npy"))
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"eval_classifiers.py: interrupted; {len(shards)} finished shards of {len(shards)} are kept in {cache}; "
+        "run the same command again to resume from there")
+    assert calls and not (tmp_path / "run/eval_results.json").exists()
+    monkeypatch.setattr(eval_run, "crop_metrics", real)
+    monkeypatch.setattr(encoding, "cache_features", lambda *a, **k: pytest.fail("encoded again"))
+    assert run_ok(eval_demo, tmp_path / "run")["classifiers"] == reference["classifiers"]
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mmovod.descriptions.cache import cache_path_for
+from mmovod.descriptions.client import DescriptionClient
 from mmovod.descriptions.generate import output_path_for
 from mmovod.descriptions.recipe import clean_sample, default_api, describe_prompt
 from tools import generate_descriptions
@@ -226,3 +227,44 @@ def test_own_vocabulary_files(server, tmp_path, suffix, text):
     got = json.loads((tmp_path / "own_gpt-test-instruct.json").read_text())
     assert got == {name: [clean_sample(fake_text(describe_prompt(name), 10, i)) for i in range(10)]
                    for name in ("hard hat", "bus stop")}
+
+
+def ctrl_c_at_class(monkeypatch, number):
+    """Ctrl-C while class `number` (1-based, in asking order) is asked; returns the real `describe`."""
+    real, asked = DescriptionClient.describe, []
+
+    def describe(self, name):
+        asked.append(name)
+        if len(asked) == number:
+            raise KeyboardInterrupt
+        return real(self, name)
+    monkeypatch.setattr(DescriptionClient, "describe", describe)
+    return real
+
+
+def test_ctrl_c_names_the_classes_kept_and_the_rerun_asks_only_for_the_others(server, ann, tmp_path, capsys,
+                                                                              monkeypatch):
+    reference = tmp_path / "reference.json"
+    assert generate_descriptions.main(argv(server, ann, reference, "--openai-model", "gpt-test-instruct")) == 0
+    out = tmp_path / "out.json"
+    args = argv(server, ann, out, "--openai-model", "gpt-test-instruct", "--workers", "1")
+    cache = cache_path_for(out, "gpt-test-instruct", "completions")
+    real = ctrl_c_at_class(monkeypatch, 4)
+    assert generate_descriptions.main(args) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"generate_descriptions.py: interrupted; 3 of {len(CATEGORIES)} classes are kept in {cache}; run the same "
+        "command again to ask only for the others")
+    assert cache.read_text().count("\n") == 4 and not out.exists()  # the settings line and three classes
+    monkeypatch.setattr(DescriptionClient, "describe", real)
+    before = len(server.requests)
+    assert generate_descriptions.main(args) == 0
+    assert len(server.requests) - before == len(CATEGORIES) - 3
+    assert json.loads(out.read_text()) == json.loads(reference.read_text())
+
+
+def test_ctrl_c_before_a_class_is_finished_keeps_nothing(server, ann, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out.json"
+    ctrl_c_at_class(monkeypatch, 1)
+    assert generate_descriptions.main(argv(server, ann, out, "--openai-model", "gpt-test-instruct", "--workers", "1")) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "generate_descriptions.py: interrupted; no output was written"
+    assert list(tmp_path.iterdir()) == [tmp_path / "lvis_v1_val.json"]

@@ -8,7 +8,7 @@ the vocabulary), loads CLIP once and writes into --out-dir, rows in vocabulary o
 descriptions), vision-average.npy, vision-aggregated.npy (with --load-path), multi-modal-average.npy
 and multi-modal-aggregated.npy, plus vocabulary.json (what went into each row) and exemplars.json.
 Classes without exemplars get text-only multi-modal rows and are listed. Re-running reuses every
-classifier whose inputs and flags did not change. Prints the Detic config lines at the end.
+classifier whose inputs and flags did not change (also those written before a Ctrl-C). Prints the Detic config lines at the end.
 
 Example:
   python tools/build_classifiers.py --vocab my_classes.txt --exemplars my_photos/ --out-dir my_classifiers \

@@ -2,9 +2,9 @@
 Detic's metadata files (datasets/metadata/), and, with --clip, CLIP weights into open_clip's cache.
 
 Each file is downloaded to <name>.part beside its destination (a dropped connection is resumed with
-HTTP Range requests, --retries times, or by running the command again), checked (the checkpoint by
-the aggregator's strict key and shape check, arrays by shape and dtype, JSON by structure, sha256
-and size where the manifest knows them) and only then renamed into place. Files already in place
+HTTP Range requests, --retries times, or, also after Ctrl-C, by running the command again), checked
+(the checkpoint by the aggregator's strict key and shape check, arrays by shape and dtype, JSON by
+structure, sha256 and size where the manifest knows them) and only then renamed into place. Files already in place
 that pass their check are kept. To prepare a machine without internet, run this where there is
 internet and copy the repository and the CLIP cache over, or serve a prepared copy and fetch from
 it with --base-url (a mirror keeps the files' relative names: the paths --list shows).

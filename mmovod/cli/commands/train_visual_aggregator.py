@@ -6,9 +6,9 @@ and two disjoint sets of K_a and K_b cached images per class; the aggregator emb
 classes of the batch away. AdamW with linear warm-up and cosine decay. No image is decoded here.
 
 Writes into --out: checkpoint-<step>.pth every --checkpoint-every steps (model, optimiser,
-scheduler, step, RNG states, config; --resume continues exactly), metrics.jsonl (one line per step:
-loss, lr, K_a, K_b, episodes/s, embeddings/s, loader share), and visual_aggregator.pth ({"state_dict": ...})
-which tools/generate_vision_classifier_agg.py --load-path loads.
+scheduler, step, RNG states, config; --resume continues exactly, --resume latest after Ctrl-C),
+metrics.jsonl (one line per step: loss, lr, K_a, K_b, episodes/s, embeddings/s, loader share), and
+visual_aggregator.pth ({"state_dict": ...}) which tools/generate_vision_classifier_agg.py --load-path loads.
 
 Multi-GPU / multi-machine: launch with torchrun (DDP; --batch-classes is the global batch):
   torchrun --nproc_per_node 8 tools/train_visual_aggregator.py --cache datasets/imagenet/clip_cache_train --out checkpoints/visual_aggregator/own
