@@ -9,7 +9,6 @@ import hashlib
 import os
 from pathlib import Path
 
-
 from mmovod.assets.manifest import ArrayCheck, Asset, Check, CheckpointCheck, JsonCheck
 from mmovod.io.errors import InputError
 from mmovod.io.arrays import load_npy
