@@ -104,6 +104,8 @@ def causal_text_tower(model: torch.nn.Module) -> CausalTextTower | None:
 
 def tokenize(bundle: ClipBundle, sentences: Sequence[str]) -> torch.Tensor:
     """Token ids `(N, context_length)` int64 on CPU; longer sentences are truncated, keeping end-of-text last."""
+    if bundle.tokenizer is None:
+        raise ValueError("this CLIP was loaded with its image tower only (tower='image'): load it with its text tower")
     return bundle.tokenizer(list(sentences))
 
 

@@ -7,6 +7,7 @@ from open_clip.transformer import QuickGELU
 
 from mmovod.clip import weights
 from mmovod.clip.factory import is_torchscript_archive, load_clip, resolve_model_name
+from mmovod.clip.text_encoding import tokenize
 from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
 from mmovod.io.errors import InputError
 
@@ -80,9 +81,8 @@ def test_state_dict_with_module_prefix_and_bare_state_dict_load(tmp_path):
 
 
 @pytest.mark.slow
-def test_mismatched_or_unreadable_checkpoint_is_one_line_input_error(tmp_path):
-    ckpt = tmp_path / "tiny.pt"
-    save_random_checkpoint(tiny_clip_config_path(), ckpt, seed=0)
+def test_mismatched_or_unreadable_checkpoint_is_one_line_input_error(tmp_path, tiny_clip):
+    ckpt = tiny_clip.checkpoint
     with pytest.raises(InputError, match=r"not a checkpoint of RN50") as err:
         load_clip("RN50", str(ckpt), "cpu")
     assert "\n" not in str(err.value)
@@ -94,15 +94,17 @@ def test_mismatched_or_unreadable_checkpoint_is_one_line_input_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_text_tower_only_frees_the_image_tower(tmp_path):
-    ckpt = tmp_path / "tiny.pt"
-    save_random_checkpoint(tiny_clip_config_path(), ckpt, seed=0)
+def test_text_tower_only_frees_the_image_tower(tiny_clip):
+    ckpt = tiny_clip.checkpoint
     full = load_clip(str(tiny_clip_config_path()), str(ckpt), "cpu")
     text = load_clip(str(tiny_clip_config_path()), str(ckpt), "cpu", tower="text")
     assert text.model.visual is None and text.image_size == full.image_size and text.embed_dim == 512
     assert torch.equal(_encode(text.model), _encode(full.model))
     image = load_clip(str(tiny_clip_config_path()), str(ckpt), "cpu", tower="image")
     assert image.model.transformer is None and image.model.visual is not None
+    assert full.tokenizer is not None and text.tokenizer is not None and image.tokenizer is None  # not built
+    with pytest.raises(ValueError, match="image tower only"):
+        tokenize(image, ["a photo of a cat"])
 
 
 def test_weights_that_cannot_be_downloaded_say_where_to_get_them(monkeypatch):
