@@ -69,12 +69,12 @@ def eval_demo(tmp_path_factory, demo_dataset) -> dict:
 
 
 @pytest.fixture(scope="session")
-def own_classes(tmp_path_factory) -> dict:
+def own_classes(tmp_path_factory, tiny_clip) -> dict:
     """Photos of three classes of your own, a vocabulary naming them, descriptions, an LVIS-format copy, a tiny
     CLIP and two aggregators (`tests.own_classes.make_own_classes`), made once per session; read-only."""
     from tests.own_classes import make_own_classes
 
-    return make_own_classes(tmp_path_factory.mktemp("own"))
+    return make_own_classes(tmp_path_factory.mktemp("own"), tiny_clip.checkpoint)
 
 
 def _snapshot(folder: Path) -> dict:

@@ -11,7 +11,7 @@ from PIL import Image
 from mmovod.features.cache import write_array_cache
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
-from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
+from mmovod.demo.models import tiny_clip_config_path
 from tests.aggregator_toy import TOY_CLIP, gaussian_classes
 
 GOOD = b"the output of an earlier good run\n"
@@ -79,9 +79,9 @@ def copy_tree(src: Path, dst: Path) -> Path:
     return dst
 
 
-def eval_world(root: Path) -> dict:
-    """Three categories, two images, the tiny CLIP (seeded random weights), a text classifier made with
-    it, a 32-d toy feature cache and an aggregator for it."""
+def eval_world(root: Path, tiny_clip_checkpoint: Path) -> dict:
+    """Three categories, two images, the tiny CLIP (a copy of the session's `tiny_clip` checkpoint), a text
+    classifier made with it, a 32-d toy feature cache and an aggregator for it."""
     w = {"root": root}
     cats = [{"id": i, "name": n, "synonyms": [n], "frequency": "f", "image_count": 3}
             for i, n in ((1, "cone"), (2, "hard hat"), (3, "digger"))]
@@ -96,7 +96,7 @@ def eval_world(root: Path) -> dict:
     w["clip_config"] = root / "tiny_clip.json"
     shutil.copy(tiny_clip_config_path(), w["clip_config"])
     w["weights"] = root / "tiny_clip.pt"
-    save_random_checkpoint(w["clip_config"], w["weights"], seed=0)
+    shutil.copy(tiny_clip_checkpoint, w["weights"])
     w["clip"] = {"clip_model": str(w["clip_config"]), "pretrained": str(w["weights"]), "embed_dim": 512}
     w["rows"] = np.random.default_rng(0).standard_normal((3, 512)).astype(np.float32)
     w["text"] = write_classifier(root / "text.npy", w["rows"], w["clip"], ids=[1, 2, 3],

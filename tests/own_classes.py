@@ -9,7 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
+from mmovod.demo.models import tiny_clip_config_path
 from tools import build_classifiers
 
 CLASSES = [("hard hat", ["safety helmet"], "Hard_Hat", 3), ("traffic cone", [], "traffic cone", 2),
@@ -29,9 +29,9 @@ def photo(path, seed, size):
     image.save(path, quality=90)
 
 
-def make_own_classes(root: Path) -> dict:
+def make_own_classes(root: Path, tiny_clip_checkpoint: Path) -> dict:
     """Photos of three classes (and a folder matching none), a vocabulary, descriptions, an LVIS-format copy, a
-    tiny CLIP (random, seed 0) and two one-layer aggregators (512-d and 256-d) under `root`."""
+    tiny CLIP (a copy of `tiny_clip_checkpoint`) and two one-layer aggregators (512-d and 256-d) under `root`."""
     for c, (_, _, folder, n) in enumerate(CLASSES):
         for i in range(n):
             photo(root / "photos" / folder / f"{i}.jpg", 10 * c + i, (48 + 8 * i, 40 + 6 * c))
@@ -42,7 +42,7 @@ def make_own_classes(root: Path) -> dict:
     (root / "lvis.json").write_text(json.dumps({"images": [], "annotations": [], "categories": cats}))
     (root / "clip").mkdir()
     shutil.copy(tiny_clip_config_path(), root / "clip/tiny_clip.json")
-    save_random_checkpoint(root / "clip/tiny_clip.json", root / "clip/tiny_clip.pt", seed=0)
+    shutil.copy(tiny_clip_checkpoint, root / "clip/tiny_clip.pt")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
         torch.save({"state_dict": VisualAggregator(num_layers=1).state_dict()}, root / "agg.pth")

@@ -19,8 +19,8 @@ from tools import (cache_clip_features, check_classifier, download_assets, eval_
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return eval_world(tmp_path_factory.mktemp("arrays"))
+def world(tmp_path_factory, tiny_clip):
+    return eval_world(tmp_path_factory.mktemp("arrays"), tiny_clip.checkpoint)
 
 
 def one_line(capsys, code, needle, prefix=""):

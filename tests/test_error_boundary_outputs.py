@@ -33,8 +33,8 @@ RESULTS = [report.RESULTS_JSON, report.RESULTS_MD, report.GROUPS_PNG, report.AP_
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return eval_world(tmp_path_factory.mktemp("outputs"))
+def world(tmp_path_factory, tiny_clip):
+    return eval_world(tmp_path_factory.mktemp("outputs"), tiny_clip.checkpoint)
 
 
 def error_line(capsys, code, needle, prog):

@@ -162,6 +162,7 @@ def test_ctrl_c_while_writing_names_the_classifiers_kept_and_the_rerun_reuses_th
         np.testing.assert_array_equal(np.load(out / f"{name}.npy"), np.load(tmp_path / "ref" / f"{name}.npy"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_any_classifier_is_written_keeps_nothing(own_classes, tmp_path, monkeypatch, capsys):
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt

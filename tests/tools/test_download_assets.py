@@ -274,6 +274,7 @@ def hub_tag(tmp_path, monkeypatch):
     return config, weights.read_bytes()
 
 
+@pytest.mark.slow
 def test_clip_weights_from_a_mirror_land_in_the_hub_cache_open_clip_reads(tmp_path, hub_tag, capsys):
     config, data = hub_tag
     cache = tmp_path / "hub"

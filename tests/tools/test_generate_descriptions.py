@@ -242,6 +242,7 @@ def ctrl_c_at_class(monkeypatch, number):
     return real
 
 
+@pytest.mark.slow
 def test_ctrl_c_names_the_classes_kept_and_the_rerun_asks_only_for_the_others(server, ann, tmp_path, capsys,
                                                                               monkeypatch):
     reference = tmp_path / "reference.json"

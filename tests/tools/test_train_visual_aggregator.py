@@ -33,6 +33,7 @@ def last_err(capsys):
     return capsys.readouterr().err.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_ctrl_c_names_the_checkpoint_kept_and_resume_latest_finishes_as_an_uninterrupted_run(
         run_flags, tmp_path, monkeypatch, capsys):
     full, part = tmp_path / "full", tmp_path / "part"

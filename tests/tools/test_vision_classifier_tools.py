@@ -125,6 +125,7 @@ def test_missing_image_exits_2_or_is_skipped(demo, tmp_path, capsys):
     assert [(s["class"], s["path"].endswith("gone.jpg")) for s in skipped] == [(2, True)]
 
 
+@pytest.mark.slow
 def test_corrupt_image_exits_2_naming_it(demo, tmp_path, capsys):
     (demo["roots"]["lvis"] / "val2017/corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
     exemplars = [list(r) for r in demo["exemplars"]]
