@@ -1,12 +1,14 @@
 """Crop embeddings on disk: one feature cache (`mmovod.features.cache`) per CLIP and crop set.
 
 The cache lives in `<cache_root>/<key>/`, where the key hashes everything the embeddings depend
-on: the CLIP (model name, weights tag or the SHA-256 of a local weights file), the crop settings
-(context, views, TTA, view seed) and the crops themselves (the annotation file's SHA-256, the box
-selection settings and the list of selected boxes). A re-run, or another classifier of the same
-CLIP, finds the finished cache and encodes nothing; an interrupted encoding resumes at the first
-unfinished shard (shards are written atomically). A shard that exists but is unreadable, mis-shaped
-or holds non-finite values is reported by name; `rebuild=True` deletes the cache and encodes it anew.
+on: the CLIP by content (`mmovod.clip.identity.content_key`: the open_clip name and weights tag, or
+the SHA-256 of a local config or weights file, so the same CLIP named by another path finds the
+cache), the crop settings (context, views, TTA, view seed) and the crops themselves (the annotation
+file's SHA-256, the box selection settings and the list of selected boxes). A re-run, or another
+classifier of the same CLIP, finds the finished cache and encodes nothing; an interrupted encoding
+resumes at the first unfinished shard (shards are written atomically). A shard that exists but is
+unreadable, mis-shaped or holds non-finite values is reported by name; `rebuild=True` deletes the
+cache and encodes it anew.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import numpy as np
 from mmovod.readers.class_sources import item_id
 from mmovod.features.cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, read_index, shard_is_complete,
                                    shard_name, shards_kept)
+from mmovod.clip.identity import content_key
 from mmovod.clip.specs import ViewSpec
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.io.errors import InputError
@@ -69,13 +72,6 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def weights_identity(pretrained: str | None) -> str | None:
-    """What identifies CLIP weights: a tag as given, a local file by its content."""
-    if pretrained is not None and Path(pretrained).is_file():
-        return "sha256:" + file_sha256(pretrained)
-    return pretrained
-
-
 def crop_plan(crops: EvalCrops) -> CachePlan:
     return CachePlan.from_classes([ClassItems(c.name, [item_id(r) for r in c.records]) for c in crops.classes],
                                   SHARD_SIZE)
@@ -90,9 +86,10 @@ def crops_sha256(crops: EvalCrops) -> str:
 def cache_key_document(clip_model: str, pretrained: str | None, crops: EvalCrops, settings: CropSettings,
                        selection: dict[str, Any]) -> dict[str, Any]:
     """Everything the cached embeddings depend on (see the module docstring)."""
+    model, weights = content_key(clip_model, pretrained)
     return {
-        "clip_model": clip_model,
-        "weights": weights_identity(pretrained),
+        "clip_model": model,
+        "weights": weights,
         "crops": settings.view_spec(workers=0).provenance(),
         "annotations_sha256": file_sha256(crops.ann_path),
         "selection": selection,

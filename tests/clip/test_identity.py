@@ -9,6 +9,7 @@ import pytest
 
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.clip.identity import content_key
+from mmovod.features import builder as cache_builder
 from tests.eval_fixtures import args
 from tools import eval_classifiers as tool
 
@@ -35,14 +36,20 @@ def test_a_relative_clip_path_survives_a_change_of_folder(eval_demo, tmp_path, m
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     classifier = project / "out/text.npy"
-    assert tool.main(args(eval_demo, elsewhere / "e1", (classifier,))) == 0  # found relative to the sidecar
+    cache = ("--cache-dir", str(tmp_path / "crop_cache"))  # one crop cache for all three runs
+    assert tool.main(args(eval_demo, elsewhere / "e1", (classifier,), *cache)) == 0  # found relative to the sidecar
+    encoded = []
+    real = cache_builder.encode_items
+    monkeypatch.setattr(cache_builder, "encode_items", lambda *a, **k: encoded.append(a[1]) or real(*a, **k))
     assert tool.main(args(eval_demo, elsewhere / "e2", (classifier,), "--clip_model", str(project / "clip/tiny_clip.json"),
-                          "--pretrained", str(project / "clip/tiny_clip.pt"))) == 0  # an absolute path is the same CLIP
+                          "--pretrained", str(project / "clip/tiny_clip.pt"), *cache)) == 0  # the same CLIP
     moved = tmp_path / "moved"  # another machine: the same files somewhere else, the project's copies gone
     shutil.copytree(project / "clip", moved)
     shutil.rmtree(project / "clip")
     assert tool.main(args(eval_demo, elsewhere / "e3", (classifier,), "--clip_model", str(moved / "tiny_clip.json"),
-                          "--pretrained", str(moved / "tiny_clip.pt"))) == 0
+                          "--pretrained", str(moved / "tiny_clip.pt"), *cache)) == 0
+    assert encoded == []  # the crop cache is keyed by the CLIP's content, not the path that named it
+    assert len(list((tmp_path / "crop_cache").iterdir())) == 1
     capsys.readouterr()
     other = moved / "other.pt"
     other.write_bytes((moved / "tiny_clip.pt").read_bytes() + b"\0")  # different content
