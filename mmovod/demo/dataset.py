@@ -25,7 +25,7 @@ from PIL import Image
 from mmovod.demo.world import (CLASS_KINDS, Kind, background, draw_object, novel_kinds, object_photo, overlaps,
                                render_scene)
 from mmovod.demo.world_text import world_descriptions
-from mmovod.io.atomic import check_output_dir, output_error
+from mmovod.io.atomic import output_error, staged_folder
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import save_json
 from mmovod.readers.synset_table import cousin_table, synset_table
@@ -316,25 +316,25 @@ def write_demo_custom(root: Path, seed: int) -> dict[str, int]:
 
 
 def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
-    """Write the whole demo tree under `out` (made with its parents); returns item counts per part.
+    """Write the whole demo tree under `out` (made with its parents; an interrupted or failed run leaves `out` as it
+    was); returns item counts per part.
 
     InputError (naming `out`) when it cannot be written or `seed` is negative.
     """
     if seed < 0:
         raise InputError(f"--seed must not be negative, got {seed}")
-    root = check_output_dir(out, parents=True)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "metadata").mkdir(exist_ok=True)
-        rng = np.random.default_rng(seed)
-        counts = write_demo_lvis(root, rng)
-        counts.update(write_demo_imagenet(root, rng))
-        counts.update(write_demo_visual_genome(root, rng))
-        counts.update(write_world_descriptions(root))
-        counts.update(write_demo_clip(root, seed))
-        counts.update(write_demo_aggregator(root, seed))
-        counts.update(write_demo_aggregator_tree(root, seed))
-        counts.update(write_demo_custom(root, seed))
-    except OSError as exc:
-        raise output_error(root, exc) from None
+    with staged_folder(out) as root:  # moved into `out` only when complete: an interrupted run leaves nothing
+        try:
+            (root / "metadata").mkdir()
+            rng = np.random.default_rng(seed)
+            counts = write_demo_lvis(root, rng)
+            counts.update(write_demo_imagenet(root, rng))
+            counts.update(write_demo_visual_genome(root, rng))
+            counts.update(write_world_descriptions(root))
+            counts.update(write_demo_clip(root, seed))
+            counts.update(write_demo_aggregator(root, seed))
+            counts.update(write_demo_aggregator_tree(root, seed))
+            counts.update(write_demo_custom(root, seed))
+        except OSError as exc:
+            raise output_error(Path(out), exc) from None
     return counts

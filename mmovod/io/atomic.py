@@ -5,7 +5,8 @@ an OSError while writing (disk full, quota, a folder that turned read-only) beco
 naming the output (`output_error`), so tools end in one line, never a traceback. Outputs that belong
 together are renamed into place only when all are written (`write_files_together`). Temp files are
 named `.<output name>.<pid>.<random>.tmp`; one left by a killed writer is removed by the next write
-of that output (`remove_stale_temps`).
+of that output (`remove_stale_temps`). A whole tree is written into a staged folder beside its
+destination and moved into place when complete (`staged_folder`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import contextlib
 import errno
 import glob
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -103,7 +105,10 @@ def remove_stale_temps(out: Path) -> list[Path]:
         pid = tmp.name[len(out.name) + 2:].split(".", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+                if tmp.is_dir() and not tmp.is_symlink():  # a staged folder (`staged_folder`)
+                    shutil.rmtree(tmp)
+                else:
+                    tmp.unlink()
                 removed.append(tmp)
     return removed
 
@@ -164,6 +169,39 @@ def _current_umask() -> int:
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A new temp folder beside the folder `path` to write a whole tree into; on clean exit its entries
+    are moved into `path` (made when missing; each replaces the entry of its name there), else it is
+    deleted, so a failed or interrupted run leaves `path` as it was. An OSError becomes
+    `output_error(path)`."""
+    out = check_output_dir(path, parents=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise output_error(out, exc) from None
+    try:
+        yield stage
+        if not out.exists():
+            os.replace(stage, out)
+            return
+        for entry in sorted(stage.iterdir()):
+            target = out / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            os.replace(entry, target)
+        stage.rmdir()
+    except BaseException as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise output_error(out, exc) from None
+        raise
 
 
 def write_files_together(files: dict[Path, bytes]) -> None:

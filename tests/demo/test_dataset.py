@@ -49,3 +49,26 @@ def test_tools_run_as_scripts_from_the_repo_root():
     out = subprocess.run([sys.executable, "tools/remove_lvis_rare.py", "--help"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     assert "--ann" in out and "Example" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("earlier", [False, True], ids=["new", "over-an-earlier-tree"])
+def test_an_interrupted_demo_leaves_the_output_folder_as_it_was(tmp_path, monkeypatch, capsys, earlier):
+    from mmovod.demo import dataset
+    from tools import make_demo_data
+
+    out = tmp_path / "datasets" / "demo"
+    if earlier:
+        (out / "lvis").mkdir(parents=True)
+        (out / "lvis/lvis_v1_val.json").write_text("earlier")
+
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(dataset, "write_demo_custom", ctrl_c)  # the last part: everything else is written by then
+    assert make_demo_data.main(["--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "make_demo_data.py: interrupted; no output was written"
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left == (["datasets", "datasets/demo", "datasets/demo/lvis", "datasets/demo/lvis/lvis_v1_val.json"]
+                    if earlier else ["datasets"])
+    if earlier:
+        assert (out / "lvis/lvis_v1_val.json").read_text() == "earlier"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mmovod.io.arrays import save_npy
-from mmovod.io.atomic import atomic_open
+from mmovod.io.atomic import atomic_open, staged_folder
 from mmovod.io.json_files import save_json
 
 
@@ -97,3 +97,31 @@ def test_a_failed_write_is_one_line_naming_the_output_and_keeps_the_previous_ver
         save_json(target, {"v": 2})
     assert target.read_text() == '{"v":1}'
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_a_staged_folder_lands_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "tree"
+    with staged_folder(out) as stage:
+        (stage / "a").mkdir()
+        (stage / "a/x.txt").write_text("1")
+    assert (out / "a/x.txt").read_text() == "1"
+    (out / "mine.txt").write_text("kept")
+    with pytest.raises(RuntimeError):
+        with staged_folder(out) as stage:
+            (stage / "a").mkdir()
+            (stage / "a/y.txt").write_text("2")
+            raise RuntimeError("failed half way")
+    assert sorted(p.name for p in out.rglob("*")) == ["a", "mine.txt", "x.txt"]  # as it was
+    with staged_folder(out) as stage:
+        (stage / "a").mkdir()
+        (stage / "a/y.txt").write_text("2")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["a", "a/y.txt", "mine.txt"]  # a replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tree"]  # no staged folder left beside it
+
+
+def test_a_staged_folder_left_by_a_killed_run_is_removed_by_the_next(tmp_path):
+    stale = tmp_path / ".tree.999999999.abc.tmp"  # no such process
+    (stale / "part").mkdir(parents=True)
+    with staged_folder(tmp_path / "tree"):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tree"]
