@@ -124,7 +124,8 @@ def _sidecar_problems(array: np.ndarray, sidecar: ClassifierSidecar, clip_model:
             if len(class_names) != len(names):
                 problems.append(f"{len(names)} classes, the vocabulary has {len(class_names)}")
             else:
-                first = next((i for i, (a, b) in enumerate(zip(names, class_names)) if a != b), None)
+                first = next((i for i, (a, b) in enumerate(zip(names, class_names))
+                              if normalise_name(a) != normalise_name(b)), None)  # 'Hard_Hat' is 'hard hat'
                 if first is not None:
                     problems.append(f"class order differs from the vocabulary from row {first} on "
                                     f"({names[first]!r} here, {class_names[first]!r} there)")

@@ -46,6 +46,17 @@ def test_a_good_classifier_passes(tmp_path, capsys):
     assert code == 0 and err == [] and out == [f"{path}: OK (4 x 512 float32, text, CLIP ViT-B/32, clip space)"]
 
 
+def test_the_vocabulary_order_is_compared_as_the_vocabulary_reader_compares_names(tmp_path, capsys):
+    path = write(tmp_path / "x.npy", good())
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("Cone\nHard_Hat\nDIGGER\nbarrow\n")  # the same four classes, spelled otherwise
+    code, out, err = run(capsys, path, "--vocab", vocab)
+    assert code == 0 and err == [], err
+    vocab.write_text("Cone\nHard_Hat\nbarrow\nDIGGER\n")
+    code, out, err = run(capsys, path, "--vocab", vocab)
+    assert code == 2 and "class order differs from the vocabulary from row 2 on ('digger' here, 'barrow' there)" in err[-1]
+
+
 def test_every_problem_is_one_line(tmp_path, capsys):
     array = good()
     array[1] = np.nan
