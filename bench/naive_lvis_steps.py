@@ -32,4 +32,7 @@ def cat_info(ann: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    {"remove_rare": remove_rare, "cat_info": cat_info}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    steps = {"remove_rare": remove_rare, "cat_info": cat_info}
+    if len(sys.argv) != 4 or sys.argv[1] not in steps:
+        sys.exit(__doc__)
+    steps[sys.argv[1]](sys.argv[2], sys.argv[3])

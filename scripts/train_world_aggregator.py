@@ -24,7 +24,7 @@ import torch
 
 from mmovod.aggregator.training import TrainConfig, build_model
 from mmovod.demo.dataset import AGGREGATOR_HELDOUT, AGGREGATOR_TREE, write_demo_aggregator_tree
-from tools import cache_clip_features, eval_visual_aggregator, train_visual_aggregator
+from mmovod.cli.commands import cache_clip_features, eval_visual_aggregator, train_visual_aggregator
 
 DATA = Path(__file__).parents[1] / "mmovod" / "data"
 NUM_LAYERS = 4

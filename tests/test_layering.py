@@ -125,3 +125,16 @@ def test_no_test_module_imports_another():
         if imported:
             offenders[module_name(path, tests)] = sorted(imported)
     assert offenders == {}
+
+
+def test_maintenance_scripts_import_only_installed_packages():
+    """`python scripts/<name>.py` puts scripts/, not the repository, on the import path: the tool modules are
+    reached as `mmovod.cli.commands.<tool>`, never as `tools.<tool>`."""
+    local = {"tools", "tests", "bench", "scripts"}
+    found = []
+    for path in sorted((PACKAGE.parent / "scripts").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in local]
+    assert found == []
