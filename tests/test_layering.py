@@ -100,6 +100,20 @@ def test_no_import_cycle(graph):
     assert cycles(graph) == []
 
 
+def test_the_drawing_of_package_imports_is_current(graph):
+    """docs/images/package_imports.png (scripts/draw_package_imports.py) stores the imports it draws; they
+    are the imports between packages the code has now."""
+    import json
+
+    from PIL import Image
+
+    edges = sorted({(layer_of(src), layer_of(dst)) for src, dsts in graph.items() for dst in dsts
+                    if None not in (layer_of(src), layer_of(dst)) and layer_of(src) != layer_of(dst)})
+    with Image.open(PACKAGE.parent / "docs/images/package_imports.png") as drawing:
+        drawn = [tuple(edge) for edge in json.loads(drawing.text["edges"])]
+    assert drawn == edges, "re-run python scripts/draw_package_imports.py"
+
+
 def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path):
     """Break the layering on purpose in a copy of two modules: both checks must see it."""
     root = tmp_path / "mmovod"
