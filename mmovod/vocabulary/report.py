@@ -1,4 +1,4 @@
-"""The build report: an HTML page and one PNG contact sheet per class, to look at before training or detecting.
+"""The build report: an HTML page and one JPEG contact sheet per class, to look at before training or detecting.
 
 For each class the sheet shows every exemplar as the encoder sees it: the crop (box grown by the
 context and made square, or the whole image) and view 0 of its TTA views (un-normalised back to
@@ -100,16 +100,17 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "class"
 
 
-def _save_png(image: Image.Image, path: Path) -> None:
+def _save_jpeg(image: Image.Image, path: Path) -> None:
+    """Sheets of photos as JPEG: a sixth of the bytes of PNG and a fortieth of its encoding time."""
     with atomic_open(path, "wb") as handle:
-        image.save(handle, format="PNG")
+        image.save(handle, format="JPEG", quality=90)
 
 
 def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequence[Sequence[dict[str, Any]]],
                  bundle: Any, view: ViewSpec, classifier: np.ndarray, classifier_name: str, *,
                  unmatched: Sequence[str] = (), skipped: Sequence[dict[str, Any]] = (),
                  judged: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None) -> Path:
-    """Write `out_dir/index.html` (`mmovod.vocabulary.report_pages`) and `out_dir/sheets/<n>_<class>.png`;
+    """Write `out_dir/index.html` (`mmovod.vocabulary.report_pages`) and `out_dir/sheets/<n>_<class>.jpg`;
     returns the page's path.
 
     `records`: per class, the exemplar records used; `view`: the crop context, TTA and seed the
@@ -148,13 +149,13 @@ def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequenc
             rows=[(e + 1, str(r.get("source", "")), str(r["file_name"]), str(r.get("bbox", "whole image")))
                   for e, r in enumerate(records[c])])
         if kept:
-            sheet = f"{c:04d}_{_slug(name)}.png"
+            sheet = f"{c:04d}_{_slug(name)}.jpg"
             image = contact_sheet([r for _, r in kept], c, bundle, view, numbers=[e + 1 for e, _ in kept])
-            _save_png(image, sheets / sheet)
+            _save_jpeg(image, sheets / sheet)
             section.sheet = (sheet, image.width, image.height)
             written.add(sheet)
         sections.append(section)
-    for stale in sheets.glob("*.png"):
+    for stale in [*sheets.glob("*.jpg"), *sheets.glob("*.png")]:  # .png: sheets of earlier versions
         if stale.name not in written:
             stale.unlink()
     intro = (f"<p>Each numbered pair on a sheet is an exemplar's crop (context {view.context}) and view 0 of its "

@@ -301,7 +301,7 @@ def test_report_renders_in_headless_chromium(own_classes, tmp_path):
     page = out / "report/index.html"
     html = page.read_text()
     sheets = sorted((out / "report/sheets").iterdir())
-    assert [p.name for p in sheets] == ["0000_hard-hat.png", "0001_traffic-cone.png", "0002_excavator.png"]
+    assert [p.name for p in sheets] == ["0000_hard-hat.jpg", "0001_traffic-cone.jpg", "0002_excavator.jpg"]
     assert all(f"src='sheets/{p.name}'" in html for p in sheets)
     assert "Classes without exemplars (1; their multi-modal rows are text only): wheelbarrow" in html
     assert html.count("nearest: ") == 4 and "<script" not in html

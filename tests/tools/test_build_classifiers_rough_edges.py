@@ -26,7 +26,7 @@ def test_skip_bad_names_the_image_and_the_report_and_judge_leave_it_out(own_clas
     assert [s["path"] for s in doc["classes"][1]["skipped_images"]] == [bad]
     page = (out / "report/index.html").read_text()
     assert "bad.jpg (cannot read image" in page
-    with Image.open(out / "report/sheets/0001_traffic-cone.png") as sheet:  # two pairs, not three
+    with Image.open(out / "report/sheets/0001_traffic-cone.jpg") as sheet:  # two pairs, not three
         assert sheet.size[0] == 2 * (2 * 128 + 6) + 3 * 12
     judged = json.loads((out / "leave-one-out.json").read_text())
     assert judged["photos_per_class"]["traffic cone"] == 2
