@@ -64,7 +64,7 @@ def test_an_interrupted_demo_leaves_the_output_folder_as_it_was(tmp_path, monkey
 
     def ctrl_c(*args):
         raise KeyboardInterrupt
-    monkeypatch.setattr(dataset, "write_demo_custom", ctrl_c)  # the last part: everything else is written by then
+    monkeypatch.setattr(dataset, "write_demo_imagenet", ctrl_c)  # the second part: the LVIS part is written by then
     assert make_demo_data.main(["--out", str(out)]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "make_demo_data.py: interrupted; no output was written"
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
