@@ -535,7 +535,8 @@ def run_case(case, world, tmp_path, monkeypatch, bad_input):
 SLOW_CASES = {"train_visual_aggregator-code-in--resume"}  # runs seconds of training before the refused load
 
 
-@pytest.mark.parametrize("case", quick_once(CASES, ids=lambda c: c.id, kind=lambda c: c.name,
+# the quick tier runs one case per fault (a fault read through several flags counts once)
+@pytest.mark.parametrize("case", quick_once(CASES, ids=lambda c: c.id, kind=lambda c: c.name.split("--")[0],
                                             always_slow=lambda c: c.id in SLOW_CASES))
 def test_catalogue(case, world, tmp_path, monkeypatch, bad_input):
     d = run_case(case, world, tmp_path, monkeypatch, bad_input)

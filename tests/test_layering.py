@@ -133,9 +133,10 @@ def test_no_test_module_imports_another():
     """Shared fixtures live in conftest.py and helpers in modules not named test_*: a test module that imports
     another runs that module's fixtures twice and ties the two files together."""
     tests = PACKAGE.parent / "tests"
+    test_modules = {module_name(p, tests) for p in tests.rglob("test_*.py")}
     offenders = {}
     for path in tests.rglob("test_*.py"):
-        imported = imported_modules(path, {module_name(p, tests) for p in tests.rglob("test_*.py")}, tests)
+        imported = imported_modules(path, test_modules, tests)
         if imported:
             offenders[module_name(path, tests)] = sorted(imported)
     assert offenders == {}
