@@ -52,8 +52,8 @@ _EXPORTS: dict[str, str] = {
     "read_vocabulary": "mmovod.readers.vocabulary",
     "collect_exemplars": "mmovod.vocabulary.exemplar_folders",
     "build_classifiers": "mmovod.vocabulary.build",
-    "BuildInputs": "mmovod.vocabulary.build",
-    "BuildSettings": "mmovod.vocabulary.build",
+    "BuildInputs": "mmovod.vocabulary.settings",
+    "BuildSettings": "mmovod.vocabulary.settings",
     # detector-free evaluation of classifiers
     "EvalSettings": "mmovod.evaluation.run",
     "evaluate_classifiers": "mmovod.evaluation.run",

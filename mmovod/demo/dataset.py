@@ -25,7 +25,7 @@ from PIL import Image
 from mmovod.demo.world import (CLASS_KINDS, Kind, background, draw_object, novel_kinds, object_photo, overlaps,
                                render_scene)
 from mmovod.demo.world_text import world_descriptions
-from mmovod.io.atomic import output_error, staged_folder
+from mmovod.io.atomic import staged_folder
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import save_json
 from mmovod.readers.synset_table import cousin_table, synset_table
@@ -323,18 +323,15 @@ def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
     """
     if seed < 0:
         raise InputError(f"--seed must not be negative, got {seed}")
-    with staged_folder(out) as root:  # moved into `out` only when complete: an interrupted run leaves nothing
-        try:
-            (root / "metadata").mkdir()
-            rng = np.random.default_rng(seed)
-            counts = write_demo_lvis(root, rng)
-            counts.update(write_demo_imagenet(root, rng))
-            counts.update(write_demo_visual_genome(root, rng))
-            counts.update(write_world_descriptions(root))
-            counts.update(write_demo_clip(root, seed))
-            counts.update(write_demo_aggregator(root, seed))
-            counts.update(write_demo_aggregator_tree(root, seed))
-            counts.update(write_demo_custom(root, seed))
-        except OSError as exc:
-            raise output_error(Path(out), exc) from None
+    with staged_folder(out) as root:  # moved into `out` only when complete; an OSError names `out`
+        (root / "metadata").mkdir()
+        rng = np.random.default_rng(seed)
+        counts = write_demo_lvis(root, rng)
+        counts.update(write_demo_imagenet(root, rng))
+        counts.update(write_demo_visual_genome(root, rng))
+        counts.update(write_world_descriptions(root))
+        counts.update(write_demo_clip(root, seed))
+        counts.update(write_demo_aggregator(root, seed))
+        counts.update(write_demo_aggregator_tree(root, seed))
+        counts.update(write_demo_custom(root, seed))
     return counts

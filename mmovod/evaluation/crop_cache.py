@@ -24,7 +24,7 @@ import numpy as np
 from mmovod.readers.class_sources import item_id
 from mmovod.features.cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, read_index, shard_is_complete,
                                    shard_name, shards_kept)
-from mmovod.clip.identity import content_key
+from mmovod.clip.identity import content_key, file_digest
 from mmovod.clip.specs import ViewSpec
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.io.errors import InputError
@@ -64,14 +64,6 @@ class CropSettings:
             raise InputError(f"--seed must not be negative, found {self.seed}")
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def crop_plan(crops: EvalCrops) -> CachePlan:
     return CachePlan.from_classes([ClassItems(c.name, [item_id(r) for r in c.records]) for c in crops.classes],
                                   SHARD_SIZE)
@@ -91,7 +83,7 @@ def cache_key_document(clip_model: str, pretrained: str | None, crops: EvalCrops
         "clip_model": model,
         "weights": weights,
         "crops": settings.view_spec(workers=0).provenance(),
-        "annotations_sha256": file_sha256(crops.ann_path),
+        "annotations_sha256": file_digest(crops.ann_path),
         "selection": selection,
         "boxes_sha256": crops_sha256(crops),
         "shard_size": SHARD_SIZE,

@@ -59,9 +59,7 @@ from mmovod.vocabulary.judge_step import AVERAGE
 from mmovod.vocabulary.output_folder import prepare_out_dir, write_if_changed
 from mmovod.vocabulary.plan import Plan, check_request
 from mmovod.vocabulary.report import write_report
-from mmovod.vocabulary.settings import AggregatorSettings, BuildInputs, BuildSettings
-
-__all__ = ["AggregatorSettings", "BuildInputs", "BuildResult", "BuildSettings", "build_classifiers", "prepare_out_dir"]
+from mmovod.vocabulary.settings import BuildInputs, BuildSettings
 
 log = logging.getLogger(__name__)
 

@@ -91,11 +91,12 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from mmovod.clip.crops import TTA_CONTEXT
     from mmovod.readers.vocabulary import read_vocabulary
-    from mmovod.vocabulary.build import AggregatorSettings, BuildInputs, BuildSettings, build_classifiers
+    from mmovod.vocabulary.build import build_classifiers
     from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
     from mmovod.vocabulary.exemplar_folders import collect_exemplars
     from mmovod.vocabulary.judging import summary_lines
     from mmovod.vocabulary.output_folder import prepare_out_dir
+    from mmovod.vocabulary.settings import AggregatorSettings, BuildInputs, BuildSettings
 
     vocab = read_vocabulary(args.vocab)
     prepare_out_dir(args.out_dir, create=False)
