@@ -124,9 +124,9 @@ def top1(world: dict, classifiers: list[Path], out: Path, cache: Path | None = N
     assert eval_classifiers.main([
         "--classifiers", *map(str, classifiers), "--ann", str(world["ann"]), "--img-dir", str(world["root"] / "coco"),
         "--out-dir", str(out), "--cache-dir", str(cache or world["root"] / "crop_cache"), "--max-per-class", str(EVAL_PER_CLASS),
-        "--aggregator", AGGREGATOR, "--nw", "0", "--device", "cpu"]) == 0
+        "--nw", "0", "--device", "cpu"]) == 0
     results = json.loads((out / "eval_results.json").read_text())["classifiers"]
-    return [r["overall"]["top1"] for r in results]
+    return [r["overall"]["top1"] for r in results if r["scored"] == "raw"]
 
 
 def _boxes_as_corners(original):
