@@ -104,9 +104,9 @@ def _sidecar_problems(array: np.ndarray, sidecar: ClassifierSidecar, clip_model:
     if sidecar.dtype != str(array.dtype):
         problems.append(f"sidecar says dtype {sidecar.dtype}, the array is {array.dtype}")
     kind = KINDS.get(sidecar.kind)
-    if kind is not None and kind.built and sidecar.space != kind.space:
+    if kind is not None and kind.built and sidecar.space not in kind.spaces:
         problems.append(f"sidecar says {sidecar.space} space, but a {sidecar.kind} classifier's rows are in "
-                        f"{kind.space} space")
+                        f"{' or '.join(kind.spaces)} space")
     if sidecar.embed_dim is not None and sidecar.embed_dim != array.shape[1]:
         problems.append(f"sidecar says CLIP embed_dim {sidecar.embed_dim}, rows are {array.shape[1]}-d")
     if clip_model is not None and sidecar.clip_model is not None \

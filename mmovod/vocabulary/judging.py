@@ -20,7 +20,8 @@ from mmovod.aggregator.model import VisualAggregator
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.evaluation.leave_one_out import JudgedKind, leave_one_out, result_document
 from mmovod.io.atomic import atomic_open
-from mmovod.io.json_files import save_json
+from mmovod.io.json_files import dumps_json
+from mmovod.vocabulary.output_folder import write_if_changed
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def judge_build(out_dir: Path, class_names: Sequence[str], records: Sequence[Seq
                            aggregator=aggregator, num_views=num_views, device=device)
     doc = {"format": RESULT_FORMAT, "version": RESULT_VERSION, "command": command,
            **result_document(result, flat, average if average in rows else None)}
-    save_json(out_dir / RESULT_FILE, doc, indent=True)
+    write_if_changed(out_dir / RESULT_FILE, dumps_json(doc, indent=True))
     return doc
 
 

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmovod.aggregator.model import VisualAggregator
+from mmovod.aggregator.model import VisualAggregator, output_space
 from mmovod.classifiers.kinds import KINDS, ClassifierKind, built
 from mmovod.classifiers.sidecar import ClassifierSidecar
 from mmovod.classifiers.text_inputs import class_prompts
@@ -103,9 +103,10 @@ def check_request(inputs: BuildInputs, settings: BuildSettings, planned: Sequenc
     if settings.require_exemplars and without:
         raise InputError(f"{len(without)} of {len(names)} classes have no exemplars (--require-exemplars): "
                          + ", ".join(repr(names[i]) for i in without[:10]) + (" ..." if len(without) > 10 else ""))
+    aggregator_space = output_space(settings.aggregator.path) if settings.aggregator is not None else None
     for name in settings.export:
         kind = KINDS[name]
-        check_exportable(name, kind.space, f"--export {name}")
+        check_exportable(name, kind.space_with(aggregator_space), f"--export {name}")
         if name not in planned:
             raise InputError(f"--export {name}: this build makes no {name} classifier "
                              f"(it makes {', '.join(planned)})")

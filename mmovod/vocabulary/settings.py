@@ -25,7 +25,8 @@ class BuildSettings:
     encoder's default); `text`: the class-name prompt recipe; `views`: the vision classifiers' view
     settings (context, num_views, seed, workers, skip_bad; a kind with its own `context` in
     `mmovod.classifiers.kinds` uses that, and the aggregated one `aggregator.tta`); `export`: kinds to
-    also write as prompt embeddings."""
+    also write as prompt embeddings; `judge`: leave-one-out judging (None: when it encodes nothing more
+    than the build does); `prefer`: the kind to hand off whatever the judgement."""
 
     clip: ClipSpec
     text: PromptSpec = PromptSpec()
@@ -34,7 +35,8 @@ class BuildSettings:
     require_exemplars: bool = False
     export: tuple[str, ...] = ()
     report: bool = False
-    judge: bool = False
+    judge: bool | None = None
+    prefer: str | None = None
 
 
 @dataclass

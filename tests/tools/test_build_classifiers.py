@@ -88,17 +88,19 @@ def test_classes_without_exemplars_get_text_only_rows(own_classes, tmp_path, cap
     vocab.write_text(VOCAB + "wheelbarrow\n")
     out = tmp_path / "out"
     assert build(own_classes, out, vocab=vocab) == 0
-    assert "classes without exemplars (text-only multi-modal rows): wheelbarrow" in capsys.readouterr().out
+    assert "classes without exemplars (multi-modal rows from their text, its vision direction estimated from the " \
+           "classes with exemplars): wheelbarrow" in capsys.readouterr().out
     text, avg, mm = (np.load(out / f"{n}.npy") for n in ("text", "vision-average", "multi-modal-average"))
     assert not avg[3].any() and avg[:3].all(axis=1).all()
     expected = unit(unit(text) + unit(np.where(avg.any(axis=1, keepdims=True), avg, 1)))
-    expected[3] = unit(text)[3]
+    gap = (unit(avg[:3]) - unit(text[:3])).mean(axis=0)  # the mean text-to-photo gap of the classes with photos
+    expected[3] = unit((unit(text)[3] + unit((unit(text)[3] + gap)[None])[0])[None])[0]
     np.testing.assert_allclose(mm, expected, rtol=1e-5, atol=1e-6)
     assert json.loads((out / "vision-average.npy.json").read_text())["details"]["classes_without_exemplars"] == \
         ["wheelbarrow"]
     doc = json.loads((out / "vocabulary.json").read_text())
     assert doc["classes_without_exemplars"] == ["wheelbarrow"]
-    assert doc["classes"][3]["multi_modal"] == "text only (no exemplars)" and doc["classes"][3]["exemplars"] == []
+    assert doc["classes"][3]["multi_modal"].startswith("text only (no exemplars)") and doc["classes"][3]["exemplars"] == []
     argv = ["--vocab", str(vocab), "--exemplars", str(own_classes["root"] / "photos"), "--out-dir", str(tmp_path / "strict"),
             "--require-exemplars", *own_classes["clip"]]
     bad_input(build_classifiers.main, argv, tmp_path / "strict", "1 of 4 classes have no exemplars")
@@ -197,7 +199,8 @@ BAD_CASES = {
     "aggregator_size": (lambda d, t: ["--load-path", d["root"] / "agg256.pth", "--num-layers", "1"],
                         "the aggregator takes 256-d embeddings but"),
     "export_aggregated": (lambda d, t: ["--load-path", d["root"] / "agg.pth", "--num-layers", "1", "--export",
-                                        "vision-aggregated"], "argument --export: invalid choice: 'vision-aggregated'"),
+                                        "vision-aggregated"], "--export vision-aggregated: a vision-aggregated classifier has rows from the visual "
+                                                            "aggregator, whose outputs are not in CLIP's space"),
 }
 
 
@@ -331,7 +334,7 @@ def test_the_demo_vocabulary_builds_as_make_demo_runs_it(own_classes, tmp_path, 
             "multi-modal-average", *own_classes["clip"], *own_classes["views"]]
     assert build_classifiers.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "classes without exemplars (text-only multi-modal rows): traffic cone" in printed
+    assert "the classes with exemplars): traffic cone" in printed
     doc = json.loads((out / "vocabulary.json").read_text())
     assert [len(c["exemplars"]) for c in doc["classes"]] == [4, 4, 4, 4, 0]
     assert doc["classes"][3]["synonyms"] == ["carpet runner", "runner rug"] and doc["unmatched_exemplar_folders"] == []

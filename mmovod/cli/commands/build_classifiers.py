@@ -7,8 +7,11 @@ the vocabulary), loads CLIP once and writes into --out-dir, rows in vocabulary o
 .npy.json sidecar: text.npy (class-name prompts, Detic's recipe), descriptions.npy (when there are
 descriptions), vision-average.npy, vision-aggregated.npy (with --load-path), multi-modal-average.npy
 and multi-modal-aggregated.npy, plus vocabulary.json (what went into each row) and exemplars.json.
-Classes without exemplars get text-only multi-modal rows and are listed. Re-running reuses every
-classifier whose inputs and flags did not change (also those written before a Ctrl-C). Prints the Detic config lines at the end.
+Classes without exemplars get multi-modal rows from their text (moved by the mean text-to-photo gap
+of the classes with photos) and are listed. Re-running reuses every classifier whose inputs and flags
+did not change (also those written before a Ctrl-C). Judges every classifier on your own photos
+(leave-one-out, when that costs no extra encoding, or with --judge), hands the best-judged one to the
+detector (--prefer overrides) and prints its Detic config lines at the end.
 
 Example:
   python tools/build_classifiers.py --vocab my_classes.txt --exemplars my_photos/ --out-dir my_classifiers \
@@ -20,7 +23,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.classifiers.kinds import exportable
+from mmovod.classifiers.kinds import built, exportable
 from mmovod.classifiers.text_inputs import PROMPTS, PromptSpec
 from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
 from mmovod.cli.run import run_tool
@@ -79,12 +82,16 @@ def get_parser() -> argparse.ArgumentParser:
     out.add_argument("--report", action="store_true",
                      help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
                           "classes without exemplars and each class's nearest classes")
-    out.add_argument("--judge", action="store_true",
+    out.add_argument("--judge", action=argparse.BooleanOptionalAction, default=None,
                      help="judge every classifier from your own photos, no labelled set needed: leave-one-out over "
-                          "the exemplars (each photo classified against rows made without it, every class's from one photo "
-                          "fewer), written to "
-                          "OUT/leave-one-out.json and the report; keeps the view embeddings in "
-                          "OUT/exemplar-embeddings.npz so a re-run judges without encoding again")
+                          "the exemplars (each photo's raw CLIP embedding classified against rows made without it, "
+                          "every class's from one photo fewer), written to OUT/leave-one-out.json and the report, and "
+                          "hand off the best-judged kind; keeps the view embeddings in OUT/exemplar-embeddings.npz so "
+                          "a re-run judges without encoding again. Unset: judge whenever that encodes no image "
+                          "beyond what the build encodes anyway")
+    out.add_argument("--prefer", default=None, choices=built(), metavar="KIND",
+                     help=f"hand this kind to the detector (its Detic lines) whatever the judgement; KIND is one of "
+                          f"{', '.join(built())}")
     return parser
 
 
@@ -109,7 +116,7 @@ def run(args: argparse.Namespace) -> None:
         views=view_spec_from_args(args, context=TTA_CONTEXT),
         aggregator=AggregatorSettings(args.load_path, args.num_layers, args.tta) if args.load_path else None,
         require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report,
-        judge=args.judge)
+        judge=args.judge, prefer=args.prefer)
     descriptions_file = args.descriptions
     if descriptions_file == "generate":
         prepare_out_dir(args.out_dir)
@@ -133,15 +140,20 @@ def run(args: argparse.Namespace) -> None:
         print(f"ignored (not images in a class folder {args.exemplars}/<class name>/): {', '.join(exemplars.ignored)}"
               + (f" and {more} more" if more else ""))
     if result.without_exemplars:
-        print(f"classes without exemplars (text-only multi-modal rows): {', '.join(result.without_exemplars)}")
+        print(f"classes without exemplars (multi-modal rows from their text, its vision direction estimated from "
+              f"the classes with exemplars): {', '.join(result.without_exemplars)}")
     for kind, path in result.exports.items():
         print(f"prompt embeddings ({kind}, L2-normalised): {path}")
     if result.judged is not None:
         print("\n".join(summary_lines(result.judged)))
+    elif result.not_judged:
+        print(f"not judged: {result.not_judged}")
     if result.report:
         print(f"report: {result.report}")
-    print(f"Detic, with {result.handoff} (train or evaluate with these config options; the second line swaps it in "
-          "at test time):")
+    print(f"hand-off: {result.handoff}, {result.handoff_reason}")
+    swap = ("; the second line swaps it in at test time" if len(result.detic_lines) > 1 else
+            f"; its rows are not in CLIP's space, so it cannot be swapped into a detector trained on text rows")
+    print(f"Detic, with {result.handoff} (train or evaluate with these config options{swap}):")
     for line in result.detic_lines:
         print(f"  {line}")
 
