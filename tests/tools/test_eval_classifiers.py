@@ -231,20 +231,6 @@ def test_bad_classifiers(eval_demo, tmp_path, bad_input):
     bad_input(tool.main, args(eval_demo, out, ("agg",)), out, "agg.npy: made by the visual aggregator")
 
 
-def test_a_classifier_of_classes_without_boxes_is_refused_before_encoding(eval_demo, tmp_path, bad_input, monkeypatch):
-    """Rows whose categories are in --ann but have no box there score no crop: one line naming the file, exit 2,
-    nothing encoded (it used to exit 0 with empty results)."""
-    doc = dict(eval_demo["doc"], categories=[*eval_demo["doc"]["categories"],
-                                             {"id": 5000, "name": "unboxed thing", "frequency": "r", "synonyms": []}])
-    ann = tmp_path / "ann.json"
-    ann.write_text(json.dumps(doc))
-    unboxed = write_classifier(tmp_path / "unboxed.npy", np.ones((1, 512)), eval_demo["clip"], [5000])
-    monkeypatch.setattr(encoding, "encode_into_cache", lambda *a, **k: pytest.fail("encoded"))
-    out = tmp_path / "e"
-    argv = args(eval_demo, out, (unboxed,))
-    argv[argv.index("--ann") + 1] = str(ann)
-    bad_input(tool.main, argv, out, f"{unboxed}: none of its 1 classes (unboxed thing) has an evaluated box in --ann")
-
 
 def test_bad_annotations_and_images(eval_demo, tmp_path, bad_input):
     out = tmp_path / "e"
