@@ -47,8 +47,12 @@ VIEWS = 5
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> World:
     """The held-out world and its unbroken embeddings, made once per session (about 1 s); read-only."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)  # the world CLIP is tiny: one thread is fastest and leaves the other cores alone
-    return make_world(tmp_path_factory.mktemp("semantic_world"))
+    try:
+        return make_world(tmp_path_factory.mktemp("semantic_world"))
+    finally:
+        torch.set_num_threads(before)
 
 
 # --- prompt template ----------------------------------------------------------------------------------
@@ -207,7 +211,7 @@ STEPS = {  # the aggregator's checks (fed raw embeddings; its rows useful agains
 
 
 @pytest.mark.parametrize("slip", list(STEPS))
-def test_the_step_works_and_its_slip_is_caught(world, slip):
+def test_the_step_works_and_its_slip_is_caught(world, slip, one_thread):
     step = STEPS[slip]
     good, floor = step.check(world)
     assert good >= floor, f"unbroken, {step.floor}: {good:.4f} < {floor:.4f}"
