@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from mmovod.cli.flags import command_line
+from mmovod.io.atomic import disk_full_reason, output_error
 from mmovod.io.errors import InputError, Interrupted
 
 EXIT_OK = 0
@@ -40,8 +41,9 @@ def run_tool(
     argv: Sequence[str] | None = None,
     prog: str | None = None,
 ) -> int:
-    """Parse `argv`, run `body(args)`, map InputError to one stderr line (line breaks in its message
-    become spaces) and exit code 2, Ctrl-C to one line (saying what an `Interrupted` kept) and 130.
+    """Parse `argv`, run `body(args)`, map InputError (and a full disk that no writer of mmovod met) to
+    one stderr line (line breaks in its message become spaces) and exit code 2, Ctrl-C to one line
+    (saying what an `Interrupted` kept) and 130.
 
     Messages start with `prog` (default: the file name of `body`'s module, `x.py`), also when `main` is called
     in-process; `args.command_line` holds the command as typed, for the sidecars of the outputs.
@@ -69,4 +71,11 @@ def run_tool(
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; no output was written\n")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a full disk met outside mmovod's writers (a library's cache or temp file)
+        reason = disk_full_reason(exc)
+        if reason is None:
+            raise
+        message = str(output_error(exc.filename, exc)) if exc.filename else f"cannot write ({reason})"
+        sys.stderr.write(f"{parser.prog}: error: {one_line(message)}\n")
+        return EXIT_BAD_INPUT
     return EXIT_OK if code is None else code

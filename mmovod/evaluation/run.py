@@ -201,7 +201,8 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
     crops = select_boxes(settings.ann, settings.img_dir, min_area=settings.min_area,
                          max_per_class=settings.max_per_class, seed=settings.seed, skip_bad=settings.skip_bad)
     classifiers, clip = load_classifiers(settings.classifiers, crops.categories, clip_model=settings.clip_model,
-                                         pretrained=settings.pretrained, aggregator_space=settings.aggregator_space)
+                                         pretrained=settings.pretrained, aggregator_space=settings.aggregator_space,
+                                         boxed={int(c.name) for c in crops.classes})
     timings["inputs_s"] = time.perf_counter() - start
 
     cache_root, key = crop_cache_location(settings, crops, clip)

@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -164,7 +164,7 @@ def _display_names(paths: Sequence[Path]) -> list[str]:
 
 def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Category], *,
                      clip_model: str | None = None, pretrained: str | None = None,
-                     aggregator_space: Sequence[str | os.PathLike] = (),
+                     aggregator_space: Sequence[str | os.PathLike] = (), boxed: Collection[int] | None = None,
                      ) -> tuple[list[EvalClassifier], ClipIdentity]:
     """Read every classifier and the CLIP they share.
 
@@ -174,8 +174,10 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
     Refused (InputError naming the file): an unreadable or non-2-D array, a sidecar that does not
     describe it, a NaN/inf row, rows that are all zeros, embedding sizes that differ between
     classifiers, CLIPs that differ between sidecars (or from `clip_model`), no CLIP known for a
-    classifier without sidecar when `clip_model` is None, and rows that match no category
-    (`mmovod.evaluation.class_matching`). Single all-zero rows are left out and logged.
+    classifier without sidecar when `clip_model` is None, rows that match no category
+    (`mmovod.evaluation.class_matching`), and, when `boxed` (the ids of the categories that have
+    evaluated boxes) is given, a classifier none of whose rows is one of them (it would score no crop).
+    Single all-zero rows are left out and logged.
     """
     if not paths:
         raise InputError("no classifiers given (--classifiers A.npy B.npy ...)")
@@ -224,6 +226,10 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
                                  f"space {loaded.sidecar.space!r}")
             space = "aggregator"
         rows, kept = _unit_rows(loaded.array, path, names)
+        if boxed is not None and not any(i in boxed for i, k in zip(ids, kept) if k):
+            raise InputError(f"{path}: none of its {len(ids)} classes ({', '.join(names[:5])}"
+                             f"{' ...' if len(names) > 5 else ''}) has an evaluated box in --ann, so it would "
+                             "score no crop; evaluate it on a file annotating its classes")
         left_out = [n for n, k in zip(names, kept) if not k]
         if left_out:
             log.warning("%s: left out %d class%s whose row is all zeros (no exemplars): %s", path, len(left_out),

@@ -6,7 +6,8 @@ Held-out data: scenes of the world from seeds the demo and the CLIP training nev
 come from other scenes than the evaluated crops. A kind passes at >= THRESHOLD top-1 (40 classes:
 chance is 2.5%, so the threshold is 24x chance); each mutation must bring it below THRESHOLD.
 Not used, because on this CLIP they cost less than that (docs/demo.md has the numbers): fusion
-without normalisation, and an aggregator fed L2-normalised embeddings.
+without normalisation, and an aggregator fed L2-normalised embeddings; tests/demo/test_semantic_steps.py
+checks such slips one step at a time, where they show.
 """
 from __future__ import annotations
 

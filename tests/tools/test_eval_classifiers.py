@@ -230,6 +230,7 @@ def test_bad_classifiers(eval_demo, tmp_path, bad_input):
     bad_input(tool.main, args(eval_demo, out, (bare,)), out, "bare.npy: no sidecar names the CLIP")
 
 
+
 def test_bad_annotations_and_images(eval_demo, tmp_path, bad_input):
     out = tmp_path / "e"
     no_boxes = dict(eval_demo["doc"], annotations=[{k: v for k, v in a.items() if k != "bbox"} for a in eval_demo["doc"]["annotations"]])
