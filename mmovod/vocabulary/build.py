@@ -72,6 +72,7 @@ class BuildResult:
 
     out_dir: Path
     files: dict[str, Path]
+    spaces: dict[str, str]
     computed: list[str]
     reused: list[str]
     without_exemplars: list[str]
@@ -200,7 +201,8 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                          dumps_json(vocabulary_doc(inputs, settings, plan, without, choice.as_json()), indent=True))
         main = plan.stages[choice.kind]
         lines = detic_config_lines(main.path, len(vocab), main.array.shape[1])
-        result = BuildResult(out, {n: s.path for n, s in plan.stages.items()}, computed,
+        result = BuildResult(out, {n: s.path for n, s in plan.stages.items()},
+                             {n: s.sidecar.space for n, s in plan.stages.items()}, computed,
                              [s.name for s in plan.stages.values() if s.reused], without, choice.kind,
                              lines if main.sidecar.space == "clip" else lines[:1], choice.reason, judged=judged,
                              not_judged=None if judge or AVERAGE not in plan.stages else

@@ -58,7 +58,10 @@ def recommend(spaces: Mapping[str, str], every_class_has_vision: bool, judged: M
     if scores:
         ranked = sorted(scores, key=lambda n: (-scores[n], pool.index(n)))
         best = ranked[0]
-        runner = f"; next {ranked[1]} {scores[ranked[1]]:.1f}%" if len(ranked) > 1 else ""
+        runner = ""
+        if len(ranked) > 1:
+            tie = ", a tie the default preference breaks" if scores[ranked[1]] == scores[best] else ""
+            runner = f"; next {ranked[1]} {scores[ranked[1]]:.1f}%{tie}"
         return Recommendation(best, f"best leave-one-out top-1 of the {len(scores)} kinds judged on your photos "
                                     f"({scores[best]:.1f}%{runner})", scores)
     in_clip = [n for n in pool if spaces[n] == "clip"]

@@ -6,8 +6,8 @@ The world CLIP is robust: a dropped prompt template, one exemplar instead of thr
 a fusion of unnormalised rows cost it almost nothing in top-1 (90-93% either way on these crops), so those
 steps are checked where the slip shows: the rows against the prompt's own embedding, exemplar sets whose
 first photo is a decoy, the spread of an exemplar's views, a fusion whose parts come at different scales,
-and leave-one-out against the in-sample accuracy. A new step (the aggregator's, for instance) is one more
-`Step` in STEPS.
+leave-one-out against the in-sample accuracy, and the aggregated rows against the averaged rows of the
+same exemplars (raw crops, as a detector scores). A new step is one more `Step` in STEPS.
 """
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ import mmovod.evaluation.leave_one_out as leave_one_out
 import mmovod.readers.exemplar_records as exemplar_records
 from mmovod.clip.image_encoding import encode_exemplars
 from mmovod.clip.specs import ClipSpec, ViewSpec
-from mmovod.demo.models import world_clip_paths
+from mmovod.aggregator.model import VisualAggregator, build_model
+from mmovod.aggregator.train_config import TrainConfig
+from mmovod.clip.crops import AGGREGATOR_CONTEXT
+from mmovod.demo.models import world_aggregator_path, world_clip_paths
 from mmovod.evaluation.crops_from_annotations import Category
 from mmovod.evaluation.scoring import load_classifiers, score_crops
 from tests.semantic_world import EVAL_PER_CLASS, Step, World, make_world, unit
@@ -42,6 +45,7 @@ FUSION_MARGIN = 0.10  # how far below its better part a fusion may score
 LEAVE_ONE_OUT_GAP = 0.05  # how far below the in-sample top-1 the held-out top-1 lies at least
 CROPS_FOR_ENCODING_STEPS = 2  # crops per class encoded again by the steps that re-encode (80 crops)
 VIEWS = 5
+AGGREGATOR_MARGIN = 0.05  # how far below the averaged rows of the same exemplars the aggregated rows may score
 
 
 @pytest.fixture(scope="session")
@@ -194,7 +198,38 @@ def keep_the_photo_in(mp: pytest.MonkeyPatch, world: World) -> None:
                lambda encoded, held_out: encoded.class_mean().double().numpy()[encoded.class_of.numpy()[held_out]])
 
 
-STEPS = {  # the aggregator's checks (fed raw embeddings; its rows useful against raw crops) go here too
+# --- the aggregator: fed raw embeddings, its rows useful against raw crops -----------------------------
+
+AGGREGATOR_VIEWS = ViewSpec(num_views=2, tta=True, context=AGGREGATOR_CONTEXT, workers=0)
+
+
+def aggregated_top1(world: World) -> float:
+    """Top-1 of raw crops against the world aggregator's rows over each class's exemplars (2 TTA views)."""
+    aggregator = VisualAggregator.from_checkpoint(world_aggregator_path())
+    rows = vision.exemplar_classifier(world.exemplars, world.bundle, AGGREGATOR_VIEWS, world.roots, aggregator=aggregator)
+    return world.top1(rows.astype(np.float32))
+
+
+def aggregated_against_averaged(world: World) -> tuple[float, float]:
+    """The aggregated rows classify raw crops (as a detector compares regions) at least as well as the averaged
+    rows of the same exemplars and views, less AGGREGATOR_MARGIN."""
+    averaged = vision.exemplar_classifier(world.exemplars, world.bundle, AGGREGATOR_VIEWS, world.roots)
+    return aggregated_top1(world), world.top1(averaged) - AGGREGATOR_MARGIN
+
+
+def feed_normalised_embeddings(mp: pytest.MonkeyPatch, world: World) -> None:
+    original = vision.aggregate_sets
+    mp.setattr(vision, "aggregate_sets", lambda aggregator, sets, *args, **kwargs:
+               original(aggregator, torch.nn.functional.normalize(sets, dim=-1), *args, **kwargs))
+
+
+def use_an_untrained_aggregator(mp: pytest.MonkeyPatch, world: World) -> None:
+    """Rows of an aggregator that never learned CLIP's space (its initial weights)."""
+    untrained = build_model(TrainConfig(num_layers=4), world.bundle.embed_dim)
+    mp.setattr(VisualAggregator, "from_checkpoint", classmethod(lambda cls, *args, **kwargs: untrained.eval()))
+
+
+STEPS = {
     "prompt template dropped": Step(prompt_rows, drop_the_template, f"row cosine >= {SAME_ROWS}"),
     "prompt template altered": Step(prompt_rows, alter_the_template, f"row cosine >= {SAME_ROWS}"),
     "rows shuffled against their category ids": Step(rows_by_category_id, shuffle_the_rows, f"top-1 >= {CLASSIFIES}"),
@@ -207,6 +242,10 @@ STEPS = {  # the aggregator's checks (fed raw embeddings; its rows useful agains
                                                  f"top-1 >= better part - {FUSION_MARGIN}"),
     "leave-one-out keeping the photo in": Step(held_out_below_in_sample, keep_the_photo_in,
                                                f"in-sample - held-out top-1 >= {LEAVE_ONE_OUT_GAP}"),
+    "aggregator fed L2-normalised embeddings": Step(aggregated_against_averaged, feed_normalised_embeddings,
+                                                    f"top-1 >= averaged - {AGGREGATOR_MARGIN}"),
+    "aggregated rows not in CLIP's space": Step(aggregated_against_averaged, use_an_untrained_aggregator,
+                                                f"top-1 >= averaged - {AGGREGATOR_MARGIN}"),
 }
 
 

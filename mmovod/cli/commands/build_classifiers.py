@@ -96,6 +96,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.classifiers.kinds import SPACE_NOTES
     from mmovod.clip.crops import TTA_CONTEXT
     from mmovod.readers.vocabulary import read_vocabulary
     from mmovod.vocabulary.build import build_classifiers
@@ -128,7 +129,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"{len(vocab)} classes from {vocab.path} ({vocab.format}); "
           f"computed: {', '.join(result.computed) or 'nothing'}; reused: {', '.join(result.reused) or 'nothing'}")
     for name, path in result.files.items():
-        print(f"  {name}: {path}")
+        space = result.spaces[name]
+        print(f"  {name}: {path}" + ("" if space == "clip" else f" ({SPACE_NOTES[space]})"))
     with_synonyms = [c.name for c in vocab.classes if set(c.synonyms) - {c.name}]
     if with_synonyms and not args.avg_synonyms:
         print(f"synonyms of {len(with_synonyms)} classes match exemplar folders but are not in the text prompts "

@@ -79,6 +79,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.classifiers.kinds import SPACE_NOTES
     from mmovod.evaluation.crop_cache import CropSettings
     from mmovod.evaluation.report import terminal_table
     from mmovod.evaluation.run import EvalSettings, evaluate_classifiers
@@ -96,6 +97,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"{crops['crops']} crops of {crops['classes']} classes, CLIP {result.doc['clip']} "
           f"({'encoded' if result.encoded else 'cached'} embeddings: {result.doc['cache']}); values in %")
     print(terminal_table(result.doc["classifiers"]))
+    for r in result.doc["classifiers"]:
+        if r["space"] != "clip" and r["scored"] == "raw":
+            print(f"{r['name']}: {SPACE_NOTES[r['space']]}; 'raw' is its test-time swap into a detector trained on "
+                  "text rows, '(mapped)' a detector trained with it")
     gaps: dict[str, list[str]] = {}  # message -> classifiers it applies to
     for r in result.doc["classifiers"]:
         cover = r["coverage"]
