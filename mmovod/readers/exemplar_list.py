@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from mmovod.readers.exemplar_records import BadImageError, record_box
 from mmovod.io.errors import InputError
+from mmovod.io.launcher import command
 from mmovod.readers.image_roots import FILE_DATASET, IMAGE_ROOTS, record_image_path
 from mmovod.io.json_files import load_json
 
@@ -27,7 +28,7 @@ def load_exemplar_list(path: str | os.PathLike) -> ExemplarList:
     doc = load_json(path, "exemplar list")
     if isinstance(doc, dict):
         raise InputError(f"{path}: expected a list (one list of exemplar records per category), found a JSON object "
-                         "(an exemplar dictionary? sample K exemplars per class with tools/sample_exemplars.py)")
+                         f"(an exemplar dictionary? sample K exemplars per class with {command('sample_exemplars')})")
     if not isinstance(doc, list) or not doc:
         raise InputError(f"{path}: expected a non-empty list of lists of exemplar records")
     for c, records in enumerate(doc):
