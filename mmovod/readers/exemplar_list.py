@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from mmovod.readers.exemplar_records import BadImageError, record_box
 from mmovod.io.errors import InputError
 from mmovod.io.launcher import command
+from mmovod.io.wording import plural
 from mmovod.readers.image_roots import FILE_DATASET, IMAGE_ROOTS, record_image_path
 from mmovod.io.json_files import load_json
 
@@ -66,6 +67,6 @@ def check_images_exist(exemplars: ExemplarList, roots: Mapping[str, Path], skip_
     """
     missing = [p for records in exemplars for r in records if not (p := record_image_path(r, roots)).is_file()]
     if missing and not skip_bad:
-        raise BadImageError(missing[0], f"{len(missing)} exemplar images not found, this one first (check the "
-                            "--*-img-dir flags, or pass --skip-bad to skip unreadable images)")
+        raise BadImageError(missing[0], f"image not found, the first of {plural(len(missing), 'missing exemplar image', 'missing exemplar images')}; "
+                            "check the image roots (the --*-img-dir flags)")
     return len(missing)

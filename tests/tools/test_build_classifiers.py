@@ -227,7 +227,7 @@ def test_skip_bad_lists_the_image_and_earlier_outputs_survive_a_failed_run(own_c
     doc = json.loads((out / "vocabulary.json").read_text())
     [skipped] = doc["classes"][1]["skipped_images"]
     assert skipped["path"] == str(photos / "traffic cone/bad.jpg")
-    assert skipped["reason"].startswith("cannot read image (image file is truncated")
+    assert skipped["reason"].startswith("cannot read image: image file is truncated")
     assert [e["image"] for e in doc["classes"][1]["exemplars"]] == [str(photos / f"traffic cone/{i}.jpg")
                                                                    for i in range(2)]  # skipped: not an exemplar
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
