@@ -81,3 +81,12 @@ def test_check_classifier_takes_world_by_name(tmp_path, monkeypatch, capsys):
     assert json.loads((tmp_path / "c128.npy.json").read_text())["clip_model"] == "world"
     assert check_classifier.main(["c128.npy", "--clip_model", "world"]) == 0
     assert mmovod_main(["check_classifier", "c512.npy", "--clip_model", "world"]) != 0
+
+
+def test_loading_says_so_before_the_wait(caplog):
+    """The model load is a step of its own in the output, before any progress bar starts."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="mmovod"):
+        load_clip("world", device="cpu", tower="image")
+    assert caplog.messages[0] == "loading CLIP world on cpu ..."

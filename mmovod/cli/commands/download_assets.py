@@ -13,7 +13,7 @@ Examples:
   python tools/download_assets.py --list
   python tools/download_assets.py --clip ViT-B/32
   python tools/download_assets.py --only checkpoints lvis_v1_clip_a+cname
-  python tools/download_assets.py --base-url http://login-node:8000 --clip ViT-B/32
+  python tools/download_assets.py --base-url http://login-node:8000 --only checkpoints metadata clip --clip ViT-B/32
 """
 from __future__ import annotations
 
