@@ -101,7 +101,7 @@ def test_classes_without_exemplars_get_text_only_rows(own_classes, tmp_path, cap
     assert doc["classes"][3]["multi_modal"] == "text only (no exemplars)" and doc["classes"][3]["exemplars"] == []
     argv = ["--vocab", str(vocab), "--exemplars", str(own_classes["root"] / "photos"), "--out-dir", str(tmp_path / "strict"),
             "--require-exemplars", *own_classes["clip"]]
-    bad_input(build_classifiers.main, argv, tmp_path / "strict", "1 of 4 classes have no exemplars")
+    bad_input(build_classifiers.main, argv, tmp_path / "strict", "1 of 4 classes have no exemplars, and --require-exemplars")
 
 
 def computed(capsys):

@@ -41,7 +41,7 @@ def test_photos_directly_in_the_exemplar_folder_are_refused_with_the_layout(own_
             *own_classes["clip"], *own_classes["views"]]
     bad_input(build_classifiers.main, argv, tmp_path / "out",
               "--exemplars expects one folder per class, DIR/<class name>/<photo>, but no folder here matches a class "
-              "and 3 photos lie directly in it (0.jpg, 1.jpg, 2.jpg)")
+              "and 3 photos lie directly in it: 0.jpg, 1.jpg, 2.jpg;")
 
 
 @pytest.mark.slow
