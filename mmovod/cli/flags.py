@@ -83,7 +83,9 @@ def add_clip_args(parser: argparse.ArgumentParser, default_model: str | None = "
     """--clip_model/--clip-model, --pretrained, --device and --batch-size."""
     group = parser.add_argument_group("CLIP model")
     group.add_argument("--clip_model", "--clip-model", dest="clip_model", default=default_model,
-                       help="CLIP architecture: OpenAI name (ViT-B/32, RN50, ...), open_clip name, or model-config .json")
+                       help="CLIP architecture: world (the CLIP shipped with mmovod, works offline, no --pretrained; it knows "
+                            "the demo's world, not real photos), OpenAI name (ViT-B/32, RN50, ...), open_clip name, "
+                            "or model-config .json")
     group.add_argument("--pretrained", default=None,
                        help="weights: open_clip tag (openai is the default for OpenAI names), a local checkpoint "
                             "file (OpenAI's TorchScript .pt as the clip package downloads it, or an open_clip/OpenAI "

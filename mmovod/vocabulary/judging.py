@@ -21,6 +21,7 @@ from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.evaluation.leave_one_out import JudgedKind, leave_one_out, result_document
 from mmovod.io.atomic import atomic_open
 from mmovod.io.json_files import dumps_json
+from mmovod.io.wording import plural
 from mmovod.vocabulary.output_folder import write_if_changed
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,8 @@ def summary_lines(doc: Mapping[str, Any], shown: int = 5) -> list[str]:
     """What the build prints: per kind top-1/top-5 over the held-out photos, the classes not judged
     and the first photos that look like another class."""
     photos = next(iter(doc["kinds"].values()))["overall"]["photos"] if doc["kinds"] else 0
-    lines = [f"leave-one-out on {photos} photos (each classified against rows made without it, every class's "
-             "from one photo fewer), %:"]
+    lines = [f"leave-one-out on {plural(photos, 'photo', 'photos')}, each classified against rows made without it "
+             "(every class's from one photo fewer), %:"]
     width = max(len(k) for k in doc["kinds"]) if doc["kinds"] else 0
     for kind, d in doc["kinds"].items():
         o = d["overall"]
@@ -128,8 +129,9 @@ def summary_lines(doc: Mapping[str, Any], shown: int = 5) -> list[str]:
         lines.append(f"not judgeable (one photo): {', '.join(doc['not_judgeable'])}")
     looks = doc["look_like_another_class"]
     if looks:
-        lines.append(f"{len(looks)} photos look more like another class ({doc['lookalike_kind']}), e.g.: "
-                     + "; ".join(f"{x['class']} #{x['exemplar']} ({Path(x['image']).name}) -> {x['looks_like']}"
+        lines.append(f"{plural(len(looks), 'photo looks', 'photos look')} more like another class by "
+                     f"{doc['lookalike_kind']}, e.g.: "
+                     + "; ".join(f"{x['class']} {Path(x['image']).name} -> {x['looks_like']}"
                                  for x in looks[:shown]))
     return lines
 

@@ -103,7 +103,7 @@ def test_classes_without_exemplars_get_text_only_rows(own_classes, tmp_path, cap
     assert doc["classes"][3]["multi_modal"].startswith("text only (no exemplars)") and doc["classes"][3]["exemplars"] == []
     argv = ["--vocab", str(vocab), "--exemplars", str(own_classes["root"] / "photos"), "--out-dir", str(tmp_path / "strict"),
             "--require-exemplars", *own_classes["clip"]]
-    bad_input(build_classifiers.main, argv, tmp_path / "strict", "1 of 4 classes have no exemplars")
+    bad_input(build_classifiers.main, argv, tmp_path / "strict", "1 of 4 classes have no exemplars, and --require-exemplars")
 
 
 def computed(capsys):
@@ -230,7 +230,7 @@ def test_skip_bad_lists_the_image_and_earlier_outputs_survive_a_failed_run(own_c
     doc = json.loads((out / "vocabulary.json").read_text())
     [skipped] = doc["classes"][1]["skipped_images"]
     assert skipped["path"] == str(photos / "traffic cone/bad.jpg")
-    assert skipped["reason"].startswith("cannot read image (image file is truncated")
+    assert skipped["reason"].startswith("cannot read image: image file is truncated")
     assert [e["image"] for e in doc["classes"][1]["exemplars"]] == [str(photos / f"traffic cone/{i}.jpg")
                                                                    for i in range(2)]  # skipped: not an exemplar
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}

@@ -27,7 +27,7 @@ def test_judge_uses_the_build_embeddings_and_a_rerun_encodes_nothing(own_classes
                                  "multi-modal-aggregated"}
     assert all(k["overall"]["photos"] == photos for k in doc["kinds"].values())
     assert doc["not_judgeable"] == []
-    assert f"leave-one-out on {photos} photos" in printed
+    assert f"leave-one-out on {photos} photos, each" in printed
     # the kept embeddings are the ones the written classifier was made from
     kept = judging.load_embeddings(out, judging.stored_fingerprints(out), len(CLASSES))["vision-average"]
     assert np.allclose(average_classifier(kept), np.load(out / "vision-average.npy"), atol=1e-6)

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> None:
     from mmovod.readers.vocabulary import read_vocabulary
     from mmovod.vocabulary.build import build_classifiers
     from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
-    from mmovod.vocabulary.exemplar_folders import collect_exemplars
+    from mmovod.vocabulary.exemplar_folders import collect_exemplars, unmatched_names
     from mmovod.vocabulary.judging import summary_lines
     from mmovod.vocabulary.output_folder import prepare_out_dir
     from mmovod.vocabulary.settings import AggregatorSettings, BuildInputs, BuildSettings
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"synonyms of {len(with_synonyms)} classes match exemplar folders but are not in the text prompts "
               "(Detic's recipe: the class name only); --avg_synonyms averages the prompts of every synonym")
     if exemplars.unmatched:
-        print(f"exemplar folders matching no class: {', '.join(exemplars.unmatched)}")
+        print(f"exemplar folders matching no class: {unmatched_names(exemplars.unmatched, vocab)}")
     if exemplars.ignored:
         more = exemplars.ignored_files - len(exemplars.ignored)
         print(f"ignored (not images in a class folder {args.exemplars}/<class name>/): {', '.join(exemplars.ignored)}"
