@@ -31,12 +31,12 @@ def query_embeddings(x: torch.Tensor, split: int, k_b: int) -> torch.Tensor:
     return F.normalize(x[:, split:].float().reshape(b, k_b, views, d).mean(dim=2), dim=-1)
 
 
-def query_loss(rows: torch.Tensor, queries: torch.Tensor, first_class: int, logit_scale: float) -> torch.Tensor:
-    """Cross-entropy of `(b, q, dim)` unit `queries` of classes `first_class .. first_class + b - 1` against all
-    `(B, dim)` `rows` (L2-normalised here), logits scaled by `logit_scale`."""
+def query_loss(rows: torch.Tensor, queries: torch.Tensor, logit_scale: float) -> torch.Tensor:
+    """Cross-entropy of `(B, q, dim)` unit `queries` (those of class i in row i) against the `(B, dim)` `rows`
+    of every class (L2-normalised here), logits scaled by `logit_scale`."""
     b, q, d = queries.shape
     logits = logit_scale * queries.reshape(b * q, d) @ F.normalize(rows, dim=-1).T
-    target = torch.arange(first_class, first_class + b, device=queries.device).repeat_interleave(q)
+    target = torch.arange(b, device=queries.device).repeat_interleave(q)
     return F.cross_entropy(logits, target)
 
 

@@ -133,8 +133,8 @@ def train(
                 x = torch.from_numpy(features).to(ctx.device, non_blocking=True)
                 t_load = time.perf_counter() - t0
                 rows = gather_across_ranks(exemplar_rows(train_model, x, episode.split), ctx)
-                queries = query_embeddings(x, episode.split, episode.k_b)
-                loss = query_loss(rows, queries, part.start, config.logit_scale)
+                queries = gather_across_ranks(query_embeddings(x, episode.split, episode.k_b), ctx)
+                loss = query_loss(rows, queries, config.logit_scale)  # the global batch's loss on every rank
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip > 0:

@@ -29,7 +29,7 @@ def test_one_command_equals_the_separate_tools(own_classes, tmp_path, capsys):
     exemplars = sum(n for *_, n in CLASSES)
     assert f"encoded {2 * exemplars} distinct views for 2 view settings of {exemplars} exemplars " \
            f"({4 * exemplars} without sharing)" in captured.err  # whole images: the two settings share their views
-    assert "exemplar folders matching no class: boats" in captured.out
+    assert "exemplar folders matching no class: 'boats'" in captured.out
     ref = tmp_path / "ref"
     ref.mkdir()
     ann, ex_list = str(root / "lvis.json"), str(out / "exemplars.json")
@@ -313,7 +313,7 @@ def test_report_renders_in_headless_chromium(own_classes, tmp_path):
     shot = tmp_path / "shot.png"
     env = {**os.environ, "HOME": str(tmp_path)}
     result = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-                             "--v=0", f"--screenshot={shot}", "--window-size=1000,1200", page.as_uri()],
+                             "--v=0", f"--screenshot={shot}", "--window-size=1000,2400", page.as_uri()],
                             capture_output=True, text=True, timeout=120, env=env)
     assert shot.is_file(), result.stderr
     assert not [line for line in result.stderr.splitlines() if "CONSOLE" in line], result.stderr
