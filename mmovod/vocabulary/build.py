@@ -42,10 +42,10 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.classifiers.check import clip_embed_dim
 from mmovod.classifiers.kinds import KINDS, ClassifierKind, handoff_preference
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.classifiers.vision import check_aggregator_fits
+from mmovod.clip.factory import clip_embed_dim
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.io.atomic import make_output_dir
 from mmovod.io.errors import interruption_keeps

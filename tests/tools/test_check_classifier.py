@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from mmovod.classifiers.check import clip_embed_dim
 from mmovod.classifiers.sidecar import make_sidecar, read_sidecar, save_classifier
+from mmovod.clip.factory import clip_embed_dim
 from mmovod.demo.models import tiny_clip_config_path
 from mmovod.io.errors import InputError
 from mmovod.vocabulary.export import detic_config_lines, export_prompt_embeddings
