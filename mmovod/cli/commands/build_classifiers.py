@@ -24,6 +24,7 @@ from mmovod.classifiers.kinds import exportable
 from mmovod.classifiers.text_inputs import PROMPTS, PromptSpec
 from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
 from mmovod.cli.run import run_tool
+from mmovod.handoff.formats import FORMATS
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
 
 
@@ -73,9 +74,13 @@ def get_parser() -> argparse.ArgumentParser:
                                       "on their own, 256 per pass on CUDA and 32 on CPU")
     out = parser.add_argument_group("outputs")
     out.add_argument("--export", nargs="+", default=[], choices=exportable(), metavar="KIND",
-                     help="also write OUT/export/KIND.npy, L2-normalised float32 rows for prompt-embedding detectors "
-                          f"(YOLO-World-style); KIND is one of {', '.join(exportable())} (the aggregated kinds are not "
-                          "in CLIP's space)")
+                     help="also hand these classifiers to a detector in OUT/export/ (--export-format); KIND is one of "
+                          f"{', '.join(exportable())} (the aggregated kinds are not in CLIP's space; `mmovod export "
+                          "OUT/KIND.npy --format detic` takes any)")
+    out.add_argument("--export-format", choices=FORMATS, default="yolo-world",
+                     help="yolo-world: OUT/export/KIND.npy, L2-normalised float32 rows (YOLO-World's embedding_path), "
+                          "and KIND.class_texts.json; ultralytics: KIND.pt (txt_feats and names); detic: KIND.npy as "
+                          "Detic reads it, KIND.classes.txt and KIND.detic.txt (docs/handoff.md)")
     out.add_argument("--report", action="store_true",
                      help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
                           "classes without exemplars and each class's nearest classes")
@@ -108,7 +113,8 @@ def run(args: argparse.Namespace) -> None:
         text=text,
         views=view_spec_from_args(args, context=TTA_CONTEXT),
         aggregator=AggregatorSettings(args.load_path, args.num_layers, args.tta) if args.load_path else None,
-        require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report,
+        require_exemplars=args.require_exemplars, export=tuple(args.export),
+        export_format=args.export_format, report=args.report,
         judge=args.judge)
     descriptions_file = args.descriptions
     if descriptions_file == "generate":
@@ -135,7 +141,7 @@ def run(args: argparse.Namespace) -> None:
     if result.without_exemplars:
         print(f"classes without exemplars (text-only multi-modal rows): {', '.join(result.without_exemplars)}")
     for kind, path in result.exports.items():
-        print(f"prompt embeddings ({kind}, L2-normalised): {path}")
+        print(f"{kind} for {args.export_format}: {path} (docs/handoff.md: how the detector loads it)")
     if result.judged is not None:
         print("\n".join(summary_lines(result.judged)))
     if result.report:
