@@ -4,7 +4,7 @@
 `SimpleYOLOWorldDetector` (`yolo_world/models/detectors/yolo_world.py`) reads
 `torch.from_numpy(np.load(embedding_path)).float()` as its `(num_prompts, prompt_dim)` prompt
 embeddings and compares them with image features in the space of its CLIP text encoder (ViT-B/32,
-512-d, for the released models; `tools/generate_text_prompts.py` makes such a file from
+512-d, for the released models; its `generate_text_prompts.py` makes such a file from
 L2-normalised CLIP text embeddings). The dataset's `class_text_path` is a JSON list with one list of
 texts per class, in row order (`data/texts/coco_class_texts.json`).
 
