@@ -119,7 +119,7 @@ def test_the_pages_document_every_tool():
     assert in_index == {path.stem for path in (ROOT / "tools").glob("*.py") if path.stem != "__init__"}
     # a multi-line command keeps the flags after its line continuations
     args = next(args for page, tool, args in seen if page == "README.md" and tool == "build_classifiers")
-    assert "--load-path" in args and "--report" in args
+    assert "--aggregator" in args and "--report" in args
 
 
 def anchor(heading: str) -> str:

@@ -5,14 +5,14 @@ JSON/YAML class list, or an LVIS/COCO annotation file) and exemplar photos (--ex
 DIR/<class name>/*.jpg, or the boxes of a COCO file with --exemplar-ann, or the exemplars listed in
 the vocabulary), loads CLIP once and writes into --out-dir, rows in vocabulary order, each with a
 .npy.json sidecar: text.npy (class-name prompts, Detic's recipe), descriptions.npy (when there are
-descriptions), vision-average.npy, vision-aggregated.npy (with --load-path), multi-modal-average.npy
+descriptions), vision-average.npy, vision-aggregated.npy (with --aggregator), multi-modal-average.npy
 and multi-modal-aggregated.npy, plus vocabulary.json (what went into each row) and exemplars.json.
 Classes without exemplars get text-only multi-modal rows and are listed. Re-running reuses every
 classifier whose inputs and flags did not change (also those written before a Ctrl-C). Prints the Detic config lines at the end.
 
 Example:
   python tools/build_classifiers.py --vocab my_classes.txt --exemplars my_photos/ --out-dir my_classifiers \
-      --load-path checkpoints/visual_aggregator/visual_aggregator_ckpt_4_transformer.pth --report --judge
+      --aggregator checkpoints/visual_aggregator/visual_aggregator_ckpt_4_transformer.pth --report --judge
   python tools/check_classifier.py my_classifiers/multi-modal-aggregated.npy --clip_model ViT-B/32
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Sequence
 
 from mmovod.classifiers.kinds import exportable
 from mmovod.classifiers.text_inputs import PROMPTS, PromptSpec
-from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
+from mmovod.cli.flags import (add_aggregator_arg, add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser,
+                              view_spec_from_args)
 from mmovod.cli.run import run_tool
 from mmovod.handoff.formats import FORMATS
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
@@ -64,7 +65,7 @@ def get_parser() -> argparse.ArgumentParser:
     desc.add_argument("--api", choices=["chat", "completions"], default=None,
                       help="with --descriptions generate: the endpoint (default: by model name)")
     agg = parser.add_argument_group("aggregated vision classifier (as generate_vision_classifier_agg.py)")
-    agg.add_argument("--load-path", default=None, help="visual aggregator checkpoint; without it no aggregated classifier")
+    add_aggregator_arg(agg, "visual aggregator checkpoint; without it no aggregated classifier")
     agg.add_argument("--num-layers", type=int, default=4, help="the aggregator's transformer layers")
     agg.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                      help="TTA views for the aggregator (generate_vision_classifier_agg.py needs --tta for this; "
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> None:
         clip=clip_spec_from_args(args),
         text=text,
         views=view_spec_from_args(args, context=TTA_CONTEXT),
-        aggregator=AggregatorSettings(args.load_path, args.num_layers, args.tta) if args.load_path else None,
+        aggregator=AggregatorSettings(args.aggregator, args.num_layers, args.tta) if args.aggregator else None,
         require_exemplars=args.require_exemplars, export=tuple(args.export),
         export_format=args.export_format, report=args.report,
         judge=args.judge)

@@ -33,7 +33,8 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.cli.flags import add_clip_args, add_workers_arg, int_at_least, make_parser, non_negative_float
+from mmovod.cli.flags import (add_aggregator_arg, add_clip_args, add_views_arg, add_workers_arg, int_at_least, make_parser,
+                              non_negative_float)
 from mmovod.cli.run import run_tool
 from mmovod.evaluation.crops_from_annotations import DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA
 
@@ -56,8 +57,8 @@ def get_parser() -> argparse.ArgumentParser:
                        help="keep boxes whose annotation area (else w*h) is larger than this, in pixels (as the exemplar recipe)")
     crops.add_argument("--context", type=non_negative_float, default=0.0,
                        help="grow the box by this fraction around its centre before making it square (default 0: the box made square)")
-    crops.add_argument("--views", type=int_at_least(1), default=1,
-                       help="views per crop: 1 is the plain crop through the model's preprocessing; N > 1 averages N TTA views")
+    add_views_arg(crops, 1, "views per crop: 1 is the plain crop through the model's preprocessing; N > 1 averages N "
+                            "TTA views")
     crops.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the per-class box choice and of the TTA views (default 0)")
     crops.add_argument("--skip-bad", action="store_true",
                        help="leave out the boxes of missing images (listed in the JSON) instead of stopping at the first")
@@ -66,7 +67,7 @@ def get_parser() -> argparse.ArgumentParser:
     add_workers_arg(crops, 2, "DataLoader workers that decode and crop images", "--nw")
     add_clip_args(parser, default_model=None, batch_help="views encoded per forward pass")
     agg = parser.add_argument_group("visual aggregator (for classifiers it made)")
-    agg.add_argument("--aggregator", default=None, help="aggregator checkpoint that made the aggregated classifiers")
+    add_aggregator_arg(agg, "aggregator checkpoint that made the aggregated classifiers")
     agg.add_argument("--num-layers", type=int_at_least(1), default=None,
                      help="its transformer layers (unset: the classifier's sidecar, else 4)")
     agg.add_argument("--aggregator-space", nargs="+", default=[], metavar="NPY",
