@@ -16,10 +16,18 @@ Weights trained with QuickGELU run with it: OpenAI weights (an OpenAI spelling, 
 archive) and every open_clip tag whose pretrained config says so (`ViT-B-32` + `openai`,
 `metaclip_*`, ...). An open_clip name with a local OpenAI state dict needs the `-quickgelu` variant of
 the name.
+
+Other families open_clip lists load through the same path, each with its own towers, image
+normalisation (from its pretrained config) and tokenizer: SigLIP (no causal mask, last-token
+pooling, a logit bias), EVA (a timm image tower), CoCa (attentional pooling; its captioning decoder
+is not used). A model whose parts need a package that is not installed (a Hugging Face text tower or
+tokenizer needs `transformers`, a timm image tower needs `timm`) is refused with one line naming it.
+The embedding width of an architecture is read from its config alone (`clip_embed_dim`).
 """
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import pickle
@@ -123,6 +131,36 @@ def resolve_model_name(clip_model: str, pretrained: str | None) -> tuple[str, st
     if pretrained is not None and pretrained.lower() in NO_WEIGHTS:
         pretrained = None
     return name, pretrained
+
+
+def model_config(clip_model: str) -> tuple[str, dict[str, Any]]:
+    """The open_clip name and architecture config of `clip_model` (no weights are loaded)."""
+    name, _ = resolve_model_name(clip_model, None)
+    config = open_clip.get_model_config(name)
+    if not config or "embed_dim" not in config:
+        raise InputError(f"--clip_model {clip_model}: no model config with an embed_dim")
+    return name, config
+
+
+def clip_embed_dim(clip_model: str) -> int:
+    """The embedding width of a CLIP architecture (the length of its image and text embeddings), from its config."""
+    return int(model_config(clip_model)[1]["embed_dim"])
+
+
+def missing_packages(name: str, config: dict[str, Any], tower: str) -> list[str]:
+    """What this environment lacks to load `tower` of the open_clip model `name` with `config`, one phrase each."""
+    text, vision = config.get("text_cfg") or {}, config.get("vision_cfg") or {}
+    needs = []
+    if vision.get("timm_model_name"):
+        needs.append(("timm", f"its image tower (timm's {vision['timm_model_name']})"))
+    if text.get("hf_model_name"):
+        needs.append(("transformers", f"its text tower (Hugging Face's {text['hf_model_name']})"))
+    # open_clip gives a Hugging Face tokenizer to a config that names one, and SigLIP's to any name with 'siglip'
+    tokenizer = text.get("hf_tokenizer_name") or ("SigLIP's" if "siglip" in name.lower() else None)
+    if tokenizer and tower != "image":
+        needs.append(("transformers", f"its tokenizer ({tokenizer}; its image tower alone loads without it)"))
+    return [f"{what} needs the {package} package, which is not installed (pip install {package})"
+            for package, what in needs if importlib.util.find_spec(package) is None]
 
 
 def _check_model_config(path: Path) -> None:
@@ -272,7 +310,7 @@ def _drop_tower(model: torch.nn.Module, tower: str) -> None:
     if tower == "text":
         model.visual = None
     elif tower == "image":
-        for attr in ("text", "transformer", "token_embedding", "ln_final"):
+        for attr in ("text", "transformer", "token_embedding", "ln_final", "text_decoder"):
             if isinstance(getattr(model, attr, None), torch.nn.Module):
                 setattr(model, attr, None)
 
@@ -295,6 +333,10 @@ def load_clip(
     if tower not in TOWERS:
         raise ValueError(f"tower must be one of {TOWERS}, not {tower!r}")
     name, pretrained = resolve_model_name(clip_model, pretrained)
+    config = open_clip.get_model_config(name) or {}
+    missing = missing_packages(name, config, tower)
+    if missing:
+        raise InputError(f"cannot load {clip_model}: {'; '.join(missing)}")
     _check_pretrained(name, pretrained)
     torch_device = resolve_device(device)
     start = time.monotonic()
@@ -324,13 +366,16 @@ def load_clip(
     model.eval()
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else int(image_size)
-    embed_dim = int(getattr(model, "embed_dim", 0) or model.text_projection.shape[1])
+    embed_dim = int(config["embed_dim"])  # CustomTextCLIP and CoCa keep their projection inside the text tower
     _drop_tower(model, tower)  # before moving, so the unwanted tower never reaches the GPU
     model.to(torch_device)
     tokenizer = None
     if tower != "image":  # building the BPE tokenizer costs about 0.2 s; the image tower never needs it
         with _quiet_open_clip():
-            tokenizer = open_clip.get_tokenizer(name)
+            try:
+                tokenizer = open_clip.get_tokenizer(name)
+            except (OSError, ValueError, ImportError) as exc:  # a Hugging Face tokenizer whose files are not here
+                raise InputError(f"cannot load the tokenizer of {clip_model}: {str(exc).splitlines()[0][:200]}") from None
     log.debug("CLIP %s loaded in %.1f s", clip_model, time.monotonic() - start)
     return ClipBundle(
         model=model,

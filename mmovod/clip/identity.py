@@ -39,6 +39,13 @@ FIELDS = ("clip_model", "pretrained")
 CHUNK = 1 << 22
 
 
+def architecture(clip_model: str) -> str:
+    """A comparable spelling of a CLIP model name: OpenAI names as open_clip's, config files by stem."""
+    if clip_model.endswith(".json"):
+        return Path(clip_model).stem
+    return OPENAI_NAMES.get(clip_model, clip_model)
+
+
 @lru_cache(maxsize=32)
 def _digest(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()

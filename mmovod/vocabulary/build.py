@@ -42,19 +42,20 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator, output_space
-from mmovod.classifiers.check import clip_embed_dim
 from mmovod.classifiers.kinds import KINDS, ClassifierKind
 from mmovod.classifiers.fusion import text_only_rule
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.classifiers.vision import check_aggregator_fits
+from mmovod.clip.factory import clip_embed_dim
 from mmovod.clip.image_encoding import ExemplarEmbeddings
+from mmovod.handoff.detic import detic_config_lines
+from mmovod.handoff.formats import FORMATS, export_rows
 from mmovod.io.atomic import make_output_dir
 from mmovod.io.errors import interruption_keeps
 from mmovod.io.json_files import dumps_json
 from mmovod.vocabulary import judge_step
 from mmovod.vocabulary.document import classes_without_vision, vocabulary_doc
 from mmovod.vocabulary.encoding import encode_view_sets
-from mmovod.vocabulary.export import detic_config_lines, export_prompt_embeddings
 from mmovod.vocabulary.fingerprints import clip_description
 from mmovod.vocabulary.judge_step import AVERAGE
 from mmovod.vocabulary.output_folder import prepare_out_dir, write_if_changed
@@ -210,8 +211,9 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
         for name in settings.export:
             make_output_dir(out / "export")
             stage = plan.stages[name]
-            result.exports[name] = out / "export" / f"{name}.npy"
-            export_prompt_embeddings(stage.array, stage.sidecar, result.exports[name], str(stage.path), command)
+            result.exports[name] = out / "export" / f"{name}{FORMATS[settings.export_format].suffix}"
+            export_rows(stage.array, stage.sidecar, settings.export_format, result.exports[name], source=str(stage.path),
+                        space=stage.sidecar.space, command=command)
         if settings.report:
             skipped = plan.stages[AVERAGE].sidecar.details["skipped_images"] if AVERAGE in plan.stages else exemplars.skipped
             shown = {"vocabulary": f"{vocab.path} ({vocab.format})", **clip_description(settings.clip),

@@ -14,9 +14,9 @@ from mmovod.classifiers.kinds import KINDS, ClassifierKind, built
 from mmovod.classifiers.sidecar import ClassifierSidecar
 from mmovod.classifiers.text_inputs import class_prompts
 from mmovod.clip.specs import ViewSpec
+from mmovod.handoff.formats import FORMATS, check_space
 from mmovod.io.errors import InputError
 from mmovod.io.wording import plural
-from mmovod.vocabulary.export import check_exportable
 from mmovod.vocabulary.fingerprints import clip_identity, digest, exemplar_identity, file_signature, reusable
 from mmovod.vocabulary.settings import BuildInputs, BuildSettings
 
@@ -108,7 +108,7 @@ def check_request(inputs: BuildInputs, settings: BuildSettings, planned: Sequenc
     aggregator_space = output_space(settings.aggregator.path) if settings.aggregator is not None else None
     for name in settings.export:
         kind = KINDS[name]
-        check_exportable(name, kind.space_with(aggregator_space), f"--export {name}")
+        check_space(name, kind.space_with(aggregator_space), FORMATS[settings.export_format], f"--export {name}")
         if name not in planned:
             raise InputError(f"--export {name}: this build makes no {name} classifier "
                              f"(it makes {', '.join(planned)})")

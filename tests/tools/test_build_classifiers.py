@@ -7,6 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import mmovod.vocabulary.build as build_module
@@ -249,6 +250,11 @@ def test_export_writes_normalised_clip_space_rows(own_classes, tmp_path):
         got = np.load(out / "export" / f"{kind}.npy")
         np.testing.assert_allclose(got, unit(np.load(out / f"{kind}.npy")), rtol=1e-6, atol=1e-7)
         assert json.loads((out / "export" / f"{kind}.npy.json").read_text())["normalized"] is True
+    assert json.loads((out / "export/text.class_texts.json").read_text()) == [["hard hat"], ["traffic cone"], ["excavator"]]
+    # the same rows for Ultralytics, from the classifiers already built
+    assert build(own_classes, out, "--export", "text", "--export-format", "ultralytics") == 0
+    saved = torch.load(out / "export/text.pt", weights_only=True)
+    np.testing.assert_allclose(saved["txt_feats"][0].numpy(), unit(np.load(out / "text.npy")), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.slow

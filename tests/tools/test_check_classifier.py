@@ -1,14 +1,13 @@
-"""tools/check_classifier.py and the prompt-embedding export: each problem is one line, exit 2."""
+"""tools/check_classifier.py: each problem is one line, exit 2."""
 import json
 
 import numpy as np
 import pytest
 
-from mmovod.classifiers.check import clip_embed_dim
 from mmovod.classifiers.sidecar import make_sidecar, read_sidecar, save_classifier
+from mmovod.clip.factory import clip_embed_dim
 from mmovod.demo.models import tiny_clip_config_path
 from mmovod.io.errors import InputError
-from mmovod.vocabulary.export import detic_config_lines, export_prompt_embeddings
 from tools import check_classifier
 
 CLIP = {"clip_model": "ViT-B/32", "pretrained": "openai", "embed_dim": 512}
@@ -113,43 +112,6 @@ def test_sidecar_that_no_longer_describes_the_array_and_bad_files(tmp_path, caps
         f"{tmp_path / 'flat.npy'}: expected a 2-D array (classes x dim), found shape (4,)",
         f"{tmp_path / 'missing.npy'}: file not found",
     ]]
-
-
-def test_export_normalises_clip_space_rows_and_refuses_the_aggregator(tmp_path):
-    array = good(dim=8)
-    src = write(tmp_path / "avg.npy", array, kind="vision-average")
-    out = export_prompt_embeddings(array, read_sidecar(src), tmp_path / "prompt.npy", str(src))
-    expected = array.astype(np.float64) / np.linalg.norm(array.astype(np.float64), axis=1, keepdims=True)
-    np.testing.assert_allclose(np.load(tmp_path / "prompt.npy"), expected.astype(np.float32), rtol=0, atol=0)
-    assert out.dtype == np.float32
-    side = json.loads((tmp_path / "prompt.npy.json").read_text())
-    assert side["normalized"] is True and side["class_names"] == NAMES and side["details"]["exported_from"] == str(src)
-    agg = write(tmp_path / "agg.npy", array.astype(np.float16), kind="vision-aggregated", space="aggregator")
-    with pytest.raises(InputError, match="rows from the visual aggregator, whose outputs are not in CLIP's space .* -0.025"):
-        export_prompt_embeddings(array, read_sidecar(agg), tmp_path / "no.npy", str(agg))
-    zero = array.copy()
-    zero[2] = 0
-    with pytest.raises(InputError, match="row 2 is all zeros"):
-        export_prompt_embeddings(zero, read_sidecar(src), tmp_path / "no.npy", str(src))
-    assert not (tmp_path / "no.npy").exists()
-
-
-def test_detic_lines():
-    assert detic_config_lines("out/mm.npy", 5, 512) == [
-        "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH out/mm.npy MODEL.ROI_HEADS.NUM_CLASSES 5 "
-        "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM 512",
-        "MODEL.RESET_CLS_TESTS True MODEL.TEST_CLASSIFIERS '(\"out/mm.npy\",)' MODEL.TEST_NUM_CLASSES '(5,)'"]
-
-
-def test_detic_lines_paste_as_one_argument_per_value_for_any_path():
-    """A shell splits each line into option-value pairs whose values are the path and a tuple holding it."""
-    import ast
-    import shlex
-
-    for path in ("my classifiers/mm.npy", "it's/\"x\" $HOME.npy"):
-        first, second = (shlex.split(line) for line in detic_config_lines(path, 3, 512))
-        assert first[1] == path and len(first) == 6
-        assert ast.literal_eval(second[3]) == (path,) and ast.literal_eval(second[5]) == (3,)
 
 
 @pytest.mark.parametrize("first, again", [

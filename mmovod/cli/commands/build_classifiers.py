@@ -5,7 +5,7 @@ JSON/YAML class list, or an LVIS/COCO annotation file) and exemplar photos (--ex
 DIR/<class name>/*.jpg, or the boxes of a COCO file with --exemplar-ann, or the exemplars listed in
 the vocabulary), loads CLIP once and writes into --out-dir, rows in vocabulary order, each with a
 .npy.json sidecar: text.npy (class-name prompts, Detic's recipe), descriptions.npy (when there are
-descriptions), vision-average.npy, vision-aggregated.npy (with --load-path), multi-modal-average.npy
+descriptions), vision-average.npy, vision-aggregated.npy (with --aggregator), multi-modal-average.npy
 and multi-modal-aggregated.npy, plus vocabulary.json (what went into each row) and exemplars.json.
 Classes without exemplars get multi-modal rows from their text (moved by the mean text-to-photo gap
 of the classes with photos) and are listed. Re-running reuses every classifier whose inputs and flags
@@ -15,7 +15,7 @@ detector (--prefer overrides) and prints its Detic config lines at the end.
 
 Example:
   python tools/build_classifiers.py --vocab my_classes.txt --exemplars my_photos/ --out-dir my_classifiers \
-      --load-path checkpoints/visual_aggregator/visual_aggregator_ckpt_4_transformer.pth --report --judge
+      --aggregator checkpoints/visual_aggregator/visual_aggregator_ckpt_4_transformer.pth --report --judge
   python tools/check_classifier.py my_classifiers/multi-modal-aggregated.npy --clip_model ViT-B/32
 """
 from __future__ import annotations
@@ -25,8 +25,10 @@ from typing import Sequence
 
 from mmovod.classifiers.kinds import built, exportable
 from mmovod.classifiers.text_inputs import PROMPTS, PromptSpec
-from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
+from mmovod.cli.flags import (add_aggregator_arg, add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser,
+                              view_spec_from_args)
 from mmovod.cli.run import run_tool
+from mmovod.handoff.formats import FORMATS
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
 
 
@@ -66,7 +68,7 @@ def get_parser() -> argparse.ArgumentParser:
     desc.add_argument("--api", choices=["chat", "completions"], default=None,
                       help="with --descriptions generate: the endpoint (default: by model name)")
     agg = parser.add_argument_group("aggregated vision classifier (as generate_vision_classifier_agg.py)")
-    agg.add_argument("--load-path", default=None, help="visual aggregator checkpoint; without it no aggregated classifier")
+    add_aggregator_arg(agg, "visual aggregator checkpoint; without it no aggregated classifier")
     agg.add_argument("--num-layers", type=int, default=4, help="the aggregator's transformer layers")
     agg.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                      help="TTA views for the aggregator (generate_vision_classifier_agg.py needs --tta for this; "
@@ -76,9 +78,13 @@ def get_parser() -> argparse.ArgumentParser:
                                       "on their own, 256 per pass on CUDA and 32 on CPU")
     out = parser.add_argument_group("outputs")
     out.add_argument("--export", nargs="+", default=[], choices=exportable(), metavar="KIND",
-                     help="also write OUT/export/KIND.npy, L2-normalised float32 rows for prompt-embedding detectors "
-                          f"(YOLO-World-style); KIND is one of {', '.join(exportable())} (the aggregated kinds are not "
-                          "in CLIP's space)")
+                     help="also hand these classifiers to a detector in OUT/export/ (--export-format); KIND is one of "
+                          f"{', '.join(exportable())} (the aggregated kinds are not in CLIP's space; `mmovod export "
+                          "OUT/KIND.npy --format detic` takes any)")
+    out.add_argument("--export-format", choices=FORMATS, default="yolo-world",
+                     help="yolo-world: OUT/export/KIND.npy, L2-normalised float32 rows (YOLO-World's embedding_path), "
+                          "and KIND.class_texts.json; ultralytics: KIND.pt (txt_feats and names); detic: KIND.npy as "
+                          "Detic reads it, KIND.classes.txt and KIND.detic.txt (docs/handoff.md)")
     out.add_argument("--report", action="store_true",
                      help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
                           "classes without exemplars and each class's nearest classes")
@@ -115,8 +121,9 @@ def run(args: argparse.Namespace) -> None:
         clip=clip_spec_from_args(args),
         text=text,
         views=view_spec_from_args(args, context=TTA_CONTEXT),
-        aggregator=AggregatorSettings(args.load_path, args.num_layers, args.tta) if args.load_path else None,
-        require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report,
+        aggregator=AggregatorSettings(args.aggregator, args.num_layers, args.tta) if args.aggregator else None,
+        require_exemplars=args.require_exemplars, export=tuple(args.export),
+        export_format=args.export_format, report=args.report,
         judge=args.judge, prefer=args.prefer)
     descriptions_file = args.descriptions
     if descriptions_file == "generate":
@@ -145,7 +152,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"classes without exemplars (multi-modal rows from their text, its vision direction estimated from "
               f"the classes with exemplars): {', '.join(result.without_exemplars)}")
     for kind, path in result.exports.items():
-        print(f"prompt embeddings ({kind}, L2-normalised): {path}")
+        print(f"{kind} for {args.export_format}: {path} (docs/handoff.md: how the detector loads it)")
     if result.judged is not None:
         print("\n".join(summary_lines(result.judged)))
     elif result.not_judged:

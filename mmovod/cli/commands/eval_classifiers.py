@@ -36,7 +36,8 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.cli.flags import add_clip_args, add_workers_arg, int_at_least, make_parser, non_negative_float
+from mmovod.cli.flags import (add_aggregator_arg, add_clip_args, add_views_arg, add_workers_arg, int_at_least, make_parser,
+                              non_negative_float)
 from mmovod.cli.run import run_tool
 from mmovod.evaluation.crops_from_annotations import DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA
 
@@ -59,8 +60,8 @@ def get_parser() -> argparse.ArgumentParser:
                        help="keep boxes whose annotation area (else w*h) is larger than this, in pixels (as the exemplar recipe)")
     crops.add_argument("--context", type=non_negative_float, default=0.0,
                        help="grow the box by this fraction around its centre before making it square (default 0: the box made square)")
-    crops.add_argument("--views", type=int_at_least(1), default=1,
-                       help="views per crop: 1 is the plain crop through the model's preprocessing; N > 1 averages N TTA views")
+    add_views_arg(crops, 1, "views per crop: 1 is the plain crop through the model's preprocessing; N > 1 averages N "
+                            "TTA views")
     crops.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the per-class box choice and of the TTA views (default 0)")
     crops.add_argument("--skip-bad", action="store_true",
                        help="leave out the boxes of missing images (listed in the JSON) instead of stopping at the first")

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> None:
     if result is not None:
         if result.first_loss is not None:
             print(f"loss: first step {result.first_loss:.4f}, last step {result.last_loss:.4f} ({result.steps_run} steps run)")
-        print(f"wrote {result.final_path} (load with --load-path {result.final_path} --num-layers {config.num_layers})")
+        print(f"wrote {result.final_path} (load with --aggregator {result.final_path} --num-layers {config.num_layers})")
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
