@@ -25,10 +25,10 @@ from mmovod.clip.crops import AGGREGATOR_CONTEXT
 
 SPACES = ("clip", "aggregator", "mixed")
 SPACE_NOTES = {
-    "clip": "rows in CLIP's space (a detector trained on text rows can use them as they are)",
-    "aggregator": "rows NOT in CLIP's space (an aggregator trained for its own space): only a detector "
+    "clip": "rows in CLIP's space: a detector trained on text rows can use them as they are",
+    "aggregator": "rows NOT in CLIP's space, from an aggregator trained for its own space: only a detector "
                   "trained with these rows can use them",
-    "mixed": "rows NOT in CLIP's space (text fused with an aggregator's own space): only a detector "
+    "mixed": "rows NOT in CLIP's space, text fused with an aggregator's own space: only a detector "
              "trained with these rows can use them",
 }
 """What each space means to the detector that gets the rows: the line the build, the check and the evaluation show."""

@@ -20,7 +20,6 @@ from typing import Callable
 import numpy as np
 
 from mmovod.classifiers.fusion import check_finite_nonzero
-from mmovod.classifiers.kinds import exportable
 from mmovod.classifiers.sidecar import ClassifierSidecar
 from mmovod.handoff.detic import write_detic
 from mmovod.handoff.output import Handoff

@@ -32,8 +32,7 @@ def test_every_tool_taking_the_concept_takes_both_spellings(dest):
     found = {name: parser for name, parser in parsers().items() if takes(parser, dest)}
     expected = {"views": {"build_classifiers", "get_exemplars_tta", "generate_vision_classifier_agg",
                           "cache_clip_features", "eval_classifiers"},
-                "aggregator": {"build_classifiers", "generate_vision_classifier_agg", "eval_visual_aggregator",
-                               "eval_classifiers"}}[dest]
+                "aggregator": {"build_classifiers", "generate_vision_classifier_agg", "eval_visual_aggregator"}}[dest]
     assert set(found) == expected
     for parser in found.values():
         check_pair(parser, dest)

@@ -139,8 +139,8 @@ def test_aggregator_rows_are_refused_for_clip_space_detectors_saying_what_works(
     assert str(refused.value).startswith(
         f"{src}: a vision-aggregated classifier has rows from the visual aggregator, whose outputs are not in CLIP's "
         "space (its rows have a mean cosine of -0.025")
-    assert str(refused.value).endswith("export a text, descriptions, vision-average or multi-modal-average classifier "
-                                       "instead (--format detic loads it as it is)")
+    assert str(refused.value).endswith("the aggregated kinds of an aggregator trained for CLIP's space "
+                                       "(train_visual_aggregator) (--format detic loads it as it is)")
     assert not out.exists()
 
 

@@ -42,7 +42,8 @@ def test_a_good_classifier_passes(tmp_path, capsys):
     vocab = tmp_path / "v.txt"
     vocab.write_text("\n".join(NAMES))
     code, out, err = run(capsys, path, "--clip_model", "ViT-B-32", "--vocab", vocab)
-    assert code == 0 and err == [] and out == [f"{path}: OK (4 x 512 float32, text, CLIP ViT-B/32, clip space)"]
+    assert code == 0 and err == [] and out == [f"{path}: OK (4 x 512 float32, text, CLIP ViT-B/32); rows in CLIP's "
+                                                         "space: a detector trained on text rows can use them as they are"]
 
 
 def test_the_vocabulary_order_is_compared_as_the_vocabulary_reader_compares_names(tmp_path, capsys):
@@ -87,13 +88,18 @@ def test_every_problem_is_one_line(tmp_path, capsys):
 
 
 def test_a_sidecar_space_its_kind_cannot_have(tmp_path, capsys):
-    """The kinds table fixes a built kind's space: an aggregated classifier claiming CLIP space is a problem
-    (a prompt-embedding export would trust it), a multi-modal file may be either."""
-    path = write(tmp_path / "agg.npy", good().astype(np.float16), kind="vision-aggregated", space="clip")
+    """The kinds table fixes a built kind's spaces: text claiming the aggregator's space, or aggregated rows claiming
+    a fusion's, is a problem (an export would trust it); aggregated rows are in CLIP's space or the aggregator's,
+    as their checkpoint was trained, and a multi-modal file may be either."""
+    path = write(tmp_path / "text.npy", good(), kind="text", space="aggregator")
     code, out, err = run(capsys, path)
-    assert code == 2 and err == [f"{path}: sidecar says clip space, but a vision-aggregated classifier's rows are "
-                                 "in aggregator space"]
-    for kind, space in (("vision-aggregated", "aggregator"), ("multi-modal", "mixed"), ("multi-modal", "clip")):
+    assert code == 2 and err == [f"{path}: sidecar says aggregator space, but a text classifier's rows are in clip space"]
+    path = write(tmp_path / "agg.npy", good().astype(np.float16), kind="vision-aggregated", space="mixed")
+    code, out, err = run(capsys, path)
+    assert code == 2 and err == [f"{path}: sidecar says mixed space, but a vision-aggregated classifier's rows are "
+                                 "in aggregator or clip space"]
+    for kind, space in (("vision-aggregated", "aggregator"), ("vision-aggregated", "clip"), ("multi-modal", "mixed"),
+                        ("multi-modal", "clip")):
         assert run(capsys, write(tmp_path / "ok.npy", good(), kind=kind, space=space))[0] == 0
 
 

@@ -40,7 +40,7 @@ def test_detic_prints_its_config_lines(tmp_path, capsys):
 BAD = {
     "aggregated": (lambda t: [classifier(t, kind="vision-aggregated", space="aggregator", dtype=np.float16),
                               "--format", "yolo-world"],
-                   "export a text, descriptions, vision-average or multi-modal-average classifier instead"),
+                   "export rows in CLIP's space instead"),
     "width": (lambda t: [classifier(t), "--format", "yolo-world", "--embed-dim", "512"],
               "rows are 8-d (CLIP ViT-B/32), the detector takes 512-d embeddings"),
     "no_clip": (lambda t: [np.save(t / "bare.npy", np.ones((3, 8), np.float32)) or t / "bare.npy", "--format", "detic"],

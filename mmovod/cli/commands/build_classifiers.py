@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> None:
           f"computed: {', '.join(result.computed) or 'nothing'}; reused: {', '.join(result.reused) or 'nothing'}")
     for name, path in result.files.items():
         space = result.spaces[name]
-        print(f"  {name}: {path}" + ("" if space == "clip" else f" ({SPACE_NOTES[space]})"))
+        print(f"  {name}: {path}" + ("" if space == "clip" else f"; {SPACE_NOTES[space]}"))
     with_synonyms = [c.name for c in vocab.classes if set(c.synonyms) - {c.name}]
     if with_synonyms and not args.avg_synonyms:
         print(f"synonyms of {len(with_synonyms)} classes match exemplar folders but are not in the text prompts "

@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         array = load_matrix(path, mmap=True)
         side = read_sidecar(path)
-        made = f"{side.kind}, CLIP {side.clip_model}, {SPACE_NOTES.get(side.space, side.space)}" if side else "no sidecar"
-        print(f"{path}: OK ({array.shape[0]} x {array.shape[1]} {array.dtype}, {made})")
+        made = f"{side.kind}, CLIP {side.clip_model}" if side else "no sidecar"
+        note = f"; {SPACE_NOTES.get(side.space, side.space)}" if side else ""
+        print(f"{path}: OK ({array.shape[0]} x {array.shape[1]} {array.dtype}, {made}){note}")
     return EXIT_BAD_INPUT if failed else 0
 
 
