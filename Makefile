@@ -23,7 +23,7 @@ test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	@echo "CLIP steps run on the demo world's small trained CLIP under $(DEMO)/clip (no downloads): $(DEMO_CLIP)"
 	rm -rf $(DEMO)
-	$(PY) tools/make_demo_data.py --out $(DEMO)
+	$(PY) tools/make_demo_data.py --out-dir $(DEMO)
 	$(PY) tools/remove_lvis_rare.py --ann $(DEMO)/lvis/lvis_v1_train.json
 	$(PY) tools/get_lvis_cat_info.py --ann $(DEMO)/lvis/lvis_v1_train.json
 	$(PY) tools/dump_clip_features.py --ann $(DEMO)/lvis/lvis_v1_val.json --out_path "$(DEMO)/metadata/lvis_v1_clip_a+cname.npy" $(DEMO_CLIP) --device cpu
@@ -36,9 +36,9 @@ demo: $(VENV)/.installed
 	$(PY) tools/generate_vision_classifier_agg.py --exemplar-list $(DEMO)/metadata/lvis_image_exemplar_dict_K-005_own.json --out-path $(DEMO)/metadata/lvis_image_exemplar_features_agg_K-005_own.npy --num-augs 5 --tta --load-path $(DEMO_AGG) $(DEMO_IMG_DIRS) $(DEMO_CLIP) --device cpu --nw 2
 	$(PY) tools/norm_feat_sum_norm.py --feat1-path $(DEMO)/metadata/world_descriptions_features.npy --feat2-path $(DEMO)/metadata/lvis_image_exemplar_features_agg_K-005_own.npy --out-path $(DEMO)/metadata/lvis_multi-modal_agg_K-005_own.npy
 	$(PY) tools/norm_feat_sum_norm.py --feat1-path $(DEMO)/metadata/world_descriptions_features.npy --feat2-path $(DEMO)/metadata/lvis_image_exemplar_features_avg_K-005_own.npy --out-path $(DEMO)/metadata/lvis_multi-modal_avg_K-005_own.npy
-	$(PY) tools/cache_clip_features.py --image-root $(DEMO)/aggregator_images --exclude-classes $(DEMO)/aggregator_images_heldout.txt --out $(DEMO)/aggregator_cache_train --views 2 --tta --shard-size 32 --nw 2 $(DEMO_CLIP) --device cpu
-	$(PY) tools/cache_clip_features.py --image-root $(DEMO)/aggregator_images --classes $(DEMO)/aggregator_images_heldout.txt --out $(DEMO)/aggregator_cache_heldout --views 2 --tta --nw 2 $(DEMO_CLIP) --device cpu
-	$(PY) tools/train_visual_aggregator.py --cache $(DEMO)/aggregator_cache_train --out $(DEMO)/checkpoints/aggregator_run --steps 30 --batch-classes 8 --k-max 3 --warmup-steps 5 --num-layers 1 --checkpoint-every 15 $(DEMO_CLIP) --device cpu
+	$(PY) tools/cache_clip_features.py --image-root $(DEMO)/aggregator_images --exclude-classes $(DEMO)/aggregator_images_heldout.txt --out-dir $(DEMO)/aggregator_cache_train --views 2 --tta --shard-size 32 --nw 2 $(DEMO_CLIP) --device cpu
+	$(PY) tools/cache_clip_features.py --image-root $(DEMO)/aggregator_images --classes $(DEMO)/aggregator_images_heldout.txt --out-dir $(DEMO)/aggregator_cache_heldout --views 2 --tta --nw 2 $(DEMO_CLIP) --device cpu
+	$(PY) tools/train_visual_aggregator.py --cache $(DEMO)/aggregator_cache_train --out-dir $(DEMO)/checkpoints/aggregator_run --steps 30 --batch-classes 8 --k-max 3 --warmup-steps 5 --num-layers 1 --checkpoint-every 15 $(DEMO_CLIP) --device cpu
 	$(PY) tools/eval_visual_aggregator.py --cache $(DEMO)/aggregator_cache_heldout --load-path $(DEMO)/checkpoints/aggregator_run/visual_aggregator.pth --num-layers 1 --out-path $(DEMO)/metadata/aggregator_eval_heldout.json --ks 1 2 5 --queries 2 --trials 3 --device cpu
 	$(PY) tools/build_classifiers.py --vocab $(DEMO)/custom/vocab.txt --exemplars $(DEMO)/custom/exemplars --out-dir $(DEMO)/custom/classifiers --load-path $(DEMO_AGG) --export multi-modal-average --report --judge $(DEMO_CLIP) --device cpu --nw 2
 	$(PY) tools/check_classifier.py $(DEMO)/custom/classifiers/multi-modal-average.npy $(DEMO)/custom/classifiers/multi-modal-aggregated.npy --clip_model $(DEMO)/clip/world_clip.json --vocab $(DEMO)/custom/vocab.txt

@@ -1,6 +1,6 @@
 """Measure a mixed vocabulary: every class by name, photos for some, scored as a detector scores.
 
-On the demo tree (`make demo`, or tools/make_demo_data.py --out DEMO): the vocabulary is the 40 LVIS
+On the demo tree (`make demo`, or tools/make_demo_data.py --out-dir DEMO): the vocabulary is the 40 LVIS
 classes of the val file; --with-photos of them (the first ones by category id) get up to -K exemplar
 boxes from the train scenes; tools/build_classifiers.py builds every kind with the world CLIP and the
 shipped world aggregator, and tools/eval_classifiers.py scores them on the val crops (raw crop

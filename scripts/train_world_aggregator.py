@@ -59,11 +59,11 @@ def run(args: argparse.Namespace) -> dict:
     clip = ["--clip_model", args.clip_model, "--pretrained", args.pretrained, "--device", "cpu"]
     tree, heldout = str(args.work / AGGREGATOR_TREE), str(args.work / AGGREGATOR_HELDOUT)
     common = ["--image-root", tree, "--views", "2", "--tta", "--nw", str(args.nw), *clip]
-    assert cache_clip_features.main([*common, "--exclude-classes", heldout, "--out", str(args.work / "cache_train")]) == 0
-    assert cache_clip_features.main([*common, "--classes", heldout, "--out", str(args.work / "cache_heldout")]) == 0
+    assert cache_clip_features.main([*common, "--exclude-classes", heldout, "--out-dir", str(args.work / "cache_train")]) == 0
+    assert cache_clip_features.main([*common, "--classes", heldout, "--out-dir", str(args.work / "cache_heldout")]) == 0
     run_dir = args.work / "run"
     assert train_visual_aggregator.main([
-        "--cache", str(args.work / "cache_train"), "--out", str(run_dir), "--steps", str(args.steps),
+        "--cache", str(args.work / "cache_train"), "--out-dir", str(run_dir), "--steps", str(args.steps),
         "--batch-classes", "32", "--k-min", "1", "--k-max", "5", "--num-layers", str(NUM_LAYERS),
         "--lr", str(args.lr), "--logit-scale", str(WORLD_LOGIT_SCALE), "--warmup-steps", str(max(1, args.steps // 10)),
         "--seed", str(args.seed), "--checkpoint-every", "0", *clip]) == 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import shlex
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from mmovod import __version__
 from mmovod.clip.specs import VIEW_ORDERS, ClipSpec, ViewSpec
@@ -163,12 +163,20 @@ def add_views_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup, def
     hidden_alias(parser, "--num-augs", "views", type=int_at_least(1))
 
 
+def add_aliased_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, alias: str, dest: str,
+                    required: bool = False, **kwargs: Any) -> None:
+    """`flag` (in --help) and `alias` (accepted, not shown) for one setting `dest`; a required one is satisfied
+    by either spelling."""
+    target = parser.add_mutually_exclusive_group(required=True) if required else parser
+    target.add_argument(flag, dest=dest, **kwargs)
+    hidden_alias(target, alias, dest, **{k: v for k, v in kwargs.items() if k == "type"})
+
+
 def add_aggregator_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help_text: str,
                        required: bool = False) -> None:
     """--aggregator FILE (the guide's --load-path too), dest `aggregator`: a visual aggregator checkpoint."""
-    target = parser.add_mutually_exclusive_group(required=True) if required else parser
-    target.add_argument("--aggregator", metavar="FILE", default=None, help=f"{help_text}; the guide's --load-path")
-    hidden_alias(target, "--load-path", "aggregator")
+    add_aliased_arg(parser, "--aggregator", "--load-path", "aggregator", required, metavar="FILE", default=None,
+                    help=f"{help_text}; the guide's --load-path")
 
 
 def add_exemplar_view_args(parser: argparse.ArgumentParser, workers: int) -> None:

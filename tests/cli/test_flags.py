@@ -53,3 +53,23 @@ def test_the_check_catches_a_tool_without_the_alias():
     parser.add_argument("--views", type=int, default=1)
     with pytest.raises(AssertionError, match="--views/--num-augs"):
         check_pair(parser, "views")
+
+
+def test_output_and_exemplar_flags_have_one_spelling_in_help_and_keep_the_guides_as_aliases():
+    """An output file is --out-path, an output folder --out-dir, an exemplar list --exemplar-list and an exemplar
+    dictionary --exemplar-dict in every tool's help; the other spellings (the guide's) still parse."""
+    others = {"--out", "--output-path", "--out_path", "--output", "--exemplar-dict-path"}
+    guide_aliases = {"dump_clip_features": ("--out_path", "out_path"), "get_exemplars_tta": ("--output-path", "out_path"),
+                     "collate_exemplar_dict": ("--output-path", "out_path"),
+                     "generate_descriptions": ("--output-path", "out_path"),
+                     "sample_exemplars": ("--exemplar-dict-path", "exemplar_dict"),
+                     "train_visual_aggregator": ("--out", "out_dir"), "cache_clip_features": ("--out", "out_dir")}
+    for name, parser in parsers().items():
+        shown = {s for a in parser._actions if a.help != argparse.SUPPRESS for s in a.option_strings}
+        assert not shown & others, name
+        if name in guide_aliases:
+            alias, dest = guide_aliases[name]
+            assert parser._option_string_actions[alias].dest == dest, name
+    list_flag = parsers()["get_exemplars_tta"]._option_string_actions  # there the guide's --ann-path is the list
+    assert list_flag["--ann-path"].dest == list_flag["--exemplar-list"].dest == "exemplar_list"
+    assert list_flag["--ann-path"].help == argparse.SUPPRESS

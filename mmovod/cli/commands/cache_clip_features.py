@@ -18,20 +18,20 @@ run resumes; a folder made with another CLIP model or other settings is refused.
 Many GPUs or machines: launch with torchrun; rank r encodes shards r, r+W, ... (gloo on CPU, NCCL on
 GPU); the shards are the same as from one process.
   torchrun --nproc_per_node 8 tools/cache_clip_features.py --image-root datasets/imagenet/imagenet21k_P/train \\
-      --lvis-ann datasets/lvis/lvis_v1_val.json --out datasets/imagenet/clip_cache_train --views 5 --tta
+      --lvis-ann datasets/lvis/lvis_v1_val.json --out-dir datasets/imagenet/clip_cache_train --views 5 --tta
 
 Example:
   python tools/cache_clip_features.py --image-root datasets/imagenet/imagenet21k_P/train \\
-      --lvis-ann datasets/lvis/lvis_v1_val.json --out datasets/imagenet/clip_cache_train --clip_model ViT-B/32
+      --lvis-ann datasets/lvis/lvis_v1_val.json --out-dir datasets/imagenet/clip_cache_train --clip_model ViT-B/32
 """
 from __future__ import annotations
 
 import argparse
 from typing import Sequence
 
-from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_image_root_args, add_view_order_arg, add_views_arg,
-                              add_workers_arg, clip_spec_from_args, image_roots_from_args, int_at_least,
-                              make_parser, non_negative_float)
+from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_aliased_arg, add_clip_args, add_image_root_args,
+                              add_view_order_arg, add_views_arg, add_workers_arg, clip_spec_from_args,
+                              image_roots_from_args, int_at_least, make_parser, non_negative_float)
 from mmovod.cli.run import run_tool
 from mmovod.clip.crops import AGGREGATOR_CONTEXT
 from mmovod.clip.specs import ViewSpec
@@ -43,8 +43,8 @@ def get_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image-root", default=None, help="class-folder tree: <root>/<class>/<image files>")
     source.add_argument("--exemplar-dict", default=None, help="exemplar dictionary {synset: [records]} to crop and encode")
-    parser.add_argument("--out", "--out-dir", dest="out", required=True,
-                        help="cache folder to create or resume (its parent must exist)")
+    add_aliased_arg(parser, "--out-dir", "--out", "out_dir", required=True,
+                    help="cache folder to create or resume (its parent must exist)")
     classes = parser.add_argument_group("classes")
     classes.add_argument("--classes", default=None, help="text file of class names (folder names or synsets) to keep (unset: all)")
     classes.add_argument("--exclude-classes", default=None, help="text file of class names to leave out (e.g. LVIS-rare wnids)")
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> None:
     class_filter = ClassFilter(args.classes, args.exclude_classes, args.lvis_ann, args.min_images, args.strict)
     views = ViewSpec(num_views=args.views, tta=args.tta, context=args.context, seed=args.seed, workers=args.workers,
                      order=args.view_order)
-    result = cache_clip_features(args.out, image_root=args.image_root, exemplar_dict=args.exemplar_dict,
+    result = cache_clip_features(args.out_dir, image_root=args.image_root, exemplar_dict=args.exemplar_dict,
                                  class_filter=class_filter, clip=clip_spec_from_args(args), views=views,
                                  roots=image_roots_from_args(args), shard_size=args.shard_size)
     if result is not None:

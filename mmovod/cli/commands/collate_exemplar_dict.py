@@ -23,7 +23,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.flags import make_parser
+from mmovod.cli.flags import hidden_alias, make_parser
 from mmovod.cli.run import run_tool
 from mmovod.prep.exemplar_collation import COUSINS_BELOW, PAPER_COUSIN_CLASSES, PAPER_IMAGENET_DIRECT, VG_BELOW, build_exemplar_dict
 
@@ -35,15 +35,16 @@ def get_parser() -> argparse.ArgumentParser:
                         help="ImageNet folder: datasets/imagenet or datasets/imagenet/imagenet21k_P")
     parser.add_argument("--visual-genome-dir", default="datasets/VisualGenome",
                         help="folder holding objects.json and image_data.json")
-    parser.add_argument("--output-path", default="datasets/metadata/exemplar_dict.json",
+    parser.add_argument("--out-path", default="datasets/metadata/exemplar_dict.json",
                         help="output JSON (its folder must exist)")
+    hidden_alias(parser, "--output-path", "out_path")
     parser.add_argument("--strict", action="store_true",
                         help=f"fail, writing nothing, if any class ends with fewer than {COUSINS_BELOW} exemplars")
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
-    r, out = build_exemplar_dict(args.lvis_dir, args.imagenet_dir, args.visual_genome_dir, args.output_path, args.strict)
+    r, out = build_exemplar_dict(args.lvis_dir, args.imagenet_dir, args.visual_genome_dir, args.out_path, args.strict)
     under = r["under_10"]
     print(f"{r['classes']} classes, {r['exemplars']} exemplars")
     print(f"  with LVIS exemplars:          {r['with_lvis']}")

@@ -14,7 +14,7 @@ import argparse
 from typing import Sequence
 
 from mmovod.classifiers.text_inputs import PROMPTS, PromptSpec
-from mmovod.cli.flags import TEXT_BATCH_HELP, add_clip_args, clip_spec_from_args, make_parser
+from mmovod.cli.flags import TEXT_BATCH_HELP, add_aliased_arg, add_clip_args, clip_spec_from_args, make_parser
 from mmovod.cli.run import run_tool
 
 
@@ -22,8 +22,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
     parser.add_argument("--ann", default="datasets/lvis/lvis_v1_val.json",
                         help="LVIS-format annotation JSON whose 'categories' are embedded")
-    parser.add_argument("--out_path", "--out-path", dest="out_path", required=True,
-                        help="output .npy (its folder must exist); a .npy.json sidecar is written beside it")
+    add_aliased_arg(parser, "--out-path", "--out_path", "out_path", required=True,
+                    help="output .npy (its folder must exist); a .npy.json sidecar is written beside it")
     parser.add_argument("--prompt", choices=sorted(PROMPTS), default="a",
                         help="template: a -> 'a <name>', none -> '<name>', photo -> 'a photo of a <name>', "
                              "scene -> 'a photo of a <name> in the scene'")

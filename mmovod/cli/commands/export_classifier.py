@@ -24,7 +24,7 @@ import argparse
 from typing import Sequence
 
 from mmovod.classifiers.kinds import SPACES
-from mmovod.cli.flags import int_at_least, make_parser
+from mmovod.cli.flags import add_aliased_arg, int_at_least, make_parser
 from mmovod.cli.run import run_tool
 from mmovod.handoff.formats import FORMATS
 
@@ -33,8 +33,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
     parser.add_argument("classifier", metavar="X.npy", help="the classifier to hand off (C rows of D numbers)")
     parser.add_argument("--format", required=True, choices=FORMATS, help="the detector's format (listed above)")
-    parser.add_argument("--out-path", "--out", dest="out_path", required=True,
-                        help="the file to write: .npy for detic and yolo-world, .pt for ultralytics (its folder must exist)")
+    add_aliased_arg(parser, "--out-path", "--out", "out_path", required=True,
+                    help="the file to write: .npy for detic and yolo-world, .pt for ultralytics (its folder must exist)")
     parser.add_argument("--embed-dim", type=int_at_least(1), default=None,
                         help="the CLIP width the detector takes (512 for the released Detic, YOLO-World and "
                              "Ultralytics models): rows of another width are refused (default: not checked)")

@@ -31,7 +31,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.flags import make_parser
+from mmovod.cli.flags import hidden_alias, make_parser
 from mmovod.cli.run import run_tool
 
 REPORT_LINES = 20
@@ -42,8 +42,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ann-path", "--vocab", dest="ann_path", default="datasets/lvis/lvis_v1_val.json",
                         help="the classes: an LVIS/COCO-format annotation JSON, or a vocabulary file (text, JSON or "
                              "YAML class list)")
-    parser.add_argument("--output-path", default="datasets/metadata/lvis_gpt3_{}_descriptions_own.json",
+    parser.add_argument("--out-path", default="datasets/metadata/lvis_gpt3_{}_descriptions_own.json",
                         help="output JSON; '{}' is replaced by the model name ('/' -> '_'); its folder must exist")
+    hidden_alias(parser, "--output-path", "out_path")
     parser.add_argument("--openai-model", default="gpt-3.5-turbo-instruct",
                         help="model name on the server (text-davinci-002/003 are retired at OpenAI)")
     server = parser.add_argument_group("server")
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace, prog: str) -> int:
     from mmovod.vocabulary.descriptions import describe_vocabulary
 
     try:
-        result = describe_vocabulary(args.ann_path, args.output_path, args.openai_model, api=args.api,
+        result = describe_vocabulary(args.ann_path, args.out_path, args.openai_model, api=args.api,
                                      base_url=args.base_url, workers=args.workers, timeout=args.timeout,
                                      max_retries=args.max_retries, backoff=args.backoff, limit=args.limit)
     except ServiceError as exc:

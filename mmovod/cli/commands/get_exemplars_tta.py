@@ -17,16 +17,19 @@ from typing import Sequence
 
 from mmovod.classifiers.recipes import AVERAGE_VIEWS
 from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_exemplar_view_args, add_image_root_args,
-                              clip_spec_from_args, image_roots_from_args, make_parser, view_spec_from_args)
+                              clip_spec_from_args, hidden_alias, image_roots_from_args, make_parser,
+                              view_spec_from_args)
 from mmovod.cli.run import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
-    parser.add_argument("--ann-path", default="datasets/metadata/lvis_image_exemplar_dict_K-005_own.json",
+    parser.add_argument("--exemplar-list", default="datasets/metadata/lvis_image_exemplar_dict_K-005_own.json",
                         help="exemplar list: JSON list over categories (ascending id) of lists of exemplar records")
-    parser.add_argument("--output-path", default="datasets/metadata/lvis_image_exemplar_features_avg_K-005_own.npy",
+    hidden_alias(parser, "--ann-path", "exemplar_list")
+    parser.add_argument("--out-path", default="datasets/metadata/lvis_image_exemplar_features_avg_K-005_own.npy",
                         help="output .npy (float32, classes x embed dim)")
+    hidden_alias(parser, "--output-path", "out_path")
     add_exemplar_view_args(parser, workers=AVERAGE_VIEWS.workers)
     add_image_root_args(parser)
     add_clip_args(parser, batch_size=None, batch_help=IMAGE_BATCH_HELP)
@@ -36,7 +39,7 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from mmovod.classifiers.vision import write_average_classifier
 
-    print(write_average_classifier(args.ann_path, args.output_path, clip_spec_from_args(args),
+    print(write_average_classifier(args.exemplar_list, args.out_path, clip_spec_from_args(args),
                                    image_roots_from_args(args),
                                    view_spec_from_args(args, context=AVERAGE_VIEWS.context, tta=True),
                                    command=args.command_line))

@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.cli.flags import make_parser
+from mmovod.cli.flags import hidden_alias, make_parser
 from mmovod.cli.run import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
     parser.add_argument("--ann", required=True, help="LVIS-format annotation JSON")
-    parser.add_argument("--out", default=None, help="output path (default: <ann without .json>_cat_info.json)")
+    parser.add_argument("--out-path", default=None, help="output path (default: <ann without .json>_cat_info.json)")
+    hidden_alias(parser, "--out", "out_path")
     parser.add_argument("--add_freq", action="store_true",
                         help="recompute 'frequency' from image_count: r below --r_thresh, c below --c_thresh, else f")
     parser.add_argument("--r_thresh", type=int, default=10, help="image_count below which a category is rare")
@@ -33,7 +34,7 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from mmovod.prep.lvis_annotations import write_category_info
 
-    info, out = write_category_info(args.ann, args.out, args.add_freq, args.r_thresh, args.c_thresh, args.bypass)
+    info, out = write_category_info(args.ann, args.out_path, args.add_freq, args.r_thresh, args.c_thresh, args.bypass)
     cats = info.categories
     print(f"{len(cats)} categories, {sum(c['instance_count'] for c in cats)} instances, "
           f"{sum(1 for c in cats if c['image_count'] == 0)} without any image")

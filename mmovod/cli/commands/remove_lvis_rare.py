@@ -12,21 +12,22 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.cli.flags import make_parser
+from mmovod.cli.flags import hidden_alias, make_parser
 from mmovod.cli.run import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
     parser.add_argument("--ann", required=True, help="LVIS-format annotation JSON to filter")
-    parser.add_argument("--out", default=None, help="output path (default: <ann without .json>_norare.json)")
+    parser.add_argument("--out-path", default=None, help="output path (default: <ann without .json>_norare.json)")
+    hidden_alias(parser, "--out", "out_path")
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
     from mmovod.prep.lvis_annotations import remove_rare_annotations
 
-    result = remove_rare_annotations(args.ann, args.out)
+    result = remove_rare_annotations(args.ann, args.out_path)
     print(f"annotations before: {result.annotations_before}")
     print(f"annotations after:  {result.annotations_after} "
           f"({result.annotations_before - result.annotations_after} removed; {result.rare_categories} categories are rare)")

@@ -18,7 +18,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from mmovod.cli.flags import make_parser
+from mmovod.cli.flags import hidden_alias, make_parser
 from mmovod.cli.run import run_tool
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
 
@@ -27,8 +27,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
     parser.add_argument("--lvis-ann-path", default="datasets/lvis/lvis_v1_val.json",
                         help="LVIS annotation file whose categories are sampled")
-    parser.add_argument("--exemplar-dict-path", default="datasets/metadata/exemplar_dict.json",
+    parser.add_argument("--exemplar-dict", dest="exemplar_dict", default="datasets/metadata/exemplar_dict.json",
                         help="the output of tools/collate_exemplar_dict.py")
+    hidden_alias(parser, "--exemplar-dict-path", "exemplar_dict")
     parser.add_argument("-K", type=int, default=5, help="exemplars per class")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of each class's fresh generator")
     parser.add_argument("--out-path", default="datasets/metadata/lvis_image_exemplar_dict_K-005_own.json",
@@ -41,7 +42,7 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from mmovod.prep.exemplar_sampling import write_sampled_exemplars
 
-    result, out = write_sampled_exemplars(args.lvis_ann_path, args.exemplar_dict_path, args.out_path, args.K, args.seed,
+    result, out = write_sampled_exemplars(args.lvis_ann_path, args.exemplar_dict, args.out_path, args.K, args.seed,
                                           args.allow_fewer)
     if result.short:
         print(f"warning: {len(result.short)} classes have fewer than {args.K} exemplars: "

@@ -14,11 +14,11 @@ metrics.jsonl (one line per step: loss, lr, K_a, K_b, episodes/s, embeddings/s, 
 visual_aggregator.pth ({"state_dict": ...}) which tools/generate_vision_classifier_agg.py --load-path loads.
 
 Multi-GPU / multi-machine: launch with torchrun (DDP; --batch-classes is the global batch):
-  torchrun --nproc_per_node 8 tools/train_visual_aggregator.py --cache datasets/imagenet/clip_cache_train --out checkpoints/visual_aggregator/own
+  torchrun --nproc_per_node 8 tools/train_visual_aggregator.py --cache datasets/imagenet/clip_cache_train --out-dir checkpoints/visual_aggregator/own
 
 Example:
   python tools/train_visual_aggregator.py --cache datasets/imagenet/clip_cache_train \\
-      --out checkpoints/visual_aggregator/own --clip_model ViT-B/32
+      --out-dir checkpoints/visual_aggregator/own --clip_model ViT-B/32
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import argparse
 from typing import Sequence
 
 from mmovod.aggregator.train_config import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig
-from mmovod.cli.flags import int_at_least, make_parser
+from mmovod.cli.flags import add_aliased_arg, int_at_least, make_parser
 from mmovod.cli.run import run_tool
 
 
@@ -34,7 +34,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
     d = TrainConfig()
     parser.add_argument("--cache", required=True, help="feature cache folder written by tools/cache_clip_features.py")
-    parser.add_argument("--out", "--out-dir", dest="out", required=True, help="folder for checkpoints, metrics.jsonl and visual_aggregator.pth (its parent must exist)")
+    add_aliased_arg(parser, "--out-dir", "--out", "out_dir", required=True, help="folder for checkpoints, metrics.jsonl and visual_aggregator.pth (its parent must exist)")
     parser.add_argument("--clip_model", "--clip-model", dest="clip_model", default=None,
                         help="CLIP model the aggregator is for; a cache made with another one is refused (unset: not checked)")
     parser.add_argument("--pretrained", default=None, help="CLIP weights the aggregator is for (checked like --clip_model)")
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> None:
     from mmovod.aggregator.training import train_on_cache
 
     config = config_from_args(args)
-    result = train_on_cache(args.cache, args.out, config, clip_model=args.clip_model, pretrained=args.pretrained,
+    result = train_on_cache(args.cache, args.out_dir, config, clip_model=args.clip_model, pretrained=args.pretrained,
                             device=args.device, checkpoint_every=args.checkpoint_every, resume=args.resume,
                             strict=args.strict, command=args.command_line)
     if result is not None:
