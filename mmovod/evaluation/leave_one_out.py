@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.fusion import fused_rows
@@ -167,8 +168,9 @@ def _kind_result(name: str, scores: np.ndarray, labels: np.ndarray) -> KindResul
 
 def leave_one_out(class_names: Sequence[str], average: ExemplarEmbeddings, kinds: Sequence[JudgedKind], *,
                   aggregated: ExemplarEmbeddings | None = None, aggregator: VisualAggregator | None = None,
-                  num_views: int = 5, device: torch.device | str = "cpu") -> LeaveOneOut:
-    """Leave-one-out results of every kind in `kinds` (see the module docstring).
+                  num_views: int = 5, device: torch.device | str = "cpu", progress: bool = False) -> LeaveOneOut:
+    """Leave-one-out results of every kind in `kinds` (see the module docstring), with a progress bar over the
+    kinds when `progress`.
 
     `average`: the averaged classifier's view embeddings (the queries and the "average" held-out rows);
     `aggregated`, `aggregator`, `num_views`: the aggregated classifier's views, the aggregator and its set
@@ -187,7 +189,7 @@ def leave_one_out(class_names: Sequence[str], average: ExemplarEmbeddings, kinds
     clip_query = _unit(average.embeddings.double().numpy()[held_out].mean(axis=1))
     own: dict[str, np.ndarray] = {}
     peers: dict[str, np.ndarray] = {}
-    for kind in kinds:
+    for kind in tqdm(kinds, desc="judge (leave-one-out)", unit="kind", disable=not progress):
         if kind.vision == "average" and "average" not in own:
             own["average"] = held_out_average_rows(judged, held_out)
             peers["average"] = np.nan_to_num(average_classifier(without_last(judged)))

@@ -107,7 +107,7 @@ def judge_build(out_dir: Path, class_names: Sequence[str], records: Sequence[Seq
     two vision stages), write `out_dir/leave-one-out.json` and return its document."""
     flat = [r for class_records in records for r in class_records]
     result = leave_one_out(class_names, encoded[average], kinds, aggregated=encoded.get(aggregated),
-                           aggregator=aggregator, num_views=num_views, device=device)
+                           aggregator=aggregator, num_views=num_views, device=device, progress=True)
     doc = {"format": RESULT_FORMAT, "version": RESULT_VERSION, "command": command,
            **result_document(result, flat, average if average in rows else None)}
     write_if_changed(out_dir / RESULT_FILE, dumps_json(doc, indent=True))
