@@ -10,6 +10,7 @@ import numpy as np
 from mmovod.aggregator.train_config import TrainConfig
 from mmovod.features.cache import FeatureCache
 from mmovod.io.errors import InputError
+from mmovod.io.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def eligible_classes(cache: FeatureCache, min_images: int, strict: bool) -> np.n
     if len(small):
         names = ", ".join(f"{cache.classes[i]} ({sizes[i]})" for i in small[:5])
         more = f" and {len(small) - 5} more" if len(small) > 5 else ""
-        message = f"{len(small)} of {len(sizes)} classes have fewer than {min_images} images (2 x --k-max): {names}{more}"
+        message = f"{len(small)} of {plural(len(sizes), 'class has', 'classes have')} fewer than {min_images} images (2 x --k-max): {names}{more}"
         if strict:
             raise InputError(f"{cache.root}: {message} (--strict)")
         log.warning("skipping %s", message)
@@ -47,7 +48,7 @@ class EpisodeSampler:
     def __init__(self, cache: FeatureCache, classes: np.ndarray, config: TrainConfig):
         if len(classes) < config.batch_classes:
             raise InputError(
-                f"{cache.root}: only {len(classes)} classes have at least {2 * config.k_max} images, "
+                f"{cache.root}: only {plural(len(classes), 'class has', 'classes have')} at least {2 * config.k_max} images, "
                 f"fewer than --batch-classes {config.batch_classes}"
             )
         self.starts = cache.class_offsets[classes]

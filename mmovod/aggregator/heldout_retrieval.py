@@ -29,6 +29,7 @@ from mmovod.io.errors import InputError
 from mmovod.features.cache import FeatureCache, check_cache_clip
 from mmovod.io.json_files import save_json
 from mmovod.readers.class_list import read_class_list
+from mmovod.io.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def select_classes(cache: FeatureCache, names: list[str] | None, min_images: int
     sizes = cache.class_sizes
     small = [i for i in chosen if sizes[i] < min_images]
     if small:
-        message = f"{len(small)} classes have fewer than {min_images} images (max K + 1), e.g. {cache.classes[small[0]]} ({sizes[small[0]]})"
+        message = f"{plural(len(small), 'class has', 'classes have')} fewer than {min_images} images (max K + 1), e.g. {cache.classes[small[0]]} ({sizes[small[0]]})"
         if strict:
             raise InputError(f"{cache.root}: {message} (--strict)")
         log.warning("skipping %s", message)

@@ -19,6 +19,7 @@ from mmovod.descriptions.recipe import RequestSettings, default_api
 from mmovod.io.atomic import check_output_path
 from mmovod.io.errors import InputError, interruption_keeps
 from mmovod.io.json_files import save_json
+from mmovod.io.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def generate_descriptions(
                 on_done(name)
 
     def kept() -> str | None:  # what a Ctrl-C leaves for the next run
-        return f"{len(done)} of {len(names)} classes are kept in {cache.path}" if done else None
+        return f"{len(done)} of {plural(len(names), 'class', 'classes')} are kept in {cache.path}" if done else None
 
     with interruption_keeps(kept, "run the same command again to ask only for the others"), \
             ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

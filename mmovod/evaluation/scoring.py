@@ -26,6 +26,7 @@ from mmovod.evaluation.crops_from_annotations import Category
 from mmovod.evaluation.linear_map import cross_fitted
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
+from mmovod.io.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
             space = "aggregator"
         rows, kept = _unit_rows(loaded.array, path, names)
         if boxed is not None and not any(i in boxed for i, k in zip(ids, kept) if k):
-            raise InputError(f"{path}: none of its {len(ids)} classes ({', '.join(names[:5])}"
+            raise InputError(f"{path}: none of its {plural(len(ids), 'class', 'classes')} ({', '.join(names[:5])}"
                              f"{' ...' if len(names) > 5 else ''}) has an evaluated box in --ann, so it would "
                              "score no crop; evaluate it on a file annotating its classes")
         left_out = [n for n, k in zip(names, kept) if not k]

@@ -27,6 +27,7 @@ from mmovod.readers.imagenet_tree import ImageNetTree
 from mmovod.readers.lvis_json import LvisFile, check_category_ids, exemplar_refs, image_urls
 from mmovod.readers.synset_table import cousin_table, lookup
 from mmovod.readers.visual_genome import VisualGenome
+from mmovod.io.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def build_exemplar_dict(
     col = collate_exemplars(lvis_dir, imagenet_dir, vg_dir)
     under = col.report["under_10"]
     if under and strict:
-        raise InputError(f"{out_path}: {len(under)} classes have fewer than {COUSINS_BELOW} exemplars "
+        raise InputError(f"{out_path}: {plural(len(under), 'class has', 'classes have')} fewer than {COUSINS_BELOW} exemplars "
                          f"({', '.join(under[:10])}{' ...' if len(under) > 10 else ''}); nothing written")
     write_exemplar_dict(col, out)
     return col.report, out

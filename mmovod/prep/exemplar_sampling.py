@@ -26,6 +26,7 @@ from mmovod.io.atomic import check_output_path
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import check_utf8, describe_json_error, read_bytes, save_json
 from mmovod.readers.lvis_json import SYNTAX_ERRORS, LvisFile, decode_checked
+from mmovod.io.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def sample_exemplars(
         chosen.append(records)
     if short and not allow_fewer:
         names = ", ".join(f"{s} ({n})" for s, n in short[:10]) + (" ..." if len(short) > 10 else "")
-        raise InputError(f"{path}: {len(short)} classes have fewer than K={k} exemplars: {names} "
+        raise InputError(f"{path}: {plural(len(short), 'class has', 'classes have')} fewer than K={k} exemplars: {names} "
                          "(use --allow-fewer to keep all they have)")
     return Sampling(chosen, short)
 

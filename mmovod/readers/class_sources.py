@@ -24,6 +24,7 @@ from mmovod.io.launcher import command
 from mmovod.readers.image_roots import IMAGE_ROOTS
 from mmovod.readers.lvis_json import check_unique_ids
 from mmovod.io.json_files import load_json
+from mmovod.io.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def select_classes(
     small = [c for c in chosen if len(c.records) < min_items]
     if small:
         listed = ", ".join(f"{c.name} ({len(c.records)})" for c in small[:5])
-        message = f"{len(small)} classes have fewer than {min_items} images: {listed}{' ...' if len(small) > 5 else ''}"
+        message = f"{plural(len(small), 'class has', 'classes have')} fewer than {min_items} images: {listed}{' ...' if len(small) > 5 else ''}"
         if strict:
             raise InputError(f"{where}: {message} (--strict)")
         log.warning("%s: skipping %s", where, message)

@@ -10,6 +10,7 @@ from mmovod.classifiers.text_inputs import (PromptSpec, class_prompts, descripti
                                             load_descriptions)
 from mmovod.io.errors import InputError
 from mmovod.readers.vocabulary import Vocabulary, read_vocabulary
+from mmovod.io.wording import plural
 
 if TYPE_CHECKING:
     from mmovod.descriptions.generate import DescribedClasses
@@ -50,7 +51,7 @@ def resolve_descriptions(vocab: Vocabulary, path: str | os.PathLike | None, prom
             log.warning("%s: descriptions for %d of %d classes; the others use their class-name prompt in the "
                         "description classifier (give --descriptions FILE for them): %s",
                         vocab.path, len(vocab) - len(missing), len(vocab), names)
-            return own, f"{vocab.path} (class-name prompts for {len(missing)} classes without descriptions: {names})"
+            return own, f"{vocab.path} (class-name prompts for {plural(len(missing), 'class', 'classes')} without descriptions: {names})"
         return own, str(vocab.path)
     lacking = [i for i, c in enumerate(vocab.classes) if not c.descriptions]
     if not lacking:

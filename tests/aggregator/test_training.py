@@ -249,7 +249,7 @@ def test_eval_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, ca
             "--out-path", str(out), "--ks", "1", "5", "--device", "cpu"]
     expected = {
         "other-clip": "cache made with CLIP other-clip (random weights), but --clip_model toy-clip was requested",
-        "strict": "1 classes have fewer than 6 images (max K + 1), e.g. h002 (3) (--strict)",
+        "strict": "1 class has fewer than 6 images (max K + 1), e.g. h002 (3) (--strict)",
         "no-checkpoint": "checkpoint not found",
         "unknown-class": "1 requested classes are not in the cache (first: zebra)",
     }[case]

@@ -50,7 +50,7 @@ def shard_bytes(folder):
 def test_views_match_a_naive_one_image_at_a_time_encoding(tiny, tmp_path, capsys):
     out = tmp_path / "c"
     assert cache_clip_features.main(cache_args(tiny, out, "--view-order", "original")) == 0
-    assert "1 classes have fewer than 2 images: n00009 (0)" in capsys.readouterr().err
+    assert "1 class has fewer than 2 images: n00009 (0)" in capsys.readouterr().err
     cache = FeatureCache(out)
     assert cache.classes == ["n00000", "n00001", "n00002", "n00003"]
     assert list(cache.class_sizes) == [5] * 4 and cache.views == 2 and len(cache.shards) == 4
@@ -137,7 +137,7 @@ def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case):
     expected = {
         "other-clip": "holds features of CLIP",
         "views": "--views 2: more than 1 view only with --tta",
-        "strict": "1 classes have fewer than 2 images: n00009 (0) (--strict)",
+        "strict": "1 class has fewer than 2 images: n00009 (0) (--strict)",
         "missing-root": "image folder not found",
         "lvis-ann-missing": "x.json: LVIS annotation file not found",
     }[case]

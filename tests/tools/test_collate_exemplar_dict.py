@@ -125,7 +125,7 @@ def test_exact_exemplar_dict(data, capsys):
     out = capsys.readouterr()
     assert "matched directly in ImageNet: 2 (paper: 997)" in out.out
     assert "under 10 before cousins:      2 (paper: 43)" in out.out
-    assert "1 classes still have fewer than 10 exemplars: stop_sign.n.01" in out.err
+    assert "1 class still has fewer than 10 exemplars: stop_sign.n.01" in out.err
 
 
 def test_imagenet_dir_may_be_the_tree_itself(data):
@@ -149,7 +149,7 @@ def test_missing_sources_warn(data, capsys):
 
 def test_strict_fails_on_classes_under_10(data, bad_input):
     tmp = data[0]
-    bad_input(main, argv(tmp, "--strict"), tmp / "out" / "ex.json", "1 classes have fewer than 10 exemplars")
+    bad_input(main, argv(tmp, "--strict"), tmp / "out" / "ex.json", "1 class has fewer than 10 exemplars")
 
 
 @pytest.mark.parametrize("case,needle", [

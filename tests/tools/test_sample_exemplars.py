@@ -67,7 +67,7 @@ def test_fewer_than_k_is_an_error_or_takes_all(files, bad_input):
     bad_input(main, argv(tmp, "-K", str(k)), tmp / "out.json", f"have fewer than K={k}")
     exemplars["a.n.01"] = exemplars["a.n.01"][:2]
     (tmp / "ex.json").write_text(json.dumps(exemplars))
-    bad_input(main, argv(tmp, "-K", "5"), tmp / "out.json", "1 classes have fewer than K=5 exemplars: a.n.01 (2)")
+    bad_input(main, argv(tmp, "-K", "5"), tmp / "out.json", "1 class has fewer than K=5 exemplars: a.n.01 (2)")
     assert main(argv(tmp, "-K", "5", "--allow-fewer")) == 0
     got = json.loads((tmp / "out.json").read_text())
     assert [r["file_name"] for r in got[0]] == [r["file_name"] for r in exemplars["a.n.01"]]

@@ -30,6 +30,7 @@ from mmovod.cli.flags import (add_aggregator_arg, add_clip_args, add_exemplar_vi
 from mmovod.cli.run import run_tool
 from mmovod.handoff.formats import FORMATS
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
+from mmovod.io.wording import plural
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -133,14 +134,14 @@ def run(args: argparse.Namespace) -> None:
     descriptions, source = resolve_descriptions(vocab, descriptions_file, text)
     result = build_classifiers(BuildInputs(vocab, exemplars, descriptions, source), settings, args.out_dir,
                                args.command_line)
-    print(f"{len(vocab)} classes from {vocab.path} ({vocab.format}); "
+    print(f"{plural(len(vocab), 'class', 'classes')} from {vocab.path} ({vocab.format}); "
           f"computed: {', '.join(result.computed) or 'nothing'}; reused: {', '.join(result.reused) or 'nothing'}")
     for name, path in result.files.items():
         space = result.spaces[name]
         print(f"  {name}: {path}" + ("" if space == "clip" else f"; {SPACE_NOTES[space]}"))
     with_synonyms = [c.name for c in vocab.classes if set(c.synonyms) - {c.name}]
     if with_synonyms and not args.avg_synonyms:
-        print(f"synonyms of {len(with_synonyms)} classes match exemplar folders but are not in the text prompts "
+        print(f"synonyms of {plural(len(with_synonyms), 'class', 'classes')} match exemplar folders but are not in the text prompts "
               "(Detic's recipe: the class name only); --avg_synonyms averages the prompts of every synonym")
     if exemplars.unmatched:
         print(f"exemplar folders matching no class: {unmatched_names(exemplars.unmatched, vocab)}")

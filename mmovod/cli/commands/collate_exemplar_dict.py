@@ -26,6 +26,7 @@ from typing import Sequence
 from mmovod.cli.flags import hidden_alias, make_parser
 from mmovod.cli.run import run_tool
 from mmovod.prep.exemplar_collation import COUSINS_BELOW, PAPER_COUSIN_CLASSES, PAPER_IMAGENET_DIRECT, VG_BELOW, build_exemplar_dict
+from mmovod.io.wording import plural
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"  under {COUSINS_BELOW} before cousins:      {r['needing_cousins']} (paper: {PAPER_COUSIN_CLASSES}); "
           f"with cousin exemplars: {r['with_cousins']}")
     if under:
-        print(f"warning: {len(under)} classes still have fewer than {COUSINS_BELOW} exemplars: {', '.join(under)}",
+        print(f"warning: {plural(len(under), 'class still has', 'classes still have')} fewer than {COUSINS_BELOW} exemplars: {', '.join(under)}",
               file=sys.stderr)
     print(f"wrote {out}")
 

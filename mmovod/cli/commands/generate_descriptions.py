@@ -33,6 +33,7 @@ from typing import Sequence
 
 from mmovod.cli.flags import hidden_alias, make_parser
 from mmovod.cli.run import run_tool
+from mmovod.io.wording import plural
 
 REPORT_LINES = 20
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace, prog: str) -> int:
     print(f"wrote {result.classes} classes x {result.samples} descriptions to {result.path} "
           f"({result.retried} requests retried)")
     if result.rejected:
-        print(f"re-sampled empty, one-word or duplicate answers of {len(result.rejected)} classes "
+        print(f"re-sampled empty, one-word or duplicate answers of {plural(len(result.rejected), 'class', 'classes')} "
               f"(all listed in {result.report_path}):")
         for name, counts in list(result.rejected.items())[:REPORT_LINES]:
             print(f"  {name}: " + ", ".join(f"{reason} {n}" for reason, n in counts.items()))

@@ -21,6 +21,7 @@ from typing import Sequence
 from mmovod.cli.flags import hidden_alias, make_parser
 from mmovod.cli.run import run_tool
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
+from mmovod.io.wording import plural
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -45,9 +46,9 @@ def run(args: argparse.Namespace) -> None:
     result, out = write_sampled_exemplars(args.lvis_ann_path, args.exemplar_dict, args.out_path, args.K, args.seed,
                                           args.allow_fewer)
     if result.short:
-        print(f"warning: {len(result.short)} classes have fewer than {args.K} exemplars: "
+        print(f"warning: {plural(len(result.short), 'class has', 'classes have')} fewer than {args.K} exemplars: "
               + ", ".join(f"{s} ({n})" for s, n in result.short), file=sys.stderr)
-    print(f"{sum(len(c) for c in result.chosen)} exemplars for {len(result.chosen)} classes (K={args.K}, seed={args.seed})")
+    print(f"{sum(len(c) for c in result.chosen)} exemplars for {plural(len(result.chosen), 'class', 'classes')} (K={args.K}, seed={args.seed})")
     print(f"wrote {out}")
 
 
