@@ -246,7 +246,7 @@ def test_a_classifier_of_categories_without_boxes_is_refused_before_encoding(wor
     out = tmp_path / "eval"
     argv = eval_argv(world, out, unboxed)
     argv[argv.index("--ann") + 1] = str(ann)
-    bad_input(eval_classifiers.main, argv, out, f"{unboxed}: none of its 1 classes (kite) has an evaluated box in --ann")
+    bad_input(eval_classifiers.main, argv, out, f"{unboxed}: its one class (kite) has no evaluated box in --ann")
 
 
 # --- temp files of a killed writer ------------------------------------------------------------------

@@ -228,9 +228,11 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
             space = "aggregator"
         rows, kept = _unit_rows(loaded.array, path, names)
         if boxed is not None and not any(i in boxed for i, k in zip(ids, kept) if k):
-            raise InputError(f"{path}: none of its {plural(len(ids), 'class', 'classes')} ({', '.join(names[:5])}"
-                             f"{' ...' if len(names) > 5 else ''}) has an evaluated box in --ann, so it would "
-                             "score no crop; evaluate it on a file annotating its classes")
+            listed = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+            which = (f"its one class ({listed}) has no" if len(ids) == 1 else
+                     f"none of its {len(ids)} classes ({listed}) has an")
+            raise InputError(f"{path}: {which} evaluated box in --ann, so it would score no crop; evaluate it on a "
+                             "file annotating its classes")
         left_out = [n for n, k in zip(names, kept) if not k]
         if left_out:
             log.warning("%s: left out %d class%s whose row is all zeros (no exemplars): %s", path, len(left_out),

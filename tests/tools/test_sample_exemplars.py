@@ -64,7 +64,7 @@ def test_matches_the_reference_procedure(files, k, seed):
 def test_fewer_than_k_is_an_error_or_takes_all(files, bad_input):
     tmp, exemplars = files
     k = min(len(exemplars[c["synset"]]) for c in CATS) + 1
-    bad_input(main, argv(tmp, "-K", str(k)), tmp / "out.json", f"have fewer than K={k}")
+    bad_input(main, argv(tmp, "-K", str(k)), tmp / "out.json", f"fewer than K={k}")
     exemplars["a.n.01"] = exemplars["a.n.01"][:2]
     (tmp / "ex.json").write_text(json.dumps(exemplars))
     bad_input(main, argv(tmp, "-K", "5"), tmp / "out.json", "1 class has fewer than K=5 exemplars: a.n.01 (2)")
