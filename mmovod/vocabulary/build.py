@@ -13,6 +13,8 @@ Writes into an output folder, rows in vocabulary order, each `.npy` with its sid
   multi-modal-aggregated.npy  the same with vision-aggregated
   vocabulary.json             the class order and, per class, what went into each row (`mmovod.vocabulary.document`)
   exemplars.json              the exemplar list used (get_exemplars_tta.py reads it when every class has exemplars)
+  .mmovod-build.json          the files this build wrote (`mmovod.vocabulary.output_folder`: a rebuild removes
+                              what an earlier build wrote and this one did not; other files are refused)
 Which of these a build makes, and how each is computed, is the table of classifier kinds
 (`mmovod.classifiers.kinds`, the rows with `built`); the build's plan (`mmovod.vocabulary.plan`)
 picks the ones its inputs allow. A class without exemplars has a zero row in the vision classifiers
@@ -44,18 +46,19 @@ import torch
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.check import clip_embed_dim
 from mmovod.classifiers.kinds import KINDS, ClassifierKind, handoff_preference
-from mmovod.classifiers.sidecar import make_sidecar, save_classifier
+from mmovod.classifiers.sidecar import make_sidecar, save_classifier, sidecar_path
 from mmovod.classifiers.vision import check_aggregator_fits
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.io.atomic import make_output_dir
 from mmovod.io.errors import interruption_keeps
 from mmovod.io.json_files import dumps_json
-from mmovod.vocabulary import judge_step
+from mmovod.vocabulary import judge_step, judging
 from mmovod.vocabulary.document import classes_without_vision, vocabulary_doc
 from mmovod.vocabulary.encoding import encode_view_sets
 from mmovod.vocabulary.export import detic_config_lines, export_prompt_embeddings
 from mmovod.vocabulary.fingerprints import clip_description
 from mmovod.vocabulary.judge_step import AVERAGE
+from mmovod.vocabulary import output_folder
 from mmovod.vocabulary.output_folder import prepare_out_dir, write_if_changed
 from mmovod.vocabulary.plan import Plan, check_request
 from mmovod.vocabulary.report import write_report
@@ -78,6 +81,7 @@ class BuildResult:
     exports: dict[str, Path] = field(default_factory=dict)
     report: Path | None = None
     judged: dict[str, Any] | None = None
+    removed: list[str] = field(default_factory=list)
 
 
 def _load_aggregator(settings: BuildSettings) -> VisualAggregator | None:
@@ -109,6 +113,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                       command: str | None = None) -> BuildResult:
     """Build (or reuse) every classifier of the module docstring for `inputs` into `out_dir`."""
     out = prepare_out_dir(out_dir, create=False)  # created only once there is something to write
+    earlier = output_folder.claim(out)  # refuses a folder holding files no build wrote
     aggregator = _load_aggregator(settings)
     plan = Plan(inputs, settings, out, aggregator)
     if settings.judge:  # judging needs the view embeddings: kept from an earlier build, else encoded again
@@ -179,7 +184,10 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                 save_classifier(stage.path, stage.array, stage.sidecar)
                 saved.append(stage.path.name)
         without = classes_without_vision(plan, names, exemplars)
+        written = [out / "vocabulary.json", *output_folder.descriptions_read(out, inputs.descriptions_source),
+                   *[p for s in plan.stages.values() for p in (s.path, sidecar_path(s.path))]]
         if any(exemplars.records):
+            written.append(out / "exemplars.json")
             write_if_changed(out / "exemplars.json", dumps_json(exemplars.records, indent=True))
         write_if_changed(out / "vocabulary.json", dumps_json(vocabulary_doc(inputs, settings, plan, without), indent=True))
         handoff = next(n for n in handoff_preference() if n in plan.stages)
@@ -192,8 +200,10 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
             stage = plan.stages[name]
             result.exports[name] = out / "export" / f"{name}.npy"
             export_prompt_embeddings(stage.array, stage.sidecar, result.exports[name], str(stage.path), command)
+            written += [result.exports[name], sidecar_path(result.exports[name])]
         if settings.judge and AVERAGE in plan.stages:
             result.judged = judge_step.judge(plan, inputs, settings, encoded, aggregator, out, command)
+            written += [out / judging.RESULT_FILE, out / judging.EMBEDDINGS_FILE]
         if settings.report:
             skipped = plan.stages[AVERAGE].sidecar.details["skipped_images"] if AVERAGE in plan.stages else exemplars.skipped
             shown = {"vocabulary": f"{vocab.path} ({vocab.format})", **clip_description(settings.clip),
@@ -202,4 +212,6 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
             result.report = write_report(out / "report", vocab, exemplars.records, bundle, settings.views, main.array,
                                          handoff, unmatched=exemplars.unmatched, skipped=skipped, judged=result.judged,
                                          settings=shown)
+            written.append(result.report)
+        result.removed = output_folder.settle(out, earlier, written)
     return result

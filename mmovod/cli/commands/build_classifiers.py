@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> None:
           f"computed: {', '.join(result.computed) or 'nothing'}; reused: {', '.join(result.reused) or 'nothing'}")
     for name, path in result.files.items():
         print(f"  {name}: {path}")
+    if result.removed:
+        print(f"removed what the earlier build in {result.out_dir} wrote and this one did not: {', '.join(result.removed)}")
     with_synonyms = [c.name for c in vocab.classes if set(c.synonyms) - {c.name}]
     if with_synonyms and not args.avg_synonyms:
         print(f"synonyms of {len(with_synonyms)} classes match exemplar folders but are not in the text prompts "
