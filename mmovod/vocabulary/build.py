@@ -162,7 +162,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                        "classes_without_exemplars": [n for n, h in zip(names, has) if not h],
                        "skipped_images": [{**s, "class": names[s["class"]]} for s in emb.skipped]
                        + [{**s, "exemplar": None} for s in exemplars.skipped],
-                       "combine": kind.computed}
+                       "combine": kind.computed, "exemplar_list": str(out / "exemplars.json")}
             if uses_aggregator:
                 details.update(aggregator=settings.aggregator.path, num_layers=settings.aggregator.num_layers)
             finish(name, rows, details)
@@ -172,6 +172,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
         vision = plan.stages[kind.fuses]
         finish(name, kind.compute()(text_stage.array, vision.array), {
             "sources": {"text": text_stage.path.name, "vision": vision.path.name}, "formula": kind.computed,
+            "exemplar_list": str(out / "exemplars.json"), "context": plan.views[kind.fuses].context,
             "text_only_classes": [n for n, h in zip(names, vision.array.any(axis=1)) if not h]})
     computed = [s.name for s in plan.stages.values() if not s.reused]
     saved: list[str] = []  # an interrupted build names the classifiers it wrote: the next run reuses them
@@ -179,6 +180,8 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                                     f"sidecar) {'is' if len(saved) == 1 else 'are'} written to {out}" if saved else None,
                             "run the same command again to reuse them and finish the build"):
         prepare_out_dir(out)
+        if any(exemplars.records):  # first: the vision and multi-modal sidecars record where it is
+            write_if_changed(out / "exemplars.json", dumps_json(exemplars.records, indent=True))
         for stage in plan.stages.values():
             if not stage.reused:
                 save_classifier(stage.path, stage.array, stage.sidecar)
@@ -188,7 +191,6 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                    *[p for s in plan.stages.values() for p in (s.path, sidecar_path(s.path))]]
         if any(exemplars.records):
             written.append(out / "exemplars.json")
-            write_if_changed(out / "exemplars.json", dumps_json(exemplars.records, indent=True))
         write_if_changed(out / "vocabulary.json", dumps_json(vocabulary_doc(inputs, settings, plan, without), indent=True))
         handoff = next(n for n in handoff_preference() if n in plan.stages)
         main = plan.stages[handoff]
