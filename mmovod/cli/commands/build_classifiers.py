@@ -95,11 +95,11 @@ def run(args: argparse.Namespace) -> None:
     from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
     from mmovod.vocabulary.exemplar_folders import collect_exemplars
     from mmovod.vocabulary.judging import summary_lines
-    from mmovod.vocabulary.output_folder import prepare_out_dir
+    from mmovod.vocabulary.output_folder import claim, prepare_out_dir
     from mmovod.vocabulary.settings import AggregatorSettings, BuildInputs, BuildSettings
 
     vocab = read_vocabulary(args.vocab)
-    prepare_out_dir(args.out_dir, create=False)
+    claim(prepare_out_dir(args.out_dir, create=False))  # a folder holding others' files: refused before any work
     exemplars = collect_exemplars(vocab, args.exemplars, args.exemplar_ann, args.K, args.sample_seed, args.skip_bad,
                                   max(1, args.workers))
     text = PromptSpec(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms)
