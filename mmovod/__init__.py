@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "load_clip": "mmovod.clip.factory",
     "VisualAggregator": "mmovod.aggregator.model",
     "InputError": "mmovod.io.errors",
+    "BadImageError": "mmovod.readers.exemplar_records",
     # text classifiers
     "text_classifier": "mmovod.classifiers.text",
     "sentence_classifier": "mmovod.classifiers.text",

@@ -5,10 +5,12 @@ It runs the aggregator tools of the guide on a class-folder tree of the world:
              (--images each, the last --heldout classes held out), seeded by --seed
   features   tools/cache_clip_features.py on the world CLIP (mmovod/data/world_clip.{json,pt}), 2 TTA views
   training   tools/train_visual_aggregator.py, 4 layers (the tools' --num-layers default), --steps steps,
-             32 classes a step, sets of 1-5 exemplars, AdamW --lr with 10% warm-up
+             32 classes a step, sets of 1-5 exemplars classifying 1-5 raw query images each, at the world
+             CLIP's logit scale (15), AdamW --lr with 10% warm-up
   check      tools/eval_visual_aggregator.py on the held-out classes, for the trained aggregator and for
              an untrained one (its initial weights), each beside plain averaging of the same exemplars
-and saves the trained weights in float16 with the two evaluations beside them (JSON, --report).
+and saves the trained weights in float16 (with the objective they were trained with, so that builds
+know their rows are in CLIP's space) and the two evaluations beside them (JSON, --report).
 Example:
   python scripts/train_world_aggregator.py --work /tmp/world_agg --out mmovod/data/world_aggregator.pth
 """
@@ -28,6 +30,8 @@ from mmovod.cli.commands import cache_clip_features, eval_visual_aggregator, tra
 
 DATA = Path(__file__).parents[1] / "mmovod" / "data"
 NUM_LAYERS = 4
+WORLD_LOGIT_SCALE = 15.0
+"""The world CLIP's own logit scale (exp of its learned `logit_scale`, 14.9)."""
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> dict:
     assert train_visual_aggregator.main([
         "--cache", str(args.work / "cache_train"), "--out", str(run_dir), "--steps", str(args.steps),
         "--batch-classes", "32", "--k-min", "1", "--k-max", "5", "--num-layers", str(NUM_LAYERS),
-        "--lr", str(args.lr), "--warmup-steps", str(max(1, args.steps // 10)),
+        "--lr", str(args.lr), "--logit-scale", str(WORLD_LOGIT_SCALE), "--warmup-steps", str(max(1, args.steps // 10)),
         "--seed", str(args.seed), "--checkpoint-every", "0", *clip]) == 0
     untrained = args.work / "untrained.pth"
     dim = json.loads(Path(args.clip_model).read_text())["embed_dim"]
@@ -73,9 +77,10 @@ def run(args: argparse.Namespace) -> dict:
             "--cache", str(args.work / "cache_heldout"), "--load-path", str(checkpoint), "--num-layers", str(NUM_LAYERS),
             "--out-path", str(out), "--ks", "1", "2", "5", "--queries", "5", "--trials", "5", "--device", "cpu"]) == 0
         results[name] = json.loads(out.read_text())
-    state = torch.load(run_dir / "visual_aggregator.pth", map_location="cpu", weights_only=True)["state_dict"]
+    trained = torch.load(run_dir / "visual_aggregator.pth", map_location="cpu", weights_only=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {k: v.to(torch.float16) for k, v in state.items()}}, args.out)
+    torch.save({"state_dict": {k: v.to(torch.float16) for k, v in trained["state_dict"].items()},
+                "objective": trained["objective"]}, args.out)
     results["settings"] = {k: str(v) for k, v in vars(args).items()}
     results["time"] = {"wall_s": round(time.time() - start_wall, 1), "cpu_s_main_process": round(time.process_time() - start_cpu, 1)}
     report = args.report or args.out.with_suffix(".eval.json")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from mmovod.cli.commands import ALIASES
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", ROOT / "tools/README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PYTHONS = {"python", "python3", "$PY", "$(PY)", ".venv/bin/python", "torchrun"}
@@ -46,7 +48,7 @@ def commands(line: str) -> list[tuple[str, list[str]]]:
     for i, word in enumerate(words):
         tool = None
         if word == "mmovod" and i + 1 < len(words) and not words[i + 1].startswith("-") and (i == 0 or words[i - 1] in COMMAND_END):
-            tool, start = words[i + 1].replace("-", "_"), i + 2
+            tool, start = ALIASES.get(words[i + 1], words[i + 1]).replace("-", "_"), i + 2
         elif re.fullmatch(r"tools/[\w.-]+\.py", word) and i > 0 and (words[i - 1] in PYTHONS or "torchrun" in words[:i]):
             tool, start = Path(word).stem, i + 1
         if tool is None:
@@ -117,7 +119,7 @@ def test_the_pages_document_every_tool():
     assert in_index == {path.stem for path in (ROOT / "tools").glob("*.py") if path.stem != "__init__"}
     # a multi-line command keeps the flags after its line continuations
     args = next(args for page, tool, args in seen if page == "README.md" and tool == "build_classifiers")
-    assert "--load-path" in args and "--report" in args
+    assert "--clip_model" in args and "--report" in args
 
 
 def anchor(heading: str) -> str:

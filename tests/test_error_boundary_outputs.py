@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 import torch
 
+import mmovod.evaluation.encoding
 import mmovod.features.builder
+import mmovod.io.arrays
 from mmovod.cli.flags import make_parser
 from mmovod.cli.run import run_tool
 from mmovod.evaluation import report
-from mmovod.io.atomic import atomic_open
+from mmovod.io.atomic import atomic_open, output_error
 from mmovod.io.errors import InputError
 from tests.tiers import quick_once
 from tests.error_cases import eval_argv, eval_world, write_classifier
@@ -132,6 +134,46 @@ def test_disk_full_while_writing_evaluation_results(world, tmp_path, monkeypatch
     assert {name: (out / name).read_bytes() for name in RESULTS} == earlier
 
 
+def test_cache_clip_features_on_a_full_disk_names_it_and_the_folder(world, tmp_path, monkeypatch, bad_input):
+    tree = tmp_path / "tree"
+    (tree / "a").mkdir(parents=True)
+    for i in (1, 2):
+        shutil.copy(world["root"] / f"{i}.jpg", tree / "a" / f"{i}.jpg")
+    cache = tmp_path / "cache"
+
+    def save(handle, array, allow_pickle=False):  # the shard's bytes do not fit
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(mmovod.io.arrays.np, "save", save)
+    argv = ["--image-root", str(tree), "--out", str(cache), "--nw", "0",
+            "--clip_model", str(world["clip_config"]), "--pretrained", str(world["weights"]), "--device", "cpu"]
+    bad_input(cache_clip_features.main, argv, cache / "shard-00000.npy",
+              f"shard-00000.npy: cannot write (No space left on device); free space in {cache} or write elsewhere",
+              resumable=True)
+
+
+def test_a_full_disk_reads_the_same_from_every_writer(tmp_path, monkeypatch, capsys):
+    """One helper (output_error) words it, for files and folders, and the run wrapper words a full disk met
+    outside mmovod's own writers (a library's cache) the same way."""
+    full = OSError(errno.ENOSPC)
+    assert str(output_error(tmp_path / "x.npy", full)) == \
+        f"{tmp_path / 'x.npy'}: cannot write (No space left on device); free space in {tmp_path} or write elsewhere"
+    assert str(output_error(tmp_path, full, "cannot create folder")) == \
+        f"{tmp_path}: cannot create folder (No space left on device); free space in {tmp_path} or write elsewhere"
+    assert str(output_error(tmp_path / "x.npy", OSError(errno.EROFS, "Read-only file system"))) == \
+        f"{tmp_path / 'x.npy'}: cannot write (Read-only file system)"
+
+    def body(args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "hub" / "model.bin"))
+    error_line(capsys, run_tool(make_parser("A tool."), body, []),
+               f"hub/model.bin: cannot write (No space left on device); free space in {tmp_path / 'hub'}",
+               "test_error_boundary_outputs.py")
+
+    def other(args):
+        raise OSError(errno.EIO, "Input/output error")
+    with pytest.raises(OSError):  # not a full disk: not ours to word
+        run_tool(make_parser("A tool."), other, [])
+
+
 def test_disk_quota_is_named(tmp_path, monkeypatch):
     def fsync(fd):
         raise OSError(errno.EDQUOT)
@@ -190,6 +232,21 @@ def test_a_classifier_sharing_no_category_with_the_annotations_is_refused(world,
     bad_input(eval_classifiers.main, eval_argv(world, out, named), out,
               f"{named}: none of its 3 classes (boat, kite, tent) is a category of --ann")
     assert eval_classifiers.main(eval_argv(world, out)) == 0  # the world's own classifier shares all three
+
+
+def test_a_classifier_of_categories_without_boxes_is_refused_before_encoding(world, tmp_path, bad_input, monkeypatch):
+    """Its categories are in --ann but none has a box there: it would score no crop (it used to exit 0 with
+    empty results)."""
+    doc = json.loads(world["ann"].read_text())
+    doc["categories"].append({"id": 4, "name": "kite", "synonyms": ["kite"], "frequency": "r", "image_count": 0})
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(doc))
+    unboxed = write_classifier(tmp_path / "kite.npy", world["rows"][:1], world["clip"], ids=[4], names=["kite"])
+    monkeypatch.setattr(mmovod.evaluation.encoding, "encode_into_cache", lambda *a, **k: pytest.fail("encoded"))
+    out = tmp_path / "eval"
+    argv = eval_argv(world, out, unboxed)
+    argv[argv.index("--ann") + 1] = str(ann)
+    bad_input(eval_classifiers.main, argv, out, f"{unboxed}: none of its 1 classes (kite) has an evaluated box in --ann")
 
 
 # --- temp files of a killed writer ------------------------------------------------------------------

@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mmovod"
 
 # Bottom to top: a package may import itself and the packages before it, never one after it.
 LAYERS = ("io", "readers", "prep", "clip", "features", "descriptions", "aggregator", "classifiers", "evaluation",
-          "vocabulary", "assets", "demo", "cli")
+          "handoff", "vocabulary", "assets", "demo", "cli")
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:

@@ -94,6 +94,15 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_outside_the_repository(tm
     listing = run([venv / "bin/mmovod", "--help"], cwd=work)
     assert "remove_lvis_rare" in listing and "build_classifiers" in listing
     run([venv / "bin/mmovod", "make_demo_data", "--out", "datasets/demo"], cwd=work)  # needs the package data
+    # the shipped CLIP by name, offline, and hints spelled for the installed command
+    assert run([venv / "bin/mmovod", "models", "--model", "world"], cwd=work).startswith("* world  shipped")
+    custom = work / "datasets/demo/custom"
+    run([venv / "bin/mmovod", "build_classifiers", "--vocab", custom / "vocab.txt", "--exemplars", custom / "exemplars",
+         "--out-dir", "mine", "--clip_model", "world", "--device", "cpu"], cwd=work)
+    run([venv / "bin/mmovod", "check_classifier", "mine/multi-modal-average.npy", "--clip_model", "world"], cwd=work)
+    hint = subprocess.run([venv / "bin/mmovod", "train_visual_aggregator", "--cache", ".", "--out", "x"], cwd=work,
+                          capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert hint.returncode == 2 and "mmovod cache_clip_features" in hint.stderr and "tools/" not in hint.stderr
 
     demo = work / "datasets/demo"
     code = readme_example().replace(

@@ -3,11 +3,11 @@
 For each trial and each held-out class, K exemplar images are drawn (the K-sets are nested: the
 first K of one random order, so larger K only adds exemplars) and up to `queries` other images of
 the class become queries. Class vectors are the aggregator's output for the K exemplars, or the
-plain average of the same (unit-norm) features; each query is classified by its nearest class
-vector (cosine): for the aggregator, a query is embedded as a set of one image (the aggregator's
-output space is not CLIP's), for averaging it is its own CLIP feature. An image enters the
-aggregator as all its cached views (K x V raw tokens, as the inference tool with --tta); for
-averaging, its raw views are averaged (as get_exemplars_tta does).
+plain average of the same features; each query is classified by its nearest class vector
+(cosine), the query being its own raw CLIP feature (the mean of its views) for both, as a detector
+compares its region embeddings with the rows: nothing passes a query through the aggregator. An
+image enters the aggregator as all its cached views (K x V raw tokens, as the inference tool with
+--tta); for averaging, its raw views are averaged (as get_exemplars_tta does).
 """
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ class RetrievalResult:
     def as_json(self) -> dict:
         return {
             "metric": "class-retrieval top-1 accuracy (nearest class vector, cosine)",
+            "queries": "raw CLIP image embeddings (mean of each image's views), as a detector's region embeddings",
             "classes": len(self.classes),
             "queries_per_trial": self.queries,
             "trials": self.trials,
@@ -119,16 +120,15 @@ def retrieval_accuracy(
         v = cache.views
         exemplars = view_features(cache, np.stack(exemplar_rows)).reshape(len(class_ids), k_max, v, cache.dim).to(device)
         queries_views = view_features(cache, np.concatenate(query_rows)).to(device)
-        q_avg = F.normalize(queries_views.mean(dim=1), dim=-1)
-        q_agg = F.normalize(aggregate(model, queries_views), dim=-1)
+        query = F.normalize(queries_views.mean(dim=1), dim=-1)
         labels = torch.from_numpy(np.concatenate(query_labels)).to(device)
         total += len(labels)
         for k in ks:
             tokens = exemplars[:, :k].reshape(len(class_ids), k * v, cache.dim)
             agg = F.normalize(aggregate(model, tokens), dim=-1)
             avg = F.normalize(tokens.mean(dim=1), dim=-1)
-            correct_agg[k] += int(((q_agg @ agg.T).argmax(dim=1) == labels).sum())
-            correct_avg[k] += int(((q_avg @ avg.T).argmax(dim=1) == labels).sum())
+            correct_agg[k] += int(((query @ agg.T).argmax(dim=1) == labels).sum())
+            correct_avg[k] += int(((query @ avg.T).argmax(dim=1) == labels).sum())
     return RetrievalResult(
         ks=list(ks),
         aggregator={k: correct_agg[k] / total for k in ks},

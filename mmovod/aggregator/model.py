@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from mmovod.aggregator.train_config import TrainConfig
 
 CLS_INIT_STD = 0.02
+CLIP_SPACE_OBJECTIVE = "clip-space"
+"""The `objective` our checkpoints record when their outputs were trained to live in CLIP's image space
+(`mmovod.aggregator.objective`); files without it (the authors' released weights, our earlier
+objective) give rows in a space of their own."""
 
 
 class Attention(nn.Module):
@@ -173,6 +177,14 @@ def trained_clip(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]
     obj = load_torch_file(path, "aggregator checkpoint", trust=trust)
     clip = obj.get("clip") if isinstance(obj, dict) else None
     return clip if isinstance(clip, dict) else None
+
+
+def output_space(path: str | os.PathLike, trust: bool = False) -> str:
+    """`clip` when the checkpoint records the CLIP-space objective, else `aggregator` (its rows live in a
+    space of their own: the authors' released weights, our earlier objective, unknown files)."""
+    obj = load_torch_file(path, "aggregator checkpoint", trust=trust)
+    objective = obj.get("objective") if isinstance(obj, dict) else None
+    return "clip" if objective == CLIP_SPACE_OBJECTIVE else "aggregator"
 
 
 def build_model(config: TrainConfig, dim: int) -> VisualAggregator:

@@ -20,7 +20,7 @@ class TrainConfig:
     batch_classes: int = 256
     k_min: int = 1
     k_max: int = 10
-    temperature: float = 0.07
+    logit_scale: float = 100.0
     lr: float = 1e-4
     weight_decay: float = 0.05
     warmup_steps: int = 1000
@@ -42,8 +42,8 @@ class TrainConfig:
             raise InputError(f"--k-pairing must be one of {', '.join(K_PAIRINGS)}, got {self.k_pairing!r}")
         if self.view_sampling not in VIEW_SAMPLINGS:
             raise InputError(f"--view-sampling must be one of {', '.join(VIEW_SAMPLINGS)}, got {self.view_sampling!r}")
-        if self.temperature <= 0:
-            raise InputError(f"--temperature must be positive, got {self.temperature}")
+        if not self.logit_scale > 0:
+            raise InputError(f"--logit-scale must be positive, got {self.logit_scale}")
         if not (self.lr > 0 and self.weight_decay >= 0 and 0 <= self.min_lr_ratio <= 1 and self.grad_clip >= 0):
             raise InputError("need --lr > 0, --weight-decay >= 0, 0 <= --min-lr-ratio <= 1 and --grad-clip >= 0 "
                              f"(got {self.lr}, {self.weight_decay}, {self.min_lr_ratio}, {self.grad_clip})")

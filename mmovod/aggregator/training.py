@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from mmovod.aggregator.contrastive import embed_pair, gather_across_ranks, symmetric_info_nce
+from mmovod.aggregator.objective import OBJECTIVE, exemplar_rows, gather_across_ranks, query_embeddings, query_loss
 from mmovod.aggregator.episodes import Episode, EpisodeSampler, eligible_classes, load_episode
 from mmovod.aggregator.metrics_log import METRICS_NAME, log_metrics, logged_steps, open_metrics, trim_metrics
 from mmovod.aggregator.model import build_model
@@ -111,7 +111,7 @@ def train(
         )
     per_rank = config.batch_classes // ctx.world_size
     part = slice(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
-    meta = {"clip": cache.clip, "cache": cache_identity(cache), "config": dataclasses.asdict(config)}
+    meta = {"clip": cache.clip, "cache": cache_identity(cache), "config": dataclasses.asdict(config), "objective": OBJECTIVE}
 
     def fetch(step: int) -> tuple[Episode, np.ndarray]:
         episode = sampler.sample(step)
@@ -132,10 +132,9 @@ def train(
                 pending = pool.submit(fetch, step + 1) if step + 1 < config.steps else None
                 x = torch.from_numpy(features).to(ctx.device, non_blocking=True)
                 t_load = time.perf_counter() - t0
-                set_a, set_b = embed_pair(train_model, x, episode.split)
-                a = gather_across_ranks(set_a, ctx)
-                p = gather_across_ranks(set_b, ctx)
-                loss = symmetric_info_nce(a, p, config.temperature)
+                rows = gather_across_ranks(exemplar_rows(train_model, x, episode.split), ctx)
+                queries = gather_across_ranks(query_embeddings(x, episode.split, episode.k_b), ctx)
+                loss = query_loss(rows, queries, config.logit_scale)  # the global batch's loss on every rank
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip > 0:

@@ -21,7 +21,8 @@ CLIP_GROUP = "clip"
 
 @dataclass(frozen=True)
 class AssetRequest:
-    """What to fetch: manifest assets (`only` names or groups, None: all) and the weights of `clip_models`."""
+    """What to fetch: manifest assets (`only` names or groups; None: all, or none when `clip_models` are named)
+    and the weights of `clip_models`."""
 
     dest: Path
     only: Sequence[str] | None = None
@@ -70,7 +71,10 @@ def download_assets(request: AssetRequest, list_only: bool = False) -> Iterator[
     only = request.only
     if only and CLIP_GROUP in only and not request.clip_models:
         raise InputError("--only clip: name the models with --clip MODEL")
-    assets = select_assets(load_manifest(request.manifest), [n for n in only if n != CLIP_GROUP] if only else None)
+    if only:
+        assets = select_assets(load_manifest(request.manifest), [n for n in only if n != CLIP_GROUP])
+    else:  # --clip alone fetches those weights only; nothing named fetches every manifest asset
+        assets = [] if request.clip_models else select_assets(load_manifest(request.manifest), None)
     weights = _clip_weights(request) if (not only or CLIP_GROUP in only) else []
     options = FetchOptions(Path(request.dest), request.base_url,
                            RetryPolicy(request.retries, request.retry_wait, request.timeout), request.force)

@@ -17,6 +17,7 @@ from typing import IO, Callable, Literal
 
 from mmovod.assets.checks import check_asset_file
 from mmovod.assets.manifest import Asset
+from mmovod.io.atomic import disk_full_reason, output_error
 from mmovod.io.downloads import CHUNK, DownloadError, ProgressFactory, RetryPolicy, fetch
 from mmovod.io.errors import InputError, interruption_keeps
 
@@ -133,7 +134,7 @@ def _make_folders(folder: Path) -> list[Path]:
         try:
             path.mkdir()
         except OSError as exc:
-            raise DownloadError(f"{path}: cannot create folder ({exc.strerror or exc})") from None
+            raise DownloadError(str(output_error(path, exc, "cannot create folder"))) from None
         created.append(path)
     return created
 
@@ -156,6 +157,8 @@ def _extract_member(archive_path: Path, name: str, out: Path, url: str, size: in
             with archive.extractfile(chosen[0]) as source, open(out, "wb") as sink:
                 _copy_capped(source, sink, limit, f"{url}: {chosen[0].name} in the archive")
     except (tarfile.TarError, OSError, EOFError) as exc:
+        if disk_full_reason(exc):
+            raise output_error(out, exc) from None
         raise InputError(f"{url}: cannot unpack the tar archive ({exc})") from None
 
 

@@ -15,15 +15,14 @@ that no row is empty. `check_classifier` reports, each as one line naming the fi
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import open_clip
 
 from mmovod.classifiers.kinds import KINDS
 from mmovod.classifiers.sidecar import ClassifierSidecar, empty_classifier, read_sidecar
-from mmovod.clip.factory import OPENAI_NAMES, resolve_model_name
+from mmovod.clip.factory import clip_embed_dim
+from mmovod.clip.identity import architecture
 from mmovod.io.arrays import load_matrix
 from mmovod.io.errors import InputError
 from mmovod.readers.vocabulary import normalise_name
@@ -31,22 +30,6 @@ from mmovod.readers.vocabulary import normalise_name
 DUPLICATE_COSINE = 1.0 - 1e-6
 NORM_TOLERANCE = 1e-3
 SHOWN = 5
-
-
-def clip_embed_dim(clip_model: str) -> int:
-    """The embedding size of a CLIP architecture, from its config alone (no weights are loaded)."""
-    name, _ = resolve_model_name(clip_model, None)
-    config = open_clip.get_model_config(name)
-    if not config or "embed_dim" not in config:
-        raise InputError(f"--clip_model {clip_model}: no model config with an embed_dim")
-    return int(config["embed_dim"])
-
-
-def architecture(clip_model: str) -> str:
-    """A comparable spelling of a CLIP model name: OpenAI names as open_clip's, config files by stem."""
-    if clip_model.endswith(".json"):
-        return Path(clip_model).stem
-    return OPENAI_NAMES.get(clip_model, clip_model)
 
 
 def _rows(indices: Sequence[int], names: Sequence[str] | None) -> str:
@@ -104,9 +87,9 @@ def _sidecar_problems(array: np.ndarray, sidecar: ClassifierSidecar, clip_model:
     if sidecar.dtype != str(array.dtype):
         problems.append(f"sidecar says dtype {sidecar.dtype}, the array is {array.dtype}")
     kind = KINDS.get(sidecar.kind)
-    if kind is not None and kind.built and sidecar.space != kind.space:
+    if kind is not None and kind.built and sidecar.space not in kind.spaces:
         problems.append(f"sidecar says {sidecar.space} space, but a {sidecar.kind} classifier's rows are in "
-                        f"{kind.space} space")
+                        f"{' or '.join(kind.spaces)} space")
     if sidecar.embed_dim is not None and sidecar.embed_dim != array.shape[1]:
         problems.append(f"sidecar says CLIP embed_dim {sidecar.embed_dim}, rows are {array.shape[1]}-d")
     if clip_model is not None and sidecar.clip_model is not None \

@@ -37,13 +37,41 @@ def fuse_classifiers(feat1: np.ndarray, feat2: np.ndarray, final_norm: bool = Tr
     return fused.astype(np.float32)
 
 
-def fuse_with_text_fallback(text: np.ndarray, vision: np.ndarray) -> np.ndarray:
-    """float32 `(C, D)`: l2(l2(text) + l2(vision)) per row, and l2(text) where the vision row is zero
-    (a class without exemplars)."""
+def fused_rows(text: np.ndarray, vision: np.ndarray) -> np.ndarray:
+    """float64 `(C, D)`: l2(l2(text) + l2(vision)) per row; for a class without exemplars (a zero vision
+    row), l2(l2(text) + l2(l2(text) + gap)), where `gap` is the mean of l2(vision) - l2(text) over the
+    classes with exemplars; l2(text) when no class has any.
+
+    A fused row points between CLIP's text and image regions; a text-only row would point at the text
+    region, where image embeddings (a detector's regions) score lower, so crops of classes without
+    exemplars would go to classes with them. Moving the missing vision direction by the mean
+    text-to-image gap puts every row in the same region; only directions change (detectors normalise rows),
+    and rows of classes with exemplars are exactly those of `fuse_classifiers`.
+    """
     has = vision.any(axis=1)
-    fused = l2_normalise_rows(text)
-    fused[has] = l2_normalise_rows(fused[has] + l2_normalise_rows(vision[has]))
-    return fused.astype(np.float32)
+    unit_text = l2_normalise_rows(text)
+    estimated = unit_text.copy()
+    if has.any():
+        gap = (l2_normalise_rows(vision[has]) - unit_text[has]).mean(axis=0)
+        estimated = l2_normalise_rows(unit_text + gap)
+        estimated[has] = l2_normalise_rows(vision[has])
+    fused = unit_text + estimated if has.any() else unit_text
+    return l2_normalise_rows(fused)
+
+
+def fuse_with_text_fallback(text: np.ndarray, vision: np.ndarray) -> np.ndarray:
+    """`fused_rows` as float32 `(C, D)`: the build's multi-modal rows."""
+    return fused_rows(text, vision).astype(np.float32)
+
+
+def text_only_rule(text_only_classes: int, classes: int) -> str:
+    """What the sidecar records about the rows of classes without exemplars."""
+    if not text_only_classes:
+        return "none: every class has exemplars"
+    if text_only_classes == classes:
+        return "no class has exemplars: l2(text)"
+    return (f"l2(l2(text) + l2(l2(text) + gap)), gap = mean of l2(vision) - l2(text) over the "
+            f"{classes - text_only_classes} classes with exemplars")
 
 
 def check_same_classes(first: Classifier, second: Classifier) -> None:

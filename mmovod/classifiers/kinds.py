@@ -1,7 +1,8 @@
 """The classifier kinds: one table, read by the sidecar, the vocabulary build, the export, the check and the tools.
 
 A row says what a kind is: the `space` its rows live in (`clip`: CLIP's joint embedding space;
-`aggregator`: the visual aggregator's output space; `mixed`: a fusion of rows from both), its
+`aggregator`: a visual aggregator's own output space; `mixed`: a fusion of rows from both; a kind that
+uses the aggregator has the space its checkpoint was trained for, `space_with`), its
 `dtype`, what it `needs` (inputs, or other kinds), how each row is computed (`computed`, recorded in
 its sidecar, and `rows`, the function that computes them), the provenance keys of its sidecar
 `details`, and whether a prompt-embedding detector can use it (`exportable`: CLIP-space rows only).
@@ -23,6 +24,14 @@ from typing import Any, Callable
 from mmovod.clip.crops import AGGREGATOR_CONTEXT
 
 SPACES = ("clip", "aggregator", "mixed")
+SPACE_NOTES = {
+    "clip": "rows in CLIP's space: a detector trained on text rows can use them as they are",
+    "aggregator": "rows NOT in CLIP's space, from an aggregator trained for its own space: only a detector "
+                  "trained with these rows can use them",
+    "mixed": "rows NOT in CLIP's space, text fused with an aggregator's own space: only a detector "
+             "trained with these rows can use them",
+}
+"""What each space means to the detector that gets the rows: the line the build, the check and the evaluation show."""
 TEXT_INPUTS = ("prompts", "descriptions")
 """Needs that make a text kind: the sentences embedded per class."""
 VIEW_DETAILS = ("context", "num_views", "tta", "seed", "view_order", "skip_bad")
@@ -51,8 +60,23 @@ class ClassifierKind:
     """The sidecar's `kind` when it is not `name` (the build's fusions are `multi-modal` files)."""
 
     @property
-    def exportable(self) -> bool:
-        return self.space == "clip"
+    def follows_aggregator(self) -> bool:
+        """Whether the rows come (directly or through the fused vision kind) from the visual aggregator."""
+        return "aggregator" in self.needs or (self.fuses is not None and KINDS[self.fuses].follows_aggregator)
+
+    def space_with(self, aggregator_space: str | None) -> str:
+        """The space of the rows when made with an aggregator whose outputs live in `aggregator_space`
+        (`mmovod.aggregator.model.output_space`; None: unknown, the table's `space`)."""
+        if aggregator_space is None or not self.follows_aggregator:
+            return self.space
+        if self.family == "vision":
+            return aggregator_space
+        return "clip" if aggregator_space == "clip" else "mixed"
+
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        """Every space this kind's rows can be in."""
+        return tuple(dict.fromkeys((self.space, *(self.space_with(s) for s in ("clip", "aggregator")))))
 
     @property
     def family(self) -> str:
@@ -72,7 +96,8 @@ class ClassifierKind:
         return getattr(importlib.import_module(module), function)
 
 
-FUSION = "l2(l2(text) + l2(vision)); l2(text) where the class has no exemplars"
+FUSION = ("l2(l2(text) + l2(vision)); where the class has no exemplars, its vision direction is estimated as "
+          "l2(l2(text) + the mean text-to-vision gap of the classes with exemplars)")
 
 KINDS: dict[str, ClassifierKind] = {k.name: k for k in (
     ClassifierKind("text", "clip", "float32", ("prompts",),
@@ -92,11 +117,11 @@ KINDS: dict[str, ClassifierKind] = {k.name: k for k in (
                    (*VISION_DETAILS, "aggregator", "num_layers"), rows="mmovod.classifiers.vision:aggregated_classifier",
                    context=AGGREGATOR_CONTEXT),
     ClassifierKind("multi-modal-average", "clip", "float32", ("vision-average",), FUSION,
-                   ("sources", "formula", "text_only_classes"), rows="mmovod.classifiers.fusion:fuse_with_text_fallback",
-                   normalized=True, handoff=1, sidecar_kind="multi-modal"),
+                   ("sources", "formula", "text_only_classes", "text_only_rule"),
+                   rows="mmovod.classifiers.fusion:fuse_with_text_fallback", normalized=True, handoff=1, sidecar_kind="multi-modal"),
     ClassifierKind("multi-modal-aggregated", "mixed", "float32", ("vision-aggregated",), FUSION,
-                   ("sources", "formula", "text_only_classes"), rows="mmovod.classifiers.fusion:fuse_with_text_fallback",
-                   normalized=True, handoff=0, sidecar_kind="multi-modal"),
+                   ("sources", "formula", "text_only_classes", "text_only_rule"),
+                   rows="mmovod.classifiers.fusion:fuse_with_text_fallback", normalized=True, handoff=0, sidecar_kind="multi-modal"),
     ClassifierKind("multi-modal", "clip", "float32", ("feat1", "feat2"),
                    "l2(l2(feat1) + l2(feat2)) of two classifier files", ("formula", "sources"), built=False),
     ClassifierKind("other", "clip", "float32", (), "made outside mmovod", (), built=False),
@@ -119,5 +144,6 @@ def handoff_preference() -> tuple[str, ...]:
 
 
 def exportable() -> tuple[str, ...]:
-    """The built kinds a prompt-embedding detector can use."""
-    return tuple(name for name in built() if KINDS[name].exportable)
+    """The built kinds a prompt-embedding detector can use (the aggregated ones when their aggregator was
+    trained for CLIP's space)."""
+    return tuple(name for name in built() if "clip" in KINDS[name].spaces)

@@ -90,17 +90,22 @@ def make_sidecar(array: np.ndarray, kind: str, clip: dict[str, Any] | None, *, s
     )
 
 
+def sidecar_bytes(sidecar: ClassifierSidecar, folder: Path) -> bytes:
+    """The sidecar document as written into `folder`, with where the files it names are from there:
+    its CLIP files (`clip_files`) and its other inputs (`mmovod.classifiers.sidecar_files`)."""
+    files = clip_files({"clip_model": sidecar.clip_model, "pretrained": sidecar.pretrained}, folder)
+    located = {**({"clip_files": files} if files else {}), **location_details(sidecar.details, folder)}
+    if located:  # found again from another working folder, after a move, or by content on another machine
+        sidecar = dataclasses.replace(sidecar, details={**sidecar.details, **located})
+    return dumps_json(sidecar.to_json(), indent=True)
+
+
 def save_classifier(path: str | os.PathLike, array: np.ndarray, sidecar: ClassifierSidecar) -> None:
     """Write a classifier `.npy` and its sidecar together: both appear, or neither is new or changed."""
     check_classifier_path(path)
     if tuple(array.shape) != tuple(sidecar.shape) or str(array.dtype) != sidecar.dtype:
         raise ValueError(f"sidecar describes {sidecar.shape} {sidecar.dtype}, array is {array.shape} {array.dtype}")
-    folder = Path(path).parent  # every file the sidecar names is found again from it (`sidecar_files`)
-    files = clip_files({"clip_model": sidecar.clip_model, "pretrained": sidecar.pretrained}, folder)
-    located = {**({"clip_files": files} if files else {}), **location_details(sidecar.details, folder)}
-    if located:  # found again from another working folder, after a move, or by content on another machine
-        sidecar = dataclasses.replace(sidecar, details={**sidecar.details, **located})
-    write_files_together({Path(path): npy_bytes(array), sidecar_path(path): dumps_json(sidecar.to_json(), indent=True)})
+    write_files_together({Path(path): npy_bytes(array), sidecar_path(path): sidecar_bytes(sidecar, Path(path).parent)})
 
 
 _LEGACY_TOP_LEVEL = {"shape", "dtype", "clip_model", "pretrained", "embed_dim", "category_ids", "command",

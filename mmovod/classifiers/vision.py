@@ -3,7 +3,9 @@
 - `average_classifier`: the mean of the raw CLIP image embeddings of the views, float32 `(C, D)`
   (what `get_exemplars_tta.py` writes; context 0.4, TTA always on).
 - `aggregated_classifier`: the trained visual aggregator applied to the set of raw view embeddings,
-  float16 `(C, 512)` (what `generate_vision_classifier_agg.py` writes; context 0.2, TTA optional).
+  float16 `(C, 512)` (what `generate_vision_classifier_agg.py` writes; context 0.2, TTA optional), in
+  CLIP's space when the checkpoint was trained for it (`mmovod.aggregator.objective`), else in the
+  aggregator's own space (the authors' released weights).
 Neither is L2-normalised. Both start from `encode_exemplar_views` (the views' embeddings, in memory);
 `write_average_classifier` and `write_aggregated_classifier` are the two tools' whole steps.
 """
@@ -19,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from mmovod.aggregator.model import VisualAggregator
+from mmovod.aggregator.model import VisualAggregator, output_space
 from mmovod.classifiers.kinds import KINDS
 from mmovod.classifiers.recipes import AGGREGATOR_VIEWS, AVERAGE_VIEWS
 from mmovod.classifiers.sidecar import check_classifier_path, make_sidecar, save_classifier
@@ -167,7 +169,8 @@ def write_aggregated_classifier(exemplar_list: str | os.PathLike, out_path: str 
     encoded = encode_exemplar_views(exemplars, bundle, views, roots, batch_size=clip.batch_size)
     classifier = aggregated_classifier(encoded, aggregator, views.num_views, bundle.device)
     save_classifier(out_path, classifier, make_sidecar(
-        classifier, "vision-aggregated", bundle.describe(), space=KINDS["vision-aggregated"].space,
+        classifier, "vision-aggregated", bundle.describe(),
+        space=KINDS["vision-aggregated"].space_with(output_space(aggregator_path, trust_checkpoint)),
         category_ids=class_category_ids(exemplars), command=command,
         details=vision_details(str(exemplar_list), roots, views, encoded, aggregator=str(aggregator_path),
                                num_layers=num_layers,

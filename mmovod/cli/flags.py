@@ -1,9 +1,12 @@
 """The flag groups every tool shares, and their conversion to the library's typed settings.
 
 One spelling per concept across tools: `--out-path` (an output file), `--out-dir` (an output
-folder), `--workers` (worker processes), `--ann` (an LVIS/COCO annotation file). Where the datasets
-guide spells a flag otherwise (`--out_path`, `--nw`, ...), the guide's spelling is kept and the
-consistent one added as an alias. Defaults appear in `--help` once, appended by `HelpFormatter`.
+folder), `--workers` (worker processes), `--ann` (an LVIS/COCO annotation file), `--views` (views
+per image or exemplar), `--aggregator` (a visual aggregator checkpoint). Where the datasets guide
+spells a flag otherwise (`--out_path`, `--nw`, `--num-augs`, `--load-path`, ...), the guide's
+spelling is kept and the consistent one added as an alias; `--num-augs` and `--load-path` are
+accepted by every tool that takes views or an aggregator, and help shows the one spelling
+(`hidden_alias`). Defaults appear in `--help` once, appended by `HelpFormatter`.
 """
 from __future__ import annotations
 
@@ -83,7 +86,9 @@ def add_clip_args(parser: argparse.ArgumentParser, default_model: str | None = "
     """--clip_model/--clip-model, --pretrained, --device and --batch-size."""
     group = parser.add_argument_group("CLIP model")
     group.add_argument("--clip_model", "--clip-model", dest="clip_model", default=default_model,
-                       help="CLIP architecture: OpenAI name (ViT-B/32, RN50, ...), open_clip name, or model-config .json")
+                       help="CLIP architecture: world (the CLIP shipped with mmovod, works offline, no --pretrained; it knows "
+                            "the demo's world, not real photos), OpenAI name (ViT-B/32, RN50, ...), open_clip name, "
+                            "or model-config .json")
     group.add_argument("--pretrained", default=None,
                        help="weights: open_clip tag (openai is the default for OpenAI names), a local checkpoint "
                             "file (OpenAI's TorchScript .pt as the clip package downloads it, or an open_clip/OpenAI "
@@ -145,10 +150,31 @@ def add_view_order_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup
     parser.add_argument("--view-order", choices=VIEW_ORDERS, default=ViewSpec.order, help=VIEW_ORDER_HELP)
 
 
+def hidden_alias(parser: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, dest: str,
+                 **kwargs: object) -> None:
+    """Accept `flag` as another spelling of the flag of `dest`, left out of --help (no default of its own)."""
+    parser.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+
+
+def add_views_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int, help_text: str) -> None:
+    """--views N (the guide's --num-augs too), dest `views`: how many views of each image or exemplar."""
+    parser.add_argument("--views", type=int_at_least(1), default=default, metavar="N",
+                        help=f"{help_text}; the guide's --num-augs")
+    hidden_alias(parser, "--num-augs", "views", type=int_at_least(1))
+
+
+def add_aggregator_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help_text: str,
+                       required: bool = False) -> None:
+    """--aggregator FILE (the guide's --load-path too), dest `aggregator`: a visual aggregator checkpoint."""
+    target = parser.add_mutually_exclusive_group(required=True) if required else parser
+    target.add_argument("--aggregator", metavar="FILE", default=None, help=f"{help_text}; the guide's --load-path")
+    hidden_alias(target, "--load-path", "aggregator")
+
+
 def add_exemplar_view_args(parser: argparse.ArgumentParser, workers: int) -> None:
-    """--num-augs, --seed, --view-order, --nw/--workers and --skip-bad: how exemplar views are made."""
+    """--views/--num-augs, --seed, --view-order, --nw/--workers and --skip-bad: how exemplar views are made."""
     group = parser.add_argument_group("exemplar views")
-    group.add_argument("--num-augs", type=int_at_least(1), default=5, help="views per exemplar")
+    add_views_arg(group, 5, "views per exemplar")
     group.add_argument("--seed", type=int_at_least(0), default=0,
                        help="TTA seed; view v of exemplar e of class c is drawn from a generator seeded by "
                             "(seed, c, e, v), so views are identical for any --nw or --batch-size (embeddings up to "
@@ -163,5 +189,5 @@ def add_exemplar_view_args(parser: argparse.ArgumentParser, workers: int) -> Non
 
 def view_spec_from_args(args: argparse.Namespace, *, context: float, tta: bool = True) -> ViewSpec:
     """The ViewSpec of the exemplar-view flags (the context is the tool's own)."""
-    return ViewSpec(num_views=args.num_augs, tta=tta, context=context, seed=args.seed, workers=args.workers,
+    return ViewSpec(num_views=args.views, tta=tta, context=context, seed=args.seed, workers=args.workers,
                     skip_bad=args.skip_bad, order=args.view_order)

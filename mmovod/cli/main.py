@@ -7,7 +7,7 @@ import sys
 from typing import Sequence
 
 from mmovod import __version__
-from mmovod.cli.commands import COMMANDS, GUIDE_STEPS, MORE_TOOLS
+from mmovod.cli.commands import ALIASES, COMMANDS, GUIDE_STEPS, MORE_TOOLS
 from mmovod.cli.run import EXIT_BAD_INPUT
 
 
@@ -24,7 +24,8 @@ def get_parser() -> argparse.ArgumentParser:
                             _listing("beyond the guide:", MORE_TOOLS),
                             "`mmovod COMMAND --help` describes a command."]))
     parser.add_argument("--version", action="version", version=f"mmovod {__version__}")
-    parser.add_argument("command", choices=COMMANDS, metavar="COMMAND", help="the step or tool to run (listed below)")
+    parser.add_argument("command", choices=[*COMMANDS, *ALIASES], metavar="COMMAND",
+                        help="the step or tool to run (listed below)")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     return parser
 
@@ -36,5 +37,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = get_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    command = importlib.import_module(f"mmovod.cli.commands.{args.command}")
+    command = importlib.import_module(f"mmovod.cli.commands.{ALIASES.get(args.command, args.command)}")
     return command.main(args.args, prog=f"mmovod {args.command}")

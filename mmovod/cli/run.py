@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from mmovod.cli.commands import COMMANDS
 from mmovod.cli.flags import command_line
+from mmovod.io.atomic import disk_full_reason, output_error
 from mmovod.io.errors import InputError, Interrupted
+from mmovod.io.launcher import CHECKOUT, MMOVOD, launched_as, spell_commands
+from mmovod.readers.exemplar_records import BadImageError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-TOOL_SCRIPT = re.compile(r"python tools/(\w+)\.py")
+SKIP_BAD_HINT = "pass --skip-bad to skip unreadable images"
 
 
 def one_line(message: str) -> str:
@@ -34,23 +37,46 @@ def tool_file_name(body: Callable, default: str) -> str:
     return Path(path).name if path else default
 
 
+def respell_help(parser: argparse.ArgumentParser) -> None:
+    """Spell the commands named in the description and the flags' help as `mmovod <command>`."""
+    parser.description = spell_commands(parser.description or "", COMMANDS)
+    for action in parser._actions:
+        if action.help:
+            action.help = spell_commands(action.help, COMMANDS)
+
+
+def bad_image_message(exc: BadImageError, parser: argparse.ArgumentParser) -> str:
+    """The one line for an unreadable photo: the library's message, plus the flag that skips it where the tool has one."""
+    has_flag = any("--skip-bad" in action.option_strings for action in parser._actions)
+    return f"{exc} ({SKIP_BAD_HINT})" if has_flag else str(exc)
+
+
 def run_tool(
     parser: argparse.ArgumentParser,
     body: Callable[[argparse.Namespace], int | None],
     argv: Sequence[str] | None = None,
     prog: str | None = None,
 ) -> int:
-    """Parse `argv`, run `body(args)`, map InputError to one stderr line (line breaks in its message
-    become spaces) and exit code 2, Ctrl-C to one line (saying what an `Interrupted` kept) and 130.
+    """Parse `argv`, run `body(args)`, map InputError (and a full disk that no writer of mmovod met) to
+    one stderr line (line breaks in its message become spaces) and exit code 2, Ctrl-C to one line
+    (saying what an `Interrupted` kept) and 130.
 
     Messages start with `prog` (default: the file name of `body`'s module, `x.py`), also when `main` is called
-    in-process; `args.command_line` holds the command as typed, for the sidecars of the outputs.
+    in-process; `args.command_line` holds the command as typed, for the sidecars of the outputs. With a
+    `prog` (`mmovod x`) the help and every hint spell commands as `mmovod <command>`, else as
+    `python tools/<command>.py`. A BadImageError gains the hint of the tool's --skip-bad flag.
     """
+    with launched_as(CHECKOUT if prog is None else MMOVOD):
+        return _run(parser, body, argv, prog)
+
+
+def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int | None],
+         argv: Sequence[str] | None, prog: str | None) -> int:
     if prog is None:
         parser.prog = tool_file_name(body, parser.prog)
     else:  # e.g. `mmovod x`: the examples of the help text are then spelled that way too
         parser.prog = prog
-        parser.description = TOOL_SCRIPT.sub(r"mmovod \1", parser.description or "")
+        respell_help(parser)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
@@ -60,8 +86,11 @@ def run_tool(
     setup_logging(getattr(args, "verbose", False))
     try:
         code = body(args)
-    except InputError as exc:
-        sys.stderr.write(f"{parser.prog}: error: {one_line(str(exc))}\n")
+    except BadImageError as exc:
+        sys.stderr.write(f"{parser.prog}: error: {one_line(bad_image_message(exc, parser))}\n")
+        return EXIT_BAD_INPUT
+    except InputError as exc:  # hints written as `tools/x.py` deeper down are spelled as this user types them
+        sys.stderr.write(f"{parser.prog}: error: {one_line(spell_commands(str(exc), COMMANDS))}\n")
         return EXIT_BAD_INPUT
     except Interrupted as exc:
         sys.stderr.write(f"{parser.prog}: interrupted; {one_line(str(exc))}\n")
@@ -69,4 +98,11 @@ def run_tool(
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; no output was written\n")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a full disk met outside mmovod's writers (a library's cache or temp file)
+        reason = disk_full_reason(exc)
+        if reason is None:
+            raise
+        message = str(output_error(exc.filename, exc)) if exc.filename else f"cannot write ({reason})"
+        sys.stderr.write(f"{parser.prog}: error: {one_line(message)}\n")
+        return EXIT_BAD_INPUT
     return EXIT_OK if code is None else code

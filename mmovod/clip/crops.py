@@ -13,6 +13,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from mmovod.readers.exemplar_records import BadImageError, exemplar_crop_box
 from mmovod.readers.image_roots import record_image_path
+from mmovod.readers.photo_check import decoder_detail, has_alpha
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ _MIRRORED_X, _MIRRORED_Y = (2, 3, 6, 7), (3, 4, 7, 8)  # ... that reverse the or
 
 
 def decode_image(path: str | os.PathLike, reduction: Reduction | None = None) -> DecodedImage:
-    """Decode an image, apply its EXIF orientation and convert it to RGB (grayscale, CMYK, RGBA, palette).
+    """Decode an image, apply its EXIF orientation and convert it to RGB (grayscale, CMYK, palette; transparent
+    parts flattened on white).
 
     With `reduction`, a JPEG is decoded at 1/r of its size by the decoder's DCT scaling (`Image.draft`),
     r = reduction(full width, full height); other formats are decoded at full size. Raises
@@ -64,15 +66,23 @@ def decode_image(path: str | os.PathLike, reduction: Reduction | None = None) ->
                 if wanted > 1 and image.draft(None, (width // wanted, height // wanted)) is not None:
                     scale = image.decoderconfig[0]
             image.load()
-            rgb = ImageOps.exif_transpose(image).convert("RGB")
+            rgb = flatten_on_white(ImageOps.exif_transpose(image))
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadImageError(p, f"cannot read image ({detail})") from None
+        raise BadImageError(p, f"cannot read image: {decoder_detail(exc)}") from None
     if scale == 1:
         return DecodedImage(rgb, rgb.size)
     origin = (full[0] - scale * rgb.width if orientation in _MIRRORED_X else 0,
               full[1] - scale * rgb.height if orientation in _MIRRORED_Y else 0)
     return DecodedImage(rgb, full, scale, origin)
+
+
+def flatten_on_white(image: Image.Image) -> Image.Image:
+    """`image` as RGB; transparent parts become white (a plain RGB conversion would keep whatever colour they hide)."""
+    if not has_alpha(image):
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:

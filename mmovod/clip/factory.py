@@ -1,6 +1,7 @@
 """The one CLIP factory: model, tokenizer and image preprocessing through open_clip.
 
 Accepted model names:
+  - `world`: the demo world's CLIP shipped with mmovod (`mmovod.clip.shipped`), no other flag needed;
   - the OpenAI spellings the original scripts use (`ViT-B/32`, `ViT-B/16`, `ViT-L/14`, `RN50`, ...),
     which default to the OpenAI weights;
   - any open_clip model name (`ViT-B-32`, `ViT-H-14`, ...) with a `pretrained` tag or file;
@@ -15,13 +16,22 @@ Weights trained with QuickGELU run with it: OpenAI weights (an OpenAI spelling, 
 archive) and every open_clip tag whose pretrained config says so (`ViT-B-32` + `openai`,
 `metaclip_*`, ...). An open_clip name with a local OpenAI state dict needs the `-quickgelu` variant of
 the name.
+
+Other families open_clip lists load through the same path, each with its own towers, image
+normalisation (from its pretrained config) and tokenizer: SigLIP (no causal mask, last-token
+pooling, a logit bias), EVA (a timm image tower), CoCa (attentional pooling; its captioning decoder
+is not used). A model whose parts need a package that is not installed (a Hugging Face text tower or
+tokenizer needs `transformers`, a timm image tower needs `timm`) is refused with one line naming it.
+The embedding width of an architecture is read from its config alone (`clip_embed_dim`).
 """
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import pickle
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -32,11 +42,13 @@ import open_clip
 import torch
 from safetensors import SafetensorError
 
-from mmovod.clip.identity import NO_WEIGHTS, OPENAI_NAMES
+from mmovod.clip.identity import NO_WEIGHTS, OPENAI_NAMES, file_digest
+from mmovod.clip.shipped import WORLD, expand_shipped, world_clip_paths
 from mmovod.clip.weights import no_hub_requests, offline_reason, weight_source
 from mmovod.io.checkpoints import unpickling_error
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
+from mmovod.io.launcher import command
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +110,7 @@ def device_from_flags(device: str | None, gpu: int | None) -> str | None:
 
 def resolve_model_name(clip_model: str, pretrained: str | None) -> tuple[str, str | None]:
     """Map a user-facing model spelling to (open_clip name, pretrained tag/file or None)."""
+    clip_model, pretrained = expand_shipped(clip_model, pretrained)
     if clip_model.endswith(".json"):
         config = Path(clip_model)
         if not config.is_file():
@@ -112,12 +125,42 @@ def resolve_model_name(clip_model: str, pretrained: str | None) -> tuple[str, st
         name = clip_model
     else:
         raise InputError(
-            f"unknown --clip_model {clip_model!r}: use an OpenAI name ({', '.join(OPENAI_NAMES)}), "
-            "an open_clip name (open_clip.list_models()) or a model-config .json file"
+            f"unknown --clip_model {clip_model!r}: use {WORLD} (the shipped CLIP), an OpenAI name "
+            f"({', '.join(OPENAI_NAMES)}), an open_clip name (open_clip.list_models()) or a model-config .json file"
         )
     if pretrained is not None and pretrained.lower() in NO_WEIGHTS:
         pretrained = None
     return name, pretrained
+
+
+def model_config(clip_model: str) -> tuple[str, dict[str, Any]]:
+    """The open_clip name and architecture config of `clip_model` (no weights are loaded)."""
+    name, _ = resolve_model_name(clip_model, None)
+    config = open_clip.get_model_config(name)
+    if not config or "embed_dim" not in config:
+        raise InputError(f"--clip_model {clip_model}: no model config with an embed_dim")
+    return name, config
+
+
+def clip_embed_dim(clip_model: str) -> int:
+    """The embedding width of a CLIP architecture (the length of its image and text embeddings), from its config."""
+    return int(model_config(clip_model)[1]["embed_dim"])
+
+
+def missing_packages(name: str, config: dict[str, Any], tower: str) -> list[str]:
+    """What this environment lacks to load `tower` of the open_clip model `name` with `config`, one phrase each."""
+    text, vision = config.get("text_cfg") or {}, config.get("vision_cfg") or {}
+    needs = []
+    if vision.get("timm_model_name"):
+        needs.append(("timm", f"its image tower (timm's {vision['timm_model_name']})"))
+    if text.get("hf_model_name"):
+        needs.append(("transformers", f"its text tower (Hugging Face's {text['hf_model_name']})"))
+    # open_clip gives a Hugging Face tokenizer to a config that names one, and SigLIP's to any name with 'siglip'
+    tokenizer = text.get("hf_tokenizer_name") or ("SigLIP's" if "siglip" in name.lower() else None)
+    if tokenizer and tower != "image":
+        needs.append(("transformers", f"its tokenizer ({tokenizer}; its image tower alone loads without it)"))
+    return [f"{what} needs the {package} package, which is not installed (pip install {package})"
+            for package, what in needs if importlib.util.find_spec(package) is None]
 
 
 def _check_model_config(path: Path) -> None:
@@ -173,10 +216,21 @@ def weights_are_cached(clip_model: str, name: str, tag: str) -> bool:
     reason = offline_reason(source)
     if reason:
         raise InputError(f"the {tag} weights of {clip_model} are not in {source.cache_folder()} and cannot be "
-                         f"downloaded ({reason}): run `python tools/download_assets.py --clip {clip_model}"
+                         f"downloaded ({reason}): run `{command('download_assets', '--clip ' + clip_model)}"
                          f"{'' if clip_model in OPENAI_NAMES and tag == 'openai' else ' --pretrained ' + tag}` on a "
-                         "machine with network and copy that folder here, or pass a weights file with --pretrained FILE")
+                         f"machine with network and copy that folder here, pass a weights file with --pretrained FILE, "
+                         f"or use the shipped CLIP with --clip_model {WORLD}")
     return False
+
+
+def config_hint(path: str) -> str:
+    """Which model config a weights file needs, for the message when it does not fit the model named."""
+    if file_digest(path) == file_digest(world_clip_paths()[1]):
+        return f"it is the shipped world CLIP: pass --clip_model {WORLD} (without --pretrained)"
+    beside = Path(path).with_suffix(".json")
+    if beside.is_file():
+        return f"pass its model config with --clip_model {beside}"
+    return "pass the model it was trained as with --clip_model (an open_clip name or its model-config .json)"
 
 
 def _load_local_checkpoint(model: torch.nn.Module, path: str, clip_model: str) -> None:
@@ -207,8 +261,21 @@ def _load_local_checkpoint(model: torch.nn.Module, path: str, clip_model: str) -
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
         if isinstance(exc, AssertionError) or lines[0].startswith("Error(s) in loading"):
             detail = lines[1] if len(lines) > 1 and not isinstance(exc, AssertionError) else lines[0]
-            raise InputError(f"{path}: not a checkpoint of {clip_model} ({detail[:200]})") from None
+            raise InputError(f"{path}: not a checkpoint of {clip_model} ({detail[:200]}); {config_hint(path)}") from None
+        if _other_shapes(model, path):
+            raise InputError(f"{path}: not weights of {clip_model} (its tensors have other shapes); "
+                             f"{config_hint(path)}") from None
         raise InputError(f"{path}: not a readable CLIP checkpoint ({lines[0][:200]})") from None
+
+
+def _other_shapes(model: torch.nn.Module, path: str) -> bool:
+    """True when `path` reads as a state dict whose tensors shared with `model` differ in shape (another architecture)."""
+    try:
+        state = open_clip.factory.load_state_dict(path)
+    except Exception:  # noqa: BLE001 - only asked after loading failed: unreadable means "not another model"
+        return False
+    own = model.state_dict()
+    return any(k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape) for k, v in state.items())
 
 
 class _OpenClipChatter(logging.Filter):
@@ -243,7 +310,7 @@ def _drop_tower(model: torch.nn.Module, tower: str) -> None:
     if tower == "text":
         model.visual = None
     elif tower == "image":
-        for attr in ("text", "transformer", "token_embedding", "ln_final"):
+        for attr in ("text", "transformer", "token_embedding", "ln_final", "text_decoder"):
             if isinstance(getattr(model, attr, None), torch.nn.Module):
                 setattr(model, attr, None)
 
@@ -266,8 +333,15 @@ def load_clip(
     if tower not in TOWERS:
         raise ValueError(f"tower must be one of {TOWERS}, not {tower!r}")
     name, pretrained = resolve_model_name(clip_model, pretrained)
+    config = open_clip.get_model_config(name) or {}
+    missing = missing_packages(name, config, tower)
+    if missing:
+        raise InputError(f"cannot load {clip_model}: {'; '.join(missing)}")
     _check_pretrained(name, pretrained)
     torch_device = resolve_device(device)
+    start = time.monotonic()
+    log.info("loading CLIP %s%s on %s ...", clip_model, "" if clip_model == WORLD or pretrained is None
+             else f" ({Path(pretrained).name})", torch_device)
     local_file = pretrained is not None and Path(pretrained).is_file()
     try:
         if local_file:
@@ -292,20 +366,24 @@ def load_clip(
     model.eval()
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else int(image_size)
-    embed_dim = int(getattr(model, "embed_dim", 0) or model.text_projection.shape[1])
+    embed_dim = int(config["embed_dim"])  # CustomTextCLIP and CoCa keep their projection inside the text tower
     _drop_tower(model, tower)  # before moving, so the unwanted tower never reaches the GPU
     model.to(torch_device)
     tokenizer = None
     if tower != "image":  # building the BPE tokenizer costs about 0.2 s; the image tower never needs it
         with _quiet_open_clip():
-            tokenizer = open_clip.get_tokenizer(name)
+            try:
+                tokenizer = open_clip.get_tokenizer(name)
+            except (OSError, ValueError, ImportError) as exc:  # a Hugging Face tokenizer whose files are not here
+                raise InputError(f"cannot load the tokenizer of {clip_model}: {str(exc).splitlines()[0][:200]}") from None
+    log.debug("CLIP %s loaded in %.1f s", clip_model, time.monotonic() - start)
     return ClipBundle(
         model=model,
         tokenizer=tokenizer,
         preprocess=preprocess,
         device=torch_device,
         model_name=clip_model,
-        pretrained=pretrained,
+        pretrained=None if clip_model == WORLD else pretrained,  # `world` names its own weights in any install
         embed_dim=embed_dim,
         image_size=image_size,
     )

@@ -3,7 +3,8 @@
 A CLIP is named by `clip_model` (an OpenAI name, an open_clip name, or a model-config `.json`) and
 `pretrained` (an open_clip tag, a weights file, or None). Its identity (`content_key`) is, for each
 of the two, the SHA-256 of the file when it names a file, else the open_clip name and the pretrained
-tag (OpenAI spellings mapped to open_clip's, `openai` weights by default for them). So `ViT-B/32`
+tag (OpenAI spellings mapped to open_clip's, `openai` weights by default for them; `world`, the
+shipped CLIP, as its two files). So `ViT-B/32`
 equals `ViT-B-32` with `openai`, and `clip/tiny.json` typed in one folder equals the same file
 typed as an absolute path, or copied to another machine.
 
@@ -20,6 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mmovod.clip.shipped import expand_shipped
+
 OPENAI_NAMES = {
     "RN50": "RN50",
     "RN101": "RN101",
@@ -34,6 +37,13 @@ OPENAI_NAMES = {
 NO_WEIGHTS = ("none", "random")
 FIELDS = ("clip_model", "pretrained")
 CHUNK = 1 << 22
+
+
+def architecture(clip_model: str) -> str:
+    """A comparable spelling of a CLIP model name: OpenAI names as open_clip's, config files by stem."""
+    if clip_model.endswith(".json"):
+        return Path(clip_model).stem
+    return OPENAI_NAMES.get(clip_model, clip_model)
 
 
 @lru_cache(maxsize=32)
@@ -99,6 +109,7 @@ def content_key(clip_model: str, pretrained: str | None,
                 stored: Mapping[str, Any] | None = None) -> tuple[str | None, str | None]:
     """(model, weights) by content: `sha256:<hex>` for files (found here, else as recorded in `stored`,
     the sidecar's `clip_files`), else the open_clip name and the pretrained tag."""
+    clip_model, pretrained = expand_shipped(clip_model, pretrained)
     stored = stored if isinstance(stored, Mapping) else {}
     openai = clip_model in OPENAI_NAMES
     model = OPENAI_NAMES.get(clip_model, clip_model)

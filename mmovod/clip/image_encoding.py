@@ -38,13 +38,13 @@ from mmovod.clip.factory import ClipBundle
 from mmovod.clip.specs import ViewSpec
 from mmovod.clip.view_ops import Preprocessing, ViewRecipe, flip_and_jitter, resize_boxes
 from mmovod.io.errors import InputError
+from mmovod.io.wording import plural
 from mmovod.readers.exemplar_list import ExemplarList
 
 log = logging.getLogger(__name__)
 
 Item = tuple[int, int, Mapping[str, Any]]
 """(class index, item index within its class, exemplar record): the unit of encoding."""
-SKIP_HINT = " (pass --skip-bad to skip unreadable images)"
 IMAGE_BATCH = {"cuda": 256, "cpu": 32}
 """Default views per forward pass by device type: on the CPU a larger batch is no faster and its
 activations would outweigh the model (ViT-B/32: about 2.3 MB per view)."""
@@ -186,7 +186,7 @@ def encode_items(bundle: ClipBundle, items: Sequence[Item], roots: Mapping[str, 
                 if not views.skip_bad:
                     raise BadImageError(path, reason)
                 c, e, _ = dataset.items[i]
-                log.warning("skipping class %d item %d: %s: %s", c, e, path, reason)
+                log.warning("skipping %s: %s", path, reason)
                 skipped.append({"class": c, "exemplar": e, "path": path, "reason": reason})
             else:
                 batcher.add(i, item)
@@ -250,18 +250,16 @@ def encode_exemplars(bundle: ClipBundle, exemplars: ExemplarList, roots: Mapping
     (unless `allow_empty_classes`: such classes simply have no valid rows).
     """
     items = [(c, e, record) for c, records in enumerate(exemplars) for e, record in enumerate(records)]
-    try:
-        encoded = encode_items(bundle, items, roots, views, batch_size=batch_size, progress=progress, unit="exemplar")
-    except BadImageError as exc:
-        raise BadImageError(exc.path, exc.reason + SKIP_HINT) from None
+    encoded = encode_items(bundle, items, roots, views, batch_size=batch_size, progress=progress, unit="exemplar")
     class_of = torch.tensor([c for c, _, _ in items], dtype=torch.long)
     empty = sorted(set(range(len(exemplars))) - set(class_of[encoded.valid].tolist()))
     if empty and not allow_empty_classes:
-        raise InputError(f"{len(empty)} classes have no readable exemplar left (first: class {empty[0]}, "
-                         f"{exemplars[empty[0]][0].get('synset', 'no synset')})")
+        first = exemplars[empty[0]][0]
+        name = first.get("synset") or first.get("category_id") or first.get("file_name")
+        raise InputError(f"{plural(len(empty), 'class has', 'classes have')} no readable exemplar left; the first is "
+                         f"the class of {name}")
     if encoded.skipped:
-        log.warning("skipped %d unreadable exemplar image%s: %s%s", len(encoded.skipped),
-                    "" if len(encoded.skipped) == 1 else "s",
-                    ", ".join(f"{s['path']} ({s['reason']})" for s in encoded.skipped[:5]),
+        log.warning("skipped %s: %s%s", plural(len(encoded.skipped), "unreadable exemplar image", "unreadable exemplar images"),
+                    ", ".join(f"{s['path']}: {s['reason']}" for s in encoded.skipped[:5]),
                     " ..." if len(encoded.skipped) > 5 else "")
     return ExemplarEmbeddings(encoded.embeddings, encoded.valid, class_of, len(exemplars), encoded.skipped)

@@ -7,6 +7,9 @@ import open_clip
 import torch
 
 from mmovod.clip.factory import resolve_model_name
+from mmovod.clip.shipped import world_clip_paths
+
+__all__ = ["save_random_checkpoint", "tiny_clip_config_path", "world_aggregator_path", "world_clip_paths"]
 
 
 def tiny_clip_config_path() -> Path:
@@ -28,12 +31,6 @@ def save_random_checkpoint(config_path: str | Path, out_path: str | Path, seed: 
         model = open_clip.create_model(name, pretrained=None)
     with atomic_open(out_path, "wb") as handle:
         torch.save({"state_dict": model.state_dict()}, handle)
-
-
-def world_clip_paths() -> tuple[Path, Path]:
-    """The demo world's trained CLIP shipped with mmovod: (open_clip config, float16 weights)."""
-    data = Path(__file__).parents[1] / "data"
-    return data / "world_clip.json", data / "world_clip.pt"
 
 
 def world_aggregator_path() -> Path:

@@ -28,6 +28,7 @@ from mmovod.clip.identity import content_key, file_digest
 from mmovod.clip.specs import ViewSpec
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.io.errors import InputError
+from mmovod.io.launcher import command
 from mmovod.io.json_files import dumps_json, save_json
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def check_shards(root: Path, rebuild: bool) -> None:
     try:
         index = read_index(index_path)
     except InputError as exc:
-        raise InputError(str(exc).replace("re-run tools/cache_clip_features.py", "pass --rebuild-cache")) from None
+        raise InputError(str(exc).replace(f"re-run {command('cache_clip_features')}", "pass --rebuild-cache")) from None
     rows, size, views, dim = index["num_rows"], index["shard_size"], index["num_views"], index["dim"]
     for shard in range(index["num_shards"]):
         path = root / shard_name(shard)
@@ -144,7 +145,7 @@ def read_view_embeddings(root: Path, crops: EvalCrops) -> np.ndarray:
         return _read_views(root, crops)
     except InputError as exc:
         raise InputError(str(exc).replace("delete it and re-run the cache tool", "pass --rebuild-cache to encode it again")
-                         .replace("re-run tools/cache_clip_features.py to finish it", "re-run to finish it")) from None
+                         .replace(f"re-run {command('cache_clip_features')} to finish it", "re-run to finish it")) from None
 
 
 def _read_views(root: Path, crops: EvalCrops) -> np.ndarray:

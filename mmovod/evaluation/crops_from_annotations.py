@@ -25,6 +25,8 @@ import numpy as np
 
 from mmovod.readers.class_sources import SourceClass
 from mmovod.io.errors import InputError
+from mmovod.io.wording import plural
+from mmovod.readers.exemplar_records import BadImageError
 from mmovod.readers.lvis_json import decode_fields, parse_categories
 
 log = logging.getLogger(__name__)
@@ -169,8 +171,8 @@ def select_boxes(ann_path: str | os.PathLike, img_dir: str | os.PathLike, *, min
     used = {r["file_name"] for records in by_class.values() for r in records}
     missing = sorted(name for name in used if not (img_root / name).is_file())
     if missing and not skip_bad:
-        raise InputError(f"{img_root / missing[0]}: image not found ({len(missing)} images of {path} are missing under "
-                         f"--img-dir {img_dir}, this one first; pass --skip-bad to leave their boxes out)")
+        raise BadImageError(img_root / missing[0], f"image not found, the first of "
+                            f"{plural(len(missing), 'image', 'images')} of {path} missing under {img_dir}")
     if missing:
         gone = set(missing)
         log.warning("leaving out the boxes of %d missing images (first: %s)", len(missing), img_root / missing[0])

@@ -7,10 +7,13 @@ rows by cosine, as `eval_classifiers.py` scores a crop. Every other class's row 
 photo fewer too (all but its last), so that no class has more photos behind its row than the held-out
 photo's own: with the aggregator, whose output depends on the set's size, rows from sets of different
 sizes would favour one side (classes with one photo keep it).
-A fusion's held-out row is l2(l2(text) + l2(rebuilt vision row)); a text kind needs no rebuilding
-(each photo is classified against the text rows). The photo's query is the L2-normalised mean of its
-views (the averaged classifier's views) for CLIP-space kinds, and the aggregator's output for its
-views as a set of one (context and views of the aggregated classifier) for aggregator-space kinds.
+A fusion's held-out row is l2(l2(text) + l2(rebuilt vision row)) (the build's fusion,
+`mmovod.classifiers.fusion.fused_rows`); a text kind needs no rebuilding (each photo is classified
+against the text rows). The photo's query is always its raw CLIP embedding (the L2-normalised mean of
+the averaged classifier's views), as a detector compares region embeddings with the rows: nothing
+passes through the aggregator. Kinds whose rows are not in CLIP's space are judged a second time,
+"<kind> (mapped)", with each query through a linear map fitted on the photos of other classes
+(`mmovod.evaluation.linear_map`): what a detector trained with those rows would see.
 Classes whose row is all zeros (no readable exemplar) are no candidate for the vision kinds.
 
 Classes with fewer than two readable exemplars cannot be judged this way: they are listed, and
@@ -26,8 +29,10 @@ import numpy as np
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
+from mmovod.classifiers.fusion import fused_rows
 from mmovod.classifiers.vision import aggregated_classifier, average_classifier
 from mmovod.clip.image_encoding import ExemplarEmbeddings
+from mmovod.evaluation.linear_map import cross_fitted
 from mmovod.evaluation.metrics import CropMetrics, crop_metrics
 
 CONFUSIONS = 20
@@ -41,7 +46,7 @@ class JudgedKind:
 
     `vision`: None for a text kind, else "average" or "aggregated" (which exemplar reduction makes
     the class's vision row); `text`: for a fusion, the `(C, D)` text rows fused with the vision row;
-    `space`: "aggregator" for rows in the aggregator's output space, else "clip".
+    `space`: the rows' space (`clip`, or `aggregator`/`mixed` for rows not in CLIP's space).
     """
 
     name: str
@@ -123,16 +128,6 @@ def held_out_aggregated_rows(encoded: ExemplarEmbeddings, held_out: np.ndarray, 
     return np.concatenate(out)
 
 
-@torch.inference_mode()
-def aggregator_queries(encoded: ExemplarEmbeddings, held_out: np.ndarray, aggregator: VisualAggregator,
-                       device: torch.device | str = "cpu") -> np.ndarray:
-    """`(N, D)` float64 unit aggregator outputs of each held-out exemplar's views as a set of one."""
-    model = aggregator.to(device).eval()
-    views = encoded.embeddings[torch.from_numpy(held_out)]
-    out = [model(chunk.float().to(device)).double().cpu().numpy() for chunk in views.split(HELD_OUT_BATCH)]
-    return _unit(np.concatenate(out))
-
-
 def without_last(encoded: ExemplarEmbeddings) -> ExemplarEmbeddings:
     """`encoded` with the last valid exemplar of each class with at least two of them marked invalid."""
     valid = encoded.valid.clone()
@@ -143,14 +138,6 @@ def without_last(encoded: ExemplarEmbeddings) -> ExemplarEmbeddings:
     return ExemplarEmbeddings(encoded.embeddings, valid, encoded.class_of, encoded.num_classes)
 
 
-def _fused(text: np.ndarray, vision: np.ndarray) -> np.ndarray:
-    """l2(l2(text) + l2(vision)) per row, l2(text) where the vision row is zero (the build's fusion)."""
-    out = _unit(text)
-    has = np.abs(vision).sum(axis=1) > 0
-    out[has] = _unit(out[has] + _unit(vision[has]))
-    return out
-
-
 def _scores(kind: JudgedKind, query: np.ndarray, labels: np.ndarray, own_rows: np.ndarray | None,
             peers: np.ndarray | None) -> np.ndarray:
     """`(N, C)` cosines of the unit queries against the kind's rows, each photo's own row replaced by its
@@ -158,7 +145,7 @@ def _scores(kind: JudgedKind, query: np.ndarray, labels: np.ndarray, own_rows: n
     photo); rows of zeros (classes without exemplars) score -inf."""
     rows = np.asarray(kind.rows if peers is None else peers, dtype=np.float64)
     if peers is not None and kind.text is not None:
-        rows = _fused(np.asarray(kind.text, dtype=np.float64), rows)
+        rows = fused_rows(np.asarray(kind.text, dtype=np.float64), rows)
     scores = query @ _unit(rows).T
     scores[:, ~rows.any(axis=1)] = -np.inf
     if own_rows is not None:
@@ -183,9 +170,9 @@ def leave_one_out(class_names: Sequence[str], average: ExemplarEmbeddings, kinds
                   num_views: int = 5, device: torch.device | str = "cpu") -> LeaveOneOut:
     """Leave-one-out results of every kind in `kinds` (see the module docstring).
 
-    `average`: the averaged classifier's view embeddings (the CLIP-space queries and the "average"
-    held-out rows); `aggregated`, `aggregator`, `num_views`: the aggregated classifier's views, the
-    aggregator and its set size, needed only by kinds with `vision="aggregated"` or `space="aggregator"`.
+    `average`: the averaged classifier's view embeddings (the queries and the "average" held-out rows);
+    `aggregated`, `aggregator`, `num_views`: the aggregated classifier's views, the aggregator and its set
+    size, needed only by kinds with `vision="aggregated"`.
     """
     valid = average.valid.numpy().copy()
     if aggregated is not None:
@@ -200,26 +187,27 @@ def leave_one_out(class_names: Sequence[str], average: ExemplarEmbeddings, kinds
     clip_query = _unit(average.embeddings.double().numpy()[held_out].mean(axis=1))
     own: dict[str, np.ndarray] = {}
     peers: dict[str, np.ndarray] = {}
-    agg_query = None
     for kind in kinds:
         if kind.vision == "average" and "average" not in own:
             own["average"] = held_out_average_rows(judged, held_out)
             peers["average"] = np.nan_to_num(average_classifier(without_last(judged)))
-        if kind.vision == "aggregated" or kind.space == "aggregator":
+        if kind.vision == "aggregated" and "aggregated" not in own:
             if aggregated is None or aggregator is None:
                 raise ValueError(f"{kind.name}: judging an aggregated kind needs the aggregated views and the aggregator")
             agg = ExemplarEmbeddings(aggregated.embeddings, torch.from_numpy(valid), aggregated.class_of,
                                      aggregated.num_classes)
-            if kind.vision == "aggregated" and "aggregated" not in own:
-                own["aggregated"] = held_out_aggregated_rows(agg, held_out, aggregator, num_views, device)
-                peers["aggregated"] = np.nan_to_num(aggregated_classifier(without_last(agg), aggregator, num_views,
-                                                                          device).astype(np.float32))
-            if kind.space == "aggregator" and agg_query is None:
-                agg_query = aggregator_queries(agg, held_out, aggregator, device)
-        query = agg_query if kind.space == "aggregator" else clip_query
-        scores = _scores(kind, query, labels, own.get(kind.vision) if kind.vision else None,
-                         peers.get(kind.vision) if kind.vision else None)
-        result.kinds.append(_kind_result(kind.name, scores, labels))
+            own["aggregated"] = held_out_aggregated_rows(agg, held_out, aggregator, num_views, device)
+            peers["aggregated"] = np.nan_to_num(aggregated_classifier(without_last(agg), aggregator, num_views,
+                                                                      device).astype(np.float32))
+        queries = {kind.name: clip_query}
+        if kind.space != "clip":
+            mapped = cross_fitted(clip_query, labels, np.asarray(kind.rows, dtype=np.float64))
+            if mapped is not None:
+                queries[f"{kind.name} (mapped)"] = mapped
+        for name, query in queries.items():
+            scores = _scores(kind, query, labels, own.get(kind.vision) if kind.vision else None,
+                             peers.get(kind.vision) if kind.vision else None)
+            result.kinds.append(_kind_result(name, scores, labels))
     return result
 
 

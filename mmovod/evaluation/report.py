@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 GROUPS = ("r", "c", "f")
 GROUP_NAMES = {"all": "all", "r": "rare", "c": "common", "f": "frequent"}
-TABLE_COLUMNS = ("classifier", "kind", "crops", "top-1", "top-5", "mean acc", "mAP", "mAP_r", "mAP_c", "mAP_f")
+TABLE_COLUMNS = ("classifier", "kind", "scored", "crops", "top-1", "top-5", "mean acc", "mAP", "mAP_r", "mAP_c", "mAP_f")
 RESULTS_JSON = "eval_results.json"
 RESULTS_MD = "eval_results.md"
 GROUPS_PNG = "eval_map_top1_by_frequency.png"
@@ -46,7 +46,7 @@ def table_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
     for r in results:
         groups = r.get("by_frequency", {})
         overall = r["overall"]
-        rows.append([r["name"], r["kind"], str(overall["crops"]), _pct(overall["top1"]), _pct(overall["top5"]),
+        rows.append([r["name"], r["kind"], r.get("scored", "raw"), str(overall["crops"]), _pct(overall["top1"]), _pct(overall["top5"]),
                      _pct(overall["mean_class_accuracy"]), _pct(overall["map"]),
                      *(_pct(groups.get(g, {}).get("map")) for g in GROUPS if grouped)])
     return rows
@@ -55,7 +55,7 @@ def table_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
 def terminal_table(results: Sequence[dict[str, Any]]) -> str:
     rows = [list(table_columns(results)), *table_rows(results)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+    lines = ["  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
@@ -64,7 +64,7 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     rows = table_rows(results)
     columns = table_columns(results)
     head = "| " + " | ".join(columns) + " |"
-    rule = "|" + "|".join("---" if i < 2 else "---:" for i in range(len(columns))) + "|"
+    rule = "|" + "|".join("---" if i < 3 else "---:" for i in range(len(columns))) + "|"
     return "\n".join([head, rule, *("| " + " | ".join(row) + " |" for row in rows)]) + "\n"
 
 
@@ -73,7 +73,10 @@ def markdown_document(results: Sequence[dict[str, Any]], doc: dict[str, Any]) ->
     crops = doc["crops"]
     return (f"# Classifier evaluation on {doc['annotations']}\n\n"
             f"{crops['crops']} ground-truth crops of {crops['classes']} classes, CLIP {doc['clip']}; "
-            f"values in %. Metric definitions: see `{RESULTS_JSON}` (`metrics`).\n\n" + markdown_table(results))
+            f"values in %. Scored as a detector scores: the crop embeddings compared with the rows (`raw`); rows "
+            f"not in CLIP's space also through a linear map fitted on the other classes' crops (`mapped`, what a "
+            f"detector trained with them learns). Metric definitions: see `{RESULTS_JSON}` (`metrics`).\n\n"
+            + markdown_table(results))
 
 
 def _png(figure: Any) -> bytes:

@@ -1,7 +1,7 @@
 """The whole evaluation step: boxes -> crop embeddings (cached) -> scores per classifier -> metrics -> outputs.
 
-Order of work: every input is checked first (annotation file, images, classifiers, CLIP agreement,
-aggregator) and nothing is written before that; then the crop embeddings are read from the cache or
+Order of work: every input is checked first (annotation file, images, classifiers, CLIP agreement)
+and nothing is written before that; then the crop embeddings are read from the cache or
 encoded into it (the only expensive step, done once for any number of classifiers); then each
 classifier is scored and the outputs are written, each atomically.
 """
@@ -21,8 +21,7 @@ from mmovod.evaluation.crop_cache import (CropSettings, cache_dir_for, cache_key
 from mmovod.evaluation.crops_from_annotations import (DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA, Category, EvalCrops,
                                                       select_boxes)
 from mmovod.evaluation.metrics import CropMetrics, crop_metrics
-from mmovod.evaluation.scoring import (ClipIdentity, EvalClassifier, coverage, load_classifiers, score_crops,
-                                      scoring_space)
+from mmovod.evaluation.scoring import SCORINGS, ClipIdentity, EvalClassifier, coverage, load_classifiers, scored_ways
 from mmovod.io.atomic import check_output_dir, make_output_dir, write_files_together
 from mmovod.io.errors import InputError, interruption_keeps
 from mmovod.io.json_files import dumps_json
@@ -30,7 +29,7 @@ from mmovod.io.json_files import dumps_json
 log = logging.getLogger(__name__)
 
 RESULTS_FORMAT = "mmovod-classifier-eval"
-RESULTS_VERSION = 2
+RESULTS_VERSION = 3
 CONFUSED_PAIRS = 20
 METRIC_NOTES = {
     "top1": "fraction of crops whose highest-scoring class is the true one (ties to the lower row index)",
@@ -38,7 +37,9 @@ METRIC_NOTES = {
     "mean_class_accuracy": "top-1 accuracy averaged over the classes that have crops",
     "map": "mean over classes with crops of the exact (non-interpolated, tie-aware) average precision of ranking "
            "all crops by that class's score; the detector-free analogue of box AP (AP_r for the rare group)",
-    "scores": "cosine between the L2-normalised crop embedding and the L2-normalised class row",
+    "scores": "cosine between the L2-normalised crop embedding and the L2-normalised class row, as a detector "
+              "compares its region embeddings with the rows (no crop passes through the visual aggregator)",
+    "scored": SCORINGS,
 }
 
 
@@ -60,8 +61,6 @@ class EvalSettings:
     device: str | None = None
     batch_size: int = 256
     workers: int = 2
-    aggregator: str | None = None
-    num_layers: int | None = None
     aggregator_space: Sequence[str] = ()
     skip_bad: bool = False
     rebuild_cache: bool = False
@@ -97,19 +96,6 @@ def _check_out_dir(out_dir: str) -> Path:
     if not out.exists() and not parent.is_dir():
         raise InputError(f"{out}: the folder above --out-dir ({parent}) does not exist (create it first)")
     return check_output_dir(out)
-
-
-def _needs_aggregator(settings: EvalSettings, classifiers: Sequence[EvalClassifier]) -> list[EvalClassifier]:
-    """The classifiers living in the aggregator's space; InputError when they exist without --aggregator."""
-    needing = [c for c in classifiers if c.space == "aggregator"]
-    if needing and not settings.aggregator:
-        made_by = needing[0].sidecar.details.get("aggregator") if needing[0].sidecar else None
-        hint = f" (its sidecar names {made_by})" if made_by else ""
-        raise InputError(f"{needing[0].path}: made by the visual aggregator, so its rows live in the aggregator's "
-                         f"output space, not CLIP's; pass --aggregator CKPT{hint}")
-    if settings.aggregator and not needing:
-        log.info("--aggregator is not needed: no classifier lives in the aggregator's space")
-    return needing
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -167,8 +153,9 @@ def _summaries(metrics: CropMetrics, categories: dict[int, Category], ids: Seque
 
 
 def result_document(classifier: EvalClassifier, metrics: CropMetrics, categories: dict[int, Category],
-                    cover: dict[str, Any]) -> dict[str, Any]:
-    """Every number of one classifier, JSON-ready (NaN becomes null)."""
+                    cover: dict[str, Any], scored: str = "raw") -> dict[str, Any]:
+    """Every number of one classifier scored one way (`SCORINGS`), JSON-ready (NaN becomes null); rows
+    not in CLIP's space get a second document, named "<name> (mapped)", for the mapped scoring."""
     ids = classifier.category_ids
     name = [categories[i].name if i in categories else f"category {i}" for i in ids]
     per_class = [{
@@ -182,7 +169,8 @@ def result_document(classifier: EvalClassifier, metrics: CropMetrics, categories
                  "fraction_of_true": n / int(metrics.crops_per_class[t])}
                 for t, p, n in metrics.confused_pairs(CONFUSED_PAIRS)]
     return {
-        "name": classifier.name, "path": str(classifier.path), "kind": classifier.kind, "space": classifier.space,
+        "name": classifier.name if scored == "raw" else f"{classifier.name} (mapped)", "path": str(classifier.path),
+        "kind": classifier.kind, "space": classifier.space, "scored": scored,
         "classes": len(ids), **_summaries(metrics, categories, ids), "confused_pairs": confused,
         "coverage": cover, "per_class": per_class,
     }
@@ -192,7 +180,7 @@ def write_report(out: Path, results: list[ClassifierResult], doc: dict[str, Any]
                  context: float, worst_classes: int, plots: list[str]) -> list[Path]:
     """The HTML page and its thumbnails (see `mmovod.evaluation.html_report`)."""
     thumbs = html_report.Thumbnails(out / report.REPORT_FILES)
-    worst = {r.classifier.name: html_report.worst_classes(r.classifier, r.metrics, r.crop_index, r.doc["per_class"],
+    worst = {r.doc["name"]: html_report.worst_classes(r.classifier, r.metrics, r.crop_index, r.doc["per_class"],
                                                            crops, context, worst_classes, thumbs)
              for r in results}
     page = out / report.REPORT_HTML
@@ -213,38 +201,31 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
     crops = select_boxes(settings.ann, settings.img_dir, min_area=settings.min_area,
                          max_per_class=settings.max_per_class, seed=settings.seed, skip_bad=settings.skip_bad)
     classifiers, clip = load_classifiers(settings.classifiers, crops.categories, clip_model=settings.clip_model,
-                                         pretrained=settings.pretrained, aggregator_space=settings.aggregator_space)
-    needing = _needs_aggregator(settings, classifiers)
-    aggregator = None
-    if needing:
-        from mmovod.evaluation import aggregator_space  # torch: only for aggregator-space classifiers
-
-        aggregator = aggregator_space.load_aggregator(settings.aggregator, settings.num_layers, needing, clip)
-    clip_dims = {c.rows.shape[1] for c in classifiers if scoring_space(c) == "clip"}
+                                         pretrained=settings.pretrained, aggregator_space=settings.aggregator_space,
+                                         boxed={int(c.name) for c in crops.classes})
     timings["inputs_s"] = time.perf_counter() - start
 
     cache_root, key = crop_cache_location(settings, crops, clip)
     written: list[Path] = []
     with interruption_keeps(lambda: interrupted_run_kept(cache_root, crops, out, written)):  # Ctrl-C: says what is kept
         start = time.perf_counter()
-        views, encoded = crop_embeddings(settings, crops, clip, next(iter(clip_dims), None), cache_root, key)
+        views, encoded = crop_embeddings(settings, crops, clip, classifiers[0].rows.shape[1], cache_root, key)
         timings["embeddings_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        spaces = {"clip": _unit(views.mean(axis=1))}
-        if aggregator is not None:
-            spaces["aggregator"] = aggregator_space.aggregated_embeddings(aggregator, views, settings.device)
+        query = _unit(views.mean(axis=1))
         del views
         categories = {c.id: c for c in crops.categories}
         crop_ids = crops.crop_category_ids()
         results = []
         for classifier in classifiers:
-            aligned = score_crops(classifier, spaces[scoring_space(classifier)], crop_ids)
-            metrics = crop_metrics(aligned.scores, aligned.labels)
-            crop_index = aligned.crop_index
-            del aligned  # the (crops x classes) scores: one such matrix alive at a time
-            doc = result_document(classifier, metrics, categories, coverage(classifier, crops.categories, crop_ids))
-            results.append(ClassifierResult(classifier, metrics, crop_index, doc))
+            for scored, aligned in scored_ways(classifier, query, crop_ids):
+                metrics = crop_metrics(aligned.scores, aligned.labels)
+                crop_index = aligned.crop_index
+                del aligned  # the (crops x classes) scores: one such matrix alive at a time
+                doc = result_document(classifier, metrics, categories, coverage(classifier, crops.categories, crop_ids),
+                                      scored)
+                results.append(ClassifierResult(classifier, metrics, crop_index, doc))
         timings["scoring_s"] = time.perf_counter() - start
 
         doc = {
@@ -252,8 +233,7 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
             "clip": clip.describe(), "cache": str(cache_root),
             "crops": {**crops.counts, "classes": len(crops.classes), "missing_images": crops.missing_images},
             "settings": {"context": settings.crops.context, "num_views": settings.crops.views, "tta": settings.crops.tta,
-                         "min_area": settings.min_area, "max_per_class": settings.max_per_class, "seed": settings.seed,
-                         "aggregator": settings.aggregator},
+                         "min_area": settings.min_area, "max_per_class": settings.max_per_class, "seed": settings.seed},
             "metrics": METRIC_NOTES, "classifiers": [r.doc for r in results],
         }
         start = time.perf_counter()

@@ -1,8 +1,10 @@
 """The classifiers under evaluation: read, checked against each other and the annotation file, and scored.
 
 Scoring is Detic's zero-shot head on a perfect proposal: the cosine between the L2-normalised crop
-embedding and every L2-normalised class row (the crop's CLIP embedding, or its aggregator output for
-rows the aggregator made, see `scoring_space`). Rows are matched to categories by the sidecar's
+embedding and every L2-normalised class row, as a detector compares its region embeddings with the
+rows; nothing passes a crop through the visual aggregator. Rows that are not in CLIP's space (the
+authors' aggregated files, aggregators trained for their own space) are scored a second time through
+a linear map fitted on the other classes' crops (`mmovod.evaluation.linear_map`, `scored_ways`). Rows are matched to categories by the sidecar's
 `category_ids` (those of a fusion's sources for the old fusion sidecar), else by its class names and
 synonyms, else by order (`mmovod.evaluation.class_matching`). All-zero rows (classes without
 exemplars in a vision classifier) are left out of the scores and listed.
@@ -13,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from mmovod.classifiers.sidecar import ClassifierSidecar, load_classifier, parse
 from mmovod.clip.identity import content_key, locate
 from mmovod.evaluation.class_matching import RowMatch, match_rows
 from mmovod.evaluation.crops_from_annotations import Category
+from mmovod.evaluation.linear_map import cross_fitted
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
 
@@ -76,13 +79,6 @@ class EvalClassifier:
         """The aggregator's layer count recorded in the sidecar, if any."""
         layers = self.sidecar.details.get("num_layers") if self.sidecar is not None else None
         return layers if isinstance(layers, int) else None
-
-
-def scoring_space(classifier: EvalClassifier) -> str:
-    """Which crop embedding a classifier is scored against: the aggregator's output for rows the
-    aggregator made, CLIP's for the rest, including a fusion of CLIP and aggregator rows (`mixed`),
-    which a detector uses as it uses any CLIP-space classifier."""
-    return "aggregator" if classifier.space == "aggregator" else "clip"
 
 
 def source_sidecars(sidecar: ClassifierSidecar, where: str) -> list[ClassifierSidecar]:
@@ -168,7 +164,7 @@ def _display_names(paths: Sequence[Path]) -> list[str]:
 
 def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Category], *,
                      clip_model: str | None = None, pretrained: str | None = None,
-                     aggregator_space: Sequence[str | os.PathLike] = (),
+                     aggregator_space: Sequence[str | os.PathLike] = (), boxed: Collection[int] | None = None,
                      ) -> tuple[list[EvalClassifier], ClipIdentity]:
     """Read every classifier and the CLIP they share.
 
@@ -178,8 +174,10 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
     Refused (InputError naming the file): an unreadable or non-2-D array, a sidecar that does not
     describe it, a NaN/inf row, rows that are all zeros, embedding sizes that differ between
     classifiers, CLIPs that differ between sidecars (or from `clip_model`), no CLIP known for a
-    classifier without sidecar when `clip_model` is None, and rows that match no category
-    (`mmovod.evaluation.class_matching`). Single all-zero rows are left out and logged.
+    classifier without sidecar when `clip_model` is None, rows that match no category
+    (`mmovod.evaluation.class_matching`), and, when `boxed` (the ids of the categories that have
+    evaluated boxes) is given, a classifier none of whose rows is one of them (it would score no crop).
+    Single all-zero rows are left out and logged.
     """
     if not paths:
         raise InputError("no classifiers given (--classifiers A.npy B.npy ...)")
@@ -228,6 +226,10 @@ def load_classifiers(paths: Sequence[str | os.PathLike], categories: Sequence[Ca
                                  f"space {loaded.sidecar.space!r}")
             space = "aggregator"
         rows, kept = _unit_rows(loaded.array, path, names)
+        if boxed is not None and not any(i in boxed for i, k in zip(ids, kept) if k):
+            raise InputError(f"{path}: none of its {len(ids)} classes ({', '.join(names[:5])}"
+                             f"{' ...' if len(names) > 5 else ''}) has an evaluated box in --ann, so it would "
+                             "score no crop; evaluate it on a file annotating its classes")
         left_out = [n for n, k in zip(names, kept) if not k]
         if left_out:
             log.warning("%s: left out %d class%s whose row is all zeros (no exemplars): %s", path, len(left_out),
@@ -259,6 +261,31 @@ def score_crops(classifier: EvalClassifier, embeddings: np.ndarray, crop_categor
     keep = np.flatnonzero(label >= 0)
     crops = embeddings if len(keep) == len(label) else embeddings[keep]
     return AlignedScores(crops @ classifier.rows.T, label[keep], keep)
+
+
+SCORINGS = {
+    "raw": "crop embeddings compared with the rows as they are: what a detector trained on text rows sees "
+           "with these rows swapped in at test time",
+    "mapped": "crop embeddings through a linear map fitted on the other classes' crops only: what a detector "
+              "trained with these rows (which learns such a layer) sees",
+}
+"""How a classifier is scored; rows in CLIP's space only `raw`."""
+
+
+def scored_ways(classifier: EvalClassifier, embeddings: np.ndarray,
+                crop_category_ids: np.ndarray) -> Iterator[tuple[str, AlignedScores]]:
+    """The classifier's scores on the unit crop `embeddings`: `raw`, and for rows not in CLIP's space also
+    `mapped` (`SCORINGS`; skipped with a warning when fewer than two classes have crops)."""
+    raw = score_crops(classifier, embeddings, crop_category_ids)
+    mapped = None
+    if classifier.space != "clip":
+        mapped = cross_fitted(embeddings[raw.crop_index], raw.labels, classifier.rows)
+        if mapped is None:
+            log.warning("%s: fewer than two classes have crops, so no map can be fitted on other classes "
+                        "(scored raw only)", classifier.path)
+    yield "raw", raw
+    if mapped is not None:
+        yield "mapped", AlignedScores((mapped @ classifier.rows.T).astype(np.float32), raw.labels, raw.crop_index)
 
 
 def coverage(classifier: EvalClassifier, categories: Sequence[Category],

@@ -26,6 +26,7 @@ import numpy as np
 from mmovod.io.arrays import load_npy, save_npy
 from mmovod.io.atomic import check_output_dir, output_error, write_bytes_atomic
 from mmovod.io.errors import InputError
+from mmovod.io.launcher import command
 from mmovod.io.json_files import load_json, save_json
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ def check_index_fields(doc: dict[str, Any], index: Path) -> None:
             ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not ok:
             problem = "missing" if key not in doc else f"has a wrong value {value!r:.40}"
-            raise InputError(f"{index}: cache index field '{key}' {problem} (re-run tools/cache_clip_features.py)")
+            raise InputError(f"{index}: cache index field '{key}' {problem} (re-run {command('cache_clip_features')})")
 
 
 def read_index(index: Path) -> dict[str, Any]:
@@ -252,7 +253,7 @@ class FeatureCache:
         if not self.root.is_dir():
             raise InputError(f"{self.root}: feature cache folder not found")
         if not index.is_file():
-            raise InputError(f"{self.root}: not a feature cache (no {INDEX_FILE}; make one with tools/cache_clip_features.py)")
+            raise InputError(f"{self.root}: not a feature cache (no {INDEX_FILE}; make one with {command('cache_clip_features')})")
         doc = read_index(index)
         self.index = doc
         self.clip: dict[str, Any] = doc["clip"]
@@ -274,7 +275,7 @@ class FeatureCache:
         path = self.root / shard_name(shard)
         rows = min(self.shard_size, self.num_rows - shard * self.shard_size)
         if not path.is_file():
-            raise InputError(f"{path}: shard missing; the cache is unfinished (re-run tools/cache_clip_features.py to finish it)")
+            raise InputError(f"{path}: shard missing; the cache is unfinished (re-run {command('cache_clip_features')} to finish it)")
         try:
             array = load_npy(path, mmap=True)
         except InputError as exc:

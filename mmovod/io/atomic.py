@@ -26,14 +26,29 @@ from mmovod.io.errors import InputError
 DISK_FULL = {code: os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT)}
 
 
-def output_error(path: str | os.PathLike, exc: OSError) -> InputError:
-    """The one-line InputError for an OSError raised while writing the output `path` (a full disk or
-    quota named as such, also when the error came without its text)."""
-    code = exc.errno
-    if code is None and len(exc.args) == 1 and isinstance(exc.args[0], int):
-        code = exc.args[0]  # OSError(errno.ENOSPC): the code alone, as some writers raise it
+def _error_code(exc: OSError) -> int | None:
+    if exc.errno is None and len(exc.args) == 1 and isinstance(exc.args[0], int):
+        return exc.args[0]  # OSError(errno.ENOSPC): the code alone, as some writers raise it
+    return exc.errno
+
+
+def disk_full_reason(exc: BaseException) -> str | None:
+    """"No space left on device" (or the quota's words) for an OSError saying the disk, not the file, is
+    the problem; None for any other exception."""
+    return DISK_FULL.get(_error_code(exc)) if isinstance(exc, OSError) else None
+
+
+def output_error(path: str | os.PathLike, exc: OSError, doing: str = "cannot write") -> InputError:
+    """The one-line InputError for an OSError raised while writing the output `path`: a full disk or
+    quota is named as such (also when the error came without its text), with the folder to free space
+    in. Every writer maps its OSError through here, so a full disk reads the same in every tool."""
+    code = _error_code(exc)
     reason = DISK_FULL.get(code) or exc.strerror or (os.strerror(code) if code else type(exc).__name__)
-    return InputError(f"{path}: cannot write ({reason})")
+    advice = ""
+    if code in DISK_FULL:
+        out = Path(path)
+        advice = f"; free space in {out if out.is_dir() else out.parent} or write elsewhere"
+    return InputError(f"{path}: {doing} ({reason}){advice}")
 
 
 def _check_writable_folder(folder: Path, out: Path) -> None:

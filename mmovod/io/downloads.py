@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+from mmovod.io.atomic import output_error
 from mmovod.io.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def _copy_body(url: str, response: http.client.HTTPResponse, part: Path, offset:
             part.unlink()
         raise
     except OSError as exc:
-        raise DownloadError(f"{part}: cannot write ({exc.strerror or exc})") from None
+        raise DownloadError(str(output_error(part, exc))) from None
     finally:
         if bar:
             bar.close()

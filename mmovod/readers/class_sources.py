@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from mmovod.readers.exemplar_records import record_box
 from mmovod.io.errors import InputError
+from mmovod.io.launcher import command
 from mmovod.readers.image_roots import IMAGE_ROOTS
 from mmovod.readers.lvis_json import check_unique_ids
 from mmovod.io.json_files import load_json
@@ -81,7 +82,7 @@ def exemplar_dict_classes(path: str | os.PathLike) -> list[SourceClass]:
     """The classes of an exemplar dictionary `{synset: [records]}`, in file order, records checked."""
     doc = load_json(path, "exemplar dictionary")
     if not isinstance(doc, dict):
-        raise InputError(f"{path}: expected an exemplar dictionary {{synset: [records]}} (tools/collate_exemplar_dict.py), "
+        raise InputError(f"{path}: expected an exemplar dictionary {{synset: [records]}} ({command('collate_exemplar_dict')}), "
                          f"found a JSON {type(doc).__name__}")
     classes = []
     for synset, records in doc.items():

@@ -12,6 +12,8 @@ from typing import Any, Mapping
 
 from mmovod.readers.exemplar_records import BadImageError, record_box
 from mmovod.io.errors import InputError
+from mmovod.io.launcher import command
+from mmovod.io.wording import plural
 from mmovod.readers.image_roots import FILE_DATASET, IMAGE_ROOTS, record_image_path
 from mmovod.io.json_files import load_json
 
@@ -27,7 +29,7 @@ def load_exemplar_list(path: str | os.PathLike) -> ExemplarList:
     doc = load_json(path, "exemplar list")
     if isinstance(doc, dict):
         raise InputError(f"{path}: expected a list (one list of exemplar records per category), found a JSON object "
-                         "(an exemplar dictionary? sample K exemplars per class with tools/sample_exemplars.py)")
+                         f"(an exemplar dictionary? sample K exemplars per class with {command('sample_exemplars')})")
     if not isinstance(doc, list) or not doc:
         raise InputError(f"{path}: expected a non-empty list of lists of exemplar records")
     for c, records in enumerate(doc):
@@ -65,6 +67,6 @@ def check_images_exist(exemplars: ExemplarList, roots: Mapping[str, Path], skip_
     """
     missing = [p for records in exemplars for r in records if not (p := record_image_path(r, roots)).is_file()]
     if missing and not skip_bad:
-        raise BadImageError(missing[0], f"{len(missing)} exemplar images not found, this one first (check the "
-                            "--*-img-dir flags, or pass --skip-bad to skip unreadable images)")
+        raise BadImageError(missing[0], f"image not found, the first of {plural(len(missing), 'missing exemplar image', 'missing exemplar images')}; "
+                            "check the image roots (the --*-img-dir flags)")
     return len(missing)

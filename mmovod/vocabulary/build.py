@@ -43,24 +43,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmovod.aggregator.model import VisualAggregator
-from mmovod.classifiers.check import clip_embed_dim
-from mmovod.classifiers.kinds import KINDS, ClassifierKind, handoff_preference
+from mmovod.aggregator.model import VisualAggregator, output_space
+from mmovod.classifiers.kinds import KINDS, ClassifierKind
+from mmovod.classifiers.fusion import text_only_rule
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier, sidecar_path
 from mmovod.classifiers.vision import check_aggregator_fits
+from mmovod.clip.factory import clip_embed_dim
 from mmovod.clip.image_encoding import ExemplarEmbeddings
+from mmovod.handoff.detic import detic_config_lines
+from mmovod.handoff.formats import FORMATS, export_rows
 from mmovod.io.atomic import make_output_dir
 from mmovod.io.errors import interruption_keeps
 from mmovod.io.json_files import dumps_json
-from mmovod.vocabulary import judge_step, judging
+from mmovod.vocabulary import judge_step, judging, output_folder
 from mmovod.vocabulary.document import classes_without_vision, vocabulary_doc
 from mmovod.vocabulary.encoding import encode_view_sets
-from mmovod.vocabulary.export import detic_config_lines, export_prompt_embeddings
 from mmovod.vocabulary.fingerprints import clip_description
 from mmovod.vocabulary.judge_step import AVERAGE
-from mmovod.vocabulary import output_folder
 from mmovod.vocabulary.output_folder import prepare_out_dir, write_if_changed
 from mmovod.vocabulary.plan import Plan, check_request
+from mmovod.vocabulary.recommend import check_prefer, recommend
 from mmovod.vocabulary.report import write_report
 from mmovod.vocabulary.settings import BuildInputs, BuildSettings
 
@@ -73,15 +75,20 @@ class BuildResult:
 
     out_dir: Path
     files: dict[str, Path]
+    spaces: dict[str, str]
     computed: list[str]
     reused: list[str]
     without_exemplars: list[str]
     handoff: str
     detic_lines: list[str]
+    handoff_reason: str
     exports: dict[str, Path] = field(default_factory=dict)
     report: Path | None = None
     judged: dict[str, Any] | None = None
+    not_judged: str | None = None
+    """Why the build did not judge, when it could have with --judge."""
     removed: list[str] = field(default_factory=list)
+    """What an earlier build had written into the folder and this one did not: removed (`output_folder.settle`)."""
 
 
 def _load_aggregator(settings: BuildSettings) -> VisualAggregator | None:
@@ -116,9 +123,12 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
     earlier = output_folder.claim(out)  # refuses a folder holding files no build wrote
     aggregator = _load_aggregator(settings)
     plan = Plan(inputs, settings, out, aggregator)
-    if settings.judge:  # judging needs the view embeddings: kept from an earlier build, else encoded again
+    judge = settings.judge if settings.judge is not None else judge_step.views_at_hand(plan, out)
+    if judge:  # judging needs the view embeddings: kept from an earlier build, else encoded again
         judge_step.need_views(plan, out)
     check_request(inputs, settings, list(plan.stages))
+    every_class_has_vision = not inputs.exemplars.classes_without()
+    check_prefer(settings.prefer, list(plan.stages), every_class_has_vision)
     vocab, exemplars = inputs.vocab, inputs.exemplars
     stale_text = plan.stale(*plan.of("text"))
     stale_vision = plan.stale(*plan.of("vision"))
@@ -130,6 +140,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
         log.info("loaded %s on %s (%s tower%s) for %s", settings.clip.model, bundle.device, tower,
                  "s" if tower == "both" else "", ", ".join(stale_text + stale_vision) or "the report")
     clip = clip_description(settings.clip)
+    aggregator_space = output_space(settings.aggregator.path) if settings.aggregator is not None else None
     ids = [c.category_id for c in vocab.classes]
     category_ids = ids if any(i is not None for i in ids) else None
     names = vocab.names
@@ -140,7 +151,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
         stage = plan.stages[name]
         kind = stage.kind
         stage.array = array.astype(kind.dtype)
-        stage.sidecar = make_sidecar(stage.array, kind.sidecar_kind or name, clip, space=kind.space,
+        stage.sidecar = make_sidecar(stage.array, kind.sidecar_kind or name, clip, space=kind.space_with(aggregator_space),
                                      normalized=kind.normalized, details={"fingerprint": stage.fingerprint, **named, **details},
                                      class_names=names, category_ids=category_ids, command=command)
 
@@ -170,49 +181,56 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
     for name in plan.stale(*plan.of("fusion")):
         kind = KINDS[name]
         vision = plan.stages[kind.fuses]
+        text_only = [n for n, h in zip(names, vision.array.any(axis=1)) if not h]
         finish(name, kind.compute()(text_stage.array, vision.array), {
             "sources": {"text": text_stage.path.name, "vision": vision.path.name}, "formula": kind.computed,
             "exemplar_list": str(out / "exemplars.json"), "context": plan.views[kind.fuses].context,
-            "text_only_classes": [n for n, h in zip(names, vision.array.any(axis=1)) if not h]})
+            "text_only_classes": text_only, "text_only_rule": text_only_rule(len(text_only), len(names))})
     computed = [s.name for s in plan.stages.values() if not s.reused]
     saved: list[str] = []  # an interrupted build names the classifiers it wrote: the next run reuses them
     with interruption_keeps(lambda: f"{', '.join(saved)} ({len(saved)} of {len(computed)} classifiers, each with its "
                                     f"sidecar) {'is' if len(saved) == 1 else 'are'} written to {out}" if saved else None,
                             "run the same command again to reuse them and finish the build"):
         prepare_out_dir(out)
+        written = [out / "vocabulary.json", *output_folder.descriptions_read(out, inputs.descriptions_source),
+                   *[p for s in plan.stages.values() for p in (s.path, sidecar_path(s.path))]]
         if any(exemplars.records):  # first: the vision and multi-modal sidecars record where it is
             write_if_changed(out / "exemplars.json", dumps_json(exemplars.records, indent=True))
+            written.append(out / "exemplars.json")
         for stage in plan.stages.values():
             if not stage.reused:
                 save_classifier(stage.path, stage.array, stage.sidecar)
                 saved.append(stage.path.name)
         without = classes_without_vision(plan, names, exemplars)
-        written = [out / "vocabulary.json", *output_folder.descriptions_read(out, inputs.descriptions_source),
-                   *[p for s in plan.stages.values() for p in (s.path, sidecar_path(s.path))]]
-        if any(exemplars.records):
-            written.append(out / "exemplars.json")
-        write_if_changed(out / "vocabulary.json", dumps_json(vocabulary_doc(inputs, settings, plan, without), indent=True))
-        handoff = next(n for n in handoff_preference() if n in plan.stages)
-        main = plan.stages[handoff]
-        result = BuildResult(out, {n: s.path for n, s in plan.stages.items()}, computed,
-                             [s.name for s in plan.stages.values() if s.reused], without, handoff,
-                             detic_config_lines(main.path, len(vocab), main.array.shape[1]))
+        judged = None
+        if judge and AVERAGE in plan.stages:
+            judged = judge_step.judge(plan, inputs, settings, encoded, aggregator, out, command)
+            written += [out / judging.RESULT_FILE, out / judging.EMBEDDINGS_FILE]
+        choice = recommend({n: s.sidecar.space for n, s in plan.stages.items()}, every_class_has_vision and not without,
+                           judged, settings.prefer)
+        write_if_changed(out / "vocabulary.json",
+                         dumps_json(vocabulary_doc(inputs, settings, plan, without, choice.as_json()), indent=True))
+        main = plan.stages[choice.kind]
+        lines = detic_config_lines(main.path, len(vocab), main.array.shape[1])
+        result = BuildResult(out, {n: s.path for n, s in plan.stages.items()},
+                             {n: s.sidecar.space for n, s in plan.stages.items()}, computed,
+                             [s.name for s in plan.stages.values() if s.reused], without, choice.kind,
+                             lines if main.sidecar.space == "clip" else lines[:1], choice.reason, judged=judged,
+                             not_judged=None if judge or AVERAGE not in plan.stages else
+                             "its vision classifiers were reused and their views not kept; --judge encodes them again")
         for name in settings.export:
             make_output_dir(out / "export")
             stage = plan.stages[name]
-            result.exports[name] = out / "export" / f"{name}.npy"
-            export_prompt_embeddings(stage.array, stage.sidecar, result.exports[name], str(stage.path), command)
-            written += [result.exports[name], sidecar_path(result.exports[name])]
-        if settings.judge and AVERAGE in plan.stages:
-            result.judged = judge_step.judge(plan, inputs, settings, encoded, aggregator, out, command)
-            written += [out / judging.RESULT_FILE, out / judging.EMBEDDINGS_FILE]
+            result.exports[name] = out / "export" / f"{name}{FORMATS[settings.export_format].suffix}"
+            written += export_rows(stage.array, stage.sidecar, settings.export_format, result.exports[name],
+                                   source=str(stage.path), space=stage.sidecar.space, command=command).files
         if settings.report:
             skipped = plan.stages[AVERAGE].sidecar.details["skipped_images"] if AVERAGE in plan.stages else exemplars.skipped
             shown = {"vocabulary": f"{vocab.path} ({vocab.format})", **clip_description(settings.clip),
                      "views": settings.views.provenance(), "aggregator": settings.aggregator and settings.aggregator.path,
                      "command": command, "built": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
             result.report = write_report(out / "report", vocab, exemplars.records, bundle, settings.views, main.array,
-                                         handoff, unmatched=exemplars.unmatched, skipped=skipped, judged=result.judged,
+                                         choice.kind, unmatched=exemplars.unmatched, skipped=skipped, judged=result.judged,
                                          settings=shown)
             written.append(result.report)
         result.removed = output_folder.settle(out, earlier, written)

@@ -10,7 +10,7 @@ from mmovod.vocabulary.exemplar_folders import ExemplarSet
 from mmovod.vocabulary.plan import Plan
 from mmovod.vocabulary.settings import BuildInputs, BuildSettings
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def classes_without_vision(plan: Plan, names: list[str], exemplars: ExemplarSet) -> list[str]:
@@ -21,8 +21,10 @@ def classes_without_vision(plan: Plan, names: list[str], exemplars: ExemplarSet)
     return [names[i] for i in exemplars.classes_without()]
 
 
-def vocabulary_doc(inputs: BuildInputs, settings: BuildSettings, plan: Plan, without: list[str]) -> dict[str, Any]:
-    """vocabulary.json: the class order and, per class, what went into each row."""
+def vocabulary_doc(inputs: BuildInputs, settings: BuildSettings, plan: Plan, without: list[str],
+                   handoff: dict[str, Any]) -> dict[str, Any]:
+    """vocabulary.json: the class order and, per class, what went into each row; `handoff`: the kind handed
+    to the detector, why, and the leave-one-out scores it was chosen by (`Recommendation.as_json`)."""
     vocab, exemplars = inputs.vocab, inputs.exemplars
     text_source, vision = plan.text_source, plan.of("vision")
     skipped: dict[str, list[dict[str, Any]]] = {}
@@ -42,13 +44,16 @@ def vocabulary_doc(inputs: BuildInputs, settings: BuildSettings, plan: Plan, wit
                           if r["file_name"] not in {s["path"] for s in skipped.get(cls.name, [])}],
             "exemplar_candidates": exemplars.candidates[i],
             "skipped_images": skipped.get(cls.name, []),
-            "multi_modal": (f"{text_source} + vision" if has_vision else f"{text_source} only (no exemplars)")
+            "multi_modal": (f"{text_source} + vision" if has_vision else f"{text_source} only (no exemplars): its vision direction estimated from the text and the "
+                                                     "classes with exemplars")
             if vision else None,
         })
     return {
         "schema_version": SCHEMA_VERSION,
         "vocabulary": {"path": str(vocab.path), "format": vocab.format, "classes": len(vocab)},
         "files": {name: stage.path.name for name, stage in plan.stages.items()},
+        "spaces": {name: stage.sidecar.space for name, stage in plan.stages.items()},
+        "handoff": handoff,
         "classes_without_exemplars": without,
         "unmatched_exemplar_folders": exemplars.unmatched,
         "ignored_files": exemplars.ignored_files,

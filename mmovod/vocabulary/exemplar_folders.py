@@ -4,14 +4,17 @@ Sources, per class in this order:
 1. the `exemplars` listed in a JSON / YAML vocabulary (paths relative to its folder);
 2. `DIR/<class>/<image>` (`--exemplars DIR`): every image (`IMAGE_SUFFIXES`, any case) of a folder
    whose name matches the class, used whole. A folder matches the class whose name, else whose
-   only-one-class synonym, equals it after `normalise_name` (case, `_` and spaces);
+   only-one-class synonym, equals it after `normalise_name` (case, `_` and spaces), else after
+   `loose_key` (also ignoring spaces and `-`: `Hard-Hat` and `hardhat` are `hard hat`); a folder
+   matching no class is reported with the closest class names;
 3. or, with a COCO-format file (`--exemplar-ann`), its boxes instead of the folders: each
    non-crowd annotation of a category matching a class (by name, as folders do) is an exemplar of
    the image `DIR/<file_name>` cut to its `bbox`.
 Folders and categories matching no class, and classes left without any exemplar, are reported.
 
-Before any model runs, every image's header is read (no pixels decoded): a missing or unreadable
-image is an error naming it (`skip_bad`: skipped and listed), a box that does not lie inside its
+Before any model runs, every photo is decoded once (`mmovod.readers.photo_check`, in parallel, a
+JPEG at 1/8 scale): a missing or unreadable image is a BadImageError naming it (`skip_bad`: skipped
+and listed), photos with transparent parts are counted (the encoder flattens them on white), a box that does not lie inside its
 image (1 pixel of slack) is an error naming the box's source. Then `-K` keeps at most K exemplars
 per class with the authors' LVIS draw (`mmovod.prep.exemplar_sampling`: a fresh generator seeded
 with `seed` per class, probabilities proportional to box area, whole images counting as 100 x 100).
@@ -23,18 +26,20 @@ Exemplar records are `file` records (`mmovod.readers.image_roots`): `{"dataset":
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
+from mmovod.io.wording import plural
 from mmovod.readers.exemplar_records import BadImageError
 from mmovod.prep.exemplar_sampling import WeightRef, exemplar_weight, weighted_choice
-from mmovod.readers.image_header import header_sizes
+from mmovod.readers.photo_check import PLUGIN_FORMATS, check_photos
 from mmovod.readers.image_roots import FILE_DATASET
 from mmovod.readers.vocabulary import Vocabulary, normalise_name
 
@@ -42,12 +47,7 @@ log = logging.getLogger(__name__)
 
 IGNORED_NAMED = 5
 
-
-def plural(n: int, one: str, many: str) -> str:
-    """"1 folder", "2 folders"."""
-    return f"{n} {one if n == 1 else many}"
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", *PLUGIN_FORMATS)
 BOX_SLACK = 1.0
 """Pixels a box may extend past its image (COCO boxes are rounded) before it counts as outside."""
 
@@ -77,22 +77,40 @@ class ExemplarSet:
         return [i for i, records in enumerate(self.records) if not records]
 
 
+def loose_key(name: str) -> str:
+    """The form folder and category names match class names in: `normalise_name` without spaces, `-` and `_`
+    (`Hard-Hat`, `hard_hat` and `hardhat` all match the class `hard hat`)."""
+    return "".join(ch for ch in normalise_name(name) if ch not in " -_")
+
+
 def class_matcher(vocab: Vocabulary) -> Callable[[str], int | None]:
-    """label -> class index: the class with that name, else the one class with that synonym (see normalise_name)."""
-    by_name = {normalise_name(c.name): i for i, c in enumerate(vocab.classes)}
-    by_synonym: dict[str, set[int]] = {}
+    """label -> class index: the class with that name, else the one class with that synonym, each compared
+    first as `normalise_name` spells it, then as `loose_key` (when only one class fits)."""
+    tables: list[dict[str, set[int]]] = [{}, {}, {}, {}]  # name, loose name, synonym, loose synonym
     for i, cls in enumerate(vocab.classes):
-        for synonym in cls.synonyms:
-            by_synonym.setdefault(normalise_name(synonym), set()).add(i)
+        for names, table in ((cls.name,), tables[0:2]), (cls.synonyms, tables[2:4]):
+            for name in names:
+                table[0].setdefault(normalise_name(name), set()).add(i)
+                table[1].setdefault(loose_key(name), set()).add(i)
 
     def match(label: str) -> int | None:
-        key = normalise_name(label)
-        if key in by_name:
-            return by_name[key]
-        hits = by_synonym.get(key, set())
-        return next(iter(hits)) if len(hits) == 1 else None
+        for table, key in zip(tables, (normalise_name(label), loose_key(label)) * 2):
+            hits = table.get(key, set())
+            if len(hits) == 1:
+                return next(iter(hits))
+        return None
 
     return match
+
+
+def did_you_mean(label: str, vocab: Vocabulary, n: int = 3) -> list[str]:
+    """The class names closest to `label` (by `loose_key`, names and synonyms; `difflib`), best first."""
+    keys: dict[str, str] = {}
+    for cls in vocab.classes:
+        for name in (cls.name, *cls.synonyms):
+            keys.setdefault(loose_key(name), cls.name)
+    close = difflib.get_close_matches(loose_key(label), list(keys), n=n * 2, cutoff=0.6)
+    return list(dict.fromkeys(keys[k] for k in close))[:n]
 
 
 def file_record(path: str | os.PathLike, source: str, bbox: Any = None) -> dict[str, Any]:
@@ -144,8 +162,8 @@ def folder_exemplars(root: str | os.PathLike, vocab: Vocabulary, records: Record
     loose = [p for p in ignored if Path(p).parent == root and _is_image(Path(p))]
     if loose and not matched:
         raise InputError(f"{root}: --exemplars expects one folder per class, DIR/<class name>/<photo>, but no folder "
-                         f"here matches a class and {len(loose)} photos lie directly in it "
-                         f"({', '.join(Path(p).name for p in loose[:IGNORED_NAMED])}{' ...' if len(loose) > IGNORED_NAMED else ''})"
+                         f"here matches a class and {plural(len(loose), 'photo lies', 'photos lie')} directly in it: "
+                         f"{', '.join(Path(p).name for p in loose[:IGNORED_NAMED])}{' ...' if len(loose) > IGNORED_NAMED else ''}"
                          f"; move them into folders named after their classes")
     return unmatched, ignored
 
@@ -227,25 +245,27 @@ def vocabulary_exemplars(vocab: Vocabulary, records: Records) -> None:
         records[index].extend(file_record(ref.image, f"{vocab.path.name} {where}", ref.bbox) for ref in cls.exemplars)
 
 
-def check_images(vocab: Vocabulary, records: Records, skip_bad: bool, workers: int = 1) -> list[dict[str, str]]:
-    """Read every image header once; drop (`skip_bad`) or raise for unreadable images; raise for boxes outside.
+def check_images(vocab: Vocabulary, records: Records, skip_bad: bool, workers: int = 1,
+                 progress: bool = True) -> list[dict[str, str]]:
+    """Decode every photo once (`mmovod.readers.photo_check`, in `workers` threads); drop (`skip_bad`) or
+    raise for unreadable ones; raise for boxes outside; say in one line how many have transparent parts.
 
-    Returns the skipped images. Raises BadImageError naming the first unreadable image otherwise,
-    and InputError naming the record's source for a box outside its image.
+    Returns the skipped images. Raises BadImageError naming the first unreadable image (in class
+    order) otherwise, and InputError naming the record's source for a box outside its image.
     """
     paths = sorted({r["file_name"] for rs in records for r in rs})
-    sizes = dict(zip(paths, header_sizes(paths, workers)))
+    checks = dict(zip(paths, check_photos(paths, workers, progress)))
     skipped: list[dict[str, str]] = []
     for index, class_records in enumerate(records):
         kept = []
         for record in class_records:
-            path, size = record["file_name"], sizes[record["file_name"]]
+            path, check = record["file_name"], checks[record["file_name"]]
+            size = check.size
             if size is None:
-                reason = "image not found" if not Path(path).exists() else "cannot read image"
+                reason = f"{check.problem}, a photo of {vocab.classes[index].name!r}"
                 if not skip_bad:
-                    raise BadImageError(path, f"{reason} (exemplar of {vocab.classes[index].name!r}; "
-                                              "pass --skip-bad to skip unreadable images)")
-                skipped.append({"class": vocab.classes[index].name, "path": path, "reason": reason})
+                    raise BadImageError(path, reason)
+                skipped.append({"class": vocab.classes[index].name, "path": path, "reason": check.problem or ""})
                 continue
             if "bbox" in record:
                 x, y, w, h = record["bbox"]
@@ -256,8 +276,20 @@ def check_images(vocab: Vocabulary, records: Records, skip_bad: bool, workers: i
             kept.append(record)
         class_records[:] = kept
     for item in skipped:
-        log.warning("skipping %s (%s): %s", item["path"], item["class"], item["reason"])
+        log.warning("skipping %s, a photo of %r: %s", item["path"], item["class"], item["reason"])
+    transparent = sum(check.alpha for check in checks.values())
+    if transparent:
+        log.info("%s transparent parts: flattened on white", plural(transparent, "photo has", "photos have"))
     return skipped
+
+
+def unmatched_names(labels: Sequence[str], vocab: Vocabulary, shown: int = 10) -> str:
+    """Folder or category names matching no class, for a message: each with the classes it is closest to."""
+    def one(label: str) -> str:
+        close = did_you_mean(label, vocab)
+        return f"{label!r} (did you mean {' or '.join(map(repr, close))}?)" if close else repr(label)
+
+    return ", ".join(map(one, labels[:shown])) + (f" and {len(labels) - shown} more" if len(labels) > shown else "")
 
 
 def sampling_weight(record: dict[str, Any]) -> float:
@@ -284,7 +316,7 @@ def cap_exemplars(records: Records, k: int | None, seed: int) -> Records:
 
 def collect_exemplars(vocab: Vocabulary, exemplar_dir: str | os.PathLike | None = None,
                       exemplar_ann: str | os.PathLike | None = None, k: int | None = None, seed: int = 42,
-                      skip_bad: bool = False, workers: int = 1) -> ExemplarSet:
+                      skip_bad: bool = False, workers: int = 1, progress: bool = True) -> ExemplarSet:
     """All exemplar sources of the module docstring, checked and capped at `k` per class."""
     if exemplar_ann is not None and exemplar_dir is None:
         raise InputError("--exemplar-ann needs --exemplars DIR, the folder its image file_names are relative to")
@@ -296,7 +328,7 @@ def collect_exemplars(vocab: Vocabulary, exemplar_dir: str | os.PathLike | None 
         unmatched = annotation_exemplars(exemplar_ann, exemplar_dir, vocab, records)
     elif exemplar_dir is not None:
         unmatched, ignored = folder_exemplars(exemplar_dir, vocab, records)
-    skipped = check_images(vocab, records, skip_bad, workers)
+    skipped = check_images(vocab, records, skip_bad, workers, progress)
     for cls, class_records in zip(vocab.classes, records):
         if cls.category_id is not None:
             for record in class_records:
@@ -305,15 +337,15 @@ def collect_exemplars(vocab: Vocabulary, exemplar_dir: str | os.PathLike | None 
     result = ExemplarSet(cap_exemplars(records, k, seed), candidates, unmatched, skipped, len(ignored),
                          ignored[:IGNORED_NAMED])
     if unmatched:
-        log.warning("%s match%s no class: %s", plural(len(unmatched), "exemplar folder or category",
-                                                      "exemplar folders or categories"),
-                    "es" if len(unmatched) == 1 else "", ", ".join(unmatched[:10]))
+        log.warning("%s no class: %s", plural(len(unmatched), "exemplar folder or category matches",
+                                              "exemplar folders or categories match"),
+                    unmatched_names(unmatched, vocab))
     if ignored:
         log.warning("ignored %s in %s (not images in a class folder DIR/<class name>/): %s%s",
                     plural(len(ignored), "file", "files"), exemplar_dir,
                     ", ".join(ignored[:IGNORED_NAMED]), " ..." if len(ignored) > IGNORED_NAMED else "")
     without = result.classes_without()
     if without:
-        log.warning("%d of %d classes have no exemplars: %s", len(without), len(vocab),
+        log.warning("%d of %s no exemplars: %s", len(without), plural(len(vocab), "class has", "classes have"),
                     ", ".join(vocab.classes[i].name for i in without[:10]))
     return result

@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mmovod.classifiers.check import clip_embed_dim
 from mmovod.classifiers.sidecar import ClassifierSidecar, read_sidecar
-from mmovod.clip.factory import resolve_model_name
+from mmovod.clip.factory import clip_embed_dim, resolve_model_name
 from mmovod.clip.specs import ClipSpec
 from mmovod.io.arrays import load_matrix
 from mmovod.io.errors import InputError

@@ -19,6 +19,14 @@ AVERAGE, AGGREGATED = "vision-average", "vision-aggregated"
 """The two vision kinds leave-one-out judging treats as its averaged and aggregated roles."""
 
 
+def views_at_hand(plan: Plan, out: Path) -> bool:
+    """Whether judging needs no image encoded beyond what the build encodes anyway: every vision stage
+    is computed now or its views were kept by an earlier build."""
+    kept = judging.stored_fingerprints(out)
+    return all(not plan.stages[n].reused or kept.get(n) == plan.stages[n].fingerprint
+               for n in (AVERAGE, AGGREGATED) if n in plan.stages)
+
+
 def need_views(plan: Plan, out: Path) -> None:
     """Mark for encoding each vision stage whose views no earlier build kept under `out`: judging
     needs the view embeddings, not just the rows."""
@@ -35,11 +43,12 @@ def judge(plan: Plan, inputs: BuildInputs, settings: BuildSettings, encoded: dic
     vision = {n: plan.stages[n].fingerprint for n in (AVERAGE, AGGREGATED) if n in plan.stages}
     encoded = {**judging.load_embeddings(out, {n: f for n, f in vision.items() if n not in encoded}, len(inputs.vocab)),
                **encoded}
-    judging.save_embeddings(out, encoded, vision)
+    if judging.stored_fingerprints(out) != vision:  # an unchanged rebuild leaves the file as it is
+        judging.save_embeddings(out, encoded, vision)
     text = plan.stages[plan.text_source].array
     fusions = {n: KINDS[n].fuses for n in plan.of("fusion")}
     kinds = [JudgedKind(n, s.array, vision={AVERAGE: "average", AGGREGATED: "aggregated"}.get(fusions.get(n, n)),
-                        text=text if n in fusions else None, space="aggregator" if n == AGGREGATED else "clip")
+                        text=text if n in fusions else None, space=s.sidecar.space)
              for n, s in plan.stages.items()]
     return judging.judge_build(out, inputs.vocab.names, inputs.exemplars.records, {n: s.array for n, s in plan.stages.items()},
                                kinds, encoded, average=AVERAGE, aggregated=AGGREGATED, aggregator=aggregator,

@@ -20,12 +20,12 @@ from mmovod.aggregator.model import VisualAggregator
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.evaluation.leave_one_out import JudgedKind, leave_one_out, result_document
 from mmovod.io.atomic import atomic_open
-from mmovod.io.json_files import save_json
+from mmovod.io.json_files import dumps_json
+from mmovod.io.wording import plural
+from mmovod.vocabulary.output_folder import EMBEDDINGS_FILE, RESULT_FILE, write_if_changed
 
 log = logging.getLogger(__name__)
 
-EMBEDDINGS_FILE = "exemplar-embeddings.npz"
-RESULT_FILE = "leave-one-out.json"
 RESULT_FORMAT = "mmovod-leave-one-out"
 RESULT_VERSION = 1
 
@@ -108,7 +108,7 @@ def judge_build(out_dir: Path, class_names: Sequence[str], records: Sequence[Seq
                            aggregator=aggregator, num_views=num_views, device=device)
     doc = {"format": RESULT_FORMAT, "version": RESULT_VERSION, "command": command,
            **result_document(result, flat, average if average in rows else None)}
-    save_json(out_dir / RESULT_FILE, doc, indent=True)
+    write_if_changed(out_dir / RESULT_FILE, dumps_json(doc, indent=True))
     return doc
 
 
@@ -116,8 +116,8 @@ def summary_lines(doc: Mapping[str, Any], shown: int = 5) -> list[str]:
     """What the build prints: per kind top-1/top-5 over the held-out photos, the classes not judged
     and the first photos that look like another class."""
     photos = next(iter(doc["kinds"].values()))["overall"]["photos"] if doc["kinds"] else 0
-    lines = [f"leave-one-out on {photos} photos (each classified against rows made without it, every class's "
-             "from one photo fewer), %:"]
+    lines = [f"leave-one-out on {plural(photos, 'photo', 'photos')}, each classified against rows made without it "
+             "(every class's from one photo fewer), %:"]
     width = max(len(k) for k in doc["kinds"]) if doc["kinds"] else 0
     for kind, d in doc["kinds"].items():
         o = d["overall"]
@@ -127,8 +127,9 @@ def summary_lines(doc: Mapping[str, Any], shown: int = 5) -> list[str]:
         lines.append(f"not judgeable (one photo): {', '.join(doc['not_judgeable'])}")
     looks = doc["look_like_another_class"]
     if looks:
-        lines.append(f"{len(looks)} photos look more like another class ({doc['lookalike_kind']}), e.g.: "
-                     + "; ".join(f"{x['class']} #{x['exemplar']} ({Path(x['image']).name}) -> {x['looks_like']}"
+        lines.append(f"{plural(len(looks), 'photo looks', 'photos look')} more like another class by "
+                     f"{doc['lookalike_kind']}, e.g.: "
+                     + "; ".join(f"{x['class']} {Path(x['image']).name} -> {x['looks_like']}"
                                  for x in looks[:shown]))
     return lines
 

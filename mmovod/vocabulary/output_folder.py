@@ -18,8 +18,11 @@ from mmovod.classifiers.kinds import KINDS
 from mmovod.io.atomic import check_output_dir, make_output_dir, write_bytes_atomic
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json, load_json
-from mmovod.vocabulary.judging import EMBEDDINGS_FILE, RESULT_FILE
 
+EMBEDDINGS_FILE = "exemplar-embeddings.npz"
+"""The exemplar view embeddings a judged build keeps (`mmovod.vocabulary.judging`)."""
+RESULT_FILE = "leave-one-out.json"
+"""A judged build's leave-one-out results (`mmovod.vocabulary.judging`)."""
 MANIFEST = ".mmovod-build.json"
 MANIFEST_FORMAT = "mmovod-build-files"
 SHOWN = 5
@@ -52,8 +55,8 @@ def _build_name(relative: str) -> bool:
         return name in ("vocabulary.json", "exemplars.json", RESULT_FILE, EMBEDDINGS_FILE, MANIFEST) \
             or (stem in KINDS and name in (f"{stem}.npy", f"{stem}.npy.json")) \
             or re.fullmatch(r"descriptions_.+\.json(\..+\.partial\.jsonl)?", name) is not None
-    if parts[0] == "export":
-        return len(parts) == 2 and (name.endswith(".npy") or name.endswith(".npy.json"))
+    if parts[0] == "export":  # the build's own folder of hand-off files, in any format
+        return len(parts) == 2
     if parts[0] == "report":
         return (len(parts) == 2 and re.fullmatch(r"index\.html|classes-\d+\.html", name) is not None) \
             or (len(parts) == 3 and parts[1] == "sheets" and name.endswith((".jpg", ".png")))

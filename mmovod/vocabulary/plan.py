@@ -9,13 +9,14 @@ from typing import Sequence
 
 import numpy as np
 
-from mmovod.aggregator.model import VisualAggregator
+from mmovod.aggregator.model import VisualAggregator, output_space
 from mmovod.classifiers.kinds import KINDS, ClassifierKind, built
 from mmovod.classifiers.sidecar import ClassifierSidecar
 from mmovod.classifiers.text_inputs import class_prompts
 from mmovod.clip.specs import ViewSpec
+from mmovod.handoff.formats import FORMATS, check_space
 from mmovod.io.errors import InputError
-from mmovod.vocabulary.export import check_exportable
+from mmovod.io.wording import plural
 from mmovod.vocabulary.fingerprints import clip_identity, digest, exemplar_identity, file_signature, reusable
 from mmovod.vocabulary.settings import BuildInputs, BuildSettings
 
@@ -101,15 +102,17 @@ def check_request(inputs: BuildInputs, settings: BuildSettings, planned: Sequenc
     without = inputs.exemplars.classes_without()
     names = inputs.vocab.names
     if settings.require_exemplars and without:
-        raise InputError(f"{len(without)} of {len(names)} classes have no exemplars (--require-exemplars): "
+        raise InputError(f"{len(without)} of {plural(len(names), 'class has', 'classes have')} no exemplars, and --require-exemplars "
+                         "asks for them: "
                          + ", ".join(repr(names[i]) for i in without[:10]) + (" ..." if len(without) > 10 else ""))
+    aggregator_space = output_space(settings.aggregator.path) if settings.aggregator is not None else None
     for name in settings.export:
         kind = KINDS[name]
-        check_exportable(name, kind.space, f"--export {name}")
+        check_space(name, kind.space_with(aggregator_space), FORMATS[settings.export_format], f"--export {name}")
         if name not in planned:
             raise InputError(f"--export {name}: this build makes no {name} classifier "
                              f"(it makes {', '.join(planned)})")
         if kind.family == "vision" and without:
             fused = next(n for n in built() if KINDS[n].fuses == name)
-            raise InputError(f"--export {name}: {len(without)} classes have no exemplars and so no row "
-                             f"({names[without[0]]!r} first); export {fused} instead")
+            raise InputError(f"--export {name}: {plural(len(without), 'class has', 'classes have')} no exemplars and so no "
+                             f"row, {names[without[0]]!r} first; export {fused} instead")

@@ -25,7 +25,9 @@ class BuildSettings:
     encoder's default); `text`: the class-name prompt recipe; `views`: the vision classifiers' view
     settings (context, num_views, seed, workers, skip_bad; a kind with its own `context` in
     `mmovod.classifiers.kinds` uses that, and the aggregated one `aggregator.tta`); `export`: kinds to
-    also write as prompt embeddings."""
+    also hand off in `export_format` (a key of `mmovod.handoff.formats.FORMATS`); `judge`: leave-one-out
+    judging (None: when it encodes nothing more than the build does); `prefer`: the kind to hand off
+    whatever the judgement."""
 
     clip: ClipSpec
     text: PromptSpec = PromptSpec()
@@ -33,8 +35,10 @@ class BuildSettings:
     aggregator: AggregatorSettings | None = None
     require_exemplars: bool = False
     export: tuple[str, ...] = ()
+    export_format: str = "yolo-world"
     report: bool = False
-    judge: bool = False
+    judge: bool | None = None
+    prefer: str | None = None
 
 
 @dataclass

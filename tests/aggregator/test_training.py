@@ -9,10 +9,10 @@ import orjson
 import pytest
 import torch
 
-from mmovod.aggregator.contrastive import embed_pair, symmetric_info_nce
+from mmovod.aggregator.objective import OBJECTIVE, exemplar_rows, query_embeddings, query_loss
 from mmovod.aggregator.episodes import EpisodeSampler
 from mmovod.aggregator.heldout_retrieval import retrieval_accuracy, select_classes
-from mmovod.aggregator.model import VisualAggregator, aggregate, build_model
+from mmovod.aggregator.model import VisualAggregator, aggregate, build_model, output_space
 from mmovod.aggregator.train_config import TrainConfig, lr_factor
 from mmovod.features.cache import FeatureCache
 from tools import eval_visual_aggregator, train_visual_aggregator
@@ -29,19 +29,37 @@ def read_metrics(path):
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
-def test_info_nce_matches_a_naive_loop():
+def test_query_loss_matches_a_naive_loop():
+    """Cross-entropy of raw unit queries against the normalised rows of every class, at the logit scale."""
     g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)
-    t = 0.1
-    an = [x / x.norm() for x in a]
-    bn = [x / x.norm() for x in b]
-    total = 0.0
-    for i in range(5):
-        row = [float(an[i] @ bn[j]) / t for j in range(5)]
-        col = [float(an[j] @ bn[i]) / t for j in range(5)]
-        total += -row[i] + math.log(sum(math.exp(v) for v in row))
-        total += -col[i] + math.log(sum(math.exp(v) for v in col))
-    assert float(symmetric_info_nce(a, b, t)) == pytest.approx(total / 10, rel=1e-5)
+    rows, queries = torch.randn(3, 8, generator=g), torch.randn(3, 2, 8, generator=g)  # 2 queries of each class
+    queries = queries / queries.norm(dim=-1, keepdim=True)
+    scale = 7.0
+    rn = [r / r.norm() for r in rows]
+    total, count = 0.0, 0
+    for b in range(3):
+        for q in queries[b]:
+            logits = [scale * float(q @ r) for r in rn]
+            total += -logits[b] + math.log(sum(math.exp(v) for v in logits))
+            count += 1
+    assert float(query_loss(rows, queries, scale)) == pytest.approx(total / count, rel=1e-5)
+
+
+def test_queries_are_raw_view_means_and_rows_see_only_the_exemplars():
+    """The queries never pass through the aggregator: each is the unit mean of one image's views; the rows
+    depend on the exemplar tokens only (changing a query token leaves them unchanged)."""
+    torch.manual_seed(0)
+    model = VisualAggregator(dim=16, num_layers=1).eval()
+    x = torch.randn(3, 2 * 2 + 3 * 2, 16)  # 2 exemplars and 3 queries of 2 views each
+    q = query_embeddings(x, 4, 3)
+    want = x[:, 4:].reshape(3, 3, 2, 16).mean(dim=2)
+    torch.testing.assert_close(q, want / want.norm(dim=-1, keepdim=True))
+    with torch.inference_mode():
+        rows = exemplar_rows(model, x, 4)
+        x2 = x.clone()
+        x2[:, 4:] += 5
+        torch.testing.assert_close(exemplar_rows(model, x2, 4), rows)
+        torch.testing.assert_close(rows[1], aggregate(model, x[1:2, :4])[0], rtol=1e-5, atol=1e-5)
 
 
 def test_warmup_then_cosine_by_hand():
@@ -86,17 +104,6 @@ def test_all_views_sampling_puts_every_view_of_an_image_in_its_set(tmp_path):
     assert np.array_equal(ep.rows[:, 1::3], one.rows) and np.array_equal(ep.rows[:, 2::3], one.rows)
 
 
-def test_padded_pair_forward_equals_one_set_at_a_time():
-    torch.manual_seed(0)
-    model = VisualAggregator(dim=16, num_layers=2).eval()
-    x = torch.randn(3, 7, 16)
-    with torch.inference_mode():
-        a, b = embed_pair(model, x, 2)
-        for i in range(3):
-            torch.testing.assert_close(a[i], aggregate(model, x[i:i + 1, :2])[0], rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(b[i], aggregate(model, x[i:i + 1, 2:])[0], rtol=1e-5, atol=1e-5)
-
-
 @pytest.mark.slow
 def test_gaussian_clusters_train_below_the_start_loss_and_retrieve_above_chance(tmp_path, capsys):
     train_cache = toy_cache(tmp_path / "train", seed=0, n_classes=400, per_class=12, spread=SPREAD, shard_size=2000)
@@ -113,6 +120,8 @@ def test_gaussian_clusters_train_below_the_start_loss_and_retrieve_above_chance(
     cache = FeatureCache(held_out)
     ids = select_classes(cache, None, 6, strict=False)
     trained = VisualAggregator.from_checkpoint(out / "visual_aggregator.pth", num_layers=1)
+    assert torch.load(out / "visual_aggregator.pth", weights_only=True)["objective"] == OBJECTIVE
+    assert output_space(out / "visual_aggregator.pth") == "clip"
     untrained = build_model(TrainConfig(num_layers=1), 32)
     cpu = torch.device("cpu")
     ours = retrieval_accuracy(cache, trained, ids, [1, 5], 10, 2, 0, cpu)

@@ -113,7 +113,7 @@ def test_bad_images_stop_or_are_skipped(bundle, demo):
     clean = encode(bundle, demo, [exemplars[0], exemplars[1][:-1], exemplars[2]])
     torch.testing.assert_close(enc.class_mean(), clean.class_mean(), rtol=1e-5, atol=1e-6)
     exemplars[2] = [exemplars[1][-1]]
-    with pytest.raises(InputError, match="1 classes have no readable exemplar left"):
+    with pytest.raises(InputError, match="1 class has no readable exemplar left"):
         encode(bundle, demo, exemplars, skip_bad=True)
 
 

@@ -60,7 +60,7 @@ def test_offline_without_the_weights_fails_in_one_line_before_any_hub_call(hub_c
     assert time.monotonic() - start < 2
     message = str(err.value)
     assert "\n" not in message and calls == []
-    assert "HF_HUB_OFFLINE" in message and "download_assets.py --clip ViT-B/32`" in message
+    assert "HF_HUB_OFFLINE" in message and "`mmovod download_assets --clip ViT-B/32`" in message
     assert str(cache / REPO_FOLDER) in message
 
 
@@ -69,7 +69,7 @@ def test_no_network_is_found_by_the_probe(hub_cache, monkeypatch):
     probed = []
     monkeypatch.setattr(weights, "hub_unreachable", lambda url: probed.append(url) or True)
     with pytest.raises(InputError, match=r"no network: huggingface.co cannot be reached.*"
-                                         r"download_assets.py --clip ViT-B-16 --pretrained laion2b_s34b_b88k`"):
+                                         r"mmovod download_assets --clip ViT-B-16 --pretrained laion2b_s34b_b88k`"):
         load_clip("ViT-B-16", pretrained="laion2b_s34b_b88k", device="cpu")
     assert calls == [] and probed == ["https://huggingface.co/laion/CLIP-ViT-B-16-laion2B-s34B-b88K/resolve/main/"
                                       "open_clip_model.safetensors"]
@@ -158,12 +158,13 @@ def test_models_lists_open_clip_weights_and_marks_those_here(hub_cache, monkeypa
     cache, _ = hub_cache
     assert models.main(["--model", "ViT-B/32"]) == 0
     lines = capsys.readouterr().out.splitlines()
+    assert lines.pop(0).startswith("* world     shipped, works offline")  # the shipped CLIP comes first
     tags = open_clip.list_pretrained_tags_by_model("ViT-B-32")
     assert [line.split()[1] for line in lines[:-1]] == tags and all(line.startswith("  ") for line in lines[:-1])
     assert lines[-1] == f"0 of {len(tags)} released weights are here (*)"
     path = put_in_hub_cache(cache)
     assert models.main(["--here"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.splitlines()[1:]
     sharing = [(name, tag) for name, tag in open_clip.list_pretrained()  # the same Hub file: ViT-B-32(-quickgelu)
                if open_clip.get_pretrained_cfg(name, tag).get("hf_hub") == "timm/vit_base_patch32_clip_224.openai/"]
     assert len(sharing) == 2

@@ -7,6 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import mmovod.vocabulary.build as build_module
@@ -30,7 +31,7 @@ def test_one_command_equals_the_separate_tools(own_classes, tmp_path, capsys):
     exemplars = sum(n for *_, n in CLASSES)
     assert f"encoded {2 * exemplars} distinct views for 2 view settings of {exemplars} exemplars " \
            f"({4 * exemplars} without sharing)" in captured.err  # whole images: the two settings share their views
-    assert "exemplar folders matching no class: boats" in captured.out
+    assert "exemplar folders matching no class: 'boats'" in captured.out
     ref = tmp_path / "ref"
     ref.mkdir()
     ann, ex_list = str(root / "lvis.json"), str(out / "exemplars.json")
@@ -89,20 +90,22 @@ def test_classes_without_exemplars_get_text_only_rows(own_classes, tmp_path, cap
     vocab.write_text(VOCAB + "wheelbarrow\n")
     out = tmp_path / "out"
     assert build(own_classes, out, vocab=vocab) == 0
-    assert "classes without exemplars (text-only multi-modal rows): wheelbarrow" in capsys.readouterr().out
+    assert "classes without exemplars (multi-modal rows from their text, its vision direction estimated from the " \
+           "classes with exemplars): wheelbarrow" in capsys.readouterr().out
     text, avg, mm = (np.load(out / f"{n}.npy") for n in ("text", "vision-average", "multi-modal-average"))
     assert not avg[3].any() and avg[:3].all(axis=1).all()
     expected = unit(unit(text) + unit(np.where(avg.any(axis=1, keepdims=True), avg, 1)))
-    expected[3] = unit(text)[3]
+    gap = (unit(avg[:3]) - unit(text[:3])).mean(axis=0)  # the mean text-to-photo gap of the classes with photos
+    expected[3] = unit((unit(text)[3] + unit((unit(text)[3] + gap)[None])[0])[None])[0]
     np.testing.assert_allclose(mm, expected, rtol=1e-5, atol=1e-6)
     assert json.loads((out / "vision-average.npy.json").read_text())["details"]["classes_without_exemplars"] == \
         ["wheelbarrow"]
     doc = json.loads((out / "vocabulary.json").read_text())
     assert doc["classes_without_exemplars"] == ["wheelbarrow"]
-    assert doc["classes"][3]["multi_modal"] == "text only (no exemplars)" and doc["classes"][3]["exemplars"] == []
+    assert doc["classes"][3]["multi_modal"].startswith("text only (no exemplars)") and doc["classes"][3]["exemplars"] == []
     argv = ["--vocab", str(vocab), "--exemplars", str(own_classes["root"] / "photos"), "--out-dir", str(tmp_path / "strict"),
             "--require-exemplars", *own_classes["clip"]]
-    bad_input(build_classifiers.main, argv, tmp_path / "strict", "1 of 4 classes have no exemplars")
+    bad_input(build_classifiers.main, argv, tmp_path / "strict", "1 of 4 classes have no exemplars, and --require-exemplars")
 
 
 def computed(capsys):
@@ -198,7 +201,8 @@ BAD_CASES = {
     "aggregator_size": (lambda d, t: ["--load-path", d["root"] / "agg256.pth", "--num-layers", "1"],
                         "the aggregator takes 256-d embeddings but"),
     "export_aggregated": (lambda d, t: ["--load-path", d["root"] / "agg.pth", "--num-layers", "1", "--export",
-                                        "vision-aggregated"], "argument --export: invalid choice: 'vision-aggregated'"),
+                                        "vision-aggregated"], "--export vision-aggregated: a vision-aggregated classifier has rows from the visual "
+                                                            "aggregator, whose outputs are not in CLIP's space"),
 }
 
 
@@ -228,7 +232,7 @@ def test_skip_bad_lists_the_image_and_earlier_outputs_survive_a_failed_run(own_c
     doc = json.loads((out / "vocabulary.json").read_text())
     [skipped] = doc["classes"][1]["skipped_images"]
     assert skipped["path"] == str(photos / "traffic cone/bad.jpg")
-    assert skipped["reason"].startswith("cannot read image (image file is truncated")
+    assert skipped["reason"].startswith("cannot read image: image file is truncated")
     assert [e["image"] for e in doc["classes"][1]["exemplars"]] == [str(photos / f"traffic cone/{i}.jpg")
                                                                    for i in range(2)]  # skipped: not an exemplar
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
@@ -247,6 +251,11 @@ def test_export_writes_normalised_clip_space_rows(own_classes, tmp_path):
         got = np.load(out / "export" / f"{kind}.npy")
         np.testing.assert_allclose(got, unit(np.load(out / f"{kind}.npy")), rtol=1e-6, atol=1e-7)
         assert json.loads((out / "export" / f"{kind}.npy.json").read_text())["normalized"] is True
+    assert json.loads((out / "export/text.class_texts.json").read_text()) == [["hard hat"], ["traffic cone"], ["excavator"]]
+    # the same rows for Ultralytics, from the classifiers already built
+    assert build(own_classes, out, "--export", "text", "--export-format", "ultralytics") == 0
+    saved = torch.load(out / "export/text.pt", weights_only=True)
+    np.testing.assert_allclose(saved["txt_feats"][0].numpy(), unit(np.load(out / "text.npy")), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.slow
@@ -311,7 +320,7 @@ def test_report_renders_in_headless_chromium(own_classes, tmp_path):
     shot = tmp_path / "shot.png"
     env = {**os.environ, "HOME": str(tmp_path)}
     result = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-                             "--v=0", f"--screenshot={shot}", "--window-size=1000,1200", page.as_uri()],
+                             "--v=0", f"--screenshot={shot}", "--window-size=1000,2400", page.as_uri()],
                             capture_output=True, text=True, timeout=120, env=env)
     assert shot.is_file(), result.stderr
     assert not [line for line in result.stderr.splitlines() if "CONSOLE" in line], result.stderr
@@ -332,7 +341,7 @@ def test_the_demo_vocabulary_builds_as_make_demo_runs_it(own_classes, tmp_path, 
             "multi-modal-average", *own_classes["clip"], *own_classes["views"]]
     assert build_classifiers.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "classes without exemplars (text-only multi-modal rows): traffic cone" in printed
+    assert "the classes with exemplars): traffic cone" in printed
     doc = json.loads((out / "vocabulary.json").read_text())
     assert [len(c["exemplars"]) for c in doc["classes"]] == [4, 4, 4, 4, 0]
     assert doc["classes"][3]["synonyms"] == ["carpet runner", "runner rug"] and doc["unmatched_exemplar_folders"] == []

@@ -20,12 +20,12 @@ def test_skip_bad_names_the_image_and_the_report_and_judge_leave_it_out(own_clas
     assert build(own_classes, out, "--skip-bad", "--report", "--judge", photos=photos) == 0
     captured = capsys.readouterr()
     bad = str(photos / "traffic cone/bad.jpg")
-    assert f"skipped 1 unreadable exemplar image: {bad} (cannot read image" in captured.err
+    assert f"skipping {bad}, a photo of 'traffic cone': cannot read image: image file is truncated" in captured.err
     doc = json.loads((out / "vocabulary.json").read_text())
     assert bad not in [e["image"] for e in doc["classes"][1]["exemplars"]]
     assert [s["path"] for s in doc["classes"][1]["skipped_images"]] == [bad]
     page = (out / "report/index.html").read_text()
-    assert "bad.jpg (cannot read image" in page
+    assert "bad.jpg (cannot read image: image file is truncated" in page
     with Image.open(out / "report/sheets/0001_traffic-cone.jpg") as sheet:  # two pairs, not three
         assert sheet.size[0] == 2 * (2 * 128 + 6) + 3 * 12
     judged = json.loads((out / "leave-one-out.json").read_text())
@@ -41,7 +41,7 @@ def test_photos_directly_in_the_exemplar_folder_are_refused_with_the_layout(own_
             *own_classes["clip"], *own_classes["views"]]
     bad_input(build_classifiers.main, argv, tmp_path / "out",
               "--exemplars expects one folder per class, DIR/<class name>/<photo>, but no folder here matches a class "
-              "and 3 photos lie directly in it (0.jpg, 1.jpg, 2.jpg)")
+              "and 3 photos lie directly in it: 0.jpg, 1.jpg, 2.jpg;")
 
 
 @pytest.mark.slow
@@ -115,3 +115,17 @@ def test_the_ap_plot_labels_small_sets_with_plain_numbers(monkeypatch, tmp_path)
     assert axis.get_xscale() == "log"
     labels = [t.get_text() for t in axis.get_xticklabels() if t.get_text()]
     assert labels and not any("10^" in label or "times" in label for label in labels), labels
+
+
+def test_a_truncated_jpeg_stops_the_build_before_clip_loads(own_classes, tmp_path, capsys, monkeypatch):
+    """One line naming the photo and the flag that skips it, written before any model is loaded."""
+    from mmovod.clip import factory
+
+    photos = with_photo(own_classes, tmp_path, truncated_jpeg)
+    loaded = []
+    monkeypatch.setattr(factory, "load_clip", lambda *a, **k: loaded.append(a) or pytest.fail("CLIP loaded"))
+    assert build(own_classes, tmp_path / "out", photos=photos) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.startswith(f"build_classifiers.py: error: {photos / 'traffic cone/bad.jpg'}: cannot read image: ")
+    assert line.endswith("a photo of 'traffic cone' (pass --skip-bad to skip unreadable images)")
+    assert loaded == [] and not (tmp_path / "out").exists()

@@ -1,14 +1,13 @@
-"""tools/check_classifier.py and the prompt-embedding export: each problem is one line, exit 2."""
+"""tools/check_classifier.py: each problem is one line, exit 2."""
 import json
 
 import numpy as np
 import pytest
 
-from mmovod.classifiers.check import clip_embed_dim
 from mmovod.classifiers.sidecar import make_sidecar, read_sidecar, save_classifier
+from mmovod.clip.factory import clip_embed_dim
 from mmovod.demo.models import tiny_clip_config_path
 from mmovod.io.errors import InputError
-from mmovod.vocabulary.export import detic_config_lines, export_prompt_embeddings
 from tools import check_classifier
 
 CLIP = {"clip_model": "ViT-B/32", "pretrained": "openai", "embed_dim": 512}
@@ -43,7 +42,8 @@ def test_a_good_classifier_passes(tmp_path, capsys):
     vocab = tmp_path / "v.txt"
     vocab.write_text("\n".join(NAMES))
     code, out, err = run(capsys, path, "--clip_model", "ViT-B-32", "--vocab", vocab)
-    assert code == 0 and err == [] and out == [f"{path}: OK (4 x 512 float32, text, CLIP ViT-B/32, clip space)"]
+    assert code == 0 and err == [] and out == [f"{path}: OK (4 x 512 float32, text, CLIP ViT-B/32); rows in CLIP's "
+                                                         "space: a detector trained on text rows can use them as they are"]
 
 
 def test_the_vocabulary_order_is_compared_as_the_vocabulary_reader_compares_names(tmp_path, capsys):
@@ -88,13 +88,18 @@ def test_every_problem_is_one_line(tmp_path, capsys):
 
 
 def test_a_sidecar_space_its_kind_cannot_have(tmp_path, capsys):
-    """The kinds table fixes a built kind's space: an aggregated classifier claiming CLIP space is a problem
-    (a prompt-embedding export would trust it), a multi-modal file may be either."""
-    path = write(tmp_path / "agg.npy", good().astype(np.float16), kind="vision-aggregated", space="clip")
+    """The kinds table fixes a built kind's spaces: text claiming the aggregator's space, or aggregated rows claiming
+    a fusion's, is a problem (an export would trust it); aggregated rows are in CLIP's space or the aggregator's,
+    as their checkpoint was trained, and a multi-modal file may be either."""
+    path = write(tmp_path / "text.npy", good(), kind="text", space="aggregator")
     code, out, err = run(capsys, path)
-    assert code == 2 and err == [f"{path}: sidecar says clip space, but a vision-aggregated classifier's rows are "
-                                 "in aggregator space"]
-    for kind, space in (("vision-aggregated", "aggregator"), ("multi-modal", "mixed"), ("multi-modal", "clip")):
+    assert code == 2 and err == [f"{path}: sidecar says aggregator space, but a text classifier's rows are in clip space"]
+    path = write(tmp_path / "agg.npy", good().astype(np.float16), kind="vision-aggregated", space="mixed")
+    code, out, err = run(capsys, path)
+    assert code == 2 and err == [f"{path}: sidecar says mixed space, but a vision-aggregated classifier's rows are "
+                                 "in aggregator or clip space"]
+    for kind, space in (("vision-aggregated", "aggregator"), ("vision-aggregated", "clip"), ("multi-modal", "mixed"),
+                        ("multi-modal", "clip")):
         assert run(capsys, write(tmp_path / "ok.npy", good(), kind=kind, space=space))[0] == 0
 
 
@@ -113,43 +118,6 @@ def test_sidecar_that_no_longer_describes_the_array_and_bad_files(tmp_path, caps
         f"{tmp_path / 'flat.npy'}: expected a 2-D array (classes x dim), found shape (4,)",
         f"{tmp_path / 'missing.npy'}: file not found",
     ]]
-
-
-def test_export_normalises_clip_space_rows_and_refuses_the_aggregator(tmp_path):
-    array = good(dim=8)
-    src = write(tmp_path / "avg.npy", array, kind="vision-average")
-    out = export_prompt_embeddings(array, read_sidecar(src), tmp_path / "prompt.npy", str(src))
-    expected = array.astype(np.float64) / np.linalg.norm(array.astype(np.float64), axis=1, keepdims=True)
-    np.testing.assert_allclose(np.load(tmp_path / "prompt.npy"), expected.astype(np.float32), rtol=0, atol=0)
-    assert out.dtype == np.float32
-    side = json.loads((tmp_path / "prompt.npy.json").read_text())
-    assert side["normalized"] is True and side["class_names"] == NAMES and side["details"]["exported_from"] == str(src)
-    agg = write(tmp_path / "agg.npy", array.astype(np.float16), kind="vision-aggregated", space="aggregator")
-    with pytest.raises(InputError, match="rows from the visual aggregator, whose outputs are not in CLIP's space .* -0.025"):
-        export_prompt_embeddings(array, read_sidecar(agg), tmp_path / "no.npy", str(agg))
-    zero = array.copy()
-    zero[2] = 0
-    with pytest.raises(InputError, match="row 2 is all zeros"):
-        export_prompt_embeddings(zero, read_sidecar(src), tmp_path / "no.npy", str(src))
-    assert not (tmp_path / "no.npy").exists()
-
-
-def test_detic_lines():
-    assert detic_config_lines("out/mm.npy", 5, 512) == [
-        "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH out/mm.npy MODEL.ROI_HEADS.NUM_CLASSES 5 "
-        "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM 512",
-        "MODEL.RESET_CLS_TESTS True MODEL.TEST_CLASSIFIERS '(\"out/mm.npy\",)' MODEL.TEST_NUM_CLASSES '(5,)'"]
-
-
-def test_detic_lines_paste_as_one_argument_per_value_for_any_path():
-    """A shell splits each line into option-value pairs whose values are the path and a tuple holding it."""
-    import ast
-    import shlex
-
-    for path in ("my classifiers/mm.npy", "it's/\"x\" $HOME.npy"):
-        first, second = (shlex.split(line) for line in detic_config_lines(path, 3, 512))
-        assert first[1] == path and len(first) == 6
-        assert ast.literal_eval(second[3]) == (path,) and ast.literal_eval(second[5]) == (3,)
 
 
 @pytest.mark.parametrize("first, again", [

@@ -361,3 +361,14 @@ def test_ctrl_c_before_any_byte_keeps_nothing(release, capsys, monkeypatch):
     assert main(release["args"] + ["--only", "feats_author"]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "download_assets.py: interrupted; no output was written"
     assert tree(release["dest"]) == []
+
+
+def test_clip_alone_fetches_that_model_only(monkeypatch, capsys):
+    """`--clip MODEL` lists (and fetches) those weights and no manifest asset; with `--only` it adds to them."""
+    config = tiny_clip_tag(monkeypatch, {"url": "http://127.0.0.1:9/tiny_clip.pt", "hf_hub": ""})
+    assert main(["--list", "--clip", config, "--pretrained", "test"]) == 0
+    entries = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
+    assert entries == [f"clip:{config}:test  [clip]"]
+    assert main(["--list", "--clip", config, "--pretrained", "test", "--only", "checkpoints", "clip"]) == 0
+    entries = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
+    assert len(entries) == 2 and entries[-1] == f"clip:{config}:test  [clip]" and "[checkpoints" in entries[0]

@@ -11,7 +11,6 @@ import torch
 from PIL import Image, ImageOps
 
 from mmovod.features import builder as cache_builder
-from mmovod.aggregator.model import read_state_dict
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.clip.factory import load_clip
 from mmovod.evaluation import crop_cache, encoding
@@ -19,7 +18,6 @@ from mmovod.evaluation import run as eval_run
 from mmovod.evaluation.crop_cache import read_view_embeddings
 from mmovod.evaluation.crops_from_annotations import select_boxes
 from tests.eval_fixtures import args, run_ok
-from tests.references import reference_forward
 from tools import eval_classifiers as tool
 
 
@@ -60,25 +58,26 @@ def test_crops_and_embeddings_equal_a_direct_per_crop_computation(eval_demo, tmp
 
 @pytest.mark.slow
 def test_scores_metrics_and_outputs(eval_demo, tmp_path, capsys):
-    doc = run_ok(eval_demo, tmp_path / "e", ("text", "agg"), "--aggregator", str(eval_demo["aggregator"]), "--report")
+    doc = run_ok(eval_demo, tmp_path / "e", ("text", "agg"), "--report")
     printed = capsys.readouterr().out.splitlines()
-    assert printed[1].split() == ["classifier", "kind", "crops", "top-1", "top-5", "mean", "acc", "mAP", "mAP_r",
-                                  "mAP_c", "mAP_f"]
+    assert printed[1].split() == ["classifier", "kind", "scored", "crops", "top-1", "top-5", "mean", "acc", "mAP",
+                                  "mAP_r", "mAP_c", "mAP_f"]
     assert printed[-2].startswith("every classifier: ")  # both miss the same classes: one line
     text_row = next(line.split() for line in printed if line.startswith("text "))
-    assert text_row[3] == f"{100 * doc['classifiers'][0]['overall']['top1']:.1f}"
+    assert text_row[4] == f"{100 * doc['classifiers'][0]['overall']['top1']:.1f}"
+    # rows not in CLIP's space are scored raw and through a map fitted on other classes; nothing else is
+    assert [(r["name"], r["scored"]) for r in doc["classifiers"]] == [("text", "raw"), ("agg", "raw"),
+                                                                      ("agg (mapped)", "mapped")]
     crops = select_boxes(eval_demo["root"] / "lvis/lvis_v1_val.json", eval_demo["root"] / "coco")
     views = read_view_embeddings(Path(doc["cache"]), crops)
     labels = [eval_demo["ids"].index(c) for c in crops.crop_category_ids()]
-    sd = read_state_dict(eval_demo["aggregator"])
-    queries = {"text": views[:, 0], "agg": torch.cat([reference_forward(sd, torch.from_numpy(v)[None], 4)
-                                                      for v in views]).numpy()}
     for result in doc["classifiers"]:
-        rows = np.load(eval_demo["cls"][result["name"]])
-        q = queries[result["name"]]
+        rows = np.load(eval_demo["cls"][result["name"].split(" ")[0]])
+        q = views[:, 0]  # the raw crop embedding, for every classifier: no crop passes through the aggregator
         cos = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (rows / np.linalg.norm(rows, axis=1, keepdims=True)).T
         top1 = np.mean(cos.argmax(1) == labels)
-        assert result["overall"]["top1"] == pytest.approx(top1, abs=1e-9)
+        if result["scored"] == "raw":
+            assert result["overall"]["top1"] == pytest.approx(top1, abs=1e-9)
         assert result["overall"]["crops"] == len(labels) and result["classes"] == len(eval_demo["ids"])
         assert set(result["by_frequency"]) == {"r", "c", "f"}
         assert len(result["per_class"]) == len(eval_demo["ids"]) and len(result["confused_pairs"]) <= 20
@@ -91,7 +90,8 @@ def test_scores_metrics_and_outputs(eval_demo, tmp_path, capsys):
         assert (out / name).stat().st_size > 0, name
     assert Image.open(out / "eval_ap_vs_frequency.png").format == "PNG"
     md = (out / "eval_results.md").read_text()
-    assert "| text | text |" in md and "| agg | vision-aggregated |" in md
+    assert "| text | text | raw |" in md and "| agg | vision-aggregated | raw |" in md
+    assert "| agg (mapped) | vision-aggregated | mapped |" in md
 
 
 @pytest.mark.slow
@@ -101,7 +101,7 @@ def test_one_encoding_pass_shared_by_classifiers_and_runs(eval_demo, tmp_path, m
     monkeypatch.setattr(encoding, "cache_features", lambda *a, **k: calls.append(1) or original(*a, **k))
     cache = ["--cache-dir", str(tmp_path / "cache")]
     one = run_ok(eval_demo, tmp_path / "one", ("text",), *cache)
-    four = run_ok(eval_demo, tmp_path / "four", ("text", "avg", "mm", "agg"), "--aggregator", str(eval_demo["aggregator"]), *cache)
+    four = run_ok(eval_demo, tmp_path / "four", ("text", "avg", "mm", "agg"), *cache)
     assert len(calls) == 1  # the second run found the cache
     assert one["classifiers"][0]["per_class"] == four["classifiers"][0]["per_class"]
     assert len(list((tmp_path / "cache").iterdir())) == 1
@@ -228,7 +228,7 @@ def test_bad_classifiers(eval_demo, tmp_path, bad_input):
     bare = tmp_path / "bare.npy"
     np.save(bare, good.astype(np.float32))
     bad_input(tool.main, args(eval_demo, out, (bare,)), out, "bare.npy: no sidecar names the CLIP")
-    bad_input(tool.main, args(eval_demo, out, ("agg",)), out, "agg.npy: made by the visual aggregator")
+
 
 
 def test_bad_annotations_and_images(eval_demo, tmp_path, bad_input):
@@ -310,7 +310,8 @@ def test_html_report_renders_without_console_errors(eval_demo, tmp_path):
 def test_sidecars_old_and_new(eval_demo, tmp_path):
     """Files from before the sidecar schema: a fusion recorded its CLIP and category ids only inside its
     sources' sidecars, an aggregated classifier is recognised by its 'aggregator' key. Files of today's
-    fusion tool: a fusion of CLIP and aggregator rows (space 'mixed') is scored in CLIP space."""
+    fusion tool: a fusion of CLIP and aggregator rows (space 'mixed') is scored raw, as a detector sees it,
+    and mapped."""
     from mmovod.classifiers.fusion import fuse_classifier_files
 
     rng = np.random.default_rng(5)
@@ -335,11 +336,11 @@ def test_sidecars_old_and_new(eval_demo, tmp_path):
         shutil.copy(eval_demo["cls"][name], new_sidecars / f"{name}.npy")
         shutil.copy(str(eval_demo["cls"][name]) + ".json", new_sidecars / f"{name}.npy.json")
     fuse_classifier_files(new_sidecars / "text.npy", new_sidecars / "agg.npy", new_sidecars / "mixed.npy")
-    doc = run_ok(eval_demo, tmp_path / "e", (old["text"], tmp_path / "fused.npy", old["agg"], new_sidecars / "mixed.npy"),
-                 "--aggregator", str(eval_demo["aggregator"]))
+    doc = run_ok(eval_demo, tmp_path / "e", (old["text"], tmp_path / "fused.npy", old["agg"], new_sidecars / "mixed.npy"))
     kinds = {r["name"]: (r["kind"], r["space"]) for r in doc["classifiers"]}
     assert kinds == {"text": ("text", "clip"), "fused": ("multi-modal", "clip"), "agg": ("vision-aggregated", "aggregator"),
-                     "mixed": ("multi-modal", "mixed")}
+                     "agg (mapped)": ("vision-aggregated", "aggregator"), "mixed": ("multi-modal", "mixed"),
+                     "mixed (mapped)": ("multi-modal", "mixed")}
     assert [c["id"] for c in doc["classifiers"][1]["per_class"]] == ids
     reference = run_ok(eval_demo, tmp_path / "ref", (old["text"],), "--cache-dir", str(tmp_path / "e/crop_cache"))
     assert doc["classifiers"][0]["per_class"] == reference["classifiers"][0]["per_class"]
@@ -348,7 +349,7 @@ def test_sidecars_old_and_new(eval_demo, tmp_path):
     rows = np.load(new_sidecars / "mixed.npy")
     cos = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (rows / np.linalg.norm(rows, axis=1, keepdims=True)).T
     labels = [eval_demo["ids"].index(c) for c in crops.crop_category_ids()]
-    assert doc["classifiers"][3]["overall"]["top1"] == pytest.approx(np.mean(cos.argmax(1) == labels))
+    assert doc["classifiers"][4]["overall"]["top1"] == pytest.approx(np.mean(cos.argmax(1) == labels))
 
 
 @pytest.mark.slow
@@ -359,11 +360,10 @@ def test_released_files_without_sidecars(eval_demo, tmp_path):
     for name in ("text", "agg"):
         bare[name] = tmp_path / f"{name}.npy"
         np.save(bare[name], np.load(eval_demo["cls"][name]))
-    flags = ["--clip_model", eval_demo["clip"]["clip_model"], "--pretrained", eval_demo["clip"]["pretrained"],
-             "--aggregator", str(eval_demo["aggregator"])]
+    flags = ["--clip_model", eval_demo["clip"]["clip_model"], "--pretrained", eval_demo["clip"]["pretrained"]]
     got = run_ok(eval_demo, tmp_path / "bare", (bare["text"], bare["agg"]), *flags, "--aggregator-space", str(bare["agg"]))
-    want = run_ok(eval_demo, tmp_path / "side", ("text", "agg"), "--aggregator", str(eval_demo["aggregator"]))
-    assert [r["space"] for r in got["classifiers"]] == ["clip", "aggregator"]
+    want = run_ok(eval_demo, tmp_path / "side", ("text", "agg"))
+    assert [r["space"] for r in got["classifiers"]] == ["clip", "aggregator", "aggregator"]
     for g, w in zip(got["classifiers"], want["classifiers"]):
         assert g["per_class"] == w["per_class"] and g["overall"] == w["overall"]
     assert tool.main(args(eval_demo, tmp_path / "x", ("text",), "--aggregator-space", str(bare["agg"]))) == 2

@@ -19,14 +19,14 @@ def run_flags(tmp_path):
 
 def interrupt_at_step(monkeypatch, step):
     """Ctrl-C in the loss of training step `step` (1-based), as if pressed while it ran."""
-    real, calls = training.symmetric_info_nce, []
+    real, calls = training.query_loss, []
 
     def loss(*args, **kwargs):
         calls.append(1)
         if len(calls) == step:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
-    monkeypatch.setattr(training, "symmetric_info_nce", loss)
+    monkeypatch.setattr(training, "query_loss", loss)
 
 
 def last_err(capsys):

@@ -118,7 +118,7 @@ def test_missing_image_exits_2_or_is_skipped(demo, tmp_path, capsys):
     ann.write_text(json.dumps(exemplars))
     out = tmp_path / "agg.npy"
     assert agg_tool.main(agg_args(demo, ann, out)) == 2
-    one_error_line(capsys, "1 exemplar images not found", "gone.jpg", "--skip-bad")
+    one_error_line(capsys, "image not found, the first of 1 missing exemplar image;", "gone.jpg", "--skip-bad")
     assert not out.exists()
     assert agg_tool.main(agg_args(demo, ann, out, "--skip-bad")) == 0
     skipped = read_sidecar(tmp_path / "agg.npy").details["skipped_images"]

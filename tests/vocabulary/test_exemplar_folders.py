@@ -93,12 +93,12 @@ def test_bad_exemplar_inputs(tmp_path, vocab):
         collect_exemplars(vocab, tmp_path / "photos", outside)
     (tmp_path / "photos/site/2.jpg").write_bytes(b"not a jpeg")
     broken = coco(tmp_path, [(1, 10, [10, 10, 30, 40]), (2, 10, [1, 1, 5, 5])])
-    with pytest.raises(BadImageError, match=r"2.jpg: cannot read image \(exemplar of 'traffic cone'"):
+    with pytest.raises(BadImageError, match=r"2.jpg: cannot read image: not an image format Pillow knows, a photo of 'traffic cone'$"):
         collect_exemplars(vocab, tmp_path / "photos", broken)
     result = collect_exemplars(vocab, tmp_path / "photos", broken, skip_bad=True)
     assert len(result.records[1]) == 1
     assert result.skipped == [{"class": "traffic cone", "path": str(tmp_path / "photos/site/2.jpg"),
-                               "reason": "cannot read image"}]
+                               "reason": "cannot read image: not an image format Pillow knows"}]
     with pytest.raises(InputError, match="needs --exemplars DIR"):
         collect_exemplars(vocab, None, broken)
 

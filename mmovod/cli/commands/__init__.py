@@ -26,6 +26,7 @@ GUIDE_STEPS: dict[str, str] = {
 MORE_TOOLS: dict[str, str] = {
     "build_classifiers": "your own classes: class list + photos -> every classifier a detector loads",
     "check_classifier": "check classifier .npy files before a detector loads them",
+    "export_classifier": "hand a classifier to Detic, YOLO-World or Ultralytics (also: mmovod export)",
     "eval_classifiers": "is a classifier any good? classify a dataset's labelled boxes, no detector",
     "cache_clip_features": "encode labelled images once into a CLIP feature cache for aggregator training",
     "train_visual_aggregator": "train the visual aggregator on a feature cache",
@@ -36,3 +37,6 @@ MORE_TOOLS: dict[str, str] = {
 }
 
 COMMANDS: dict[str, str] = {**GUIDE_STEPS, **MORE_TOOLS}
+
+ALIASES: dict[str, str] = {"export": "export_classifier"}
+"""Shorter names `mmovod` also accepts for a command."""

@@ -5,14 +5,17 @@ JSON/YAML class list, or an LVIS/COCO annotation file) and exemplar photos (--ex
 DIR/<class name>/*.jpg, or the boxes of a COCO file with --exemplar-ann, or the exemplars listed in
 the vocabulary), loads CLIP once and writes into --out-dir, rows in vocabulary order, each with a
 .npy.json sidecar: text.npy (class-name prompts, Detic's recipe), descriptions.npy (when there are
-descriptions), vision-average.npy, vision-aggregated.npy (with --load-path), multi-modal-average.npy
+descriptions), vision-average.npy, vision-aggregated.npy (with --aggregator), multi-modal-average.npy
 and multi-modal-aggregated.npy, plus vocabulary.json (what went into each row) and exemplars.json.
-Classes without exemplars get text-only multi-modal rows and are listed. Re-running reuses every
-classifier whose inputs and flags did not change (also those written before a Ctrl-C). Prints the Detic config lines at the end.
+Classes without exemplars get multi-modal rows from their text (moved by the mean text-to-photo gap
+of the classes with photos) and are listed. Re-running reuses every classifier whose inputs and flags
+did not change (also those written before a Ctrl-C). Judges every classifier on your own photos
+(leave-one-out, when that costs no extra encoding, or with --judge), hands the best-judged one to the
+detector (--prefer overrides) and prints its Detic config lines at the end.
 
 Example:
   python tools/build_classifiers.py --vocab my_classes.txt --exemplars my_photos/ --out-dir my_classifiers \
-      --load-path checkpoints/visual_aggregator/visual_aggregator_ckpt_4_transformer.pth --report --judge
+      --aggregator checkpoints/visual_aggregator/visual_aggregator_ckpt_4_transformer.pth --report --judge
   python tools/check_classifier.py my_classifiers/multi-modal-aggregated.npy --clip_model ViT-B/32
 """
 from __future__ import annotations
@@ -20,10 +23,12 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.classifiers.kinds import exportable
+from mmovod.classifiers.kinds import built, exportable
 from mmovod.classifiers.text_inputs import PROMPTS, PromptSpec
-from mmovod.cli.flags import add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser, view_spec_from_args
+from mmovod.cli.flags import (add_aggregator_arg, add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser,
+                              view_spec_from_args)
 from mmovod.cli.run import run_tool
+from mmovod.handoff.formats import FORMATS
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
 
 
@@ -63,7 +68,7 @@ def get_parser() -> argparse.ArgumentParser:
     desc.add_argument("--api", choices=["chat", "completions"], default=None,
                       help="with --descriptions generate: the endpoint (default: by model name)")
     agg = parser.add_argument_group("aggregated vision classifier (as generate_vision_classifier_agg.py)")
-    agg.add_argument("--load-path", default=None, help="visual aggregator checkpoint; without it no aggregated classifier")
+    add_aggregator_arg(agg, "visual aggregator checkpoint; without it no aggregated classifier")
     agg.add_argument("--num-layers", type=int, default=4, help="the aggregator's transformer layers")
     agg.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                      help="TTA views for the aggregator (generate_vision_classifier_agg.py needs --tta for this; "
@@ -73,27 +78,36 @@ def get_parser() -> argparse.ArgumentParser:
                                       "on their own, 256 per pass on CUDA and 32 on CPU")
     out = parser.add_argument_group("outputs")
     out.add_argument("--export", nargs="+", default=[], choices=exportable(), metavar="KIND",
-                     help="also write OUT/export/KIND.npy, L2-normalised float32 rows for prompt-embedding detectors "
-                          f"(YOLO-World-style); KIND is one of {', '.join(exportable())} (the aggregated kinds are not "
-                          "in CLIP's space)")
+                     help="also hand these classifiers to a detector in OUT/export/ (--export-format); KIND is one of "
+                          f"{', '.join(exportable())} (the aggregated kinds are not in CLIP's space; `mmovod export "
+                          "OUT/KIND.npy --format detic` takes any)")
+    out.add_argument("--export-format", choices=FORMATS, default="yolo-world",
+                     help="yolo-world: OUT/export/KIND.npy, L2-normalised float32 rows (YOLO-World's embedding_path), "
+                          "and KIND.class_texts.json; ultralytics: KIND.pt (txt_feats and names); detic: KIND.npy as "
+                          "Detic reads it, KIND.classes.txt and KIND.detic.txt (docs/handoff.md)")
     out.add_argument("--report", action="store_true",
                      help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
                           "classes without exemplars and each class's nearest classes")
-    out.add_argument("--judge", action="store_true",
+    out.add_argument("--judge", action=argparse.BooleanOptionalAction, default=None,
                      help="judge every classifier from your own photos, no labelled set needed: leave-one-out over "
-                          "the exemplars (each photo classified against rows made without it, every class's from one photo "
-                          "fewer), written to "
-                          "OUT/leave-one-out.json and the report; keeps the view embeddings in "
-                          "OUT/exemplar-embeddings.npz so a re-run judges without encoding again")
+                          "the exemplars (each photo's raw CLIP embedding classified against rows made without it, "
+                          "every class's from one photo fewer), written to OUT/leave-one-out.json and the report, and "
+                          "hand off the best-judged kind; keeps the view embeddings in OUT/exemplar-embeddings.npz so "
+                          "a re-run judges without encoding again. Unset: judge whenever that encodes no image "
+                          "beyond what the build encodes anyway")
+    out.add_argument("--prefer", default=None, choices=built(), metavar="KIND",
+                     help=f"hand this kind to the detector (its Detic lines) whatever the judgement; KIND is one of "
+                          f"{', '.join(built())}")
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.classifiers.kinds import SPACE_NOTES
     from mmovod.clip.crops import TTA_CONTEXT
     from mmovod.readers.vocabulary import read_vocabulary
     from mmovod.vocabulary.build import build_classifiers
     from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
-    from mmovod.vocabulary.exemplar_folders import collect_exemplars
+    from mmovod.vocabulary.exemplar_folders import collect_exemplars, unmatched_names
     from mmovod.vocabulary.judging import summary_lines
     from mmovod.vocabulary.output_folder import claim, prepare_out_dir
     from mmovod.vocabulary.settings import AggregatorSettings, BuildInputs, BuildSettings
@@ -107,9 +121,10 @@ def run(args: argparse.Namespace) -> None:
         clip=clip_spec_from_args(args),
         text=text,
         views=view_spec_from_args(args, context=TTA_CONTEXT),
-        aggregator=AggregatorSettings(args.load_path, args.num_layers, args.tta) if args.load_path else None,
-        require_exemplars=args.require_exemplars, export=tuple(args.export), report=args.report,
-        judge=args.judge)
+        aggregator=AggregatorSettings(args.aggregator, args.num_layers, args.tta) if args.aggregator else None,
+        require_exemplars=args.require_exemplars, export=tuple(args.export),
+        export_format=args.export_format, report=args.report,
+        judge=args.judge, prefer=args.prefer)
     descriptions_file = args.descriptions
     if descriptions_file == "generate":
         prepare_out_dir(args.out_dir)
@@ -121,7 +136,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"{len(vocab)} classes from {vocab.path} ({vocab.format}); "
           f"computed: {', '.join(result.computed) or 'nothing'}; reused: {', '.join(result.reused) or 'nothing'}")
     for name, path in result.files.items():
-        print(f"  {name}: {path}")
+        space = result.spaces[name]
+        print(f"  {name}: {path}" + ("" if space == "clip" else f"; {SPACE_NOTES[space]}"))
     if result.removed:
         print(f"removed what the earlier build in {result.out_dir} wrote and this one did not: {', '.join(result.removed)}")
     with_synonyms = [c.name for c in vocab.classes if set(c.synonyms) - {c.name}]
@@ -129,21 +145,26 @@ def run(args: argparse.Namespace) -> None:
         print(f"synonyms of {len(with_synonyms)} classes match exemplar folders but are not in the text prompts "
               "(Detic's recipe: the class name only); --avg_synonyms averages the prompts of every synonym")
     if exemplars.unmatched:
-        print(f"exemplar folders matching no class: {', '.join(exemplars.unmatched)}")
+        print(f"exemplar folders matching no class: {unmatched_names(exemplars.unmatched, vocab)}")
     if exemplars.ignored:
         more = exemplars.ignored_files - len(exemplars.ignored)
         print(f"ignored (not images in a class folder {args.exemplars}/<class name>/): {', '.join(exemplars.ignored)}"
               + (f" and {more} more" if more else ""))
     if result.without_exemplars:
-        print(f"classes without exemplars (text-only multi-modal rows): {', '.join(result.without_exemplars)}")
+        print(f"classes without exemplars (multi-modal rows from their text, its vision direction estimated from "
+              f"the classes with exemplars): {', '.join(result.without_exemplars)}")
     for kind, path in result.exports.items():
-        print(f"prompt embeddings ({kind}, L2-normalised): {path}")
+        print(f"{kind} for {args.export_format}: {path} (docs/handoff.md: how the detector loads it)")
     if result.judged is not None:
         print("\n".join(summary_lines(result.judged)))
+    elif result.not_judged:
+        print(f"not judged: {result.not_judged}")
     if result.report:
         print(f"report: {result.report}")
-    print(f"Detic, with {result.handoff} (train or evaluate with these config options; the second line swaps it in "
-          "at test time):")
+    print(f"hand-off: {result.handoff}, {result.handoff_reason}")
+    swap = ("; the second line swaps it in at test time" if len(result.detic_lines) > 1 else
+            f"; its rows are not in CLIP's space, so it cannot be swapped into a detector trained on text rows")
+    print(f"Detic, with {result.handoff} (train or evaluate with these config options{swap}):")
     for line in result.detic_lines:
         print(f"  {line}")
 

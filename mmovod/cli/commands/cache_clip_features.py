@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_image_root_args, add_view_order_arg,
+from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_image_root_args, add_view_order_arg, add_views_arg,
                               add_workers_arg, clip_spec_from_args, image_roots_from_args, int_at_least,
                               make_parser, non_negative_float)
 from mmovod.cli.run import run_tool
@@ -55,7 +55,7 @@ def get_parser() -> argparse.ArgumentParser:
                          help="classes with fewer images are skipped with a report (an error with --strict)")
     classes.add_argument("--strict", action="store_true", help="fail on empty or too-small classes instead of skipping them")
     views = parser.add_argument_group("views")
-    views.add_argument("--views", type=int_at_least(1), default=1, help="views per image (more than 1 needs --tta)")
+    add_views_arg(views, 1, "views per image (more than 1 needs --tta)")
     views.add_argument("--tta", action="store_true", help="make every view a deterministic TTA view (as get_exemplars_tta)")
     views.add_argument("--seed", type=int_at_least(0), default=0, help="TTA seed")
     add_view_order_arg(views)

@@ -33,6 +33,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mmovod.classifiers.check import check_classifier
+    from mmovod.classifiers.kinds import SPACE_NOTES
     from mmovod.classifiers.sidecar import read_sidecar
     from mmovod.io.arrays import load_matrix
     from mmovod.readers.vocabulary import read_vocabulary
@@ -48,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         array = load_matrix(path, mmap=True)
         side = read_sidecar(path)
-        made = f"{side.kind}, CLIP {side.clip_model}, {side.space} space" if side else "no sidecar"
-        print(f"{path}: OK ({array.shape[0]} x {array.shape[1]} {array.dtype}, {made})")
+        made = f"{side.kind}, CLIP {side.clip_model}" if side else "no sidecar"
+        note = f"; {SPACE_NOTES.get(side.space, side.space)}" if side else ""
+        print(f"{path}: OK ({array.shape[0]} x {array.shape[1]} {array.dtype}, {made}){note}")
     return EXIT_BAD_INPUT if failed else 0
 
 

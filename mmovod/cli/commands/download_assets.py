@@ -1,5 +1,5 @@
 """Fetch the released assets the guide uses: the authors' visual-aggregator checkpoint, the authors' and
-Detic's metadata files (datasets/metadata/), and, with --clip, CLIP weights into open_clip's cache.
+Detic's metadata files (datasets/metadata/); with --clip MODEL, only that CLIP's weights, into open_clip's cache.
 
 Each file is downloaded to <name>.part beside its destination (a dropped connection is resumed with
 HTTP Range requests, --retries times, or, also after Ctrl-C, by running the command again), checked
@@ -13,7 +13,7 @@ Examples:
   python tools/download_assets.py --list
   python tools/download_assets.py --clip ViT-B/32
   python tools/download_assets.py --only checkpoints lvis_v1_clip_a+cname
-  python tools/download_assets.py --base-url http://login-node:8000 --clip ViT-B/32
+  python tools/download_assets.py --base-url http://login-node:8000 --only checkpoints metadata clip --clip ViT-B/32
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the assets (name, size, source, destination) and exit")
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help="fetch only these assets or groups (checkpoints, metadata, clip); unset: all "
-                             "manifest assets, plus the --clip weights")
+                             "manifest assets, or with --clip only those weights")
     parser.add_argument("--dest", type=Path, default=Path("."),
                         help="folder the relative destinations (datasets/..., checkpoints/...) are under, normally "
                              "the repository root, where the guide's commands run")
@@ -48,7 +48,8 @@ def get_parser() -> argparse.ArgumentParser:
                      help="seconds without data before a connection counts as dropped")
     clip = parser.add_argument_group("CLIP weights")
     clip.add_argument("--clip", nargs="+", metavar="MODEL", default=[],
-                      help="also fetch these CLIP models' weights into open_clip's cache (e.g. ViT-B/32)")
+                      help="fetch these CLIP models' weights into open_clip's cache (e.g. ViT-B/32), and nothing else unless "
+                           "--only names more")
     clip.add_argument("--pretrained", default=None,
                       help="open_clip pretrained tag of the --clip models (unset: openai for OpenAI names)")
     clip.add_argument("--clip-cache-dir", type=Path, default=None,

@@ -10,9 +10,12 @@ classifiers' sidecars name (--clip_model/--pretrained only for classifiers witho
 N TTA views, averaged) and cached under --cache-dir (default <out-dir>/crop_cache), so another run or
 another classifier reuses the embeddings and an interrupted run resumes.
 
-Scores: cosine between the L2-normalised crop embedding and every L2-normalised class row. A classifier
-made by the visual aggregator (sidecar space "aggregator") is scored against each crop's views
-aggregated as a set of one, through --aggregator. Rows are matched to --ann's categories by the
+Scores: cosine between the L2-normalised crop embedding and every L2-normalised class row, as a
+detector compares its region embeddings with the rows (no crop passes through the visual aggregator).
+Rows not in CLIP's space (sidecar space "aggregator" or "mixed": the authors' aggregated files, or an
+aggregator trained for its own space) are scored twice: "raw" (what a detector trained on text rows
+sees with them swapped in at test time) and "<name> (mapped)", through a linear map from crops to the
+rows fitted on the other classes' crops only (what a detector trained with these rows learns). Rows are matched to --ann's categories by the
 sidecar's category ids, else by its class names and synonyms (your own classes on your own
 COCO-format set: the unmatched are named), else by order; all-zero rows (classes without exemplars)
 are left out and named. Metrics, overall and, when --ann has LVIS frequencies, per group
@@ -33,7 +36,8 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.cli.flags import add_clip_args, add_workers_arg, int_at_least, make_parser, non_negative_float
+from mmovod.cli.flags import (add_aggregator_arg, add_clip_args, add_views_arg, add_workers_arg, int_at_least, make_parser,
+                              non_negative_float)
 from mmovod.cli.run import run_tool
 from mmovod.evaluation.crops_from_annotations import DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA
 
@@ -56,8 +60,8 @@ def get_parser() -> argparse.ArgumentParser:
                        help="keep boxes whose annotation area (else w*h) is larger than this, in pixels (as the exemplar recipe)")
     crops.add_argument("--context", type=non_negative_float, default=0.0,
                        help="grow the box by this fraction around its centre before making it square (default 0: the box made square)")
-    crops.add_argument("--views", type=int_at_least(1), default=1,
-                       help="views per crop: 1 is the plain crop through the model's preprocessing; N > 1 averages N TTA views")
+    add_views_arg(crops, 1, "views per crop: 1 is the plain crop through the model's preprocessing; N > 1 averages N "
+                            "TTA views")
     crops.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the per-class box choice and of the TTA views (default 0)")
     crops.add_argument("--skip-bad", action="store_true",
                        help="leave out the boxes of missing images (listed in the JSON) instead of stopping at the first")
@@ -65,13 +69,9 @@ def get_parser() -> argparse.ArgumentParser:
                        help="delete this crop set's cached embeddings (e.g. after a corrupt shard) and encode them anew")
     add_workers_arg(crops, 2, "DataLoader workers that decode and crop images", "--nw")
     add_clip_args(parser, default_model=None, batch_help="views encoded per forward pass")
-    agg = parser.add_argument_group("visual aggregator (for classifiers it made)")
-    agg.add_argument("--aggregator", default=None, help="aggregator checkpoint that made the aggregated classifiers")
-    agg.add_argument("--num-layers", type=int_at_least(1), default=None,
-                     help="its transformer layers (unset: the classifier's sidecar, else 4)")
-    agg.add_argument("--aggregator-space", nargs="+", default=[], metavar="NPY",
-                     help="classifiers without sidecar that the aggregator made (e.g. the authors' "
-                          "lvis_image_exemplar_features_agg_K-005_author.npy): scored in its space")
+    parser.add_argument("--aggregator-space", nargs="+", default=[], metavar="NPY",
+                        help="classifiers without sidecar whose rows are not in CLIP's space (e.g. the authors' "
+                             "lvis_image_exemplar_features_agg_K-005_author.npy): also scored mapped")
     out = parser.add_argument_group("report")
     out.add_argument("--report", action="store_true",
                      help="also write report.html: the worst classes' misclassified crops (and exemplars) as thumbnails")
@@ -80,6 +80,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from mmovod.classifiers.kinds import SPACE_NOTES
     from mmovod.evaluation.crop_cache import CropSettings
     from mmovod.evaluation.report import terminal_table
     from mmovod.evaluation.run import EvalSettings, evaluate_classifiers
@@ -88,8 +89,8 @@ def run(args: argparse.Namespace) -> None:
         classifiers=args.classifiers, ann=args.ann, img_dir=args.img_dir, out_dir=args.out_dir, cache_dir=args.cache_dir,
         crops=CropSettings(context=args.context, views=args.views, seed=args.seed), min_area=args.min_area,
         max_per_class=args.max_per_class, seed=args.seed, clip_model=args.clip_model, pretrained=args.pretrained,
-        device=args.device, batch_size=args.batch_size, workers=args.workers, aggregator=args.aggregator,
-        num_layers=args.num_layers, aggregator_space=args.aggregator_space, skip_bad=args.skip_bad,
+        device=args.device, batch_size=args.batch_size, workers=args.workers,
+        aggregator_space=args.aggregator_space, skip_bad=args.skip_bad,
         rebuild_cache=args.rebuild_cache, report=args.report, worst_classes=args.worst_classes,
     )
     result = evaluate_classifiers(settings)
@@ -97,6 +98,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"{crops['crops']} crops of {crops['classes']} classes, CLIP {result.doc['clip']} "
           f"({'encoded' if result.encoded else 'cached'} embeddings: {result.doc['cache']}); values in %")
     print(terminal_table(result.doc["classifiers"]))
+    for r in result.doc["classifiers"]:
+        if r["space"] != "clip" and r["scored"] == "raw":
+            print(f"{r['name']}: {SPACE_NOTES[r['space']]}; 'raw' is its test-time swap into a detector trained on "
+                  "text rows, '(mapped)' a detector trained with it")
     gaps: dict[str, list[str]] = {}  # message -> classifiers it applies to
     for r in result.doc["classifiers"]:
         cover = r["coverage"]

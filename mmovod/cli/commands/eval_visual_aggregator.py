@@ -8,21 +8,21 @@ aggregator was not trained on (e.g. the LVIS-rare wnids of ImageNet-21K-P).
 
 Example:
   python tools/eval_visual_aggregator.py --cache datasets/imagenet/clip_cache_rare \\
-      --load-path checkpoints/visual_aggregator/own/visual_aggregator.pth --out-path eval_rare.json
+      --aggregator checkpoints/visual_aggregator/own/visual_aggregator.pth --out-path eval_rare.json
 """
 from __future__ import annotations
 
 import argparse
 from typing import Sequence
 
-from mmovod.cli.flags import TRUST_CHECKPOINT_HELP, int_at_least, make_parser
+from mmovod.cli.flags import TRUST_CHECKPOINT_HELP, add_aggregator_arg, int_at_least, make_parser
 from mmovod.cli.run import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
     parser.add_argument("--cache", required=True, help="feature cache of the held-out classes (tools/cache_clip_features.py)")
-    parser.add_argument("--load-path", required=True, help="aggregator checkpoint (visual_aggregator.pth, or the authors' weights)")
+    add_aggregator_arg(parser, "aggregator checkpoint (visual_aggregator.pth, or the authors' weights)", required=True)
     parser.add_argument("--trust-checkpoint", action="store_true", help=TRUST_CHECKPOINT_HELP)
     parser.add_argument("--num-layers", type=int_at_least(1), default=4, help="transformer layers of the aggregator")
     parser.add_argument("--out-path", required=True, help="JSON file for the results (its folder must exist)")
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> None:
     from mmovod.aggregator.heldout_retrieval import evaluate_aggregator
     from mmovod.features.cache import describe_clip
 
-    run_ = evaluate_aggregator(args.cache, args.load_path, args.num_layers, args.out_path, classes_path=args.classes,
+    run_ = evaluate_aggregator(args.cache, args.aggregator, args.num_layers, args.out_path, classes_path=args.classes,
                                ks=args.ks, queries=args.queries, trials=args.trials, seed=args.seed, device=args.device,
                                strict=args.strict, trust_checkpoint=args.trust_checkpoint)
     result = run_.result

@@ -1,8 +1,8 @@
 """Image-exemplar classifier with the trained visual aggregator: per class, the aggregator maps
-the raw CLIP image embeddings of its K exemplars x --num-augs views to one 512-d vector.
+the raw CLIP image embeddings of its K exemplars x --views (the guide's --num-augs) views to one 512-d vector.
 
 Each exemplar is cropped (box with 0.2 context, made square; whole image for ImageNet). With --tta
-every view is a seeded TTA view; without it the plain crop is encoded once and repeated --num-augs
+every view is a seeded TTA view; without it the plain crop is encoded once and repeated --views
 times. The aggregator checkpoint is the authors' release (a dict with state_dict, or a bare state
 dict), loaded with strict key checking. Writes float16 (C, 512), like the authors' files, plus a
 .npy.json provenance sidecar.
@@ -18,7 +18,7 @@ import argparse
 from typing import Sequence
 
 from mmovod.classifiers.recipes import AGGREGATOR_VIEWS
-from mmovod.cli.flags import (IMAGE_BATCH_HELP, TRUST_CHECKPOINT_HELP, add_clip_args, add_exemplar_view_args,
+from mmovod.cli.flags import (IMAGE_BATCH_HELP, TRUST_CHECKPOINT_HELP, add_aggregator_arg, add_clip_args, add_exemplar_view_args,
                               add_image_root_args, clip_spec_from_args, image_roots_from_args, int_at_least, make_parser,
                               view_spec_from_args)
 from mmovod.cli.run import run_tool
@@ -29,7 +29,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exemplar-list", required=True,
                         help="exemplar list: JSON list over categories (ascending id) of lists of exemplar records")
     parser.add_argument("--out-path", required=True, help="output .npy (float16, classes x 512)")
-    parser.add_argument("--load-path", required=True, help="visual aggregator checkpoint (.pth)")
+    add_aggregator_arg(parser, "visual aggregator checkpoint (.pth)", required=True)
     parser.add_argument("--trust-checkpoint", action="store_true", help=TRUST_CHECKPOINT_HELP)
     parser.add_argument("--mapping_type", choices=["transformer"], default="transformer",
                         help="aggregator architecture (only the released transformer exists)")
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> None:
     clip = clip_spec_from_args(args, device=device_from_flags(args.device, args.gpu))
     views = view_spec_from_args(args, context=AGGREGATOR_VIEWS.context, tta=args.tta)
     print(write_aggregated_classifier(args.exemplar_list, args.out_path, clip, image_roots_from_args(args),
-                                      args.load_path, args.num_layers, views, command=args.command_line,
+                                      args.aggregator, args.num_layers, views, command=args.command_line,
                                       trust_checkpoint=args.trust_checkpoint))
 
 

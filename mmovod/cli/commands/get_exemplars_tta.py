@@ -1,8 +1,8 @@
 """Image-exemplar classifier by averaging: per class, the mean raw CLIP image embedding of its
-K exemplars x --num-augs TTA views.
+K exemplars x --views (the guide's --num-augs) TTA views.
 
 Each exemplar is cropped (box with 0.4 context, made square; whole image for ImageNet), augmented
---num-augs times (random resized crop at 4x the model input, flip, colour jitter; seeded per view by
+--views times (random resized crop at 4x the model input, flip, colour jitter; seeded per view by
 --seed, class, exemplar and view) and encoded by CLIP's image tower, batched across classes.
 Writes float32 (C, D), not normalised, plus a .npy.json provenance sidecar.
 

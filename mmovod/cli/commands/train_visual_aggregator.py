@@ -1,9 +1,12 @@
 """Train the MM-OVOD visual aggregator on cached CLIP features (tools/cache_clip_features.py).
 
 Each step draws --batch-classes classes, set sizes K_a and K_b in [--k-min, --k-max] (--k-pairing),
-and two disjoint sets of K_a and K_b cached images per class; the aggregator embeds both sets and a symmetric InfoNCE loss (temperature
---temperature, L2-normalised embeddings) pulls the two sets of a class together and pushes the other
-classes of the batch away. AdamW with linear warm-up and cosine decay. No image is decoded here.
+and K_a + K_b distinct cached images per class. The aggregator turns the K_a exemplars of each class
+into one row; the K_b other images stay raw CLIP embeddings (queries, as a detector's region
+embeddings are) and are classified against the rows of every class of the batch by cosine times
+--logit-scale, with cross-entropy. So the rows live in CLIP's image space: a detector can compare them
+with region embeddings, and they fuse with text rows. AdamW with linear warm-up and cosine decay.
+No image is decoded here.
 
 Writes into --out: checkpoint-<step>.pth every --checkpoint-every steps (model, optimiser,
 scheduler, step, RNG states, config; --resume continues exactly, --resume latest after Ctrl-C),
@@ -45,7 +48,9 @@ def get_parser() -> argparse.ArgumentParser:
                          help="K of the second set: drawn independently from the range, or the same as the first")
     episode.add_argument("--view-sampling", choices=VIEW_SAMPLINGS, default=d.view_sampling,
                          help="an image enters a set as all its cached views (like the inference tool with --tta) or one random view")
-    episode.add_argument("--temperature", type=float, default=d.temperature, help="InfoNCE temperature")
+    episode.add_argument("--logit-scale", type=float, default=d.logit_scale,
+                         help="scale of the cosines in the loss: the CLIP's own logit scale (100 for OpenAI's and "
+                              "open_clip's trained CLIPs; the demo world's CLIP: 15)")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--steps", type=int_at_least(1), default=d.steps, help="training steps (may be raised when resuming)")
     optim.add_argument("--lr", type=float, default=d.lr, help="AdamW peak learning rate")
@@ -64,7 +69,7 @@ def get_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         steps=args.steps, batch_classes=args.batch_classes, k_min=args.k_min, k_max=args.k_max,
-        temperature=args.temperature, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+        logit_scale=args.logit_scale, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         min_lr_ratio=args.min_lr_ratio, grad_clip=args.grad_clip, num_layers=args.num_layers, seed=args.seed,
         k_pairing=args.k_pairing, view_sampling=args.view_sampling,
     )
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> None:
     if result is not None:
         if result.first_loss is not None:
             print(f"loss: first step {result.first_loss:.4f}, last step {result.last_loss:.4f} ({result.steps_run} steps run)")
-        print(f"wrote {result.final_path} (load with --load-path {result.final_path} --num-layers {config.num_layers})")
+        print(f"wrote {result.final_path} (load with --aggregator {result.final_path} --num-layers {config.num_layers})")
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
