@@ -15,6 +15,7 @@ Example (what docs/performance.md's figures come from):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -33,7 +34,7 @@ from mmovod.clip.factory import load_clip  # noqa: E402
 from mmovod.clip.image_encoding import encode_exemplars  # noqa: E402
 from mmovod.evaluation.encoding import encode_into_cache  # noqa: E402
 from mmovod.evaluation import crop_cache  # noqa: E402
-from mmovod.evaluation.crop_cache import CropSettings  # noqa: E402
+from mmovod.evaluation.crop_cache import crop_views  # noqa: E402
 from mmovod.evaluation.crops_from_annotations import select_boxes  # noqa: E402
 from mmovod.evaluation.run import EvalSettings, crop_cache_location, evaluate_classifiers  # noqa: E402
 from mmovod.evaluation.scoring import ClipIdentity  # noqa: E402
@@ -120,7 +121,7 @@ def warm_cache(ann: Path, root: Path, out: Path, dim: int = 512) -> int:
     (out / "crop_cache").mkdir(parents=True)
     views = settings.crops
     extra = {"source": crop_cache.SOURCE_KIND, "tta": views.tta, "seed": views.seed, "context": views.context}
-    prepare_cache_dir(cache, plan, CacheMeta(CLIP, dim, views.views, extra))
+    prepare_cache_dir(cache, plan, CacheMeta(CLIP, dim, views.num_views, extra))
     rng = np.random.default_rng(1)
     for shard in range(plan.num_shards):
         rows = plan.shard_rows(shard)
@@ -152,13 +153,13 @@ def bench_throughput(tmp: Path, nw: int, classes: int, per_class: int) -> None:
     bundle = load_clip(CLIP["clip_model"], CLIP["pretrained"], "cpu", tower="image")
     n = crops.num_crops
     for views in (1, 5):
-        settings = CropSettings(views=views)
+        settings = crop_views(views)
         start = time.perf_counter()
         encode_into_cache(bundle, crops, root / f"cache_v{views}", settings, batch_size=256, workers=nw,
                           progress=False)
         ours = time.perf_counter() - start
         start = time.perf_counter()
-        encode_exemplars(bundle, [c.records for c in crops.classes], crops.roots, settings.view_spec(nw),
+        encode_exemplars(bundle, [c.records for c in crops.classes], crops.roots, dataclasses.replace(settings, workers=nw),
                          batch_size=256, progress=False)
         exemplar = time.perf_counter() - start
         print(f"| encoding, --views {views}{' (TTA)' if views > 1 else ''}, {n} crops, --nw {nw} | "

@@ -31,6 +31,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work", type=Path, required=True, help="scratch folder (created)")
     parser.add_argument("--with-photos", type=int, default=12, help="classes that get photos")
     parser.add_argument("-K", type=int, default=5, help="photos per class that has photos")
+    parser.add_argument("--aggregator", type=Path, default=world_aggregator_path(), help="aggregator checkpoint")
     parser.add_argument("--out-json", type=Path, default=None, help="where to write the numbers (default: WORK/mixed.json)")
     return parser
 
@@ -45,7 +46,7 @@ def split_top1(result: dict[str, Any], with_photos: set[int]) -> dict[str, float
     return out
 
 
-def measure(demo: Path, work: Path, with_photos: int, k: int) -> dict[str, Any]:
+def measure(demo: Path, work: Path, with_photos: int, k: int, aggregator: Path) -> dict[str, Any]:
     """Build and evaluate the mixed vocabulary; {kind: {with_photos, without_photos, all}} top-1 in %."""
     work.mkdir(parents=True, exist_ok=True)
     val = demo / "lvis/lvis_v1_val.json"
@@ -60,7 +61,7 @@ def measure(demo: Path, work: Path, with_photos: int, k: int) -> dict[str, Any]:
     out = work / "classifiers"
     assert build_classifiers.main([
         "--vocab", str(val), "--exemplars", str(demo / "coco"), "--exemplar-ann", str(work / "exemplar_boxes.json"),
-        "-K", str(k), "--descriptions", str(descriptions), "--out-dir", str(out), "--load-path", str(world_aggregator_path()),
+        "-K", str(k), "--descriptions", str(descriptions), "--out-dir", str(out), "--aggregator", str(aggregator),
         "--no-judge", "--nw", "0", *clip]) == 0
     assert eval_classifiers.main([
         "--classifiers", *(str(out / f"{kind}.npy") for kind in KINDS), "--ann", str(val), "--img-dir", str(demo / "coco"),
@@ -72,7 +73,7 @@ def measure(demo: Path, work: Path, with_photos: int, k: int) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
-    numbers = measure(args.demo, args.work, args.with_photos, args.K)
+    numbers = measure(args.demo, args.work, args.with_photos, args.K, args.aggregator)
     (args.out_json or args.work / "mixed.json").write_text(json.dumps(numbers, indent=1))
     print("| kind | top-1, classes with photos | top-1, classes without photos | top-1, all |")
     print("|---|---:|---:|---:|")

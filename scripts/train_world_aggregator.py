@@ -44,7 +44,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classes", type=int, default=200, help="classes of the tree (default: %(default)s)")
     parser.add_argument("--heldout", type=int, default=40, help="held-out classes (default: %(default)s)")
     parser.add_argument("--images", type=int, default=12, help="images per class (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=400, help="training steps (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=1000, help="training steps (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the tree and the training (default: %(default)s)")
     parser.add_argument("--nw", type=int, default=1, help="image-decoding workers (default: %(default)s)")

@@ -15,6 +15,7 @@ from torch import nn
 
 from mmovod.io.checkpoints import load_torch_file
 from mmovod.io.errors import InputError
+from mmovod.io.launcher import command
 
 if TYPE_CHECKING:
     from mmovod.aggregator.train_config import TrainConfig
@@ -122,7 +123,7 @@ class VisualAggregator(nn.Module):
         `trust` unpickles any type the file holds (see `read_state_dict`)."""
         if not Path(path).exists():
             raise InputError(f"{path}: aggregator checkpoint not found (the released ones: "
-                             f"python tools/download_assets.py --only checkpoints)")
+                             f"{command('download_assets', '--only checkpoints')})")
         state = read_state_dict(path, map_location, trust)
         model = cls(dim=_infer_dim(state, path), num_layers=num_layers)
         expected = set(model.state_dict())

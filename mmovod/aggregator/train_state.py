@@ -15,6 +15,7 @@ from mmovod.features.distributed import DistContext
 from mmovod.io.atomic import atomic_open
 from mmovod.io.checkpoints import load_torch_file
 from mmovod.io.errors import InputError
+from mmovod.io.launcher import command
 
 TRAIN_FORMAT = "mmovod-visual-aggregator-train"
 CHECKPOINT_RE = re.compile(r"checkpoint-(\d+)\.pth$")
@@ -69,7 +70,8 @@ def load_resume(path: Path, config: TrainConfig, cache: FeatureCache) -> dict[st
     state = load_torch_file(path, "training checkpoint to resume from",
                             hint="resume only from the checkpoint-*.pth files this tool writes")
     if not isinstance(state, dict) or state.get("format") != TRAIN_FORMAT or "optimizer" not in state:
-        raise InputError(f"{path}: not a training checkpoint of tools/train_visual_aggregator.py (cannot resume from it)")
+        raise InputError(f"{path}: not a training checkpoint of {command('train_visual_aggregator')}, so it cannot be "
+                         "resumed from")
     if state.get("clip") != cache.clip:
         raise InputError(f"{path}: trained on CLIP {describe_clip(state.get('clip'))} features, the cache holds {describe_clip(cache.clip)}")
     if state.get("cache") != cache_identity(cache):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,33 +37,6 @@ KEY_FILE = "eval_key.json"
 SOURCE_KIND = "annotation-boxes"
 
 
-@dataclass(frozen=True)
-class CropSettings:
-    """How each box becomes encoder inputs: `views` views (TTA views when more than one) of the box
-    grown by `context` and made square (`mmovod.clip.crops`); view v of crop e of class c is seeded
-    by (seed, c, e, v) as for exemplars."""
-
-    context: float = 0.0
-    views: int = 1
-    seed: int = 0
-
-    @property
-    def tta(self) -> bool:
-        return self.views > 1
-
-    def view_spec(self, workers: int) -> ViewSpec:
-        """The image-encoding pipeline's settings for these crops (`workers` DataLoader processes)."""
-        return ViewSpec(num_views=self.views, tta=self.tta, context=self.context, seed=self.seed, workers=workers)
-
-    def __post_init__(self) -> None:
-        if self.views < 1:
-            raise InputError(f"--views must be at least 1, found {self.views}")
-        if self.context < 0:
-            raise InputError(f"--context must not be negative, found {self.context}")
-        if self.seed < 0:
-            raise InputError(f"--seed must not be negative, found {self.seed}")
-
-
 def crop_plan(crops: EvalCrops) -> CachePlan:
     return CachePlan.from_classes([ClassItems(c.name, [item_id(r) for r in c.records]) for c in crops.classes],
                                   SHARD_SIZE)
@@ -76,14 +48,21 @@ def crops_sha256(crops: EvalCrops) -> str:
     return hashlib.sha256(dumps_json(boxes)).hexdigest()
 
 
-def cache_key_document(clip_model: str, pretrained: str | None, crops: EvalCrops, settings: CropSettings,
+def crop_views(views: int = 1, context: float = 0.0, seed: int = 0, workers: int = 0) -> ViewSpec:
+    """How each box becomes encoder inputs: `views` views (TTA views when more than one) of the box grown by
+    `context` and made square (`mmovod.clip.crops`); view v of crop e of class c is seeded by (seed, c, e, v),
+    as for exemplars: the exemplars' `ViewSpec`, one type for both."""
+    return ViewSpec(num_views=views, tta=views > 1, context=context, seed=seed, workers=workers)
+
+
+def cache_key_document(clip_model: str, pretrained: str | None, crops: EvalCrops, settings: ViewSpec,
                        selection: dict[str, Any]) -> dict[str, Any]:
     """Everything the cached embeddings depend on (see the module docstring)."""
     model, weights = content_key(clip_model, pretrained)
     return {
         "clip_model": model,
         "weights": weights,
-        "crops": settings.view_spec(workers=0).provenance(),
+        "crops": settings.provenance(),
         "annotations_sha256": file_digest(crops.ann_path),
         "selection": selection,
         "boxes_sha256": crops_sha256(crops),

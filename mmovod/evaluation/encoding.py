@@ -4,6 +4,7 @@ image-encoding pipeline (`mmovod.clip.image_encoding.encode_items`, through the 
 warm cache needs neither."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from mmovod.features.builder import cache_features
 from mmovod.features.distributed import DistContext
 from mmovod.clip.factory import ClipBundle, load_clip
 from mmovod.evaluation import crop_cache
-from mmovod.evaluation.crop_cache import SOURCE_KIND, CropSettings
+from mmovod.clip.specs import ViewSpec
+from mmovod.evaluation.crop_cache import SOURCE_KIND
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.io.errors import InputError
 
@@ -26,9 +28,10 @@ def load_image_tower(clip_model: str, pretrained: str | None, device: str | None
     return bundle
 
 
-def encode_into_cache(bundle: ClipBundle, crops: EvalCrops, root: Path, settings: CropSettings, *,
+def encode_into_cache(bundle: ClipBundle, crops: EvalCrops, root: Path, settings: ViewSpec, *,
                       batch_size: int, workers: int, progress: bool) -> None:
-    """Encode the unfinished shards of the cache folder `root` (raw embeddings, `settings.views` views per crop)."""
+    """Encode the unfinished shards of the cache folder `root` (raw embeddings, `settings.num_views` views per crop,
+    `workers` DataLoader processes)."""
     cache_features(bundle, list(crops.classes), root, crops.roots, DistContext(0, 1, 0, bundle.device),
-                   settings.view_spec(workers), shard_size=crop_cache.SHARD_SIZE, batch_size=batch_size,
+                   dataclasses.replace(settings, workers=workers), shard_size=crop_cache.SHARD_SIZE, batch_size=batch_size,
                    source_kind=SOURCE_KIND, progress=progress)

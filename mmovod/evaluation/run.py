@@ -15,8 +15,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mmovod.clip.specs import ViewSpec
 from mmovod.evaluation import html_report, report
-from mmovod.evaluation.crop_cache import (CropSettings, cache_dir_for, cache_key_document, cache_kept, check_shards,
+from mmovod.evaluation.crop_cache import (cache_dir_for, crop_views, cache_key_document, cache_kept, check_shards,
                                           is_complete, read_view_embeddings, write_key)
 from mmovod.evaluation.crops_from_annotations import (DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA, Category, EvalCrops,
                                                       select_boxes)
@@ -52,7 +53,7 @@ class EvalSettings:
     img_dir: str
     out_dir: str
     cache_dir: str | None = None
-    crops: CropSettings = field(default_factory=CropSettings)
+    crops: ViewSpec = field(default_factory=crop_views)
     min_area: float = DEFAULT_MIN_AREA
     max_per_class: int = DEFAULT_MAX_PER_CLASS
     seed: int = 0
@@ -126,7 +127,7 @@ def crop_embeddings(settings: EvalSettings, crops: EvalCrops, clip: ClipIdentity
 
         bundle = encoding.load_image_tower(clip.clip_model, clip.pretrained, settings.device, dim)
         make_output_dir(root.parent, parents=True)  # the out-dir too, for the default cache inside it
-        log.info("encoding %d crops x %d views into %s", crops.num_crops, settings.crops.views, root)
+        log.info("encoding %d crops x %d views into %s", crops.num_crops, settings.crops.num_views, root)
         encoding.encode_into_cache(bundle, crops, root, settings.crops, batch_size=settings.batch_size,
                                    workers=settings.workers, progress=settings.progress)
         write_key(root, key)
@@ -232,7 +233,7 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
             "format": RESULTS_FORMAT, "version": RESULTS_VERSION, "annotations": settings.ann, "img_dir": settings.img_dir,
             "clip": clip.describe(), "cache": str(cache_root),
             "crops": {**crops.counts, "classes": len(crops.classes), "missing_images": crops.missing_images},
-            "settings": {"context": settings.crops.context, "num_views": settings.crops.views, "tta": settings.crops.tta,
+            "settings": {"context": settings.crops.context, "num_views": settings.crops.num_views, "tta": settings.crops.tta,
                          "min_area": settings.min_area, "max_per_class": settings.max_per_class, "seed": settings.seed},
             "metrics": METRIC_NOTES, "classifiers": [r.doc for r in results],
         }

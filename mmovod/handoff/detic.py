@@ -5,7 +5,9 @@ Detic (`detic/modeling/roi_heads/zero_shot_classifier.py`) reads `np.load(path)`
 transposes it to `(D, C)`, appends a zero background column and L2-normalises every column (the
 default `MODEL.ROI_BOX_HEAD.NORM_WEIGHT`). The number of rows must equal `MODEL.ROI_HEADS.NUM_CLASSES`
 (or the test-time `MODEL.TEST_NUM_CLASSES` entry) and D `MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM` (512
-for the released models). Rows of any space load: MM-OVOD's aggregated classifiers were made for Detic.
+for the released models). Rows of any space load: MM-OVOD's aggregated classifiers were made for Detic,
+but rows not in CLIP's space only mean something to a detector trained with them, so their
+test-time-swap line is left out.
 
 Writes `X.npy` (float32, the rows as they are), its sidecar, `X.classes.txt` (one class name a line,
 in row order) and `X.detic.txt` (the config options).
@@ -43,6 +45,10 @@ def write_detic(array: np.ndarray, sidecar: ClassifierSidecar, out: Path, source
     rows = array.astype(np.float32)
     lines = detic_config_lines(out, *rows.shape)
     config = "# Detic config options: train or evaluate with the first line; the second swaps it in at test time\n"
+    if sidecar.space != "clip":
+        lines = lines[:1]
+        config = ("# Detic config options: train or evaluate with this line; the rows are not in CLIP's space, so they "
+                  "cannot be swapped into a detector trained on text rows\n")
     files = {out: npy_bytes(rows),
              **exported_sidecar(rows, sidecar, out, normalized=sidecar.normalized, source=source, command=command,
                                 form="Detic ZeroShotClassifier weights (C, D) float32"),

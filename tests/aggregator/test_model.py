@@ -62,3 +62,17 @@ def test_wrong_layer_count_names_the_first_bad_key(tmp_path):
         VisualAggregator.from_checkpoint(path, num_layers=4)
     with pytest.raises(InputError, match="unexpected key mapper.transformer.layers.1"):
         VisualAggregator.from_checkpoint(path, num_layers=1)
+
+
+def test_output_space_follows_the_objective_the_checkpoint_records(tmp_path):
+    """Our checkpoints trained for CLIP's space say so; the authors' weights (no objective) and any other
+    objective give rows in a space of their own."""
+    from mmovod.aggregator.model import CLIP_SPACE_OBJECTIVE, output_space
+
+    state = VisualAggregator(dim=16, num_layers=1, num_heads=2).state_dict()
+    for name, extra, space in (("ours", {"objective": CLIP_SPACE_OBJECTIVE}, "clip"), ("authors", {}, "aggregator"),
+                               ("other", {"objective": "set-against-set"}, "aggregator")):
+        torch.save({"state_dict": state, **extra}, tmp_path / f"{name}.pth")
+        assert output_space(tmp_path / f"{name}.pth") == space, name
+    torch.save(state, tmp_path / "bare.pth")  # a bare state dict
+    assert output_space(tmp_path / "bare.pth") == "aggregator"

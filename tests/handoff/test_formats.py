@@ -215,3 +215,13 @@ def test_detic_lines_paste_as_one_argument_per_value_for_any_path():
         first, second = (shlex.split(line) for line in detic_config_lines(path, 3, 512))
         assert first[1] == path and len(first) == 6
         assert ast.literal_eval(second[3]) == (path,) and ast.literal_eval(second[5]) == (3,)
+
+
+def test_detic_takes_rows_of_any_space_but_offers_the_test_time_swap_only_for_clip_space(tmp_path):
+    """A detector trained on text rows learned CLIP's space: aggregator-space rows are for training with them."""
+    own = export_classifier(classifier(tmp_path, rows().astype(np.float16), kind="vision-aggregated", space="aggregator"),
+                            "detic", tmp_path / "own.npy")
+    assert len(own.lines) == 1 and own.lines[0].startswith("MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH")
+    assert "cannot be swapped into a detector trained on text rows" in (tmp_path / "own.detic.txt").read_text()
+    clip = export_classifier(classifier(tmp_path, name="clip.npy"), "detic", tmp_path / "clip_out.npy")
+    assert len(clip.lines) == 2 and clip.lines[1].startswith("MODEL.RESET_CLS_TESTS True")

@@ -69,3 +69,39 @@ def test_a_damaged_embeddings_file_is_encoded_again(own_classes, tmp_path, capsy
     assert build(own_classes, out, "--judge") == 0
     assert len(calls) == 1 and "computed: vision-average" in capsys.readouterr().out
     assert json.loads((out / "leave-one-out.json").read_text())["kinds"] == first
+
+
+def test_the_aggregator_checkpoint_decides_the_rows_space_the_handoff_and_the_detic_lines(own_classes, tmp_path,
+                                                                                          capsys):
+    """An aggregator trained for CLIP's space makes CLIP-space aggregated rows: no mapped judgement, exportable, the
+    test-time-swap Detic line printed; the same weights without the recorded objective (the authors' kind of file)
+    make rows a text-trained detector cannot use: labelled, judged raw and mapped, only the training line printed
+    when --prefer hands them off."""
+    import torch
+
+    from mmovod.aggregator.model import CLIP_SPACE_OBJECTIVE
+
+    root = own_classes["root"]
+    state = torch.load(root / "agg.pth", weights_only=True)["state_dict"]
+    torch.save({"state_dict": state, "objective": CLIP_SPACE_OBJECTIVE}, tmp_path / "clip_space.pth")
+    out = tmp_path / "clip"
+    assert build(own_classes, out, "--load-path", tmp_path / "clip_space.pth", "--num-layers", "1",
+                 "--export", "vision-aggregated", "--prefer", "multi-modal-aggregated") == 0
+    printed = capsys.readouterr().out
+    assert json.loads((out / "vision-aggregated.npy.json").read_text())["space"] == "clip"
+    assert json.loads((out / "multi-modal-aggregated.npy.json").read_text())["space"] == "clip"
+    assert not [k for k in json.loads((out / "leave-one-out.json").read_text())["kinds"] if "(mapped)" in k]
+    assert (out / "export/vision-aggregated.npy").is_file()
+    assert "hand-off: multi-modal-aggregated, asked for with --prefer" in printed
+    assert "MODEL.RESET_CLS_TESTS True" in printed and "the second line swaps it in at test time" in printed
+    doc = json.loads((out / "vocabulary.json").read_text())
+    assert doc["handoff"]["kind"] == "multi-modal-aggregated" and doc["spaces"]["vision-aggregated"] == "clip"
+
+    own = tmp_path / "own"
+    assert build(own_classes, own, "--load-path", root / "agg.pth", "--num-layers", "1",
+                 "--prefer", "multi-modal-aggregated") == 0
+    printed = capsys.readouterr().out
+    assert json.loads((own / "multi-modal-aggregated.npy.json").read_text())["space"] == "mixed"
+    assert "  vision-aggregated: " + str(own / "vision-aggregated.npy") + "; rows NOT in CLIP's space" in printed
+    assert "MODEL.RESET_CLS_TESTS True" not in printed
+    assert "its rows are not in CLIP's space, so it cannot be swapped into a detector trained on text rows" in printed

@@ -54,7 +54,7 @@ def test_ignored_files_are_named(own_classes, tmp_path, capsys):
     captured = capsys.readouterr()
     assert f"ignored (not images in a class folder {photos}/<class name>/): {photos / 'digger/notes.txt'}, " \
            f"{photos / 'stray.jpg'}" in captured.out
-    assert "1 exemplar folder or category matches no class: boats" in captured.err
+    assert "1 exemplar folder or category matches no class: 'boats'" in captured.err
 
 
 @pytest.mark.slow

@@ -81,13 +81,13 @@ def get_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from mmovod.classifiers.kinds import SPACE_NOTES
-    from mmovod.evaluation.crop_cache import CropSettings
+    from mmovod.evaluation.crop_cache import crop_views
     from mmovod.evaluation.report import terminal_table
     from mmovod.evaluation.run import EvalSettings, evaluate_classifiers
 
     settings = EvalSettings(
         classifiers=args.classifiers, ann=args.ann, img_dir=args.img_dir, out_dir=args.out_dir, cache_dir=args.cache_dir,
-        crops=CropSettings(context=args.context, views=args.views, seed=args.seed), min_area=args.min_area,
+        crops=crop_views(args.views, args.context, args.seed), min_area=args.min_area,
         max_per_class=args.max_per_class, seed=args.seed, clip_model=args.clip_model, pretrained=args.pretrained,
         device=args.device, batch_size=args.batch_size, workers=args.workers,
         aggregator_space=args.aggregator_space, skip_bad=args.skip_bad,
