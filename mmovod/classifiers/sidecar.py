@@ -8,7 +8,8 @@ Schema (version 2): `schema_version`, `kind` (one of `mmovod.classifiers.kinds.s
 `aggregator` or `mixed`, see `mmovod.classifiers.kinds`), `normalized` (rows L2-normalised),
 `class_names`, `category_ids` (row order; None where unknown), `command` (the command that made it,
 passed in by the caller), `details` (kind-specific provenance, the keys of the kind's row: prompts,
-sources, views, seeds, skipped images, ...).
+sources, views, seeds, skipped images, ...; and where the files it names are, relative to the
+sidecar: `clip_files`, `input_files`, `working_folder`, see `mmovod.classifiers.sidecar_files`).
 
 Older files stay readable: version 1 spelled some `details` keys otherwise (`num_augs`,
 `reduction`, `normalisation`: read as `num_views`, `combine`, `formula`); files from before the schema (no `schema_version`) are mapped too (`normalised` /
@@ -25,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mmovod.classifiers.kinds import KINDS, SPACES, sidecar_kinds
+from mmovod.classifiers.sidecar_files import location_details
 from mmovod.clip.identity import clip_files
 from mmovod.io.arrays import load_matrix, npy_bytes
 from mmovod.io.atomic import check_output_path, write_files_together
@@ -89,10 +91,12 @@ def make_sidecar(array: np.ndarray, kind: str, clip: dict[str, Any] | None, *, s
 
 
 def sidecar_bytes(sidecar: ClassifierSidecar, folder: Path) -> bytes:
-    """The sidecar document as written into `folder`, with where its CLIP files are from there (`clip_files`)."""
+    """The sidecar document as written into `folder`, with where the files it names are from there:
+    its CLIP files (`clip_files`) and its other inputs (`mmovod.classifiers.sidecar_files`)."""
     files = clip_files({"clip_model": sidecar.clip_model, "pretrained": sidecar.pretrained}, folder)
-    if files:  # found again from another working folder, or by content on another machine
-        sidecar = dataclasses.replace(sidecar, details={**sidecar.details, "clip_files": files})
+    located = {**({"clip_files": files} if files else {}), **location_details(sidecar.details, folder)}
+    if located:  # found again from another working folder, after a move, or by content on another machine
+        sidecar = dataclasses.replace(sidecar, details={**sidecar.details, **located})
     return dumps_json(sidecar.to_json(), indent=True)
 
 
@@ -166,6 +170,8 @@ DETAIL_FIELDS: dict[str, tuple[Any, str]] = {
     "sources": (lambda v: isinstance(v, dict), "an object"),
     "skipped_images": (lambda v: isinstance(v, list) and all(isinstance(i, dict) for i in v), "a list of objects"),
     "fingerprint": (lambda v: isinstance(v, str), "a string"),
+    "input_files": (lambda v: isinstance(v, dict) and all(isinstance(r, dict) for r in v.values()), "an object of objects"),
+    "working_folder": (lambda v: isinstance(v, dict), "an object"),
 }
 
 

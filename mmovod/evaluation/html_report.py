@@ -13,15 +13,17 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import ImageOps
 
-from mmovod.classifiers.sidecar import ClassifierSidecar
+from mmovod.classifiers.sidecar import ClassifierSidecar, parse_sidecar
+from mmovod.classifiers.sidecar_files import from_working_folder, located_input
 from mmovod.clip.crops import load_exemplar_crop
 from mmovod.evaluation import report
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.evaluation.metrics import CropMetrics
-from mmovod.evaluation.scoring import EvalClassifier, source_sidecars
+from mmovod.evaluation.scoring import EvalClassifier
 from mmovod.io.atomic import atomic_open, make_output_dir
 from mmovod.io.errors import InputError
 from mmovod.readers.exemplar_list import load_exemplar_list
+from mmovod.readers.image_roots import FILE_DATASET
 
 log = logging.getLogger(__name__)
 
@@ -60,30 +62,47 @@ class ExemplarSource:
     context: float
 
 
-def _exemplar_details(sidecar: ClassifierSidecar, where: str) -> dict[str, Any] | None:
+def _exemplar_details(sidecar: ClassifierSidecar, where: str, folder: Path) -> tuple[dict[str, Any], Path] | None:
+    """The details naming an exemplar list (the sidecar's, else a fused source's) and the folder of the
+    sidecar they belong to, from which the paths they hold resolve (`mmovod.classifiers.sidecar_files`)."""
     if isinstance(sidecar.details.get("exemplar_list"), str):
-        return sidecar.details
-    return next((d for s in source_sidecars(sidecar, where) if (d := _exemplar_details(s, where))), None)
+        return sidecar.details, folder
+    sources = sidecar.details.get("sources")
+    for name, source in (sources.items() if isinstance(sources, dict) else ()):
+        if isinstance(source, dict) and isinstance(source.get("sidecar"), dict):
+            own = Path(located_input(sidecar.details, f"sources.{name}.path", folder) or where).parent
+            if found := _exemplar_details(parse_sidecar(source["sidecar"], f"{where} (source {name})"), where, own):
+                return found
+    return None
 
 
 def exemplar_source(classifier: EvalClassifier) -> ExemplarSource | None:
     """The exemplars `classifier` was built from, or None (no exemplar list recorded, or it cannot be
-    read any more: the report then shows crops only)."""
+    read any more: the report then shows crops only). The list, its photos and its image roots are
+    found from here, else from the sidecar's folder (`mmovod.classifiers.sidecar_files`)."""
     if classifier.sidecar is None:
         return None
-    details = _exemplar_details(classifier.sidecar, str(classifier.path))
-    if details is None:
+    found = _exemplar_details(classifier.sidecar, str(classifier.path), classifier.path.parent)
+    if found is None:
         return None
+    details, folder = found
     try:
-        exemplars = load_exemplar_list(details["exemplar_list"])
+        exemplars = load_exemplar_list(located_input(details, "exemplar_list", folder))
     except InputError as exc:
         log.warning("report: no exemplars shown for %s (%s)", classifier.name, exc)
         return None
     roots = details.get("image_roots") if isinstance(details.get("image_roots"), dict) else {}
     context = details.get("context") if isinstance(details.get("context"), (int, float)) else 0.0
-    by_category = {records[0].get("category_id"): records for records in exemplars}
+    by_category = {records[0].get("category_id"): [_found(r, details, folder) for r in records] for records in exemplars}
     return ExemplarSource({k: v for k, v in by_category.items() if isinstance(k, int)},
-                          {name: Path(p) for name, p in roots.items()}, float(context))
+                          {name: from_working_folder(p, details, folder) for name, p in roots.items()}, float(context))
+
+
+def _found(record: dict[str, Any], details: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """A photo record (`file` dataset) with its path as found from here (`from_working_folder`)."""
+    if record.get("dataset") != FILE_DATASET or not isinstance(record.get("file_name"), str):
+        return record
+    return {**record, "file_name": str(from_working_folder(record["file_name"], details, folder))}
 
 
 def _record_key(record: Mapping[str, Any]) -> str:

@@ -85,53 +85,108 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+FONT_SIZE = 12
+"""Points of every plot text (at 100 dpi, 17 pixels; still over 10 shown at the page's narrowest width)."""
+SCATTER_ABOVE = 30
+"""Classes above which per-class AP is a scatter against frequency; up to this many, one named bar per class."""
+ZERO_MARK = 0.6
+"""Height, in points of %, of the mark that stands for a bar of value 0 (a bar of no height is invisible)."""
+
+
 def _pyplot() -> Any:
-    """pyplot on the Agg backend, with every text literal: a `$` in a classifier's file name is not
-    matplotlib mathtext (which would fail on an unbalanced `$` or render `a$b$` as math)."""
+    """pyplot on the Agg backend, with every text literal (a `$` in a classifier's file name is not
+    matplotlib mathtext, which would fail on an unbalanced `$` or render `a$b$` as math) and every
+    text FONT_SIZE points."""
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams["text.parse_math"] = False
-    matplotlib.rcParams["text.usetex"] = False
+    matplotlib.rcParams.update({"text.parse_math": False, "text.usetex": False, "font.size": FONT_SIZE,
+                                "legend.fontsize": FONT_SIZE, "axes.titlesize": FONT_SIZE + 1})
     import matplotlib.pyplot as plt
 
     return plt
 
 
+def _bars(axis: Any, positions: np.ndarray, values: Sequence[float | None], width: float, label: str,
+          horizontal: bool = False) -> None:
+    """Bars of `values` (fractions, shown in %); a value of 0 is drawn as a thin mark of the bar's
+    colour, so it reads as zero rather than missing, and a missing value (None) is left empty."""
+    heights = [100 * v if v is not None else 0.0 for v in values]
+    shown = [max(h, ZERO_MARK) if v is not None else 0.0 for h, v in zip(heights, values)]
+    draw = axis.barh if horizontal else axis.bar
+    bars = draw(positions, shown, width, label=label)
+    axis.bar_label(bars, labels=[f"{h:.0f}" if v is not None else "" for h, v in zip(heights, values)],
+                   padding=2, fontsize=FONT_SIZE - 2)
+
+
+def _legend(figure: Any, axis: Any, count: int) -> float:
+    """The classifiers' legend under the plot, three to a row; returns the fraction of the height it takes."""
+    handles, labels = axis.get_legend_handles_labels()
+    columns = min(3, max(1, count))
+    rows = -(-count // columns)
+    figure.legend(handles, labels, loc="lower center", ncol=columns, frameon=False)
+    return min(0.5, 0.45 * rows / figure.get_size_inches()[1])
+
+
 def plot_groups(results: Sequence[dict[str, Any]]) -> bytes:
-    """PNG of grouped bars: mAP (left) and top-1 (right) per frequency group, one bar per classifier."""
+    """PNG of grouped bars: mAP (left) and top-1 (right) per frequency group, one bar per classifier,
+    each labelled with its value."""
     plt = _pyplot()
     groups = ["all", *(g for g in GROUPS if any(g in r.get("by_frequency", {}) for r in results))]
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2 + 0.3 * -(-len(results) // 3)))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.6 + 0.4 * -(-len(results) // 3)))
     width = 0.8 / max(1, len(results))
     x = np.arange(len(groups))
     for axis, metric, title in zip(axes, ("map", "top1"), ("mAP over crops", "top-1 accuracy")):
         for i, r in enumerate(results):
             values = [(r["overall"] if g == "all" else r.get("by_frequency", {}).get(g, {})).get(metric) for g in groups]
-            axis.bar(x + (i - (len(results) - 1) / 2) * width, [100 * (v or 0) for v in values], width, label=r["name"])
+            _bars(axis, x + (i - (len(results) - 1) / 2) * width, values, width, r["name"])
         axis.set_xticks(x, [GROUP_NAMES[g] for g in groups])
         axis.set_ylabel(f"{title} (%)")
+        axis.set_ylim(0, 108)
         axis.set_title(title)
-    handles, labels = axes[0].get_legend_handles_labels()
-    columns = min(3, max(1, len(results)))
-    legend_rows = -(-len(results) // columns)
-    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.06 * legend_rows, 1, 1))
+    bottom = _legend(figure, axes[0], len(results))
+    figure.tight_layout(rect=(0, bottom, 1, 1))
     png = _png(figure)
     plt.close(figure)
     return png
 
 
+def _ap_by_class(plt: Any, results: Sequence[dict[str, Any]]) -> Any:
+    """Per-class AP as horizontal bars, one group per class named on the axis, one bar per classifier."""
+    names = [c["name"] for c in results[0]["per_class"]]
+    figure, axis = plt.subplots(figsize=(10, 1.6 + 0.32 * len(names) * max(1, len(results)) + 0.4 * -(-len(results) // 3)))
+    height = 0.8 / max(1, len(results))
+    y = np.arange(len(names))
+    for i, r in enumerate(results):
+        ap = {c["name"]: c["ap"] for c in r["per_class"]}
+        _bars(axis, y + (i - (len(results) - 1) / 2) * height, [ap.get(n) for n in names], height, r["name"],
+              horizontal=True)
+    axis.set_yticks(y, names)
+    axis.invert_yaxis()  # the first class on top, as in the table
+    axis.set_xlim(0, 108)
+    axis.set_xlabel("per-class AP over crops (%)")
+    axis.set_title("AP of each class")
+    bottom = _legend(figure, axis, len(results))
+    figure.tight_layout(rect=(0, bottom, 1, 1))
+    return figure
+
+
 def plot_ap_vs_frequency(results: Sequence[dict[str, Any]]) -> bytes:
-    """PNG of per-class AP against the class's LVIS training image count (`image_count`), or against
-    its number of evaluated crops when the file has no image counts."""
+    """PNG of per-class AP: up to SCATTER_ABOVE classes, a named bar per class and classifier; above,
+    a scatter against the class's LVIS training image count (`image_count`), or against its number of
+    evaluated crops when the file has no image counts."""
     plt = _pyplot()
+    if max((len(r["per_class"]) for r in results), default=0) <= SCATTER_ABOVE:
+        figure = _ap_by_class(plt, results)
+        png = _png(figure)
+        plt.close(figure)
+        return png
     use_images = any(c.get("image_count") for r in results for c in r["per_class"])
     key, label = ("image_count", "training images of the class (LVIS image_count)") if use_images else \
         ("crops", "evaluated crops of the class")
     from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-    figure, axis = plt.subplots(figsize=(10, 4.5))
+    figure, axis = plt.subplots(figsize=(10, 4.8))
     spread = []
     for r in results:
         points = [(c[key], c["ap"]) for c in r["per_class"] if c["ap"] is not None and c.get(key)]
@@ -148,7 +203,8 @@ def plot_ap_vs_frequency(results: Sequence[dict[str, Any]]) -> bytes:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel(label)
     axis.set_ylabel("per-class AP over crops (%)")
-    axis.legend(fontsize=10, markerscale=2, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    axis.set_title(f"AP of each of {max(len(r['per_class']) for r in results):,} classes against its frequency")
+    axis.legend(markerscale=2, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     figure.tight_layout()
     png = _png(figure)
     plt.close(figure)
@@ -182,7 +238,7 @@ figure { margin: 0; width: 112px; font-size: 11px; text-align: center; }
 figure.correct img { outline: 3px solid #2a2; }
 figure.wrong img { outline: 3px solid #c22; }
 figure.exemplar img { outline: 3px solid #36c; }
-img.plot { max-width: 48%; border: 1px solid #ddd; }
+img.plot { display: block; width: 100%; max-width: 1100px; margin: 1em 0; border: 1px solid #ddd; }
 """
 
 _IMAGE_CHECK = """
@@ -217,8 +273,10 @@ def write_html(path: Path, results: Sequence[dict[str, Any]], doc: dict[str, Any
         parts.append(f"<h2>{esc(r['name'])}: worst classes by AP</h2>")
         for cls in worst.get(r["name"], []):
             info = cls.info
-            parts.append(f"<h3>{esc(info['name'])} (id {info['id']}, {esc(str(info.get('frequency') or '-'))}): "
-                         f"AP {_pct(info['ap'])}, top-1 {_pct(info['accuracy'])}, crops: {info['crops']}</h3>")
+            frequency = GROUP_NAMES.get(str(info.get("frequency")))
+            parts.append(f"<h3 title='category id {info['id']}'>{esc(info['name'])}"
+                         f"{f' ({frequency})' if frequency else ''}: AP {_pct(info['ap'])}, "
+                         f"top-1 {_pct(info['accuracy'])}, crops: {info['crops']}</h3>")
             figures = [f"<figure class='{esc(t.kind)}'><img src='{esc(t.link)}' width='112' height='112' "
                        f"alt='{esc(t.kind)}'><figcaption>{esc(t.caption)}</figcaption></figure>" for t in cls.tiles]
             parts.append("<div class='crops'>" + "".join(figures) + "</div>")

@@ -13,6 +13,8 @@ Writes into an output folder, rows in vocabulary order, each `.npy` with its sid
   multi-modal-aggregated.npy  the same with vision-aggregated
   vocabulary.json             the class order and, per class, what went into each row (`mmovod.vocabulary.document`)
   exemplars.json              the exemplar list used (get_exemplars_tta.py reads it when every class has exemplars)
+  .mmovod-build.json          the files this build wrote (`mmovod.vocabulary.output_folder`: a rebuild removes
+                              what an earlier build wrote and this one did not; other files are refused)
 Which of these a build makes, and how each is computed, is the table of classifier kinds
 (`mmovod.classifiers.kinds`, the rows with `built`); the build's plan (`mmovod.vocabulary.plan`)
 picks the ones its inputs allow. A class without exemplars has a zero row in the vision classifiers
@@ -44,7 +46,7 @@ import torch
 from mmovod.aggregator.model import VisualAggregator, output_space
 from mmovod.classifiers.kinds import KINDS, ClassifierKind
 from mmovod.classifiers.fusion import text_only_rule
-from mmovod.classifiers.sidecar import make_sidecar, save_classifier
+from mmovod.classifiers.sidecar import make_sidecar, save_classifier, sidecar_path
 from mmovod.classifiers.vision import check_aggregator_fits
 from mmovod.clip.factory import clip_embed_dim
 from mmovod.clip.image_encoding import ExemplarEmbeddings
@@ -53,7 +55,7 @@ from mmovod.handoff.formats import FORMATS, export_rows
 from mmovod.io.atomic import make_output_dir
 from mmovod.io.errors import interruption_keeps
 from mmovod.io.json_files import dumps_json
-from mmovod.vocabulary import judge_step
+from mmovod.vocabulary import judge_step, judging, output_folder
 from mmovod.vocabulary.document import classes_without_vision, vocabulary_doc
 from mmovod.vocabulary.encoding import encode_view_sets
 from mmovod.vocabulary.fingerprints import clip_description
@@ -85,6 +87,8 @@ class BuildResult:
     judged: dict[str, Any] | None = None
     not_judged: str | None = None
     """Why the build did not judge, when it could have with --judge."""
+    removed: list[str] = field(default_factory=list)
+    """What an earlier build had written into the folder and this one did not: removed (`output_folder.settle`)."""
 
 
 def _load_aggregator(settings: BuildSettings) -> VisualAggregator | None:
@@ -116,6 +120,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                       command: str | None = None) -> BuildResult:
     """Build (or reuse) every classifier of the module docstring for `inputs` into `out_dir`."""
     out = prepare_out_dir(out_dir, create=False)  # created only once there is something to write
+    earlier = output_folder.claim(out)  # refuses a folder holding files no build wrote
     aggregator = _load_aggregator(settings)
     plan = Plan(inputs, settings, out, aggregator)
     judge = settings.judge if settings.judge is not None else judge_step.views_at_hand(plan, out)
@@ -168,7 +173,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                        "classes_without_exemplars": [n for n, h in zip(names, has) if not h],
                        "skipped_images": [{**s, "class": names[s["class"]]} for s in emb.skipped]
                        + [{**s, "exemplar": None} for s in exemplars.skipped],
-                       "combine": kind.computed}
+                       "combine": kind.computed, "exemplar_list": str(out / "exemplars.json")}
             if uses_aggregator:
                 details.update(aggregator=settings.aggregator.path, num_layers=settings.aggregator.num_layers)
             finish(name, rows, details)
@@ -179,6 +184,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
         text_only = [n for n, h in zip(names, vision.array.any(axis=1)) if not h]
         finish(name, kind.compute()(text_stage.array, vision.array), {
             "sources": {"text": text_stage.path.name, "vision": vision.path.name}, "formula": kind.computed,
+            "exemplar_list": str(out / "exemplars.json"), "context": plan.views[kind.fuses].context,
             "text_only_classes": text_only, "text_only_rule": text_only_rule(len(text_only), len(names))})
     computed = [s.name for s in plan.stages.values() if not s.reused]
     saved: list[str] = []  # an interrupted build names the classifiers it wrote: the next run reuses them
@@ -186,16 +192,20 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                                     f"sidecar) {'is' if len(saved) == 1 else 'are'} written to {out}" if saved else None,
                             "run the same command again to reuse them and finish the build"):
         prepare_out_dir(out)
+        written = [out / "vocabulary.json", *output_folder.descriptions_read(out, inputs.descriptions_source),
+                   *[p for s in plan.stages.values() for p in (s.path, sidecar_path(s.path))]]
+        if any(exemplars.records):  # first: the vision and multi-modal sidecars record where it is
+            write_if_changed(out / "exemplars.json", dumps_json(exemplars.records, indent=True))
+            written.append(out / "exemplars.json")
         for stage in plan.stages.values():
             if not stage.reused:
                 save_classifier(stage.path, stage.array, stage.sidecar)
                 saved.append(stage.path.name)
         without = classes_without_vision(plan, names, exemplars)
-        if any(exemplars.records):
-            write_if_changed(out / "exemplars.json", dumps_json(exemplars.records, indent=True))
         judged = None
         if judge and AVERAGE in plan.stages:
             judged = judge_step.judge(plan, inputs, settings, encoded, aggregator, out, command)
+            written += [out / judging.RESULT_FILE, out / judging.EMBEDDINGS_FILE]
         choice = recommend({n: s.sidecar.space for n, s in plan.stages.items()}, every_class_has_vision and not without,
                            judged, settings.prefer)
         write_if_changed(out / "vocabulary.json",
@@ -212,8 +222,8 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
             make_output_dir(out / "export")
             stage = plan.stages[name]
             result.exports[name] = out / "export" / f"{name}{FORMATS[settings.export_format].suffix}"
-            export_rows(stage.array, stage.sidecar, settings.export_format, result.exports[name], source=str(stage.path),
-                        space=stage.sidecar.space, command=command)
+            written += export_rows(stage.array, stage.sidecar, settings.export_format, result.exports[name],
+                                   source=str(stage.path), space=stage.sidecar.space, command=command).files
         if settings.report:
             skipped = plan.stages[AVERAGE].sidecar.details["skipped_images"] if AVERAGE in plan.stages else exemplars.skipped
             shown = {"vocabulary": f"{vocab.path} ({vocab.format})", **clip_description(settings.clip),
@@ -222,4 +232,6 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
             result.report = write_report(out / "report", vocab, exemplars.records, bundle, settings.views, main.array,
                                          choice.kind, unmatched=exemplars.unmatched, skipped=skipped, judged=result.judged,
                                          settings=shown)
+            written.append(result.report)
+        result.removed = output_folder.settle(out, earlier, written)
     return result

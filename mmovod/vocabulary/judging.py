@@ -22,12 +22,10 @@ from mmovod.evaluation.leave_one_out import JudgedKind, leave_one_out, result_do
 from mmovod.io.atomic import atomic_open
 from mmovod.io.json_files import dumps_json
 from mmovod.io.wording import plural
-from mmovod.vocabulary.output_folder import write_if_changed
+from mmovod.vocabulary.output_folder import EMBEDDINGS_FILE, RESULT_FILE, write_if_changed
 
 log = logging.getLogger(__name__)
 
-EMBEDDINGS_FILE = "exemplar-embeddings.npz"
-RESULT_FILE = "leave-one-out.json"
 RESULT_FORMAT = "mmovod-leave-one-out"
 RESULT_VERSION = 1
 

@@ -14,18 +14,23 @@ from __future__ import annotations
 import html
 import os
 import re
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageOps
+from tqdm import tqdm
 
-from mmovod.clip.crops import load_exemplar_crop
-from mmovod.clip.exemplar_views import ViewPlan, exemplar_input
+from mmovod.clip.crops import decode_image
+from mmovod.clip.exemplar_views import ViewPlan, draft_reduction, exemplar_input
 from mmovod.clip.image_encoding import view_plan
 from mmovod.clip.specs import ViewSpec
+from mmovod.clip.view_ops import ViewRecipe, fast_views
 from mmovod.io.atomic import atomic_open, make_output_dir
+from mmovod.readers.exemplar_records import exemplar_crop_box
+from mmovod.readers.image_roots import record_image_path
 from mmovod.readers.vocabulary import Vocabulary
 from mmovod.vocabulary import report_pages
 
@@ -51,6 +56,23 @@ def nearest_classes(array: np.ndarray, k: int = NEIGHBOURS, chunk: int = 1024) -
     return out
 
 
+def sheet_crop(record: Mapping[str, Any], context: float) -> Image.Image:
+    """An exemplar's crop (`mmovod.clip.crops.load_exemplar_crop`) decoded no larger than its tile needs:
+    a JPEG at the largest DCT reduction (`Image.draft`) that keeps the crop's short side at least TILE
+    pixels, so a phone photo is never decoded at full size for a 128-pixel tile."""
+    found: dict[str, tuple[int, int, int, int]] = {}
+
+    def reduction(width: int, height: int) -> int:
+        found["box"] = left, upper, right, lower = exemplar_crop_box(record, width, height, context)
+        return draft_reduction(min(right - left, lower - upper), TILE)
+
+    decoded = decode_image(record_image_path(record, {}), reduction)
+    left, upper, right, lower = found.get("box") or exemplar_crop_box(record, *decoded.full_size, context)
+    r, (ox, oy), image = decoded.reduction, decoded.origin, decoded.image
+    return image.crop(((left - ox) // r, (upper - oy) // r,
+                       min(-(-(right - ox) // r), image.width), min(-(-(lower - oy) // r), image.height)))
+
+
 def _tile(image: Image.Image) -> Image.Image:
     tile = Image.new("RGB", (TILE, TILE), BACKGROUND)
     fitted = ImageOps.contain(image, (TILE, TILE))
@@ -61,18 +83,34 @@ def _tile(image: Image.Image) -> Image.Image:
 def sheet_view_plan(bundle: Any, view: ViewSpec) -> ViewPlan:
     """The encoding pipeline's plan for `view` (`view_plan`), made one exemplar at a time in this process.
 
-    The fast order decodes at the reduction all of an exemplar's views allow, so it keeps them all;
-    the original order makes each view alone, so view 0 needs no others.
+    The fast order decodes at the reduction all of an exemplar's views allow, so it draws them all
+    (and stays deferred: `sheet_pair` makes view 0 alone from the decoded crop); the original order
+    makes each view alone, so view 0 needs no others.
     """
     plan = view_plan(bundle, view)
-    return replace(plan, defer=False, num_views=1 if plan.order == "original" else plan.num_views)
+    return replace(plan, num_views=1 if plan.order == "original" else plan.num_views)
+
+
+def _image(pixels: torch.Tensor) -> Image.Image:
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
+
+
+def sheet_pair(record: dict[str, Any], class_index: int, exemplar_index: int, plan: ViewPlan,
+               context: float) -> tuple[Image.Image, Image.Image]:
+    """An exemplar's crop and its view 0 as the encoder sees it (`plan` from `sheet_view_plan`, view 0
+    at the model's input size). In the fast order both come from one decode, reduced as the encoder
+    reduces it; otherwise the views need the full-size decode and the crop is decoded reduced (`sheet_crop`)."""
+    item = exemplar_input(record, {}, context, plan, class_index, exemplar_index)
+    if item.views is not None:
+        return sheet_crop(record, context), _image(item.views[0])
+    first = ViewRecipe(*(getattr(item.recipe, f.name)[:1] for f in fields(ViewRecipe)))
+    return _image(item.crop), _image(fast_views(item.crop, first, plan.prep.size)[0])
 
 
 def first_view(record: dict[str, Any], class_index: int, exemplar_index: int, plan: ViewPlan,
                context: float) -> Image.Image:
-    """View 0 of an exemplar as the encoder sees it (`plan` from `sheet_view_plan`), at the model's input size."""
-    pixels = exemplar_input(record, {}, context, plan, class_index, exemplar_index).views[0]
-    return Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
+    """View 0 of an exemplar as the encoder sees it (`sheet_pair`)."""
+    return sheet_pair(record, class_index, exemplar_index, plan, context)[1]
 
 
 def contact_sheet(records: Sequence[dict[str, Any]], class_index: int, bundle: Any, view: ViewSpec,
@@ -86,12 +124,12 @@ def contact_sheet(records: Sequence[dict[str, Any]], class_index: int, bundle: A
     sheet = Image.new("RGB", (cols * pair_w + (cols + 1) * GAP * 2, rows * (TILE + 3 * GAP) + GAP), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     for e, record in enumerate(records):
-        crop = load_exemplar_crop(record, {}, view.context)
+        number = numbers[e] - 1 if numbers else e  # the view's seed is the exemplar's own number
+        crop, first = sheet_pair(record, class_index, number, plan, view.context)
         x = 2 * GAP + (e % PAIRS_PER_ROW) * (pair_w + 2 * GAP)
         y = GAP + (e // PAIRS_PER_ROW) * (TILE + 3 * GAP) + 2 * GAP
         sheet.paste(_tile(crop), (x, y))
-        number = numbers[e] - 1 if numbers else e  # the view's seed is the exemplar's own number
-        sheet.paste(_tile(first_view(record, class_index, number, plan, view.context)), (x + TILE + GAP, y))
+        sheet.paste(_tile(first), (x + TILE + GAP, y))
         draw.text((x, y - 2 * GAP + 1), f"{numbers[e] if numbers else e + 1}", fill=(0, 0, 0))
     return sheet
 
@@ -109,7 +147,8 @@ def _save_jpeg(image: Image.Image, path: Path) -> None:
 def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequence[Sequence[dict[str, Any]]],
                  bundle: Any, view: ViewSpec, classifier: np.ndarray, classifier_name: str, *,
                  unmatched: Sequence[str] = (), skipped: Sequence[dict[str, Any]] = (),
-                 judged: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None) -> Path:
+                 judged: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None,
+                 progress: bool = True) -> Path:
     """Write `out_dir/index.html` (`mmovod.vocabulary.report_pages`) and `out_dir/sheets/<n>_<class>.jpg`;
     returns the page's path.
 
@@ -117,7 +156,7 @@ def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequenc
     averaged classifier was made with; `classifier`: the `(C, D)` rows whose cosines give the nearest
     classes (named `classifier_name` on the page); `skipped`: unreadable images (`class` name, `path`,
     `reason`), left off the sheets; `judged`: the build's leave-one-out document; `settings`: the
-    build settings to show (label -> value).
+    build settings to show (label -> value); `progress`: a progress bar over the photos.
     """
     out = Path(out_dir)
     sheets = out / "sheets"
@@ -140,6 +179,7 @@ def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequenc
         notes.append("<p class='none'>Skipped unreadable images: "
                      + esc(", ".join(f"{s['path']} ({s['reason']})" for s in skipped)) + "</p>")
     sections, written = [], set()
+    bar = tqdm(total=sum(map(len, records)), unit="photo", desc="report", disable=not progress)
     for c, name in enumerate(names):
         bad = {str(s["path"]) for s in skipped_by_class.get(name, [])}
         kept = [(e, r) for e, r in enumerate(records[c]) if str(r["file_name"]) not in bad]
@@ -154,7 +194,9 @@ def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequenc
             _save_jpeg(image, sheets / sheet)
             section.sheet = (sheet, image.width, image.height)
             written.add(sheet)
+        bar.update(len(records[c]))
         sections.append(section)
+    bar.close()
     for stale in [*sheets.glob("*.jpg"), *sheets.glob("*.png")]:  # .png: sheets of earlier versions
         if stale.name not in written:
             stale.unlink()

@@ -13,6 +13,7 @@ from PIL import Image
 import mmovod.vocabulary.build as build_module
 from mmovod.classifiers.kinds import KINDS, VISION_DETAILS, ClassifierKind
 from mmovod.classifiers.sidecar import read_sidecar
+from mmovod.classifiers.sidecar_files import LOCATION_DETAILS
 from mmovod.descriptions.recipe import clean_sample, describe_prompt
 from tests.fakes import KEY, fake_text
 from tests.own_classes import CLASSES, DESCRIPTIONS, VOCAB, build, photo, truncated_jpeg, with_photo
@@ -157,7 +158,7 @@ def test_ctrl_c_while_writing_names_the_classifiers_kept_and_the_rerun_reuses_th
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"build_classifiers.py: interrupted; text.npy (1 of 3 classifiers, each with its sidecar) is written to {out}; "
         "run the same command again to reuse them and finish the build")
-    assert sorted(p.name for p in out.iterdir()) == ["text.npy", "text.npy.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["exemplars.json", "text.npy", "text.npy.json"]
     monkeypatch.setattr(build_module, "save_classifier", real)
     assert build(own_classes, out) == 0
     assert computed(capsys) == "vision-average, multi-modal-average"
@@ -272,7 +273,7 @@ def test_a_new_kind_is_one_module_and_one_row(own_classes, tmp_path, monkeypatch
     rows, mean = np.load(out / "vision-max.npy"), np.load(out / "vision-average.npy")
     side = read_sidecar(out / "vision-max.npy")
     assert side.kind == "vision-max" and side.space == "clip" and rows.dtype == np.float32
-    assert set(side.details) - {"fingerprint", "class_synonyms", "clip_files"} == set(VISION_DETAILS)
+    assert set(side.details) - {"fingerprint", "class_synonyms", "exemplar_list", *LOCATION_DETAILS} == set(VISION_DETAILS)
     assert (rows >= mean - 1e-5).all() and (rows > mean + 1e-3).any()  # a maximum over the views, not the mean
     np.testing.assert_allclose(np.load(out / "export/vision-max.npy"), unit(rows), rtol=1e-6, atol=1e-7)
     assert build(own_classes, out) == 0

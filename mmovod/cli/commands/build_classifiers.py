@@ -110,11 +110,11 @@ def run(args: argparse.Namespace) -> None:
     from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
     from mmovod.vocabulary.exemplar_folders import collect_exemplars, unmatched_names
     from mmovod.vocabulary.judging import summary_lines
-    from mmovod.vocabulary.output_folder import prepare_out_dir
+    from mmovod.vocabulary.output_folder import claim, prepare_out_dir
     from mmovod.vocabulary.settings import AggregatorSettings, BuildInputs, BuildSettings
 
     vocab = read_vocabulary(args.vocab)
-    prepare_out_dir(args.out_dir, create=False)
+    claim(prepare_out_dir(args.out_dir, create=False))  # a folder holding others' files: refused before any work
     exemplars = collect_exemplars(vocab, args.exemplars, args.exemplar_ann, args.K, args.sample_seed, args.skip_bad,
                                   max(1, args.workers))
     text = PromptSpec(args.prompt, args.fix_space, args.use_underscore, args.avg_synonyms)
@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> None:
     for name, path in result.files.items():
         space = result.spaces[name]
         print(f"  {name}: {path}" + ("" if space == "clip" else f"; {SPACE_NOTES[space]}"))
+    if result.removed:
+        print(f"removed what the earlier build in {result.out_dir} wrote and this one did not: {', '.join(result.removed)}")
     with_synonyms = [c.name for c in vocab.classes if set(c.synonyms) - {c.name}]
     if with_synonyms and not args.avg_synonyms:
         print(f"synonyms of {plural(len(with_synonyms), 'class', 'classes')} match exemplar folders but are not in the text prompts "
