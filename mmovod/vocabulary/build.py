@@ -231,7 +231,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                      "command": command, "built": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
             result.report = write_report(out / "report", vocab, exemplars.records, bundle, settings.views, main.array,
                                          choice.kind, unmatched=exemplars.unmatched, skipped=skipped, judged=result.judged,
-                                         settings=shown)
+                                         handoff=(choice.kind, choice.reason), settings=shown)
             written.append(result.report)
         result.removed = output_folder.settle(out, earlier, written)
     return result

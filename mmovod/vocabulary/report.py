@@ -3,7 +3,8 @@
 For each class the sheet shows every exemplar as the encoder sees it: the crop (box grown by the
 context and made square, or the whole image) and view 0 of its TTA views (un-normalised back to
 pixels, at the model's input size). The page lists each exemplar's source, the classes without
-exemplars (their multi-modal rows are text only), the folders or categories that matched no class,
+exemplars (their multi-modal rows come from their text), the classifier handed to the detector and
+why, the folders or categories that matched no class,
 the images skipped as unreadable, and per class its three nearest other classes by cosine of a
 classifier's rows: the likely confusions, worth a synonym, a description or better photos. A summary
 table, the build settings and the leave-one-out results (when judged) come first; the page layout
@@ -148,7 +149,7 @@ def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequenc
                  bundle: Any, view: ViewSpec, classifier: np.ndarray, classifier_name: str, *,
                  unmatched: Sequence[str] = (), skipped: Sequence[dict[str, Any]] = (),
                  judged: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None,
-                 progress: bool = True) -> Path:
+                 handoff: tuple[str, str] | None = None, progress: bool = True) -> Path:
     """Write `out_dir/index.html` (`mmovod.vocabulary.report_pages`) and `out_dir/sheets/<n>_<class>.jpg`;
     returns the page's path.
 
@@ -156,7 +157,8 @@ def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequenc
     averaged classifier was made with; `classifier`: the `(C, D)` rows whose cosines give the nearest
     classes (named `classifier_name` on the page); `skipped`: unreadable images (`class` name, `path`,
     `reason`), left off the sheets; `judged`: the build's leave-one-out document; `settings`: the
-    build settings to show (label -> value); `progress`: a progress bar over the photos.
+    build settings to show (label -> value); `handoff`: the kind handed to the detector and why;
+    `progress`: a progress bar over the photos.
     """
     out = Path(out_dir)
     sheets = out / "sheets"
@@ -170,9 +172,11 @@ def write_report(out_dir: str | os.PathLike, vocab: Vocabulary, records: Sequenc
     loo = judged["kinds"].get(classifier_name) if judged is not None else None
     esc = html.escape
     notes = []
+    if handoff is not None:
+        notes.append(f"<p>Handed to the detector: <b>{esc(handoff[0])}</b>, {esc(handoff[1])}.</p>")
     if without:
-        notes.append(f"<p class='none'>Classes without exemplars ({len(without)}; their multi-modal rows are text "
-                     f"only): {esc(', '.join(without))}</p>")
+        notes.append(f"<p class='none'>Classes without exemplars ({len(without)}; their multi-modal rows come from "
+                     f"their text, its vision direction estimated from the other classes): {esc(', '.join(without))}</p>")
     if unmatched:
         notes.append(f"<p class='none'>Exemplar folders or categories matching no class: {esc(', '.join(unmatched))}</p>")
     if skipped:

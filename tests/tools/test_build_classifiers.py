@@ -313,7 +313,9 @@ def test_report_renders_in_headless_chromium(own_classes, tmp_path):
     sheets = sorted((out / "report/sheets").iterdir())
     assert [p.name for p in sheets] == ["0000_hard-hat.jpg", "0001_traffic-cone.jpg", "0002_excavator.jpg"]
     assert all(f"src='sheets/{p.name}'" in html for p in sheets)
-    assert "Classes without exemplars (1; their multi-modal rows are text only): wheelbarrow" in html
+    assert "Classes without exemplars (1; their multi-modal rows come from their text, its vision direction " \
+           "estimated from the other classes): wheelbarrow" in html
+    assert "Handed to the detector: <b>multi-modal-average</b>, best leave-one-out top-1" in html
     assert html.count("nearest: ") == 4 and "<script" not in html
     with Image.open(sheets[0]) as sheet:  # three pairs of 128-px tiles: crop and TTA view
         assert sheet.size == (3 * (2 * 128 + 6) + 4 * 12, 128 + 3 * 6 + 6)
