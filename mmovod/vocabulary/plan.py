@@ -116,6 +116,6 @@ def check_request(inputs: BuildInputs, settings: BuildSettings, planned: Sequenc
             raise InputError(f"--export {name}: this build makes no {name} classifier "
                              f"(it makes {', '.join(planned)})")
         if kind.family == "vision" and without:
-            fused = next(n for n in built() if KINDS[n].fuses == name)
+            fused = next((n for n in built() if KINDS[n].fuses == name), None)
             raise InputError(f"--export {name}: {plural(len(without), 'class has', 'classes have')} no exemplars and so no "
-                             f"row, {names[without[0]]!r} first; export {fused} instead")
+                             f"row, {names[without[0]]!r} first; export {fused or 'a text kind'} instead")
