@@ -6,6 +6,7 @@ import torch
 
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers import vision
+from mmovod.classifiers.kinds import ClassifierKind, register_kind, unregister_kind
 from mmovod.classifiers.vision import aggregated_classifier, average_classifier
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.evaluation.leave_one_out import JudgedKind, leave_one_out, result_document
@@ -123,3 +124,20 @@ def test_not_holding_the_photo_out_raises_the_score(case, monkeypatch):
     cheating = leave_one_out(["a", "b", "c", "d"], case["average"], kinds, views=views).kinds[0]
     assert (cheating.own_score > honest.own_score).all()
     assert cheating.metrics.summary()["top1"] > honest.metrics.summary()["top1"]
+
+
+def test_a_vision_kind_without_its_own_held_out_rebuild_is_judged_by_running_its_rows_per_photo(case):
+    """A registered vision kind with no `held_out` function: its rows function on each class's other photos
+    gives exactly the numbers of the averaged kind's fast rebuild (and so of the naive loop above)."""
+    register_kind(ClassifierKind("vision-mean", "clip", "float32", ("exemplars",), "mean", (), rows=average_classifier))
+    try:
+        avg_rows = case["kinds"][1].rows
+        views = {"vision-average": case["average"], "vision-mean": case["average"]}
+        result = leave_one_out(["a", "b", "c", "d"], case["average"],
+                               [JudgedKind("avg", avg_rows, vision="vision-average"),
+                                JudgedKind("mean", avg_rows, vision="vision-mean")], views=views)
+    finally:
+        unregister_kind("vision-mean")
+    fast, generic = result.kinds
+    np.testing.assert_allclose(generic.own_score, fast.own_score, rtol=1e-5)
+    assert generic.metrics.rank.tolist() == fast.metrics.rank.tolist()
