@@ -58,13 +58,15 @@ def phase(name: str, classes: int, photos: int, views: int, dim: int, own_space:
     if name == "judge":
         space = "aggregator" if own_space else "clip"
         kinds = [JudgedKind("text", text), JudgedKind("descriptions", text),
-                 JudgedKind("vision-average", average, vision="average"),
-                 JudgedKind("vision-aggregated", aggregated, vision="aggregated", space=space),
-                 JudgedKind("multi-modal-average", fuse_with_text_fallback(text, average), vision="average", text=text),
-                 JudgedKind("multi-modal-aggregated", fuse_with_text_fallback(text, aggregated), vision="aggregated",
-                            text=text, space="mixed" if own_space else "clip")]
+                 JudgedKind("vision-average", average, vision="vision-average"),
+                 JudgedKind("vision-aggregated", aggregated, vision="vision-aggregated", space=space),
+                 JudgedKind("multi-modal-average", fuse_with_text_fallback(text, average), vision="vision-average",
+                            text=text),
+                 JudgedKind("multi-modal-aggregated", fuse_with_text_fallback(text, aggregated),
+                            vision="vision-aggregated", text=text, space="mixed" if own_space else "clip")]
         start = time.perf_counter()
-        judged = leave_one_out([str(c) for c in range(classes)], encoded, kinds, aggregated=encoded,
+        judged = leave_one_out([str(c) for c in range(classes)], encoded, kinds,
+                               views={"vision-average": encoded, "vision-aggregated": encoded},
                                aggregator=aggregator, num_views=views)
         result["judge_s"] = time.perf_counter() - start
         result["photos"] = int(len(judged.labels))

@@ -41,6 +41,8 @@ _EXPORTS: dict[str, str] = {
     # the classifier kinds, fusion and the classifier-file contract
     "KINDS": "mmovod.classifiers.kinds",
     "ClassifierKind": "mmovod.classifiers.kinds",
+    "register_kind": "mmovod.classifiers.kinds",
+    "unregister_kind": "mmovod.classifiers.kinds",
     "fuse_classifiers": "mmovod.classifiers.fusion",
     "fuse_classifier_files": "mmovod.classifiers.fusion",
     "ClassifierSidecar": "mmovod.classifiers.sidecar",

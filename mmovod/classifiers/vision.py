@@ -8,6 +8,8 @@
   aggregator's own space (the authors' released weights).
 Neither is L2-normalised. Both start from `encode_exemplar_views` (the views' embeddings, in memory);
 `write_average_classifier` and `write_aggregated_classifier` are the two tools' whole steps.
+`held_out_average_rows` and `held_out_aggregated_rows` rebuild, for the leave-one-out judge
+(`mmovod.evaluation.leave_one_out`), a class's row without one of its exemplars (the kinds table's `held_out`).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from mmovod.readers.image_roots import default_image_roots
 log = logging.getLogger(__name__)
 
 AGGREGATOR_CLASS_BATCH = 128
+HELD_OUT_BATCH = 256
 
 
 def encode_exemplar_views(exemplars: ExemplarList, clip: ClipBundle, views: ViewSpec,
@@ -83,6 +86,44 @@ def aggregated_classifier(encoded: ExemplarEmbeddings, aggregator: VisualAggrega
     repeat = num_views // encoded.embeddings.shape[1]
     sets, mask = encoded.padded_sets(repeat=max(1, repeat))
     return aggregate_sets(aggregator, sets, mask, torch.device(device)).half().numpy()
+
+
+def held_out_average_rows(encoded: ExemplarEmbeddings, held_out: np.ndarray) -> np.ndarray:
+    """`(N, D)` float64: for each held-out exemplar, its class's mean view embedding without its own views."""
+    views = encoded.embeddings.double().numpy()
+    valid = encoded.valid.numpy()
+    class_of = encoded.class_of.numpy()
+    per_exemplar = views.sum(axis=1) * valid[:, None]
+    sums = np.zeros((encoded.num_classes, views.shape[2]))
+    np.add.at(sums, class_of, per_exemplar)
+    counts = np.bincount(class_of[valid], minlength=encoded.num_classes)
+    c = class_of[held_out]
+    return (sums[c] - per_exemplar[held_out]) / ((counts[c] - 1) * views.shape[1])[:, None]
+
+
+@torch.inference_mode()
+def held_out_aggregated_rows(encoded: ExemplarEmbeddings, held_out: np.ndarray, aggregator: VisualAggregator,
+                             num_views: int, device: torch.device | str = "cpu") -> np.ndarray:
+    """`(N, D)` float64: for each held-out exemplar, the aggregator over its class's other exemplars' views
+    (each exemplar's views repeated as `aggregated_classifier` repeats them)."""
+    repeat = max(1, num_views // encoded.embeddings.shape[1])
+    views = encoded.embeddings.repeat_interleave(repeat, dim=1) if repeat > 1 else encoded.embeddings
+    per = views.shape[1]
+    valid, class_of = encoded.valid.numpy(), encoded.class_of.numpy()
+    members = {int(c): np.flatnonzero(valid & (class_of == c)) for c in np.unique(class_of[held_out])}
+    size = (max(len(m) for m in members.values()) - 1) * per
+    model = aggregator.to(device).eval()
+    out = []
+    for start in range(0, len(held_out), HELD_OUT_BATCH):
+        batch = held_out[start:start + HELD_OUT_BATCH]
+        sets = torch.zeros(len(batch), size, views.shape[2])
+        mask = torch.zeros(len(batch), size, dtype=torch.bool)
+        for b, e in enumerate(batch.tolist()):
+            others = [i for i in members[int(class_of[e])] if i != e]
+            sets[b, :len(others) * per] = views[others].reshape(-1, views.shape[2])
+            mask[b, :len(others) * per] = True
+        out.append(model(sets.to(device), mask.to(device)).double().cpu().numpy())
+    return np.concatenate(out)
 
 
 def exemplar_classifier(exemplars: ExemplarList, clip: ClipSpec | ClipBundle, views: ViewSpec = AVERAGE_VIEWS,

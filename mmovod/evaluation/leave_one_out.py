@@ -1,19 +1,21 @@
 """Judge classifiers from their own exemplar photos, without a labelled set: leave-one-out.
 
 For each exemplar (the held-out photo) of a class with at least two readable exemplars, the class's
-vision row is rebuilt from its other exemplars (the same reduction the build used: the mean of the
-views, or the visual aggregator over the set), and the held-out photo is classified against all
-rows by cosine, as `eval_classifiers.py` scores a crop. Every other class's row is built from one
-photo fewer too (all but its last), so that no class has more photos behind its row than the held-out
-photo's own: with the aggregator, whose output depends on the set's size, rows from sets of different
-sizes would favour one side (classes with one photo keep it).
+vision row is rebuilt from its other exemplars (the same reduction the build used: the vision kind's
+`held_out` function in the kinds table, e.g. the mean of the views or the visual aggregator over the
+set; a kind without one has its rows function run on the class's other exemplars), and the held-out
+photo is classified against all rows by cosine, as `eval_classifiers.py` scores a crop. Every other
+class's row is built from one photo fewer too (all but its last), so that no class has more photos
+behind its row than the held-out photo's own: with the aggregator, whose output depends on the set's
+size, rows from sets of different sizes would favour one side (classes with one photo keep it).
 A fusion's held-out row is l2(l2(text) + l2(rebuilt vision row)) (the build's fusion,
-`mmovod.classifiers.fusion.fused_rows`); a text kind needs no rebuilding (each photo is classified
-against the text rows). The photo's query is always its raw CLIP embedding (the L2-normalised mean of
-the averaged classifier's views), as a detector compares region embeddings with the rows: nothing
-passes through the aggregator. Kinds whose rows are not in CLIP's space are judged a second time,
-"<kind> (mapped)", with each query through a linear map fitted on the photos of other classes
-(`mmovod.evaluation.linear_map`): what a detector trained with those rows would see.
+`mmovod.classifiers.fusion.fused_rows`); a text kind, or a fusion of text kinds, needs no rebuilding
+(each photo is classified against its rows). The photo's query is always its raw CLIP embedding (the
+L2-normalised mean of the views of `kinds.judge_queries()`, the averaged classifier), as a detector
+compares region embeddings with the rows: nothing passes through the aggregator. Kinds whose rows
+are not in CLIP's space are judged a second time, "<kind> (mapped)", with each query through a
+linear map fitted on the photos of other classes (`mmovod.evaluation.linear_map`): what a detector
+trained with those rows would see.
 Classes whose row is all zeros (no readable exemplar) are no candidate for the vision kinds.
 
 Classes with fewer than two readable exemplars cannot be judged this way: they are listed, and
@@ -23,7 +25,7 @@ Nothing is encoded here: the inputs are the embeddings the build computed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -31,22 +33,22 @@ from tqdm import tqdm
 
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.fusion import fused_rows
-from mmovod.classifiers.vision import aggregated_classifier, average_classifier
+from mmovod.classifiers.kinds import KINDS
 from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.evaluation.linear_map import cross_fitted
 from mmovod.evaluation.metrics import CropMetrics, crop_metrics
 
 CONFUSIONS = 20
 LOOKALIKES = 50
-HELD_OUT_BATCH = 256
 
 
 @dataclass(frozen=True)
 class JudgedKind:
     """One classifier kind to judge: its built `(C, D)` rows and how a held-out row is rebuilt.
 
-    `vision`: None for a text kind, else "average" or "aggregated" (which exemplar reduction makes
-    the class's vision row); `text`: for a fusion, the `(C, D)` text rows fused with the vision row;
+    `vision`: None for a kind whose rows do not come from the photos, else the vision kind of the table
+    (`mmovod.classifiers.kinds`) whose held-out rebuild makes the class's vision row (the kind itself, or
+    the vision kind a fusion adds); `text`: for such a fusion, the `(C, D)` text rows fused with the vision row;
     `space`: the rows' space (`clip`, or `aggregator`/`mixed` for rows not in CLIP's space).
     """
 
@@ -91,44 +93,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, np.finfo(np.float64).tiny)
 
 
-def held_out_average_rows(encoded: ExemplarEmbeddings, held_out: np.ndarray) -> np.ndarray:
-    """`(N, D)` float64: for each held-out exemplar, its class's mean view embedding without its own views."""
-    views = encoded.embeddings.double().numpy()
-    valid = encoded.valid.numpy()
-    class_of = encoded.class_of.numpy()
-    per_exemplar = views.sum(axis=1) * valid[:, None]
-    sums = np.zeros((encoded.num_classes, views.shape[2]))
-    np.add.at(sums, class_of, per_exemplar)
-    counts = np.bincount(class_of[valid], minlength=encoded.num_classes)
-    c = class_of[held_out]
-    return (sums[c] - per_exemplar[held_out]) / ((counts[c] - 1) * views.shape[1])[:, None]
-
-
-@torch.inference_mode()
-def held_out_aggregated_rows(encoded: ExemplarEmbeddings, held_out: np.ndarray, aggregator: VisualAggregator,
-                             num_views: int, device: torch.device | str = "cpu") -> np.ndarray:
-    """`(N, D)` float64: for each held-out exemplar, the aggregator over its class's other exemplars' views
-    (each exemplar's views repeated as `aggregated_classifier` repeats them)."""
-    repeat = max(1, num_views // encoded.embeddings.shape[1])
-    views = encoded.embeddings.repeat_interleave(repeat, dim=1) if repeat > 1 else encoded.embeddings
-    per = views.shape[1]
-    valid, class_of = encoded.valid.numpy(), encoded.class_of.numpy()
-    members = {int(c): np.flatnonzero(valid & (class_of == c)) for c in np.unique(class_of[held_out])}
-    size = (max(len(m) for m in members.values()) - 1) * per
-    model = aggregator.to(device).eval()
-    out = []
-    for start in range(0, len(held_out), HELD_OUT_BATCH):
-        batch = held_out[start:start + HELD_OUT_BATCH]
-        sets = torch.zeros(len(batch), size, views.shape[2])
-        mask = torch.zeros(len(batch), size, dtype=torch.bool)
-        for b, e in enumerate(batch.tolist()):
-            others = [i for i in members[int(class_of[e])] if i != e]
-            sets[b, :len(others) * per] = views[others].reshape(-1, views.shape[2])
-            mask[b, :len(others) * per] = True
-        out.append(model(sets.to(device), mask.to(device)).double().cpu().numpy())
-    return np.concatenate(out)
-
-
 def without_last(encoded: ExemplarEmbeddings) -> ExemplarEmbeddings:
     """`encoded` with the last valid exemplar of each class with at least two of them marked invalid."""
     valid = encoded.valid.clone()
@@ -166,47 +130,74 @@ def _kind_result(name: str, scores: np.ndarray, labels: np.ndarray) -> KindResul
                       others[rows, best].astype(np.float32))
 
 
-def leave_one_out(class_names: Sequence[str], average: ExemplarEmbeddings, kinds: Sequence[JudgedKind], *,
-                  aggregated: ExemplarEmbeddings | None = None, aggregator: VisualAggregator | None = None,
+def _held_out_one_by_one(rows: Callable[..., np.ndarray], encoded: ExemplarEmbeddings, held_out: np.ndarray,
+                         **extra: Any) -> np.ndarray:
+    """`(N, D)` float64: for each held-out exemplar, `rows` of its class's other exemplars alone (a kind without
+    a `held_out` function of its own)."""
+    valid, class_of = encoded.valid.numpy(), encoded.class_of.numpy()
+    out = []
+    for e in held_out.tolist():
+        others = torch.from_numpy(np.flatnonzero(valid & (class_of == class_of[e]) & (np.arange(len(valid)) != e)))
+        alone = ExemplarEmbeddings(encoded.embeddings[others], torch.ones(len(others), dtype=torch.bool),
+                                   torch.zeros(len(others), dtype=torch.int64), 1)
+        out.append(np.asarray(rows(alone, **extra), dtype=np.float64)[0])
+    return np.stack(out) if out else np.zeros((0, encoded.embeddings.shape[2]))
+
+
+def _vision_rows(name: str, views: ExemplarEmbeddings, valid: np.ndarray, held_out: np.ndarray,
+                 aggregator: VisualAggregator | None, num_views: int,
+                 device: torch.device | str) -> tuple[np.ndarray, np.ndarray]:
+    """For the vision kind `name` (`mmovod.classifiers.kinds`): each held-out photo's own row rebuilt without it
+    `(N, D)` and every class's row without its last photo `(C, D)` (the peers), from its `views` limited to `valid`."""
+    kind = KINDS[name]
+    extra: dict[str, Any] = {}
+    if "aggregator" in kind.needs:
+        if aggregator is None:
+            raise ValueError(f"{name}: judging a kind that needs the aggregator needs the aggregator")
+        extra = {"aggregator": aggregator, "num_views": num_views, "device": device}
+    judged = ExemplarEmbeddings(views.embeddings, torch.from_numpy(valid), views.class_of, views.num_classes)
+    rebuild = kind.held_out_rows()
+    own = (rebuild(judged, held_out, **extra) if rebuild is not None
+           else _held_out_one_by_one(kind.compute(), judged, held_out, **extra))
+    return own, np.nan_to_num(np.asarray(kind.compute()(without_last(judged), **extra)).astype(np.float32))
+
+
+def leave_one_out(class_names: Sequence[str], queries: ExemplarEmbeddings, kinds: Sequence[JudgedKind], *,
+                  views: Mapping[str, ExemplarEmbeddings] | None = None, aggregator: VisualAggregator | None = None,
                   num_views: int = 5, device: torch.device | str = "cpu", progress: bool = False) -> LeaveOneOut:
     """Leave-one-out results of every kind in `kinds` (see the module docstring), with a progress bar over the
     kinds when `progress`.
 
-    `average`: the averaged classifier's view embeddings (the queries and the "average" held-out rows);
-    `aggregated`, `aggregator`, `num_views`: the aggregated classifier's views, the aggregator and its set
-    size, needed only by kinds with `vision="aggregated"`.
+    `queries`: the view embeddings whose mean is each photo's query (those of `kinds.judge_queries()`);
+    `views`: by vision kind, the view embeddings its rows are made from (every kind's `vision` among them;
+    a photo unreadable in any of them is held out of none); `aggregator`, `num_views`: the aggregator and its
+    set size, needed only by vision kinds that need the aggregator.
     """
-    valid = average.valid.numpy().copy()
-    if aggregated is not None:
-        valid &= aggregated.valid.numpy()
-    class_of = average.class_of.numpy()
-    photos = np.bincount(class_of[valid], minlength=average.num_classes)
+    views = dict(views or {})
+    valid = queries.valid.numpy().copy()
+    for name in views:
+        valid &= views[name].valid.numpy()
+    class_of = queries.class_of.numpy()
+    photos = np.bincount(class_of[valid], minlength=queries.num_classes)
     held_out = np.flatnonzero(valid & (photos[class_of] >= 2))
     labels = class_of[held_out]
     number = np.arange(len(class_of)) - np.searchsorted(class_of, class_of) + 1
     result = LeaveOneOut(list(class_names), held_out, labels, number[held_out], photos)
-    judged = ExemplarEmbeddings(average.embeddings, torch.from_numpy(valid), average.class_of, average.num_classes)
-    clip_query = _unit(average.embeddings.double().numpy()[held_out].mean(axis=1))
+    clip_query = _unit(queries.embeddings.double().numpy()[held_out].mean(axis=1))
     own: dict[str, np.ndarray] = {}
     peers: dict[str, np.ndarray] = {}
     for kind in tqdm(kinds, desc="judge (leave-one-out)", unit="kind", disable=not progress):
-        if kind.vision == "average" and "average" not in own:
-            own["average"] = held_out_average_rows(judged, held_out)
-            peers["average"] = np.nan_to_num(average_classifier(without_last(judged)))
-        if kind.vision == "aggregated" and "aggregated" not in own:
-            if aggregated is None or aggregator is None:
-                raise ValueError(f"{kind.name}: judging an aggregated kind needs the aggregated views and the aggregator")
-            agg = ExemplarEmbeddings(aggregated.embeddings, torch.from_numpy(valid), aggregated.class_of,
-                                     aggregated.num_classes)
-            own["aggregated"] = held_out_aggregated_rows(agg, held_out, aggregator, num_views, device)
-            peers["aggregated"] = np.nan_to_num(aggregated_classifier(without_last(agg), aggregator, num_views,
-                                                                      device).astype(np.float32))
-        queries = {kind.name: clip_query}
+        if kind.vision is not None and kind.vision not in own:
+            if kind.vision not in views:
+                raise ValueError(f"{kind.name}: judging it needs the view embeddings of {kind.vision}")
+            own[kind.vision], peers[kind.vision] = _vision_rows(kind.vision, views[kind.vision], valid, held_out,
+                                                                aggregator, num_views, device)
+        queries_of = {kind.name: clip_query}
         if kind.space != "clip":
             mapped = cross_fitted(clip_query, labels, np.asarray(kind.rows, dtype=np.float64))
             if mapped is not None:
-                queries[f"{kind.name} (mapped)"] = mapped
-        for name, query in queries.items():
+                queries_of[f"{kind.name} (mapped)"] = mapped
+        for name, query in queries_of.items():
             scores = _scores(kind, query, labels, own.get(kind.vision) if kind.vision else None,
                              peers.get(kind.vision) if kind.vision else None)
             result.kinds.append(_kind_result(name, scores, labels))

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from mmovod.classifiers.fusion import check_finite_nonzero
+from mmovod.classifiers.kinds import KINDS, built
 from mmovod.classifiers.sidecar import ClassifierSidecar
 from mmovod.handoff.detic import write_detic
 from mmovod.handoff.output import Handoff
@@ -56,8 +57,9 @@ def check_space(kind: str, space: str | None, fmt: HandoffFormat, where: str) ->
     """InputError unless rows of this kind and space mean something to the format's detector."""
     if not fmt.clip_space:
         return
-    instead = ("export rows in CLIP's space instead: text, descriptions, vision-average, multi-modal-average, or the "
-               "aggregated kinds of an aggregator trained for CLIP's space (train_visual_aggregator)")
+    in_clip = ", ".join(n for n in built() if KINDS[n].space == "clip")
+    instead = (f"export rows in CLIP's space instead: {in_clip}, or the aggregated kinds of an aggregator trained "
+               "for CLIP's space (train_visual_aggregator)")
     if space is None:
         raise InputError(f"{where}: no sidecar says which space its rows are in, and {fmt.detector} compares them "
                          "with CLIP embeddings: pass --space clip for CLIP text or image rows, or --space aggregator "

@@ -11,13 +11,15 @@ Writes into an output folder, rows in vocabulary order, each `.npy` with its sid
                               generate_vision_classifier_agg.py), float16; with an aggregator checkpoint
   multi-modal-average.npy     l2(l2(descriptions, else text) + l2(vision-average)), float32
   multi-modal-aggregated.npy  the same with vision-aggregated
+  text-ensemble.npy           (l2(text) + l2(descriptions)) / 2 (when there are descriptions), float32
   vocabulary.json             the class order and, per class, what went into each row (`mmovod.vocabulary.document`)
   exemplars.json              the exemplar list used (get_exemplars_tta.py reads it when every class has exemplars)
   .mmovod-build.json          the files this build wrote (`mmovod.vocabulary.output_folder`: a rebuild removes
                               what an earlier build wrote and this one did not; other files are refused)
 Which of these a build makes, and how each is computed, is the table of classifier kinds
 (`mmovod.classifiers.kinds`, the rows with `built`); the build's plan (`mmovod.vocabulary.plan`)
-picks the ones its inputs allow. A class without exemplars has a zero row in the vision classifiers
+picks the ones its inputs allow, and each is computed in table order by its family's step
+(`mmovod.vocabulary.stage_rows`). A class without exemplars has a zero row in the vision classifiers
 (the sidecar lists it) and a text-only row, l2(text), in the multi-modal ones. With `judge`, the
 judge step (`mmovod.vocabulary.judge_step`) adds leave-one-out.json; with `report`, the report
 (`mmovod.vocabulary.report`) adds report/.
@@ -41,15 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from mmovod.aggregator.model import VisualAggregator, output_space
-from mmovod.classifiers.kinds import KINDS, ClassifierKind
-from mmovod.classifiers.fusion import text_only_rule
+from mmovod.classifiers.kinds import judge_queries
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier, sidecar_path
 from mmovod.classifiers.vision import check_aggregator_fits
 from mmovod.clip.factory import clip_embed_dim
-from mmovod.clip.image_encoding import ExemplarEmbeddings
 from mmovod.handoff.detic import detic_config_lines
 from mmovod.handoff.formats import FORMATS, export_rows
 from mmovod.io.atomic import make_output_dir
@@ -57,14 +56,13 @@ from mmovod.io.errors import interruption_keeps
 from mmovod.io.json_files import dumps_json
 from mmovod.vocabulary import judge_step, judging, output_folder
 from mmovod.vocabulary.document import classes_without_vision, vocabulary_doc
-from mmovod.vocabulary.encoding import encode_view_sets
 from mmovod.vocabulary.fingerprints import clip_description
-from mmovod.vocabulary.judge_step import AVERAGE
 from mmovod.vocabulary.output_folder import prepare_out_dir, write_if_changed
 from mmovod.vocabulary.plan import Plan, check_request
 from mmovod.vocabulary.recommend import check_prefer, recommend
 from mmovod.vocabulary.report import write_report
 from mmovod.vocabulary.settings import BuildInputs, BuildSettings
+from mmovod.vocabulary.stage_rows import BuildContext, stage_rows
 
 log = logging.getLogger(__name__)
 
@@ -99,23 +97,6 @@ def _load_aggregator(settings: BuildSettings) -> VisualAggregator | None:
     return aggregator
 
 
-def _vision_rows(encoded: ExemplarEmbeddings, classes: int) -> np.ndarray:
-    """Boolean `(C,)`: classes with at least one valid exemplar."""
-    counts = torch.bincount(encoded.class_of[encoded.valid], minlength=classes)
-    return (counts > 0).numpy()
-
-
-def _text_details(kind: ClassifierKind, need: str, inputs: BuildInputs, settings: BuildSettings,
-                  sentences: list[list[str]]) -> dict[str, Any]:
-    """A text kind's provenance: the prompt recipe of class-name prompts, or where the descriptions came from."""
-    if need == "prompts":
-        recipe = settings.text.details()
-        source: Any = {"vocabulary": str(inputs.vocab.path)}
-    else:
-        recipe, source = {"combine": kind.computed}, inputs.descriptions_source
-    return {"source": source, **recipe, "sentences_per_class": [len(s) for s in sentences]}
-
-
 def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str | os.PathLike,
                       command: str | None = None) -> BuildResult:
     """Build (or reuse) every classifier of the module docstring for `inputs` into `out_dir`."""
@@ -132,7 +113,6 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
     vocab, exemplars = inputs.vocab, inputs.exemplars
     stale_text = plan.stale(*plan.of("text"))
     stale_vision = plan.stale(*plan.of("vision"))
-    encoded: dict[str, ExemplarEmbeddings] = {}
     bundle = None
     if stale_text or stale_vision or settings.report:
         tower = "both" if stale_text and stale_vision else ("image" if stale_vision else "text")
@@ -155,37 +135,10 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                                      normalized=kind.normalized, details={"fingerprint": stage.fingerprint, **named, **details},
                                      class_names=names, category_ids=category_ids, command=command)
 
-    for name in stale_text:
-        need = next(n for n in KINDS[name].needs if n in plan.sentences)
-        sentences = plan.sentences[need]
-        finish(name, KINDS[name].compute()(sentences, bundle, progress=True),
-               _text_details(KINDS[name], need, inputs, settings, sentences))
-    if stale_vision:
-        encoded = dict(zip(stale_vision, encode_view_sets(bundle, exemplars.records, [plan.views[n] for n in stale_vision],
-                                                          batch_size=settings.clip.batch_size)))
-        for name, emb in encoded.items():
-            kind, view = KINDS[name], plan.views[name]
-            has = _vision_rows(emb, len(vocab))
-            uses_aggregator = "aggregator" in kind.needs
-            extra = {"aggregator": aggregator, "num_views": view.num_views, "device": bundle.device} if uses_aggregator else {}
-            rows = np.where(has[:, None], kind.compute()(emb, **extra), 0)  # no readable exemplar: a zero row
-            details = {**view.provenance(), "exemplars_per_class": [len(r) for r in exemplars.records],
-                       "classes_without_exemplars": [n for n, h in zip(names, has) if not h],
-                       "skipped_images": [{**s, "class": names[s["class"]]} for s in emb.skipped]
-                       + [{**s, "exemplar": None} for s in exemplars.skipped],
-                       "combine": kind.computed, "exemplar_list": str(out / "exemplars.json")}
-            if uses_aggregator:
-                details.update(aggregator=settings.aggregator.path, num_layers=settings.aggregator.num_layers)
-            finish(name, rows, details)
-    text_stage = plan.stages.get(plan.text_source)
-    for name in plan.stale(*plan.of("fusion")):
-        kind = KINDS[name]
-        vision = plan.stages[kind.fuses]
-        text_only = [n for n, h in zip(names, vision.array.any(axis=1)) if not h]
-        finish(name, kind.compute()(text_stage.array, vision.array), {
-            "sources": {"text": text_stage.path.name, "vision": vision.path.name}, "formula": kind.computed,
-            "exemplar_list": str(out / "exemplars.json"), "context": plan.views[kind.fuses].context,
-            "text_only_classes": text_only, "text_only_rule": text_only_rule(len(text_only), len(names))})
+    context = BuildContext(plan, inputs, settings, bundle, aggregator)
+    for name in plan.stale(*plan.stages):  # table order: text, vision (encoded together), then fusions
+        finish(name, *stage_rows(plan.stages[name].kind, context))
+    encoded = context.encoded
     computed = [s.name for s in plan.stages.values() if not s.reused]
     saved: list[str] = []  # an interrupted build names the classifiers it wrote: the next run reuses them
     with interruption_keeps(lambda: f"{', '.join(saved)} ({len(saved)} of {len(computed)} classifiers, each with its "
@@ -203,7 +156,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                 saved.append(stage.path.name)
         without = classes_without_vision(plan, names, exemplars)
         judged = None
-        if judge and AVERAGE in plan.stages:
+        if judge and judge_step.can_judge(plan):
             judged = judge_step.judge(plan, inputs, settings, encoded, aggregator, out, command)
             written += [out / judging.RESULT_FILE, out / judging.EMBEDDINGS_FILE]
         choice = recommend({n: s.sidecar.space for n, s in plan.stages.items()}, every_class_has_vision and not without,
@@ -216,7 +169,7 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
                              {n: s.sidecar.space for n, s in plan.stages.items()}, computed,
                              [s.name for s in plan.stages.values() if s.reused], without, choice.kind,
                              lines if main.sidecar.space == "clip" else lines[:1], choice.reason, judged=judged,
-                             not_judged=None if judge or AVERAGE not in plan.stages else
+                             not_judged=None if judge or not judge_step.can_judge(plan) else
                              "its vision classifiers were reused and their views not kept; --judge encodes them again")
         for name in settings.export:
             make_output_dir(out / "export")
@@ -225,7 +178,8 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
             written += export_rows(stage.array, stage.sidecar, settings.export_format, result.exports[name],
                                    source=str(stage.path), space=stage.sidecar.space, command=command).files
         if settings.report:
-            skipped = plan.stages[AVERAGE].sidecar.details["skipped_images"] if AVERAGE in plan.stages else exemplars.skipped
+            queries = plan.stages.get(judge_queries())
+            skipped = queries.sidecar.details["skipped_images"] if queries is not None else exemplars.skipped
             shown = {"vocabulary": f"{vocab.path} ({vocab.format})", **clip_description(settings.clip),
                      "views": settings.views.provenance(), "aggregator": settings.aggregator and settings.aggregator.path,
                      "command": command, "built": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}

@@ -98,16 +98,16 @@ def save_embeddings(out_dir: Path, encoded: Mapping[str, ExemplarEmbeddings], fi
 
 
 def judge_build(out_dir: Path, class_names: Sequence[str], records: Sequence[Sequence[dict[str, Any]]],
-                rows: Mapping[str, np.ndarray], kinds: Sequence[JudgedKind], encoded: Mapping[str, ExemplarEmbeddings],
-                *, average: str, aggregated: str, aggregator: VisualAggregator | None, num_views: int,
-                device: torch.device | str, command: str | None) -> dict[str, Any]:
-    """Judge `kinds` by leave-one-out on `encoded` (by stage name; `average` and `aggregated` name the
-    two vision stages), write `out_dir/leave-one-out.json` and return its document."""
+                kinds: Sequence[JudgedKind], encoded: Mapping[str, ExemplarEmbeddings], *, queries: str,
+                aggregator: VisualAggregator | None, num_views: int, device: torch.device | str,
+                command: str | None) -> dict[str, Any]:
+    """Judge `kinds` by leave-one-out on `encoded` (the view embeddings by vision stage; `queries` names the
+    stage whose views are the photo queries), write `out_dir/leave-one-out.json` and return its document."""
     flat = [r for class_records in records for r in class_records]
-    result = leave_one_out(class_names, encoded[average], kinds, aggregated=encoded.get(aggregated),
-                           aggregator=aggregator, num_views=num_views, device=device, progress=True)
+    result = leave_one_out(class_names, encoded[queries], kinds, views=encoded, aggregator=aggregator,
+                           num_views=num_views, device=device, progress=True)
     doc = {"format": RESULT_FORMAT, "version": RESULT_VERSION, "command": command,
-           **result_document(result, flat, average if average in rows else None)}
+           **result_document(result, flat, queries)}
     write_if_changed(out_dir / RESULT_FILE, dumps_json(doc, indent=True))
     return doc
 

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from mmovod.aggregator.model import VisualAggregator, output_space
-from mmovod.classifiers.kinds import KINDS, ClassifierKind, built
+from mmovod.classifiers.kinds import KINDS, ClassifierKind, built, text_source
 from mmovod.classifiers.sidecar import ClassifierSidecar
 from mmovod.classifiers.text_inputs import class_prompts
 from mmovod.clip.specs import ViewSpec
@@ -48,7 +48,8 @@ def kind_views(kind: ClassifierKind, settings: BuildSettings) -> ViewSpec:
 
 class Plan:
     """The kinds a build can make from its inputs (`mmovod.classifiers.kinds`, in table order), with
-    fingerprints, and which of them must be computed."""
+    fingerprints, and which of them must be computed; `text_source`: the text stage a fusion that adds a
+    vision kind takes (`kinds.text_source`)."""
 
     def __init__(self, inputs: BuildInputs, settings: BuildSettings, out: Path, aggregator: VisualAggregator | None):
         vocab = inputs.vocab
@@ -67,20 +68,22 @@ class Plan:
         # the sidecars record class names, ids and flags, so those are part of every fingerprint too
         base = {"clip": clip_identity(settings.clip), "classes": vocab.names, "ids": [c.category_id for c in vocab.classes]}
         prints: dict[str, str] = {}
-        for name in built():
+        for name in built():  # inputs first (text and vision kinds), then the fusions of what is planned
             kind = KINDS[name]
-            if not all(available.get(need, need in prints) for need in kind.needs):
-                continue
-            if kind.family == "fusion":
-                prints[name] = digest({"stage": name, "text": prints[self.text_source], "vision": prints[kind.fuses]})
+            if kind.family == "fusion" or not all(available[need] for need in kind.needs):
                 continue
             doc = {**base, "stage": name, **{need: identity[need]() for need in kind.needs}}
             if kind.family == "vision":
                 self.views[name] = kind_views(kind, settings)
                 doc["views"] = self.views[name].provenance()
             prints[name] = digest(doc)
-            if kind.family == "text":
-                self.text_source = min((n for n in prints if KINDS[n].family == "text"), key=lambda n: KINDS[n].handoff)
+        self.text_source = text_source(prints)
+        for name in built():
+            kind = KINDS[name]
+            if kind.family == "fusion" and all(need in prints for need in kind.needs):
+                parts = kind.parts(self.text_source)
+                prints[name] = digest({"stage": name, **{role: prints[part] for role, part in parts.items()}})
+        prints = {name: prints[name] for name in built() if name in prints}  # table order
         self.stages = {name: Stage(KINDS[name], fp, out / f"{name}.npy") for name, fp in prints.items()}
         for stage in self.stages.values():
             found = reusable(stage.path, stage.fingerprint)
@@ -113,6 +116,6 @@ def check_request(inputs: BuildInputs, settings: BuildSettings, planned: Sequenc
             raise InputError(f"--export {name}: this build makes no {name} classifier "
                              f"(it makes {', '.join(planned)})")
         if kind.family == "vision" and without:
-            fused = next(n for n in built() if KINDS[n].fuses == name)
+            fused = next((n for n in built() if KINDS[n].fuses == name), None)
             raise InputError(f"--export {name}: {plural(len(without), 'class has', 'classes have')} no exemplars and so no "
-                             f"row, {names[without[0]]!r} first; export {fused} instead")
+                             f"row, {names[without[0]]!r} first; export {fused or 'a text kind'} instead")

@@ -187,14 +187,16 @@ def held_out_below_in_sample(world: World) -> tuple[float, float]:
     or more below the in-sample top-1 (each photo against rows that include it)."""
     photos = world.photo_embeddings
     rows = np.nan_to_num(vision.average_classifier(photos))
-    judged = leave_one_out.leave_one_out(world.names, photos, [leave_one_out.JudgedKind("average", rows, vision="average")])
+    judged = leave_one_out.leave_one_out(world.names, photos, [leave_one_out.JudgedKind("average", rows,
+                                                                                        vision="vision-average")],
+                                         views={"vision-average": photos})
     queries = unit(photos.embeddings.numpy().mean(axis=1))
     in_sample = float(((queries @ unit(rows).T).argmax(axis=1) == photos.class_of.numpy()).mean())
     return in_sample - judged.kinds[0].metrics.summary()["top1"], LEAVE_ONE_OUT_GAP
 
 
 def keep_the_photo_in(mp: pytest.MonkeyPatch, world: World) -> None:
-    mp.setattr(leave_one_out, "held_out_average_rows",
+    mp.setattr(vision, "held_out_average_rows",
                lambda encoded, held_out: encoded.class_mean().double().numpy()[encoded.class_of.numpy()[held_out]])
 
 

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from mmovod.aggregator.model import VisualAggregator
+from mmovod.classifiers import vision
+from mmovod.classifiers.kinds import ClassifierKind, register_kind, unregister_kind
 from mmovod.classifiers.vision import aggregated_classifier, average_classifier
 from mmovod.clip.image_encoding import ExemplarEmbeddings
-from mmovod.evaluation import leave_one_out as loo
 from mmovod.evaluation.leave_one_out import JudgedKind, leave_one_out, result_document
 
 
@@ -43,10 +44,10 @@ def case():
     text = rng.normal(size=(4, 8)).astype(np.float32)
     avg_rows = np.nan_to_num(average_classifier(average))
     agg_rows = np.nan_to_num(aggregated_classifier(aggregated, aggregator, 2).astype(np.float32))
-    kinds = [JudgedKind("text", text), JudgedKind("avg", avg_rows, vision="average"),
-             JudgedKind("agg", agg_rows, vision="aggregated", space="aggregator"),
-             JudgedKind("mm-avg", fuse(text, avg_rows), vision="average", text=text),
-             JudgedKind("mm-agg", fuse(text, agg_rows), vision="aggregated", text=text)]
+    kinds = [JudgedKind("text", text), JudgedKind("avg", avg_rows, vision="vision-average"),
+             JudgedKind("agg", agg_rows, vision="vision-aggregated", space="aggregator"),
+             JudgedKind("mm-avg", fuse(text, avg_rows), vision="vision-average", text=text),
+             JudgedKind("mm-agg", fuse(text, agg_rows), vision="vision-aggregated", text=text)]
     return {"average": average, "aggregated": aggregated, "aggregator": aggregator, "text": text, "kinds": kinds}
 
 
@@ -84,7 +85,8 @@ def naive(case, kind):
 
 
 def test_every_kind_matches_a_naive_rebuild_per_photo(case):
-    result = leave_one_out(["a", "b", "c", "d"], case["average"], case["kinds"], aggregated=case["aggregated"],
+    views = {"vision-average": case["average"], "vision-aggregated": case["aggregated"]}
+    result = leave_one_out(["a", "b", "c", "d"], case["average"], case["kinds"], views=views,
                            aggregator=case["aggregator"], num_views=2)
     assert result.exemplar_index.tolist() == [0, 1, 3, 4, 5]  # the unreadable photo and the lone photo are out
     assert result.number.tolist() == [1, 2, 4, 1, 2]
@@ -115,9 +117,27 @@ def test_every_kind_matches_a_naive_rebuild_per_photo(case):
 def test_not_holding_the_photo_out_raises_the_score(case, monkeypatch):
     """A photo counted in its own class's row pulls that row towards it: the mutation must score higher."""
     kinds = [k for k in case["kinds"] if k.name == "avg"]
-    honest = leave_one_out(["a", "b", "c", "d"], case["average"], kinds).kinds[0]
+    views = {"vision-average": case["average"]}
+    honest = leave_one_out(["a", "b", "c", "d"], case["average"], kinds, views=views).kinds[0]
     full = np.nan_to_num(average_classifier(case["average"])).astype(np.float64)
-    monkeypatch.setattr(loo, "held_out_average_rows", lambda encoded, held_out: full[encoded.class_of.numpy()[held_out]])
-    cheating = leave_one_out(["a", "b", "c", "d"], case["average"], kinds).kinds[0]
+    monkeypatch.setattr(vision, "held_out_average_rows", lambda encoded, held_out: full[encoded.class_of.numpy()[held_out]])
+    cheating = leave_one_out(["a", "b", "c", "d"], case["average"], kinds, views=views).kinds[0]
     assert (cheating.own_score > honest.own_score).all()
     assert cheating.metrics.summary()["top1"] > honest.metrics.summary()["top1"]
+
+
+def test_a_vision_kind_without_its_own_held_out_rebuild_is_judged_by_running_its_rows_per_photo(case):
+    """A registered vision kind with no `held_out` function: its rows function on each class's other photos
+    gives exactly the numbers of the averaged kind's fast rebuild (and so of the naive loop above)."""
+    register_kind(ClassifierKind("vision-mean", "clip", "float32", ("exemplars",), "mean", (), rows=average_classifier))
+    try:
+        avg_rows = case["kinds"][1].rows
+        views = {"vision-average": case["average"], "vision-mean": case["average"]}
+        result = leave_one_out(["a", "b", "c", "d"], case["average"],
+                               [JudgedKind("avg", avg_rows, vision="vision-average"),
+                                JudgedKind("mean", avg_rows, vision="vision-mean")], views=views)
+    finally:
+        unregister_kind("vision-mean")
+    fast, generic = result.kinds
+    np.testing.assert_allclose(generic.own_score, fast.own_score, rtol=1e-5)
+    assert generic.metrics.rank.tolist() == fast.metrics.rank.tolist()

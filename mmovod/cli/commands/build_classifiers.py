@@ -5,8 +5,9 @@ JSON/YAML class list, or an LVIS/COCO annotation file) and exemplar photos (--ex
 DIR/<class name>/*.jpg, or the boxes of a COCO file with --exemplar-ann, or the exemplars listed in
 the vocabulary), loads CLIP once and writes into --out-dir, rows in vocabulary order, each with a
 .npy.json sidecar: text.npy (class-name prompts, Detic's recipe), descriptions.npy (when there are
-descriptions), vision-average.npy, vision-aggregated.npy (with --aggregator), multi-modal-average.npy
-and multi-modal-aggregated.npy, plus vocabulary.json (what went into each row) and exemplars.json.
+descriptions), vision-average.npy, vision-aggregated.npy (with --aggregator), multi-modal-average.npy,
+multi-modal-aggregated.npy and text-ensemble.npy (class-name prompts averaged with the descriptions),
+plus vocabulary.json (what went into each row) and exemplars.json.
 Classes without exemplars get multi-modal rows from their text (moved by the mean text-to-photo gap
 of the classes with photos) and are listed. Re-running reuses every classifier whose inputs and flags
 did not change (also those written before a Ctrl-C). Judges every classifier on your own photos
