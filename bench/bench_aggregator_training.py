@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from mmovod.aggregator.episodes import EpisodeSampler, load_episode  # noqa: E402
 from mmovod.aggregator.train_config import TrainConfig  # noqa: E402
-from mmovod.features.cache import (CacheMeta, CachePlan, ClassItems, FeatureCache, prepare_cache_dir,  # noqa: E402
+from mmovod.features.feature_cache import (CacheMeta, CachePlan, ClassItems, FeatureCache, prepare_cache_dir,  # noqa: E402
                                   shard_name, write_shard)
 
 CLIP = {"clip_model": "generated", "pretrained": None, "embed_dim": 512}

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.measure import measure  # noqa: E402
 from mmovod.aggregator.model import VisualAggregator  # noqa: E402
-from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path  # noqa: E402
+from mmovod.demo.world_models import save_random_checkpoint, tiny_clip_config_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = {"text": "text", "descriptions": "desc", "vision-average": "avg", "vision-aggregated": "agg",

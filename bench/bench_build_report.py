@@ -61,8 +61,8 @@ def run_variant(variant: str, root: Path, threads: int) -> dict[str, float]:
     from mmovod.clip.crops import TTA_CONTEXT, load_exemplar_crop
     from mmovod.clip.exemplar_views import exemplar_input
     from mmovod.clip.specs import ViewSpec
-    from mmovod.readers.vocabulary import read_vocabulary
-    from mmovod.vocabulary import report
+    from mmovod.readers.vocabulary_file import read_vocabulary
+    from mmovod.vocabulary import build_report
 
     torch.set_num_threads(threads)
     vocab = read_vocabulary(root / "vocab.txt")
@@ -72,11 +72,11 @@ def run_variant(variant: str, root: Path, threads: int) -> dict[str, float]:
     if variant == "baseline":  # the previous report: the crop decoded at full size, all views made for view 0
         def previous_pair(record, class_index, exemplar_index, plan, context):
             views = exemplar_input(record, {}, context, replace(plan, defer=False), class_index, exemplar_index).views
-            return load_exemplar_crop(record, {}, context), report._image(views[0])
-        report.sheet_pair = previous_pair
+            return load_exemplar_crop(record, {}, context), build_report._image(views[0])
+        build_report.sheet_pair = previous_pair
     rows = np.random.default_rng(1).standard_normal((len(vocab), 512)).astype(np.float32)
     start = time.perf_counter()
-    report.write_report(root / variant, vocab, records, bundle, ViewSpec(num_views=5, tta=True, context=TTA_CONTEXT),
+    build_report.write_report(root / variant, vocab, records, bundle, ViewSpec(num_views=5, tta=True, context=TTA_CONTEXT),
                         rows, "multi-modal-average", progress=False)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "photos": sum(map(len, records)),

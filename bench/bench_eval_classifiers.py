@@ -28,15 +28,15 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.measure import measure  # noqa: E402
-from mmovod.features.cache import CacheMeta, prepare_cache_dir, write_shard  # noqa: E402
+from mmovod.features.feature_cache import CacheMeta, prepare_cache_dir, write_shard  # noqa: E402
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier  # noqa: E402
 from mmovod.clip.factory import load_clip  # noqa: E402
 from mmovod.clip.image_encoding import encode_exemplars  # noqa: E402
-from mmovod.evaluation.encoding import encode_into_cache  # noqa: E402
+from mmovod.evaluation.crop_encoding import encode_into_cache  # noqa: E402
 from mmovod.evaluation import crop_cache  # noqa: E402
 from mmovod.evaluation.crop_cache import crop_views  # noqa: E402
 from mmovod.evaluation.crops_from_annotations import select_boxes  # noqa: E402
-from mmovod.evaluation.run import EvalSettings, crop_cache_location, evaluate_classifiers  # noqa: E402
+from mmovod.evaluation.evaluate import EvalSettings, crop_cache_location, evaluate_classifiers  # noqa: E402
 from mmovod.evaluation.scoring import ClipIdentity  # noqa: E402
 
 CLIP = {"clip_model": "ViT-B/32", "pretrained": "none", "embed_dim": 512}

@@ -51,10 +51,10 @@ sys.path.insert(0, str(ROOT))
 from bench.natural_images import make_exemplars  # noqa: E402
 from mmovod.readers.class_sources import SourceClass  # noqa: E402
 from mmovod.features.distributed import init_distributed  # noqa: E402
-from mmovod.features.cache import shard_name, write_shard  # noqa: E402
+from mmovod.features.feature_cache import shard_name, write_shard  # noqa: E402
 from mmovod.clip.crops import TTA_CONTEXT, load_exemplar_crop  # noqa: E402
 from mmovod.clip.factory import load_clip  # noqa: E402
-from mmovod.demo.models import save_random_checkpoint  # noqa: E402
+from mmovod.demo.world_models import save_random_checkpoint  # noqa: E402
 from mmovod.clip.image_encoding import encode_exemplars, image_batch_size  # noqa: E402
 from mmovod.clip.specs import ViewSpec  # noqa: E402
 from mmovod.clip.view_ops import Preprocessing  # noqa: E402

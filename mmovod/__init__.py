@@ -52,14 +52,14 @@ _EXPORTS: dict[str, str] = {
     "load_classifier": "mmovod.classifiers.sidecar",
     "check_classifier": "mmovod.classifiers.check",
     # your own vocabulary
-    "read_vocabulary": "mmovod.readers.vocabulary",
+    "read_vocabulary": "mmovod.readers.vocabulary_file",
     "collect_exemplars": "mmovod.vocabulary.exemplar_folders",
     "build_classifiers": "mmovod.vocabulary.build",
     "BuildInputs": "mmovod.vocabulary.settings",
     "BuildSettings": "mmovod.vocabulary.settings",
     # detector-free evaluation of classifiers
-    "EvalSettings": "mmovod.evaluation.run",
-    "evaluate_classifiers": "mmovod.evaluation.run",
+    "EvalSettings": "mmovod.evaluation.evaluate",
+    "evaluate_classifiers": "mmovod.evaluation.evaluate",
     "crop_metrics": "mmovod.evaluation.metrics",
 }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mmovod.cli.flags import make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import dumps_json, load_json
 from mmovod.io.atomic import write_bytes_atomic

@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image, PngImagePlugin  # noqa: E402
 
 from mmovod.cli.flags import make_parser  # noqa: E402
-from mmovod.cli.run import run_tool  # noqa: E402
+from mmovod.cli.tool_runner import run_tool  # noqa: E402
 from mmovod.io.atomic import write_bytes_atomic  # noqa: E402
 from mmovod.io.errors import InputError  # noqa: E402
 

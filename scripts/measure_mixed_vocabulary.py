@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from mmovod.cli.commands import build_classifiers, eval_classifiers
 from mmovod.cli.flags import make_parser
-from mmovod.demo.models import world_aggregator_path
+from mmovod.demo.world_models import world_aggregator_path
 
 KINDS = ("text", "descriptions", "vision-average", "vision-aggregated", "multi-modal-average", "multi-modal-aggregated")
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmovod.features.cache import write_array_cache
+from mmovod.features.feature_cache import write_array_cache
 
 TOY_CLIP = {"clip_model": "toy-clip", "pretrained": None, "embed_dim": 32}
 

@@ -35,7 +35,7 @@ class TinyClip:
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> TinyClip:
     """A tiny CLIP checkpoint (random weights, seed 0), made once per session."""
-    from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
+    from mmovod.demo.world_models import save_random_checkpoint, tiny_clip_config_path
 
     checkpoint = tmp_path_factory.mktemp("tiny_clip") / "tiny_clip.pt"
     save_random_checkpoint(tiny_clip_config_path(), checkpoint, seed=0)

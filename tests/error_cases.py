@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmovod.features.cache import write_array_cache
+from mmovod.features.feature_cache import write_array_cache
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
-from mmovod.demo.models import tiny_clip_config_path
+from mmovod.demo.world_models import tiny_clip_config_path
 from tests.aggregator_toy import TOY_CLIP, gaussian_classes
 
 GOOD = b"the output of an earlier good run\n"

@@ -9,7 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.demo.models import tiny_clip_config_path
+from mmovod.demo.world_models import tiny_clip_config_path
 from tools import build_classifiers
 
 CLASSES = [("hard hat", ["safety helmet"], "Hard_Hat", 3), ("traffic cone", [], "traffic cone", 2),

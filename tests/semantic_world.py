@@ -15,7 +15,7 @@ from mmovod.clip.factory import ClipBundle, load_clip
 from mmovod.clip.image_encoding import ExemplarEmbeddings, encode_exemplars
 from mmovod.clip.specs import ViewSpec
 from mmovod.demo.dataset import demo_categories
-from mmovod.demo.models import world_clip_paths
+from mmovod.demo.world_models import world_clip_paths
 from mmovod.demo.world import CLASS_KINDS, object_photo, render_scene
 
 HELD_OUT_SEED = 90023  # scenes and photos no demo, CLIP or aggregator training draws

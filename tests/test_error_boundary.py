@@ -24,12 +24,12 @@ import pytest
 import torch
 from PIL import Image
 
-from mmovod.features.cache import write_array_cache
+from mmovod.features.feature_cache import write_array_cache
 from mmovod.aggregator.model import VisualAggregator
-from mmovod.descriptions.cache import cache_path_for
+from mmovod.descriptions.description_cache import cache_path_for
 from mmovod.descriptions.recipe import clean_sample, describe_prompt
 from mmovod.classifiers.text_inputs import description_key
-from mmovod.demo.models import tiny_clip_config_path
+from mmovod.demo.world_models import tiny_clip_config_path
 from mmovod.demo.dataset import demo_categories
 from tests.tiers import quick_once
 from tests.aggregator_toy import TOY_CLIP, gaussian_classes

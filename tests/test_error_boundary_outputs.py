@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-import mmovod.evaluation.encoding
+import mmovod.evaluation.crop_encoding
 from mmovod.vocabulary.output_folder import MANIFEST
 import mmovod.features.builder
 import mmovod.io.arrays
 from mmovod.cli.flags import make_parser
-from mmovod.cli.run import run_tool
-from mmovod.evaluation import report
+from mmovod.cli.tool_runner import run_tool
+from mmovod.evaluation import eval_report
 from mmovod.io.atomic import atomic_open, output_error
 from mmovod.io.errors import InputError
 from tests.tiers import quick_once
@@ -32,7 +32,7 @@ from tests.http_server import FileServer, Route
 from tools import (build_classifiers, cache_clip_features, download_assets, eval_classifiers, norm_feat_sum_norm,
                    train_visual_aggregator)
 
-RESULTS = [report.RESULTS_JSON, report.RESULTS_MD, report.GROUPS_PNG, report.AP_PNG]
+RESULTS = [eval_report.RESULTS_JSON, eval_report.RESULTS_MD, eval_report.GROUPS_PNG, eval_report.AP_PNG]
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +205,7 @@ def test_dollars_in_classifier_names_are_plotted_literally(world, tmp_path, name
         legend.extend((t.get_text(), t._parse_math) for t in self.get_texts())
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(matplotlib.legend.Legend, "__init__", spy)
-        report.plot_groups(json.loads((out / "eval_results.json").read_text())["classifiers"])
+        eval_report.plot_groups(json.loads((out / "eval_results.json").read_text())["classifiers"])
     assert (name[:-4], False) in legend
 
 
@@ -215,7 +215,7 @@ def test_a_failing_plot_leaves_no_results(world, tmp_path, monkeypatch):
 
     def broken(results):
         raise ValueError("plot failed")
-    monkeypatch.setattr(report, "plot_ap_vs_frequency", broken)
+    monkeypatch.setattr(eval_report, "plot_ap_vs_frequency", broken)
     with pytest.raises(ValueError, match="plot failed"):
         eval_classifiers.main(eval_argv(world, out))
     assert not out.exists() or [p.name for p in out.iterdir() if p.is_file()] == []
@@ -243,7 +243,7 @@ def test_a_classifier_of_categories_without_boxes_is_refused_before_encoding(wor
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps(doc))
     unboxed = write_classifier(tmp_path / "kite.npy", world["rows"][:1], world["clip"], ids=[4], names=["kite"])
-    monkeypatch.setattr(mmovod.evaluation.encoding, "encode_into_cache", lambda *a, **k: pytest.fail("encoded"))
+    monkeypatch.setattr(mmovod.evaluation.crop_encoding, "encode_into_cache", lambda *a, **k: pytest.fail("encoded"))
     out = tmp_path / "eval"
     argv = eval_argv(world, out, unboxed)
     argv[argv.index("--ann") + 1] = str(ann)

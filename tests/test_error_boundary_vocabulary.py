@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmovod.demo.models import tiny_clip_config_path
+from mmovod.demo.world_models import tiny_clip_config_path
 from tests.tiers import quick_once
 from tests.error_cases import GOOD, write_classifier
 from tools import (build_classifiers, check_classifier, download_assets, eval_classifiers, get_lvis_cat_info,
@@ -193,11 +193,11 @@ def fail_mkdir(monkeypatch, folder):
 def no_clip(monkeypatch):
     """Loading CLIP fails the test: the checks must come before it."""
     import mmovod.clip.factory
-    import mmovod.evaluation.encoding
+    import mmovod.evaluation.crop_encoding
 
     def refuse(*args, **kwargs):
         raise AssertionError("CLIP was loaded before the output folder was checked")
-    for module in (mmovod.clip.factory, mmovod.evaluation.encoding):
+    for module in (mmovod.clip.factory, mmovod.evaluation.crop_encoding):
         monkeypatch.setattr(module, "load_clip", refuse)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmovod.aggregator.train_config import TrainConfig
-from mmovod.features.cache import FeatureCache
+from mmovod.features.feature_cache import FeatureCache
 from mmovod.io.errors import InputError
 from mmovod.io.wording import plural
 

@@ -26,7 +26,7 @@ from mmovod.aggregator.model import aggregate, trained_clip
 from mmovod.io.atomic import check_output_path
 from mmovod.clip.factory import resolve_device
 from mmovod.io.errors import InputError
-from mmovod.features.cache import FeatureCache, check_cache_clip
+from mmovod.features.feature_cache import FeatureCache, check_cache_clip
 from mmovod.io.json_files import save_json
 from mmovod.readers.class_list import read_class_list
 from mmovod.io.wording import plural

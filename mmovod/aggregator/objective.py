@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mmovod.aggregator.model import CLIP_SPACE_OBJECTIVE as OBJECTIVE
 from mmovod.aggregator.model import aggregate
 from mmovod.features.distributed import DistContext
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from mmovod.aggregator.train_config import TrainConfig
-from mmovod.features.cache import FeatureCache, describe_clip
+from mmovod.features.feature_cache import FeatureCache, describe_clip
 from mmovod.features.distributed import DistContext
 from mmovod.io.atomic import atomic_open
 from mmovod.io.checkpoints import load_torch_file

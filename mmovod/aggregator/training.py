@@ -26,14 +26,14 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from mmovod.aggregator.objective import OBJECTIVE, exemplar_rows, gather_across_ranks, query_embeddings, query_loss
+from mmovod.aggregator.objective import exemplar_rows, gather_across_ranks, query_embeddings, query_loss
 from mmovod.aggregator.episodes import Episode, EpisodeSampler, eligible_classes, load_episode
 from mmovod.aggregator.metrics_log import METRICS_NAME, log_metrics, logged_steps, open_metrics, trim_metrics
-from mmovod.aggregator.model import build_model
+from mmovod.aggregator.model import CLIP_SPACE_OBJECTIVE, build_model
 from mmovod.aggregator.train_config import TrainConfig, lr_factor
 from mmovod.aggregator.train_state import (CHECKPOINT_RE, cache_identity, checkpoint_path, latest_checkpoint,
                                            load_resume, restore, save_checkpoint, save_torch)
-from mmovod.features.cache import FeatureCache, check_cache_clip
+from mmovod.features.feature_cache import FeatureCache, check_cache_clip
 from mmovod.features.distributed import DistContext, init_distributed, shutdown
 from mmovod.io.atomic import check_output_dir, output_error
 from mmovod.io.errors import InputError, interruption_keeps
@@ -111,7 +111,7 @@ def train(
         )
     per_rank = config.batch_classes // ctx.world_size
     part = slice(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
-    meta = {"clip": cache.clip, "cache": cache_identity(cache), "config": dataclasses.asdict(config), "objective": OBJECTIVE}
+    meta = {"clip": cache.clip, "cache": cache_identity(cache), "config": dataclasses.asdict(config), "objective": CLIP_SPACE_OBJECTIVE}
 
     def fetch(step: int) -> tuple[Episode, np.ndarray]:
         episode = sampler.sample(step)

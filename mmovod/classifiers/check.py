@@ -25,7 +25,7 @@ from mmovod.clip.factory import clip_embed_dim
 from mmovod.clip.identity import architecture
 from mmovod.io.arrays import load_matrix
 from mmovod.io.errors import InputError
-from mmovod.readers.vocabulary import normalise_name
+from mmovod.readers.vocabulary_file import normalise_name
 
 DUPLICATE_COSINE = 1.0 - 1e-6
 NORM_TOLERANCE = 1e-3

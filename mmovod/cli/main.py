@@ -8,7 +8,7 @@ from typing import Sequence
 
 from mmovod import __version__
 from mmovod.cli.commands import ALIASES, COMMANDS, GUIDE_STEPS, MORE_TOOLS
-from mmovod.cli.run import EXIT_BAD_INPUT
+from mmovod.cli.tool_runner import EXIT_BAD_INPUT
 
 
 def _listing(title: str, commands: dict[str, str]) -> str:

@@ -204,7 +204,7 @@ def write_demo_clip(root: Path, seed: int) -> dict[str, int]:
     """Under root/clip: the world's trained CLIP (`world_clip.{json,pt}`, copied from the package) that
     the demo runs on, and a tiny randomly initialised one (`tiny_clip.{json,pt}`) that tests of file
     handling use."""
-    from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
+    from mmovod.demo.world_models import save_random_checkpoint, tiny_clip_config_path
 
     (root / "clip").mkdir(exist_ok=True)
     config = root / "clip" / "tiny_clip.json"

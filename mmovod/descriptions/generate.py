@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from mmovod.descriptions.cache import DescriptionCache, cache_path_for
+from mmovod.descriptions.description_cache import DescriptionCache, cache_path_for
 from mmovod.descriptions.client import DescriptionClient, RetryPolicy, make_client
 from mmovod.descriptions.recipe import RequestSettings, default_api
 from mmovod.io.atomic import check_output_path

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from mmovod.evaluation.crops_from_annotations import Category
 from mmovod.io.errors import InputError
-from mmovod.readers.vocabulary import normalise_name
+from mmovod.readers.vocabulary_file import normalise_name
 
 SHOWN = 10
 

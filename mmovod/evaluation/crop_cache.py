@@ -1,4 +1,4 @@
-"""Crop embeddings on disk: one feature cache (`mmovod.features.cache`) per CLIP and crop set.
+"""Crop embeddings on disk: one feature cache (`mmovod.features.feature_cache`) per CLIP and crop set.
 
 The cache lives in `<cache_root>/<key>/`, where the key hashes everything the embeddings depend
 on: the CLIP by content (`mmovod.clip.identity.content_key`: the open_clip name and weights tag, or
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mmovod.readers.class_sources import item_id
-from mmovod.features.cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, read_index, shard_is_complete,
+from mmovod.features.feature_cache import (INDEX_FILE, CachePlan, ClassItems, FeatureCache, read_index, shard_is_complete,
                                    shard_name, shards_kept)
 from mmovod.clip.identity import content_key, file_digest
 from mmovod.clip.specs import ViewSpec

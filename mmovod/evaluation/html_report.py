@@ -16,7 +16,7 @@ from PIL import ImageOps
 from mmovod.classifiers.sidecar import ClassifierSidecar, parse_sidecar
 from mmovod.classifiers.sidecar_files import from_working_folder, located_input
 from mmovod.clip.crops import load_exemplar_crop
-from mmovod.evaluation import report
+from mmovod.evaluation import eval_report
 from mmovod.evaluation.crops_from_annotations import EvalCrops
 from mmovod.evaluation.metrics import CropMetrics
 from mmovod.evaluation.scoring import EvalClassifier
@@ -112,7 +112,7 @@ def _record_key(record: Mapping[str, Any]) -> str:
 
 
 def worst_classes(classifier: EvalClassifier, metrics: CropMetrics, crop_index: np.ndarray, per_class: Sequence[dict],
-                  crops: EvalCrops, context: float, count: int, thumbs: Thumbnails) -> list[report.WorstClass]:
+                  crops: EvalCrops, context: float, count: int, thumbs: Thumbnails) -> list[eval_report.WorstClass]:
     """The `count` classes with the lowest AP, each with its tiles: exemplars, misclassified crops, correct crops."""
     records = crops.records()
     names = [c["name"] for c in per_class]
@@ -129,7 +129,7 @@ def worst_classes(classifier: EvalClassifier, metrics: CropMetrics, crop_index: 
                 except InputError as exc:  # an exemplar image moved since: say so, keep the report
                     log.warning("report: exemplar not shown (%s)", exc)
                     continue
-                tiles.append(report.Tile(link, "exemplar", "exemplar"))
+                tiles.append(eval_report.Tile(link, "exemplar", "exemplar"))
         members = np.flatnonzero(metrics.labels == r)
         wrong = [i for i in members if metrics.predicted[i] != r][:CROPS_SHOWN]
         right = [i for i in members if metrics.predicted[i] == r][:CORRECT_SHOWN]
@@ -137,7 +137,7 @@ def worst_classes(classifier: EvalClassifier, metrics: CropMetrics, crop_index: 
             crop = int(crop_index[i])
             link = thumbs.link(f"crop_{crop:06d}", records[crop], crops.roots, context)
             ok = metrics.predicted[i] == r
-            tiles.append(report.Tile(link, "correct" if ok else f"\u2192 {names[metrics.predicted[i]]}",
+            tiles.append(eval_report.Tile(link, "correct" if ok else f"\u2192 {names[metrics.predicted[i]]}",
                                      "correct" if ok else "wrong"))
-        out.append(report.WorstClass(per_class[r], tiles))
+        out.append(eval_report.WorstClass(per_class[r], tiles))
     return out

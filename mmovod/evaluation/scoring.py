@@ -26,7 +26,6 @@ from mmovod.evaluation.crops_from_annotations import Category
 from mmovod.evaluation.linear_map import cross_fitted
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
-from mmovod.io.wording import plural
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Encode a class source into a feature cache (`mmovod.features.cache`), on one process or many (torchrun).
+"""Encode a class source into a feature cache (`mmovod.features.feature_cache`), on one process or many (torchrun).
 
 Each row is one image (or exemplar crop) encoded as `views.num_views` views by the CLIP image tower,
 through the one image-encoding pipeline (`mmovod.clip.image_encoding.encode_items`): view v of item e
@@ -26,7 +26,7 @@ from mmovod.io.atomic import check_output_dir
 from mmovod.io.errors import InputError, interruption_keeps
 from mmovod.readers.class_list import read_class_list
 from mmovod.readers.image_roots import default_image_roots
-from mmovod.features.cache import DEFAULT_SHARD_SIZE, CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, shards_kept, write_shard
+from mmovod.features.feature_cache import DEFAULT_SHARD_SIZE, CacheMeta, CachePlan, ClassItems, prepare_cache_dir, shard_is_complete, shard_name, shards_kept, write_shard
 from mmovod.clip.image_encoding import Item, encode_items
 
 log = logging.getLogger(__name__)

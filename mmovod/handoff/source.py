@@ -2,7 +2,7 @@
 one, such as the authors' released `.npy` files, the class names, CLIP and space given by the caller).
 
 Class names come from the sidecar, else from a class-names file read as a vocabulary
-(`mmovod.readers.vocabulary`: one name a line, a JSON/YAML class list, or an LVIS/COCO annotation
+(`mmovod.readers.vocabulary_file`: one name a line, a JSON/YAML class list, or an LVIS/COCO annotation
 file, whose categories are matched to the rows by the sidecar's `category_ids` when it has them).
 A class-names file that disagrees with the sidecar's own names, a CLIP that disagrees with the
 sidecar's, and a file without sidecar whose CLIP is not given are InputErrors naming the file.
@@ -19,7 +19,7 @@ import numpy as np
 from mmovod.classifiers.sidecar import ClassifierSidecar, load_classifier, make_sidecar
 from mmovod.clip.identity import architecture
 from mmovod.io.errors import InputError
-from mmovod.readers.vocabulary import normalise_name, read_vocabulary
+from mmovod.readers.vocabulary_file import normalise_name, read_vocabulary
 
 
 @dataclass(frozen=True)

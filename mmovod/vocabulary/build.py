@@ -22,9 +22,9 @@ picks the ones its inputs allow, and each is computed in table order by its fami
 (`mmovod.vocabulary.stage_rows`). A class without exemplars has a zero row in the vision classifiers
 (the sidecar lists it) and a text-only row, l2(text), in the multi-modal ones. With `judge`, the
 judge step (`mmovod.vocabulary.judge_step`) adds leave-one-out.json; with `report`, the report
-(`mmovod.vocabulary.report`) adds report/.
+(`mmovod.vocabulary.build_report`) adds report/.
 
-Both vision classifiers come from one pass over the images (`mmovod.vocabulary.encoding`): each
+Both vision classifiers come from one pass over the images (`mmovod.vocabulary.view_sets`): each
 image is decoded once, and when the two crops of an exemplar coincide (whole images) and both use
 TTA views, those views are made and encoded once for both.
 
@@ -60,7 +60,7 @@ from mmovod.vocabulary.fingerprints import clip_description
 from mmovod.vocabulary.output_folder import prepare_out_dir, write_if_changed
 from mmovod.vocabulary.plan import Plan, check_request
 from mmovod.vocabulary.recommend import check_prefer, recommend
-from mmovod.vocabulary.report import write_report
+from mmovod.vocabulary.build_report import write_report
 from mmovod.vocabulary.settings import BuildInputs, BuildSettings
 from mmovod.vocabulary.stage_rows import BuildContext, stage_rows
 

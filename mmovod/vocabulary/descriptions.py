@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from mmovod.classifiers.text_inputs import (PromptSpec, class_prompts, description_key, descriptions_per_class,
                                             load_descriptions)
 from mmovod.io.errors import InputError
-from mmovod.readers.vocabulary import Vocabulary, read_vocabulary
+from mmovod.readers.vocabulary_file import Vocabulary, read_vocabulary
 from mmovod.io.wording import plural
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def describe_vocabulary(vocab: Vocabulary | str | os.PathLike, output_template: str, model: str,
                         **client: Any) -> DescribedClasses:
     """Ask the LLM for descriptions of every class of `vocab` (a Vocabulary, or any file format of
-    `mmovod.readers.vocabulary`); `client` as `describe_classes` takes it (api, base_url, limit, ...)."""
+    `mmovod.readers.vocabulary_file`); `client` as `describe_classes` takes it (api, base_url, limit, ...)."""
     from mmovod.descriptions.generate import describe_classes  # the LLM client, only when asked
 
     if not isinstance(vocab, Vocabulary):

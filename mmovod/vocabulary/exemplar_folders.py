@@ -41,7 +41,7 @@ from mmovod.readers.exemplar_records import BadImageError
 from mmovod.prep.exemplar_sampling import WeightRef, exemplar_weight, weighted_choice
 from mmovod.readers.photo_check import PLUGIN_FORMATS, check_photos
 from mmovod.readers.image_roots import FILE_DATASET
-from mmovod.readers.vocabulary import Vocabulary, normalise_name
+from mmovod.readers.vocabulary_file import Vocabulary, normalise_name
 
 log = logging.getLogger(__name__)
 

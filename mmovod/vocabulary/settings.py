@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from mmovod.classifiers.text_inputs import PromptSpec
 from mmovod.clip.crops import TTA_CONTEXT
 from mmovod.clip.specs import ClipSpec, ViewSpec
-from mmovod.readers.vocabulary import Vocabulary
+from mmovod.readers.vocabulary_file import Vocabulary
 from mmovod.vocabulary.exemplar_folders import ExemplarSet
 
 

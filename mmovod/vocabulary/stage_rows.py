@@ -18,7 +18,7 @@ from mmovod.classifiers.fusion import text_only_rule
 from mmovod.classifiers.kinds import ClassifierKind
 from mmovod.clip.factory import ClipBundle
 from mmovod.clip.image_encoding import ExemplarEmbeddings
-from mmovod.vocabulary.encoding import encode_view_sets
+from mmovod.vocabulary.view_sets import encode_view_sets
 from mmovod.vocabulary.plan import Plan
 from mmovod.vocabulary.settings import BuildInputs, BuildSettings
 

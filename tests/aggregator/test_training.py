@@ -9,12 +9,12 @@ import orjson
 import pytest
 import torch
 
-from mmovod.aggregator.objective import OBJECTIVE, exemplar_rows, query_embeddings, query_loss
+from mmovod.aggregator.objective import exemplar_rows, query_embeddings, query_loss
 from mmovod.aggregator.episodes import EpisodeSampler
 from mmovod.aggregator.heldout_retrieval import retrieval_accuracy, select_classes
-from mmovod.aggregator.model import VisualAggregator, aggregate, build_model, output_space
+from mmovod.aggregator.model import CLIP_SPACE_OBJECTIVE, VisualAggregator, aggregate, build_model, output_space
 from mmovod.aggregator.train_config import TrainConfig, lr_factor
-from mmovod.features.cache import FeatureCache
+from mmovod.features.feature_cache import FeatureCache
 from tools import eval_visual_aggregator, train_visual_aggregator
 
 from tests.aggregator_toy import toy_cache
@@ -120,7 +120,7 @@ def test_gaussian_clusters_train_below_the_start_loss_and_retrieve_above_chance(
     cache = FeatureCache(held_out)
     ids = select_classes(cache, None, 6, strict=False)
     trained = VisualAggregator.from_checkpoint(out / "visual_aggregator.pth", num_layers=1)
-    assert torch.load(out / "visual_aggregator.pth", weights_only=True)["objective"] == OBJECTIVE
+    assert torch.load(out / "visual_aggregator.pth", weights_only=True)["objective"] == CLIP_SPACE_OBJECTIVE
     assert output_space(out / "visual_aggregator.pth") == "clip"
     untrained = build_model(TrainConfig(num_layers=1), 32)
     cpu = torch.device("cpu")
@@ -235,7 +235,7 @@ def test_ddp_on_two_gloo_ranks_matches_one_process(tmp_path):
 
 @pytest.mark.parametrize("case", ["other-clip", "strict", "no-checkpoint", "unknown-class"])
 def test_eval_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, case):
-    from mmovod.features.cache import write_array_cache
+    from mmovod.features.feature_cache import write_array_cache
 
     from tests.aggregator_toy import gaussian_classes
 

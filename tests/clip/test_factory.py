@@ -8,7 +8,7 @@ from open_clip.transformer import QuickGELU
 from mmovod.clip import weights
 from mmovod.clip.factory import is_torchscript_archive, load_clip, resolve_model_name
 from mmovod.clip.text_encoding import tokenize
-from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
+from mmovod.demo.world_models import save_random_checkpoint, tiny_clip_config_path
 from mmovod.io.errors import InputError
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmovod.clip.factory import ClipBundle, resolve_model_name
-from mmovod.demo.models import tiny_clip_config_path
+from mmovod.demo.world_models import tiny_clip_config_path
 from mmovod.clip.text_encoding import (causal_text_tower, class_means, encode_class_means, encode_sentences,
                                  max_relative_difference, tokenize)
 

@@ -33,7 +33,7 @@ from mmovod.clip.specs import ClipSpec, ViewSpec
 from mmovod.aggregator.model import VisualAggregator, build_model
 from mmovod.aggregator.train_config import TrainConfig
 from mmovod.clip.crops import AGGREGATOR_CONTEXT
-from mmovod.demo.models import world_aggregator_path, world_clip_paths
+from mmovod.demo.world_models import world_aggregator_path, world_clip_paths
 from mmovod.evaluation.crops_from_annotations import Category
 from mmovod.evaluation.scoring import load_classifiers, score_crops
 from tests.semantic_world import EVAL_PER_CLASS, Step, World, make_world, unit

@@ -22,9 +22,9 @@ import mmovod.classifiers.text as text
 import mmovod.clip.crops as crops
 import mmovod.clip.exemplar_views as exemplar_views
 import mmovod.readers.exemplar_records as exemplar_records
-import mmovod.evaluation.report as report
+import mmovod.evaluation.eval_report as report
 from mmovod.demo.dataset import demo_categories, write_demo_lvis, write_world_descriptions, WORLD_DESCRIPTIONS
-from mmovod.demo.models import world_aggregator_path, world_clip_paths
+from mmovod.demo.world_models import world_aggregator_path, world_clip_paths
 from mmovod.demo.world import render_scene
 from tools import (dump_clip_features, dump_clip_features_lvis_sentences, eval_classifiers,
                    generate_vision_classifier_agg, get_exemplars_tta, norm_feat_sum_norm)

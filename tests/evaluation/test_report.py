@@ -3,7 +3,7 @@ value 0 drawn as a mark, per-class AP as bars named by class up to SCATTER_ABOVE
 import numpy as np
 import pytest
 
-from mmovod.evaluation import report
+from mmovod.evaluation import eval_report
 
 
 def _results(classes, classifiers=2, seed=0):
@@ -21,7 +21,7 @@ def _results(classes, classifiers=2, seed=0):
 @pytest.fixture
 def figures(monkeypatch):
     drawn = []
-    monkeypatch.setattr(report, "_png", lambda figure: drawn.append(figure) or b"")
+    monkeypatch.setattr(eval_report, "_png", lambda figure: drawn.append(figure) or b"")
     return drawn
 
 
@@ -32,7 +32,7 @@ def _texts(figure):
 
 
 def test_small_sets_get_a_bar_per_class_named_and_zero_shown(figures, monkeypatch):
-    report.plot_ap_vs_frequency(_results(4))
+    eval_report.plot_ap_vs_frequency(_results(4))
     axis = figures[0].axes[0]
     assert [t.get_text() for t in axis.get_yticklabels()] == [f"class {c}" for c in range(4)]
     assert len(axis.patches) == 8 and min(b.get_width() for b in axis.patches) > 0  # class 0's AP of 0: a mark
@@ -40,18 +40,18 @@ def test_small_sets_get_a_bar_per_class_named_and_zero_shown(figures, monkeypatc
     pixels = [t.get_fontsize() * figures[0].dpi / 72 for t in _texts(figures[0])]
     assert min(pixels) >= 10, min(pixels)
     # the check can fail: bars of their true width leave the zero invisible
-    monkeypatch.setattr(report, "ZERO_MARK", 0)
-    report.plot_ap_vs_frequency(_results(4))
+    monkeypatch.setattr(eval_report, "ZERO_MARK", 0)
+    eval_report.plot_ap_vs_frequency(_results(4))
     assert min(b.get_width() for b in figures[1].axes[0].patches) == 0
 
 
 def test_large_sets_get_the_scatter_and_the_group_bars_keep_zero_visible(figures):
-    report.plot_ap_vs_frequency(_results(1203))
-    report.plot_groups(_results(1203))
+    eval_report.plot_ap_vs_frequency(_results(1203))
+    eval_report.plot_groups(_results(1203))
     scatter, groups = figures
     assert len(scatter.axes[0].collections) == 2 and scatter.axes[0].get_xscale() == "log"
     top1 = groups.axes[1]
-    assert min(b.get_height() for b in top1.patches) >= report.ZERO_MARK  # top-1 of 0 for every "all" bar
+    assert min(b.get_height() for b in top1.patches) >= eval_report.ZERO_MARK  # top-1 of 0 for every "all" bar
     assert "0" in [t.get_text() for t in top1.texts]  # and labelled with its value
     for figure in (scatter, groups):
         assert min(t.get_fontsize() * figure.dpi / 72 for t in _texts(figure)) >= 10
@@ -59,8 +59,8 @@ def test_large_sets_get_the_scatter_and_the_group_bars_keep_zero_visible(figures
 
 def test_the_page_names_classes_not_ids(tmp_path):
     results = _results(4)
-    worst = {"classifier-0": [report.WorstClass(results[0]["per_class"][2], [])]}
+    worst = {"classifier-0": [eval_report.WorstClass(results[0]["per_class"][2], [])]}
     doc = {"crops": {"crops": 4, "classes": 4}, "annotations": "val.json", "clip": "tiny"}
-    report.write_html(tmp_path / "r.html", results, doc, worst, [])
+    eval_report.write_html(tmp_path / "r.html", results, doc, worst, [])
     page = (tmp_path / "r.html").read_text()
     assert "<h3 title='category id 3'>class 2 (frequent): AP" in page and "(id " not in page

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mmovod.io.errors import InputError
-from mmovod.features.cache import FeatureCache, shard_name, write_array_cache
+from mmovod.features.feature_cache import FeatureCache, shard_name, write_array_cache
 
 from tests.aggregator_toy import TOY_CLIP, gaussian_classes, toy_cache
 

@@ -47,7 +47,7 @@ def test_a_library_hint_names_the_command_as_started(spelling, tmp_path, capsys,
     assert run() == 2
     assert want in capsys.readouterr().err
     monkeypatch.setattr(launcher, "launched_as", lambda name: launched_as(MMOVOD))  # the bug: one spelling for all
-    monkeypatch.setattr("mmovod.cli.run.launched_as", launcher.launched_as)
+    monkeypatch.setattr("mmovod.cli.tool_runner.launched_as", launcher.launched_as)
     run()
     assert (want in capsys.readouterr().err) == (spelling == "mmovod")
 

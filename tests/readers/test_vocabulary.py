@@ -1,10 +1,10 @@
-"""Every vocabulary format of mmovod.readers.vocabulary, and each of its errors."""
+"""Every vocabulary format of mmovod.readers.vocabulary_file, and each of its errors."""
 import json
 
 import pytest
 
 from mmovod.io.errors import InputError
-from mmovod.readers.vocabulary import ExemplarRef, normalise_name, read_vocabulary
+from mmovod.readers.vocabulary_file import ExemplarRef, normalise_name, read_vocabulary
 
 TEXT = """# construction site classes
 hard hat, safety helmet , hardhat

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmovod.evaluation import report as eval_report
+from mmovod.evaluation import eval_report
 from tests.own_classes import build, truncated_jpeg, with_photo
 from tools import build_classifiers
 

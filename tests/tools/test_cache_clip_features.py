@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from mmovod.clip.factory import load_clip
-from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
+from mmovod.demo.world_models import save_random_checkpoint, tiny_clip_config_path
 from mmovod.clip.crops import load_exemplar_crop
-from mmovod.features.cache import FeatureCache
+from mmovod.features.feature_cache import FeatureCache
 from bench.original_views import make_view, view_transform
 from tools import cache_clip_features
 

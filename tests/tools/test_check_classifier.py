@@ -1,12 +1,10 @@
 """tools/check_classifier.py: each problem is one line, exit 2."""
-import json
-
 import numpy as np
 import pytest
 
-from mmovod.classifiers.sidecar import make_sidecar, read_sidecar, save_classifier
+from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.clip.factory import clip_embed_dim
-from mmovod.demo.models import tiny_clip_config_path
+from mmovod.demo.world_models import tiny_clip_config_path
 from mmovod.io.errors import InputError
 from tools import check_classifier
 

@@ -14,7 +14,7 @@ import mmovod.io.downloads
 from mmovod.aggregator.model import VisualAggregator
 from mmovod.assets.checks import check_asset_file, sha256_of
 from mmovod.assets.manifest import load_manifest
-from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
+from mmovod.demo.world_models import save_random_checkpoint, tiny_clip_config_path
 from tests.http_server import FileServer, Route
 from tools.download_assets import main
 

@@ -13,8 +13,8 @@ from PIL import Image, ImageOps
 from mmovod.features import builder as cache_builder
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier
 from mmovod.clip.factory import load_clip
-from mmovod.evaluation import crop_cache, encoding
-from mmovod.evaluation import run as eval_run
+from mmovod.evaluation import crop_cache, crop_encoding
+from mmovod.evaluation import evaluate as eval_run
 from mmovod.evaluation.crop_cache import read_view_embeddings
 from mmovod.evaluation.crops_from_annotations import select_boxes
 from tests.eval_fixtures import args, run_ok
@@ -97,8 +97,8 @@ def test_scores_metrics_and_outputs(eval_demo, tmp_path, capsys):
 @pytest.mark.slow
 def test_one_encoding_pass_shared_by_classifiers_and_runs(eval_demo, tmp_path, monkeypatch):
     calls = []
-    original = encoding.cache_features
-    monkeypatch.setattr(encoding, "cache_features", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = crop_encoding.cache_features
+    monkeypatch.setattr(crop_encoding, "cache_features", lambda *a, **k: calls.append(1) or original(*a, **k))
     cache = ["--cache-dir", str(tmp_path / "cache")]
     one = run_ok(eval_demo, tmp_path / "one", ("text",), *cache)
     four = run_ok(eval_demo, tmp_path / "four", ("text", "avg", "mm", "agg"), *cache)
@@ -153,7 +153,7 @@ def test_ctrl_c_after_the_encoding_names_the_cache_kept_and_the_rerun_encodes_no
         "run the same command again to resume from there")
     assert calls and not (tmp_path / "run/eval_results.json").exists()
     monkeypatch.setattr(eval_run, "crop_metrics", real)
-    monkeypatch.setattr(encoding, "cache_features", lambda *a, **k: pytest.fail("encoded again"))
+    monkeypatch.setattr(crop_encoding, "cache_features", lambda *a, **k: pytest.fail("encoded again"))
     assert run_ok(eval_demo, tmp_path / "run")["classifiers"] == reference["classifiers"]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mmovod.descriptions.cache import cache_path_for
+from mmovod.descriptions.description_cache import cache_path_for
 from mmovod.descriptions.client import DescriptionClient
 from mmovod.descriptions.generate import output_path_for
 from mmovod.descriptions.recipe import clean_sample, default_api, describe_prompt

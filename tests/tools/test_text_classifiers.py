@@ -8,7 +8,7 @@ import torch
 
 from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.clip.factory import load_clip
-from mmovod.demo.models import save_random_checkpoint, tiny_clip_config_path
+from mmovod.demo.world_models import save_random_checkpoint, tiny_clip_config_path
 from mmovod.classifiers.text_inputs import PromptSpec, class_prompts, description_key, synset_lemmas
 from mmovod.clip.text_encoding import max_relative_difference
 from tools import dump_clip_features, dump_clip_features_lvis_sentences

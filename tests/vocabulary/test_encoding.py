@@ -8,7 +8,7 @@ from PIL import Image
 from mmovod.classifiers.vision import encode_exemplar_views
 from mmovod.readers.exemplar_records import BadImageError
 from mmovod.clip.specs import ViewSpec
-from mmovod.vocabulary.encoding import encode_view_sets, same_views
+from mmovod.vocabulary.view_sets import encode_view_sets, same_views
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from mmovod.clip.crops import load_exemplar_crop
 from mmovod.readers.exemplar_records import BadImageError, exemplar_crop_box
 from mmovod.io.errors import InputError
 from mmovod.vocabulary.exemplar_folders import cap_exemplars, collect_exemplars
-from mmovod.readers.vocabulary import read_vocabulary
+from mmovod.readers.vocabulary_file import read_vocabulary
 
 
 def image(path, size=(40, 30), colour=(200, 10, 10)):

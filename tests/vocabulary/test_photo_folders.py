@@ -8,7 +8,7 @@ from PIL import Image
 from mmovod.clip.crops import decode_image
 from mmovod.readers.exemplar_records import BadImageError
 from mmovod.readers.photo_check import PhotoCheck
-from mmovod.readers.vocabulary import read_vocabulary
+from mmovod.readers.vocabulary_file import read_vocabulary
 from mmovod.vocabulary import exemplar_folders
 from mmovod.vocabulary.exemplar_folders import class_matcher, collect_exemplars, did_you_mean, unmatched_names
 

@@ -10,7 +10,7 @@ from mmovod.clip.exemplar_views import ViewPlan, exemplar_input
 from mmovod.clip.specs import ViewSpec
 from mmovod.clip.view_ops import Preprocessing, pil_to_pixels
 from bench.original_views import make_view, view_transform
-from mmovod.vocabulary.report import first_view, sheet_view_plan
+from mmovod.vocabulary.build_report import first_view, sheet_view_plan
 from tests.view_fixtures import PREPROCESS, photo
 
 BUNDLE = SimpleNamespace(preprocess=PREPROCESS, image_size=32)
@@ -57,35 +57,35 @@ def test_without_tta_the_sheet_shows_the_models_preprocessing(records):
 
 
 def test_sheet_crops_decode_reduced_and_match_the_full_size_crop_as_tiles(records, monkeypatch):
-    from mmovod.vocabulary import report
+    from mmovod.vocabulary import build_report
 
     reductions = []
-    real = report.decode_image
-    monkeypatch.setattr(report, "decode_image", lambda path, reduce: (d := real(path, reduce), reductions.append(
+    real = build_report.decode_image
+    monkeypatch.setattr(build_report, "decode_image", lambda path, reduce: (d := real(path, reduce), reductions.append(
         d.reduction))[0])
     for record in records:
-        tile = np.asarray(report._tile(report.sheet_crop(record, TTA_CONTEXT)), dtype=np.float32)
-        full = np.asarray(report._tile(load_exemplar_crop(record, {}, TTA_CONTEXT)), dtype=np.float32)
+        tile = np.asarray(build_report._tile(build_report.sheet_crop(record, TTA_CONTEXT)), dtype=np.float32)
+        full = np.asarray(build_report._tile(load_exemplar_crop(record, {}, TTA_CONTEXT)), dtype=np.float32)
         assert np.abs(tile - full).mean() < 4, record  # the same picture, reduced by the decoder instead of resized
     assert reductions == [1, 1, 1, 1, 2, 1, 8, 4]  # a 1600 x 1200 photo is decoded at 1/8 (whole) or 1/4 (its box)
     # the check can fail: a crop of the wrong region is a different picture
     shifted = dict(records[-2], bbox=[0, 0, 400, 300])
-    tile = np.asarray(report._tile(report.sheet_crop(shifted, TTA_CONTEXT)), dtype=np.float32)
-    assert np.abs(tile - np.asarray(report._tile(load_exemplar_crop(records[-2], {}, TTA_CONTEXT)))).mean() > 4
+    tile = np.asarray(build_report._tile(build_report.sheet_crop(shifted, TTA_CONTEXT)), dtype=np.float32)
+    assert np.abs(tile - np.asarray(build_report._tile(load_exemplar_crop(records[-2], {}, TTA_CONTEXT)))).mean() > 4
 
 
 def test_a_fast_order_sheet_decodes_each_photo_once_for_crop_and_view(records, monkeypatch):
     from mmovod.clip import exemplar_views
-    from mmovod.vocabulary import report
+    from mmovod.vocabulary import build_report
 
     decodes = []
     real = exemplar_views.decode_image
     monkeypatch.setattr(exemplar_views, "decode_image", lambda *a: (decodes.append(a[0]), real(*a))[1])
-    monkeypatch.setattr(report, "decode_image", lambda *a: (decodes.append(a[0]), real(*a))[1])
+    monkeypatch.setattr(build_report, "decode_image", lambda *a: (decodes.append(a[0]), real(*a))[1])
     plan = sheet_view_plan(BUNDLE, ViewSpec(num_views=5, seed=7, context=TTA_CONTEXT))
     for e, record in enumerate(records):
-        crop, _ = report.sheet_pair(record, 2, e, plan, TTA_CONTEXT)
-        full = np.asarray(report._tile(load_exemplar_crop(record, {}, TTA_CONTEXT)), dtype=np.float32)
+        crop, _ = build_report.sheet_pair(record, 2, e, plan, TTA_CONTEXT)
+        full = np.asarray(build_report._tile(load_exemplar_crop(record, {}, TTA_CONTEXT)), dtype=np.float32)
         # the same picture (blurrier here: this model's 32-pixel views let the encoder decode a crop to 54 pixels)
-        assert np.abs(np.asarray(report._tile(crop), dtype=np.float32) - full).mean() < 8, record
+        assert np.abs(np.asarray(build_report._tile(crop), dtype=np.float32) - full).mean() < 8, record
     assert len(decodes) == len(records)

@@ -28,7 +28,7 @@ from mmovod.classifiers.kinds import built, exportable
 from mmovod.classifiers.text_inputs import PROMPTS, PromptSpec
 from mmovod.cli.flags import (add_aggregator_arg, add_clip_args, add_exemplar_view_args, clip_spec_from_args, make_parser,
                               view_spec_from_args)
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 from mmovod.handoff.formats import FORMATS
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
 from mmovod.io.wording import plural
@@ -106,7 +106,7 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from mmovod.classifiers.kinds import SPACE_NOTES
     from mmovod.clip.crops import TTA_CONTEXT
-    from mmovod.readers.vocabulary import read_vocabulary
+    from mmovod.readers.vocabulary_file import read_vocabulary
     from mmovod.vocabulary.build import build_classifiers
     from mmovod.vocabulary.descriptions import generated_descriptions, resolve_descriptions
     from mmovod.vocabulary.exemplar_folders import collect_exemplars, unmatched_names
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"report: {result.report}")
     print(f"hand-off: {result.handoff}, {result.handoff_reason}")
     swap = ("; the second line swaps it in at test time" if len(result.detic_lines) > 1 else
-            f"; its rows are not in CLIP's space, so it cannot be swapped into a detector trained on text rows")
+            "; its rows are not in CLIP's space, so it cannot be swapped into a detector trained on text rows")
     print(f"Detic, with {result.handoff} (train or evaluate with these config options{swap}):")
     for line in result.detic_lines:
         print(f"  {line}")

@@ -32,10 +32,10 @@ from typing import Sequence
 from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_aliased_arg, add_clip_args, add_image_root_args,
                               add_view_order_arg, add_views_arg, add_workers_arg, clip_spec_from_args,
                               image_roots_from_args, int_at_least, make_parser, non_negative_float)
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 from mmovod.clip.crops import AGGREGATOR_CONTEXT
 from mmovod.clip.specs import ViewSpec
-from mmovod.features.cache import DEFAULT_SHARD_SIZE
+from mmovod.features.feature_cache import DEFAULT_SHARD_SIZE
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ import sys
 from typing import Sequence
 
 from mmovod.cli.flags import make_parser
-from mmovod.cli.run import EXIT_BAD_INPUT, run_tool
+from mmovod.cli.tool_runner import EXIT_BAD_INPUT, run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from mmovod.classifiers.kinds import SPACE_NOTES
     from mmovod.classifiers.sidecar import read_sidecar
     from mmovod.io.arrays import load_matrix
-    from mmovod.readers.vocabulary import read_vocabulary
+    from mmovod.readers.vocabulary_file import read_vocabulary
 
     class_names = read_vocabulary(args.vocab).names if args.vocab else None
     failed = False

@@ -24,7 +24,7 @@ import sys
 from typing import Sequence
 
 from mmovod.cli.flags import hidden_alias, make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 from mmovod.prep.exemplar_collation import COUSINS_BELOW, PAPER_COUSIN_CLASSES, PAPER_IMAGENET_DIRECT, VG_BELOW, build_exemplar_dict
 from mmovod.io.wording import plural
 

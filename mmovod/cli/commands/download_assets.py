@@ -23,7 +23,7 @@ from typing import Sequence
 
 from mmovod.assets.manifest import DEFAULT_MANIFEST
 from mmovod.cli.flags import int_at_least, make_parser, non_negative_float
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from mmovod.classifiers.text_inputs import PROMPTS, PromptSpec
 from mmovod.cli.flags import TEXT_BATCH_HELP, add_aliased_arg, add_clip_args, clip_spec_from_args, make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ import argparse
 from typing import Sequence
 
 from mmovod.cli.flags import TEXT_BATCH_HELP, add_clip_args, clip_spec_from_args, make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -36,9 +36,9 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mmovod.cli.flags import (add_aggregator_arg, add_clip_args, add_views_arg, add_workers_arg, int_at_least, make_parser,
+from mmovod.cli.flags import (add_clip_args, add_views_arg, add_workers_arg, int_at_least, make_parser,
                               non_negative_float)
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 from mmovod.evaluation.crops_from_annotations import DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA
 
 
@@ -82,8 +82,8 @@ def get_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from mmovod.classifiers.kinds import SPACE_NOTES
     from mmovod.evaluation.crop_cache import crop_views
-    from mmovod.evaluation.report import terminal_table
-    from mmovod.evaluation.run import EvalSettings, evaluate_classifiers
+    from mmovod.evaluation.eval_report import terminal_table
+    from mmovod.evaluation.evaluate import EvalSettings, evaluate_classifiers
 
     settings = EvalSettings(
         classifiers=args.classifiers, ann=args.ann, img_dir=args.img_dir, out_dir=args.out_dir, cache_dir=args.cache_dir,

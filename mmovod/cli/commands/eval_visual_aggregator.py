@@ -16,7 +16,7 @@ import argparse
 from typing import Sequence
 
 from mmovod.cli.flags import TRUST_CHECKPOINT_HELP, add_aggregator_arg, int_at_least, make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from mmovod.aggregator.heldout_retrieval import evaluate_aggregator
-    from mmovod.features.cache import describe_clip
+    from mmovod.features.feature_cache import describe_clip
 
     run_ = evaluate_aggregator(args.cache, args.aggregator, args.num_layers, args.out_path, classes_path=args.classes,
                                ks=args.ks, queries=args.queries, trials=args.trials, seed=args.seed, device=args.device,

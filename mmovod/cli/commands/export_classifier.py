@@ -25,7 +25,7 @@ from typing import Sequence
 
 from mmovod.classifiers.kinds import SPACES
 from mmovod.cli.flags import add_aliased_arg, int_at_least, make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 from mmovod.handoff.formats import FORMATS
 
 

@@ -32,7 +32,7 @@ import sys
 from typing import Sequence
 
 from mmovod.cli.flags import hidden_alias, make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 from mmovod.io.wording import plural
 
 REPORT_LINES = 20

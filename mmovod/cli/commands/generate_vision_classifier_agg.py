@@ -21,7 +21,7 @@ from mmovod.classifiers.recipes import AGGREGATOR_VIEWS
 from mmovod.cli.flags import (IMAGE_BATCH_HELP, TRUST_CHECKPOINT_HELP, add_aggregator_arg, add_clip_args, add_exemplar_view_args,
                               add_image_root_args, clip_spec_from_args, image_roots_from_args, int_at_least, make_parser,
                               view_spec_from_args)
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ from mmovod.classifiers.recipes import AVERAGE_VIEWS
 from mmovod.cli.flags import (IMAGE_BATCH_HELP, add_clip_args, add_exemplar_view_args, add_image_root_args,
                               clip_spec_from_args, hidden_alias, image_roots_from_args, make_parser,
                               view_spec_from_args)
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:

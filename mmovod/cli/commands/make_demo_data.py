@@ -10,7 +10,7 @@ import argparse
 from typing import Sequence
 
 from mmovod.cli.flags import hidden_alias, make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 from mmovod.demo.dataset import DEMO_SEED
 
 

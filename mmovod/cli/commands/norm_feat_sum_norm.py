@@ -15,7 +15,7 @@ import argparse
 from typing import Sequence
 
 from mmovod.cli.flags import make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ import sys
 from typing import Sequence
 
 from mmovod.cli.flags import hidden_alias, make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 from mmovod.prep.exemplar_sampling import DEFAULT_SEED
 from mmovod.io.wording import plural
 

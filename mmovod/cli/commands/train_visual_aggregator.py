@@ -27,7 +27,7 @@ from typing import Sequence
 
 from mmovod.aggregator.train_config import K_PAIRINGS, VIEW_SAMPLINGS, TrainConfig
 from mmovod.cli.flags import add_aliased_arg, int_at_least, make_parser
-from mmovod.cli.run import run_tool
+from mmovod.cli.tool_runner import run_tool
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mmovod.clip.specs import ViewSpec
-from mmovod.evaluation import html_report, report
+from mmovod.evaluation import eval_report, html_report
 from mmovod.evaluation.crop_cache import (cache_dir_for, crop_views, cache_key_document, cache_kept, check_shards,
                                           is_complete, read_view_embeddings, write_key)
 from mmovod.evaluation.crops_from_annotations import (DEFAULT_MAX_PER_CLASS, DEFAULT_MIN_AREA, Category, EvalCrops,
@@ -123,12 +123,12 @@ def crop_embeddings(settings: EvalSettings, crops: EvalCrops, clip: ClipIdentity
     check_shards(root, settings.rebuild_cache)
     encoded = False
     if not is_complete(root, crops):
-        from mmovod.evaluation import encoding  # torch and open_clip: only when something is to be encoded
+        from mmovod.evaluation import crop_encoding  # torch and open_clip: only when something is to be encoded
 
-        bundle = encoding.load_image_tower(clip.clip_model, clip.pretrained, settings.device, dim)
+        bundle = crop_encoding.load_image_tower(clip.clip_model, clip.pretrained, settings.device, dim)
         make_output_dir(root.parent, parents=True)  # the out-dir too, for the default cache inside it
         log.info("encoding %d crops x %d views into %s", crops.num_crops, settings.crops.num_views, root)
-        encoding.encode_into_cache(bundle, crops, root, settings.crops, batch_size=settings.batch_size,
+        crop_encoding.encode_into_cache(bundle, crops, root, settings.crops, batch_size=settings.batch_size,
                                    workers=settings.workers, progress=settings.progress)
         write_key(root, key)
         encoded = True
@@ -149,7 +149,7 @@ def _summaries(metrics: CropMetrics, categories: dict[int, Category], ids: Seque
     freq = np.array([categories[i].frequency if i in categories else None for i in ids], dtype=object)
     out = {"overall": metrics.summary()}
     if any(f is not None for f in freq):
-        out["by_frequency"] = {g: metrics.summary(freq == g) for g in report.GROUPS}
+        out["by_frequency"] = {g: metrics.summary(freq == g) for g in eval_report.GROUPS}
     return out
 
 
@@ -180,12 +180,12 @@ def result_document(classifier: EvalClassifier, metrics: CropMetrics, categories
 def write_report(out: Path, results: list[ClassifierResult], doc: dict[str, Any], crops: EvalCrops,
                  context: float, worst_classes: int, plots: list[str]) -> list[Path]:
     """The HTML page and its thumbnails (see `mmovod.evaluation.html_report`)."""
-    thumbs = html_report.Thumbnails(out / report.REPORT_FILES)
+    thumbs = html_report.Thumbnails(out / eval_report.REPORT_FILES)
     worst = {r.doc["name"]: html_report.worst_classes(r.classifier, r.metrics, r.crop_index, r.doc["per_class"],
                                                            crops, context, worst_classes, thumbs)
              for r in results}
-    page = out / report.REPORT_HTML
-    report.write_html(page, [r.doc for r in results], doc, worst, plots)
+    page = out / eval_report.REPORT_HTML
+    eval_report.write_html(page, [r.doc for r in results], doc, worst, plots)
     return [page, *thumbs.written]
 
 
@@ -239,9 +239,9 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
         }
         start = time.perf_counter()
         docs = [r.doc for r in results]
-        outputs = {out / report.RESULTS_JSON: dumps_json(doc, indent=True),
-                   out / report.RESULTS_MD: report.markdown_document(docs, doc).encode(),
-                   out / report.GROUPS_PNG: report.plot_groups(docs), out / report.AP_PNG: report.plot_ap_vs_frequency(docs)}
+        outputs = {out / eval_report.RESULTS_JSON: dumps_json(doc, indent=True),
+                   out / eval_report.RESULTS_MD: eval_report.markdown_document(docs, doc).encode(),
+                   out / eval_report.GROUPS_PNG: eval_report.plot_groups(docs), out / eval_report.AP_PNG: eval_report.plot_ap_vs_frequency(docs)}
         created = not out.exists()
         make_output_dir(out)
         try:
@@ -253,7 +253,7 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
         written.extend(outputs)
         if settings.report:
             written += write_report(out, results, doc, crops, settings.crops.context, settings.worst_classes,
-                                    [report.GROUPS_PNG, report.AP_PNG])
+                                    [eval_report.GROUPS_PNG, eval_report.AP_PNG])
         timings["outputs_s"] = time.perf_counter() - start
         log.info("time: %s", ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in timings.items()))
         return EvalRun(results, doc, written, encoded, timings)

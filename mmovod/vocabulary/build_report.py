@@ -32,7 +32,7 @@ from mmovod.clip.view_ops import ViewRecipe, fast_views
 from mmovod.io.atomic import atomic_open, make_output_dir
 from mmovod.readers.exemplar_records import exemplar_crop_box
 from mmovod.readers.image_roots import record_image_path
-from mmovod.readers.vocabulary import Vocabulary
+from mmovod.readers.vocabulary_file import Vocabulary
 from mmovod.vocabulary import report_pages
 
 TILE = 128
