@@ -42,6 +42,7 @@ demo: $(VENV)/.installed
 	$(PY) tools/eval_visual_aggregator.py --cache $(DEMO)/aggregator_cache_heldout --load-path $(DEMO)/checkpoints/aggregator_run/visual_aggregator.pth --num-layers 1 --out-path $(DEMO)/metadata/aggregator_eval_heldout.json --ks 1 2 5 --queries 2 --trials 3 --device cpu
 	$(PY) tools/build_classifiers.py --vocab $(DEMO)/custom/vocab.txt --exemplars $(DEMO)/custom/exemplars --out-dir $(DEMO)/custom/classifiers --load-path $(DEMO_AGG) --export multi-modal-average --report --judge $(DEMO_CLIP) --device cpu --nw 2
 	$(PY) tools/check_classifier.py $(DEMO)/custom/classifiers/multi-modal-average.npy $(DEMO)/custom/classifiers/multi-modal-aggregated.npy --clip_model $(DEMO)/clip/world_clip.json --vocab $(DEMO)/custom/vocab.txt
+	$(PY) tools/export_classifier.py $(DEMO)/metadata/lvis_multi-modal_agg_K-005_own.npy --format yolo-world --out-path $(DEMO)/metadata/lvis_multi-modal_agg_K-005_own_yolo-world.npy
 	$(PY) tools/eval_classifiers.py --classifiers $(DEMO)/metadata/lvis_v1_clip_a+cname.npy $(DEMO)/metadata/world_descriptions_features.npy $(DEMO)/metadata/lvis_image_exemplar_features_avg_K-005_own.npy $(DEMO)/metadata/lvis_image_exemplar_features_agg_K-005_own.npy $(DEMO)/metadata/lvis_multi-modal_avg_K-005_own.npy $(DEMO)/metadata/lvis_multi-modal_agg_K-005_own.npy --ann $(DEMO)/lvis/lvis_v1_val.json --img-dir $(DEMO)/coco/ --out-dir $(DEMO)/eval --report --device cpu --nw 2
 	$(PY) tools/download_assets.py --list
 	$(PY) tools/models.py --here

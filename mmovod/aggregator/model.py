@@ -107,6 +107,8 @@ class VisualAggregator(nn.Module):
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.dim = dim
         self.mapper = Mapper(dim, num_heads, num_layers, mlp_ratio)
+        self.space = "aggregator"
+        """Where its outputs live: `clip` when loaded from a checkpoint of the CLIP-space objective."""
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         b = x.shape[0]
@@ -124,8 +126,10 @@ class VisualAggregator(nn.Module):
         if not Path(path).exists():
             raise InputError(f"{path}: aggregator checkpoint not found (the released ones: "
                              f"{command('download_assets', '--only checkpoints')})")
-        state = read_state_dict(path, map_location, trust)
+        obj = load_torch_file(path, "aggregator checkpoint", trust=trust, map_location=map_location)
+        state = _state_dict_of(obj, path)
         model = cls(dim=_infer_dim(state, path), num_layers=num_layers)
+        model.space = _space_of(obj)
         expected = set(model.state_dict())
         missing = sorted(expected - set(state))
         unexpected = sorted(set(state) - expected)
@@ -148,13 +152,22 @@ def read_state_dict(path: str | os.PathLike, map_location: Any = "cpu", trust: b
     Nothing but tensors, containers and a few harmless types is unpickled unless `trust`
     (`mmovod.io.checkpoints.load_torch_file`).
     """
-    p = Path(path)
-    obj = load_torch_file(p, "aggregator checkpoint", trust=trust, map_location=map_location)
+    return _state_dict_of(load_torch_file(path, "aggregator checkpoint", trust=trust, map_location=map_location), path)
+
+
+def _state_dict_of(obj: Any, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a loaded checkpoint object (see `read_state_dict`)."""
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InputError(f"{p}: expected a state dict (or a dict with 'state_dict') of tensors")
+        raise InputError(f"{path}: expected a state dict (or a dict with 'state_dict') of tensors")
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def _space_of(obj: Any) -> str:
+    """`clip` when a loaded checkpoint object records the CLIP-space objective, else `aggregator`."""
+    objective = obj.get("objective") if isinstance(obj, dict) else None
+    return "clip" if objective == CLIP_SPACE_OBJECTIVE else "aggregator"
 
 
 def _infer_dim(state: dict[str, torch.Tensor], path: str | os.PathLike) -> int:
@@ -183,9 +196,7 @@ def trained_clip(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]
 def output_space(path: str | os.PathLike, trust: bool = False) -> str:
     """`clip` when the checkpoint records the CLIP-space objective, else `aggregator` (its rows live in a
     space of their own: the authors' released weights, our earlier objective, unknown files)."""
-    obj = load_torch_file(path, "aggregator checkpoint", trust=trust)
-    objective = obj.get("objective") if isinstance(obj, dict) else None
-    return "clip" if objective == CLIP_SPACE_OBJECTIVE else "aggregator"
+    return _space_of(load_torch_file(path, "aggregator checkpoint", trust=trust))
 
 
 def build_model(config: TrainConfig, dim: int) -> VisualAggregator:

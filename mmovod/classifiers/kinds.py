@@ -80,7 +80,7 @@ class ClassifierKind:
 
     def space_with(self, aggregator_space: str | None) -> str:
         """The space of the rows when made with an aggregator whose outputs live in `aggregator_space`
-        (`mmovod.aggregator.model.output_space`; None: unknown, the table's `space`)."""
+        (`VisualAggregator.space`; None: unknown, the table's `space`)."""
         if aggregator_space is None or not self.follows_aggregator:
             return self.space
         if self.family == "vision":

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from mmovod.aggregator.model import VisualAggregator, output_space
+from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.kinds import KINDS
 from mmovod.classifiers.recipes import AGGREGATOR_VIEWS, AVERAGE_VIEWS
 from mmovod.classifiers.sidecar import check_classifier_path, make_sidecar, save_classifier
@@ -211,7 +211,7 @@ def write_aggregated_classifier(exemplar_list: str | os.PathLike, out_path: str 
     classifier = aggregated_classifier(encoded, aggregator, views.num_views, bundle.device)
     save_classifier(out_path, classifier, make_sidecar(
         classifier, "vision-aggregated", bundle.describe(),
-        space=KINDS["vision-aggregated"].space_with(output_space(aggregator_path, trust_checkpoint)),
+        space=KINDS["vision-aggregated"].space_with(aggregator.space),
         category_ids=class_category_ids(exemplars), command=command,
         details=vision_details(str(exemplar_list), roots, views, encoded, aggregator=str(aggregator_path),
                                num_layers=num_layers,

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from mmovod.aggregator.model import VisualAggregator, output_space
+from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.kinds import judge_queries
 from mmovod.classifiers.sidecar import make_sidecar, save_classifier, sidecar_path
 from mmovod.classifiers.vision import check_aggregator_fits
@@ -107,7 +107,8 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
     judge = settings.judge if settings.judge is not None else judge_step.views_at_hand(plan, out)
     if judge:  # judging needs the view embeddings: kept from an earlier build, else encoded again
         judge_step.need_views(plan, out)
-    check_request(inputs, settings, list(plan.stages))
+    aggregator_space = aggregator.space if aggregator is not None else None
+    check_request(inputs, settings, list(plan.stages), aggregator_space)
     every_class_has_vision = not inputs.exemplars.classes_without()
     check_prefer(settings.prefer, list(plan.stages), every_class_has_vision)
     vocab, exemplars = inputs.vocab, inputs.exemplars
@@ -120,7 +121,6 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
         log.info("loaded %s on %s (%s tower%s) for %s", settings.clip.model, bundle.device, tower,
                  "s" if tower == "both" else "", ", ".join(stale_text + stale_vision) or "the report")
     clip = clip_description(settings.clip)
-    aggregator_space = output_space(settings.aggregator.path) if settings.aggregator is not None else None
     ids = [c.category_id for c in vocab.classes]
     category_ids = ids if any(i is not None for i in ids) else None
     names = vocab.names

@@ -117,7 +117,7 @@ def summary_lines(doc: Mapping[str, Any], shown: int = 5) -> list[str]:
     and the first photos that look like another class."""
     photos = next(iter(doc["kinds"].values()))["overall"]["photos"] if doc["kinds"] else 0
     lines = [f"leave-one-out on {plural(photos, 'photo', 'photos')}, each classified against rows made without it "
-             "(every class's from one photo fewer), %:"]
+             "(every class's from one photo fewer) by its raw CLIP embedding, as a detector scores a region, %:"]
     width = max(len(k) for k in doc["kinds"]) if doc["kinds"] else 0
     for kind, d in doc["kinds"].items():
         o = d["overall"]

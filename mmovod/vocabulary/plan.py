@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmovod.aggregator.model import VisualAggregator, output_space
+from mmovod.aggregator.model import VisualAggregator
 from mmovod.classifiers.kinds import KINDS, ClassifierKind, built, text_source
 from mmovod.classifiers.sidecar import ClassifierSidecar
 from mmovod.classifiers.text_inputs import class_prompts
@@ -100,15 +100,16 @@ class Plan:
         return [n for n in names if n in self.stages and not self.stages[n].reused]
 
 
-def check_request(inputs: BuildInputs, settings: BuildSettings, planned: Sequence[str]) -> None:
-    """Refuse, before any work, what the build cannot do as asked."""
+def check_request(inputs: BuildInputs, settings: BuildSettings, planned: Sequence[str],
+                  aggregator_space: str | None = None) -> None:
+    """Refuse, before any work, what the build cannot do as asked (`aggregator_space`: where the loaded
+    aggregator's outputs live, `VisualAggregator.space`)."""
     without = inputs.exemplars.classes_without()
     names = inputs.vocab.names
     if settings.require_exemplars and without:
         raise InputError(f"{len(without)} of {plural(len(names), 'class has', 'classes have')} no exemplars, and --require-exemplars "
                          "asks for them: "
                          + ", ".join(repr(names[i]) for i in without[:10]) + (" ..." if len(without) > 10 else ""))
-    aggregator_space = output_space(settings.aggregator.path) if settings.aggregator is not None else None
     for name in settings.export:
         kind = KINDS[name]
         check_space(name, kind.space_with(aggregator_space), FORMATS[settings.export_format], f"--export {name}")

@@ -74,5 +74,6 @@ def test_output_space_follows_the_objective_the_checkpoint_records(tmp_path):
                                ("other", {"objective": "set-against-set"}, "aggregator")):
         torch.save({"state_dict": state, **extra}, tmp_path / f"{name}.pth")
         assert output_space(tmp_path / f"{name}.pth") == space, name
+        assert VisualAggregator.from_checkpoint(tmp_path / f"{name}.pth", num_layers=1).space == space, name
     torch.save(state, tmp_path / "bare.pth")  # a bare state dict
     assert output_space(tmp_path / "bare.pth") == "aggregator"
