@@ -1,6 +1,7 @@
 """generate_descriptions against a real HTTP server on 127.0.0.1 speaking the OpenAI wire format."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -252,14 +253,20 @@ def test_ctrl_c_names_the_classes_kept_and_the_rerun_asks_only_for_the_others(se
     cache = cache_path_for(out, "gpt-test-instruct", "completions")
     real = ctrl_c_at_class(monkeypatch, 4)
     assert generate_descriptions.main(args) == 130
-    assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"generate_descriptions.py: interrupted; 3 of {len(CATEGORIES)} classes are kept in {cache}; run the same "
-        "command again to ask only for the others")
-    assert cache.read_text().count("\n") == 4 and not out.exists()  # the settings line and three classes
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    # The one worker may finish class 5 before the main thread sees class 4's interrupt; whatever the
+    # count, the message, the cache and the rerun must agree on it.
+    kept = re.fullmatch(
+        rf"generate_descriptions\.py: interrupted; (\d+) of {len(CATEGORIES)} classes are kept in "
+        rf"{re.escape(str(cache))}; run the same command again to ask only for the others", last)
+    assert kept, last
+    kept = int(kept.group(1))
+    assert kept >= 3  # the three classes asked before the interrupt are never lost
+    assert cache.read_text().count("\n") == 1 + kept and not out.exists()  # the settings line, then a class a line
     monkeypatch.setattr(DescriptionClient, "describe", real)
     before = len(server.requests)
     assert generate_descriptions.main(args) == 0
-    assert len(server.requests) - before == len(CATEGORIES) - 3
+    assert len(server.requests) - before == len(CATEGORIES) - kept
     assert json.loads(out.read_text()) == json.loads(reference.read_text())
 
 
