@@ -20,6 +20,7 @@ from typing import Any, Collection, Iterator, Sequence
 import numpy as np
 
 from mmovod.classifiers.sidecar import ClassifierSidecar, load_classifier, parse_sidecar
+from mmovod.classifiers.sidecar_files import located_input
 from mmovod.clip.identity import content_key, locate
 from mmovod.evaluation.class_matching import RowMatch, match_rows
 from mmovod.evaluation.crops_from_annotations import Category
@@ -81,15 +82,20 @@ class EvalClassifier:
         return layers if isinstance(layers, int) else None
 
 
-def source_sidecars(sidecar: ClassifierSidecar, where: str) -> list[ClassifierSidecar]:
-    """The sidecars of a fusion's sources (old fusion sidecars record them under details.sources)."""
+def source_sidecars(sidecar: ClassifierSidecar, where: str) -> list[tuple[ClassifierSidecar, str]]:
+    """The sidecars of a fusion's sources (old fusion sidecars record them under details.sources),
+    each with the path of its classifier as found from the fusion's folder (`located_input`), so
+    that the files a source names resolve from the source's own folder."""
     sources = sidecar.details.get("sources")
     if not isinstance(sources, dict):
         return []
+    folder = Path(where).parent
     out = []
     for name, source in sources.items():
         if isinstance(source, dict) and isinstance(source.get("sidecar"), dict):
-            out.append(parse_sidecar(source["sidecar"], f"{where} (source {name})"))
+            path = located_input(sidecar.details, f"sources.{name}.path", folder) if name in ("feat1", "feat2") \
+                else None
+            out.append((parse_sidecar(source["sidecar"], f"{where} (source {name})"), path or where))
     return out
 
 
@@ -98,7 +104,7 @@ def _clip_of(sidecar: ClassifierSidecar | None, where: str) -> ClipIdentity | No
         return None
     if sidecar.clip_model is not None:
         return _clip_from_sidecar(sidecar, where)
-    found = [c for s in source_sidecars(sidecar, where) if (c := _clip_of(s, where)) is not None]
+    found = [c for s, source_path in source_sidecars(sidecar, where) if (c := _clip_of(s, source_path)) is not None]
     if found and any(not f.same_as(found[0]) for f in found):
         raise InputError(f"{where}: fuses classifiers of different CLIPs ({found[0].describe()} and "
                          f"{next(f for f in found if not f.same_as(found[0])).describe()})")
@@ -111,8 +117,8 @@ def _category_ids_of(sidecar: ClassifierSidecar | None, where: str) -> list[int]
     ids = sidecar.category_ids
     if ids is not None and all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         return list(ids)
-    for source in source_sidecars(sidecar, where):
-        ids = _category_ids_of(source, where)
+    for source, source_path in source_sidecars(sidecar, where):
+        ids = _category_ids_of(source, source_path)
         if ids is not None and len(ids) == sidecar.num_classes:
             return ids
     return None
