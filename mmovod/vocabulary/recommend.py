@@ -65,9 +65,11 @@ def recommend(spaces: Mapping[str, str], every_class_has_vision: bool, judged: M
         return Recommendation(best, f"best leave-one-out top-1 of the {len(scores)} kinds judged on your photos "
                                     f"({scores[best]:.1f}%{runner})", scores)
     in_clip = [n for n in pool if spaces[n] == "clip"]
-    chosen = (in_clip or pool)[0]
-    why = ("the default preference (multi-modal, then descriptions, then class names); --judge measures every kind "
-           "on your photos and hands off the best")
+    eligible = in_clip or pool
+    chosen = eligible[0]
+    order = ", then ".join(n for n in handoff_preference() if n in eligible)
+    among = " among rows in CLIP's space" if in_clip else ""
+    why = f"the default preference{among} ({order}); --judge measures every kind on your photos and hands off the best"
     if judged is not None:
         why = "no class has two readable photos to judge with, so " + why.split(";")[0]
     return Recommendation(chosen, why, scores)

@@ -38,7 +38,8 @@ def test_prefer_overrides_and_without_a_judgement_the_first_clip_space_kind_is_c
     assert recommend(SPACES, True, doc, "text").reason == "asked for with --prefer (leave-one-out top-1 80.0%)"
     unjudged = recommend(SPACES, True, None, None)
     assert unjudged.kind == "multi-modal-average"  # multi-modal-aggregated is first but not in CLIP's space
-    assert "--judge measures every kind" in unjudged.reason
+    assert unjudged.reason == ("the default preference among rows in CLIP's space (multi-modal-average, then "
+                               "descriptions, then text); --judge measures every kind on your photos and hands off the best")
     assert recommend({**SPACES, "multi-modal-aggregated": "clip"}, True, None, None).kind == "multi-modal-aggregated"
 
 
