@@ -164,9 +164,10 @@ def run(args: argparse.Namespace) -> None:
     if result.report:
         print(f"report: {result.report}")
     print(f"hand-off: {result.handoff}, {result.handoff_reason}")
-    swap = ("; the second line swaps it in at test time" if len(result.detic_lines) > 1 else
+    swap = ("; the second line swaps it in at test time, to evaluate or run a trained model on YOUR_DATASET, the "
+            "dataset you registered with these classes" if len(result.detic_lines) > 1 else
             "; its rows are not in CLIP's space, so it cannot be swapped into a detector trained on text rows")
-    print(f"Detic, with {result.handoff} (train or evaluate with these config options{swap}):")
+    print(f"Detic, with {result.handoff} (train with the first line{swap}):")
     for line in result.detic_lines:
         print(f"  {line}")
 

@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> None:
                                 clip_model=args.clip_model, pretrained=args.pretrained, space=args.space,
                                 embed_dim=args.embed_dim, command=args.command_line)
     print(f"wrote {', '.join(map(str, handoff.files))}")
+    for note in handoff.notes:
+        print(f"note: {note}")
     print(f"{FORMATS[args.format].detector} loads it with (docs/handoff.md):")
     for line in handoff.lines:
         print(f"  {line}")
