@@ -85,7 +85,7 @@ def get_parser() -> argparse.ArgumentParser:
                           "OUT/KIND.npy --format detic` takes any)")
     out.add_argument("--export-format", choices=FORMATS, default="yolo-world",
                      help="yolo-world: OUT/export/KIND.npy, L2-normalised float32 rows (YOLO-World's embedding_path), "
-                          "and KIND.class_texts.json; ultralytics: KIND.pt (txt_feats and names); detic: KIND.npy as "
+                          "KIND.classes.txt and KIND.class_texts.json; ultralytics: KIND.pt (txt_feats and names); detic: KIND.npy as "
                           "Detic reads it, KIND.classes.txt and KIND.detic.txt (docs/handoff.md)")
     out.add_argument("--report", action="store_true",
                      help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
