@@ -2,8 +2,9 @@
 
 A row says what a format is: the suffix of its file, whether the detector compares the rows with
 CLIP embeddings (`clip_space`: then rows from the visual aggregator, space `aggregator` or `mixed`,
-mean nothing to it), the detector's usual CLIP width, and the module function that writes it. Adding
-a format is one module with its `write_*` function and one row here.
+mean nothing to it), the width its released models take (`width_note` says when rows differ), and
+the module function that writes it. Adding a format is one module with its `write_*` function and
+one row here.
 
 Before anything is written, an export is refused (InputError, one line naming the file) for rows in
 another space than the format needs (saying which kinds would work), rows of another width than the
@@ -71,9 +72,21 @@ def check_space(kind: str, space: str | None, fmt: HandoffFormat, where: str) ->
             f"{fmt.detector} compares them with CLIP embeddings; {instead} (--format detic loads it as it is)")
 
 
+def width_note(fmt: str, width: int) -> str | None:
+    """What to know when rows of `width` go to format `fmt`, whose released detectors take another width; else None."""
+    form = FORMATS[fmt]
+    if form.detector_dim is None or width == form.detector_dim:
+        return None
+    return (f"the rows are {width}-d; the released {form.detector} models take {form.detector_dim}-d (CLIP ViT-B/32): "
+            f"this file fits only a detector built for {width}-d embeddings (--embed-dim "
+            f"{form.detector_dim} refuses such rows)")
+
+
 def export_rows(array: np.ndarray, sidecar: ClassifierSidecar, fmt: str, out: str | os.PathLike, *, source: str,
                 space: str | None = None, embed_dim: int | None = None, command: str | None = None) -> Handoff:
-    """Check `array` `(C, D)` (described by `sidecar`, rows in `space`) for format `fmt` and write it to `out`."""
+    """Check `array` `(C, D)` (described by `sidecar`, rows in `space`) for format `fmt` and write it to `out`.
+
+    Without `embed_dim`, rows of another width than the format's released detectors take are written with a note."""
     form = FORMATS[fmt]
     if Path(out).suffix != form.suffix:
         raise InputError(f"{out}: a {fmt} export is a {form.suffix} file")
@@ -86,7 +99,10 @@ def export_rows(array: np.ndarray, sidecar: ClassifierSidecar, fmt: str, out: st
     if not sidecar.class_names:
         raise InputError(f"{source}: no class names (its sidecar lists none): pass --class-names FILE (one name a "
                          "line, or the LVIS/COCO annotation file whose categories the rows are)")
-    return form.write(array, sidecar, Path(out), source, command)
+    handoff = form.write(array, sidecar, Path(out), source, command)
+    note = width_note(fmt, array.shape[1]) if embed_dim is None else None
+    handoff.notes += [note] if note else []
+    return handoff
 
 
 def export_classifier(path: str | os.PathLike, fmt: str, out: str | os.PathLike, *,

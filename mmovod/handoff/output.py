@@ -14,11 +14,13 @@ from mmovod.classifiers.sidecar import ClassifierSidecar, make_sidecar, sidecar_
 
 @dataclass
 class Handoff:
-    """What an export wrote (`files`, the detector's file first) and the lines that load it into the detector."""
+    """What an export wrote (`files`, the detector's file first), the lines that load it into the detector and
+    what else the user should know (`notes`)."""
 
     format: str
     files: list[Path]
     lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def prompt_embeddings(array: np.ndarray) -> np.ndarray:

@@ -1,11 +1,13 @@
 """Each hand-off format, loaded the way its detector loads it (their few loading lines re-typed here), and the refusals.
 
-Detic: `ZeroShotClassifier.__init__` (np.load as float32, transposed, a zero background column, columns
-L2-normalised, `shape[1] == NUM_CLASSES + 1`). YOLO-World: `SimpleYOLOWorldDetector.__init__` and
-`extract_feat` (np.load -> float tensor -> `embeddings[None]`), its dataset's `class_text_path`
-(`json.load`, one list of texts per class). Ultralytics 8.4: `torch.load(path, weights_only=True)`, then what
-`WorldModel.set_classes` and `YOLOWorld.set_classes` set (txt_feats (1, C, D), head nc, names) and what
-`WorldModel.predict` does with txt_feats.
+Detic (facebookresearch/Detic 436cda2): `ZeroShotClassifier.__init__` (np.load as float32, transposed, a zero
+background column, columns L2-normalised, `shape[1] == NUM_CLASSES + 1`), built only with
+`USE_ZEROSHOT_CLS` (default False), and `train_net.py`'s `do_test` (one `TEST_CLASSIFIERS` entry per
+`DATASETS.TEST` entry, by position). YOLO-World (AILab-CVC/YOLO-World 4f70adb): `SimpleYOLOWorldDetector.__init__`
+and `extract_feat` (np.load -> float tensor -> `embeddings[None]`; label i is row i), the config executed as
+Python, the test dataset's `metainfo` classes, `reparameterize_yoloworld.py` (np.load without a cast).
+Ultralytics 8.4.190: `torch.load(path, weights_only=True)`, then what `WorldModel.set_classes` and
+`YOLOWorld.set_classes` set (txt_feats (1, C, D), head nc, names) and what `WorldModel.predict` does with txt_feats.
 """
 import ast
 import json
@@ -44,6 +46,30 @@ def unit(array):
 
 # --- the detectors' loading lines, re-typed ----------------------------------------------------------------
 
+DETIC_DEFAULTS = {"MODEL.ROI_BOX_HEAD.USE_ZEROSHOT_CLS": "False", "MODEL.RESET_CLS_TESTS": "False",
+                  "DATASETS.TEST": "('oid_val_expanded', 'objects365_v2_val')"}  # Detic's defaults, and a config's tests
+
+
+def detic_options(line, base=DETIC_DEFAULTS):
+    """A config after `merge_from_list` of a pasted line (values decoded as yacs does: a Python literal, else text)."""
+    words = shlex.split(line)
+    merged = {**base, **dict(zip(words[::2], words[1::2]))}
+    def decode(value):
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+    return {key: decode(value) for key, value in merged.items()}
+
+
+def detic_test_classifiers(cfg):
+    """What `do_test` hands `reset_cls_test` for each test dataset: its classifier and class count, by position."""
+    if not cfg["MODEL.RESET_CLS_TESTS"]:
+        return {}
+    return {name: (cfg["MODEL.TEST_CLASSIFIERS"][d], cfg["MODEL.TEST_NUM_CLASSES"][d])
+            for d, name in enumerate(cfg["DATASETS.TEST"])}
+
+
 def detic_loads(path, num_classes, zs_weight_dim):
     zs_weight = torch.tensor(np.load(path), dtype=torch.float32).permute(1, 0).contiguous()  # D x C
     zs_weight = torch.cat([zs_weight, zs_weight.new_zeros((zs_weight_dim, 1))], dim=1)  # D x (C + 1)
@@ -52,12 +78,26 @@ def detic_loads(path, num_classes, zs_weight_dim):
     return zs_weight
 
 
-def yolo_world_loads(embedding_path, class_text_path):
+def yolo_world_config(lines):
+    """The printed config lines run as an mmengine Python config runs (the elided `...` dropped)."""
+    namespace = {}
+    exec("\n".join(line.replace(", ...)", ")") for line in lines), namespace)
+    return namespace
+
+
+def yolo_world_test_classes(config):
+    """The test dataset's classes: what names label i (mmdet's `metainfo`; COCO's 80 when not set)."""
+    return config["test_dataloader"]["dataset"].get("metainfo", {}).get("classes", "COCO's 80")
+
+
+def yolo_world_loads(embedding_path):
     embeddings = torch.nn.Parameter(torch.from_numpy(np.load(embedding_path)).float())
-    txt_feats = embeddings[None]
+    return embeddings[None]
+
+
+def yolo_world_class_texts(class_text_path):
     with open(class_text_path) as f:
-        class_texts = json.load(f)
-    return txt_feats, [x[0] for x in class_texts]
+        return [x[0] for x in json.load(f)]
 
 
 def ultralytics_loads(path):
@@ -81,10 +121,10 @@ def test_detic_reads_the_rows_as_they_are_with_the_printed_options(tmp_path):
     done = export_classifier(src, "detic", out)
     assert done.files == [out, tmp_path / "detic/mine.npy.json", tmp_path / "detic/mine.classes.txt",
                           tmp_path / "detic/mine.detic.txt"]
-    first = shlex.split(done.lines[0])
-    options = dict(zip(first[::2], first[1::2]))
-    zs_weight = detic_loads(options["MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH"],
-                            int(options["MODEL.ROI_HEADS.NUM_CLASSES"]), int(options["MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM"]))
+    cfg = detic_options(done.lines[0])
+    assert cfg["MODEL.ROI_BOX_HEAD.USE_ZEROSHOT_CLS"] is True  # else Detic builds a plain linear classifier
+    zs_weight = detic_loads(cfg["MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH"], cfg["MODEL.ROI_HEADS.NUM_CLASSES"],
+                            cfg["MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM"])
     np.testing.assert_allclose(zs_weight[:, :-1].numpy(), unit(array).T, rtol=1e-6, atol=1e-7)
     assert np.load(out).dtype == np.float32 and np.array_equal(np.load(out), array)
     assert (tmp_path / "detic/mine.classes.txt").read_text().splitlines() == NAMES
@@ -94,17 +134,34 @@ def test_detic_reads_the_rows_as_they_are_with_the_printed_options(tmp_path):
     assert side.space == "aggregator" and side.class_names == NAMES and side.details["exported_from"] == str(src)
 
 
-def test_yolo_world_reads_unit_rows_and_the_class_texts_in_row_order(tmp_path):
+def test_yolo_world_reads_unit_rows_and_its_test_classes_in_row_order(tmp_path):
     array = rows(1)
     done = export_classifier(classifier(tmp_path, array), "yolo-world", tmp_path / "yw.npy")
-    assert done.files == [tmp_path / "yw.npy", tmp_path / "yw.npy.json", tmp_path / "yw.class_texts.json"]
-    config = ast.parse(done.lines[0].replace(", ...)", ")")).body[0].value
-    keywords = {k.arg: ast.literal_eval(k.value) for k in config.keywords}
-    txt_feats, names = yolo_world_loads(keywords["embedding_path"], tmp_path / "yw.class_texts.json")
-    assert txt_feats.shape == (1, keywords["num_prompts"], keywords["prompt_dim"]) == (1, 4, 16)
-    assert names == NAMES and keywords["num_test_classes"] == len(names)
+    assert done.files == [tmp_path / "yw.npy", tmp_path / "yw.npy.json", tmp_path / "yw.classes.txt",
+                          tmp_path / "yw.class_texts.json"]
+    config = yolo_world_config(done.lines)
+    model = config["model"]
+    txt_feats = yolo_world_loads(model["embedding_path"])
+    assert txt_feats.shape == (1, model["num_prompts"], model["prompt_dim"]) == (1, 4, 16)
+    # label i is row i, named by the test dataset's i-th class
+    assert yolo_world_test_classes(config) == tuple(NAMES)
+    assert model["num_test_classes"] == model["num_train_classes"] == len(NAMES)
+    assert model["bbox_head"]["head_module"]["num_classes"] == model["train_cfg"]["assigner"]["num_classes"] == 4
     np.testing.assert_allclose(txt_feats[0].detach().numpy(), unit(array), rtol=1e-6, atol=1e-7)
+    assert yolo_world_class_texts(tmp_path / "yw.class_texts.json") == NAMES
     assert np.load(tmp_path / "yw.npy").dtype == np.float32 and read_sidecar(tmp_path / "yw.npy").normalized
+    assert torch.from_numpy(np.load(tmp_path / "yw.npy")).dtype == torch.float32  # reparameterize_yoloworld casts not
+
+
+def test_the_yolo_world_check_catches_a_test_dataset_without_the_rows_classes(tmp_path, monkeypatch):
+    """Plant the bug: the earlier lines named the classes only by class_text_path, which the detector never reads."""
+    from mmovod.handoff import yolo_world
+
+    earlier = ["model = dict(type='SimpleYOLOWorldDetector', embedding_path='yw.npy', num_prompts=4, ...)",
+               "test_dataloader = dict(dataset=dict(type='MultiModalDataset', class_text_path='t.json', ...))"]
+    monkeypatch.setattr(yolo_world, "yolo_world_config_lines", lambda *args: earlier)
+    done = export_classifier(classifier(tmp_path), "yolo-world", tmp_path / "yw.npy")
+    assert yolo_world_test_classes(yolo_world_config(done.lines)) != tuple(NAMES)
 
 
 def test_ultralytics_reads_txt_feats_and_names_with_weights_only(tmp_path):
@@ -123,7 +180,7 @@ def test_the_loading_checks_catch_rows_that_are_not_unit_length(tmp_path, monkey
     monkeypatch.setattr(output, "l2_normalise_rows", lambda array: array.astype(np.float64))
     array = rows(3)
     export_classifier(classifier(tmp_path, array), "yolo-world", tmp_path / "yw.npy")
-    txt_feats, _ = yolo_world_loads(tmp_path / "yw.npy", tmp_path / "yw.class_texts.json")
+    txt_feats = yolo_world_loads(tmp_path / "yw.npy")
     with pytest.raises(AssertionError):
         np.testing.assert_allclose(txt_feats[0].detach().numpy(), unit(array), rtol=1e-6, atol=1e-7)
 
@@ -172,7 +229,7 @@ def test_a_file_without_sidecar_is_described_by_its_class_names_clip_and_space(t
         export_classifier(bare, "detic", tmp_path / "d.npy", clip_model="ViT-B/32")
     export_classifier(bare, "yolo-world", tmp_path / "y.npy", class_names=tmp_path / "names.txt",
                       clip_model="ViT-B/32", space="clip")
-    assert yolo_world_loads(tmp_path / "y.npy", tmp_path / "y.class_texts.json")[1] == NAMES
+    assert (tmp_path / "y.classes.txt").read_text().splitlines() == NAMES
     assert read_sidecar(tmp_path / "y.npy").clip_model == "ViT-B/32"
 
 
@@ -204,24 +261,36 @@ def test_class_names_that_disagree_with_the_sidecar_and_another_clip_are_refused
 
 def test_detic_lines():
     assert detic_config_lines("out/mm.npy", 5, 512) == [
-        "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH out/mm.npy MODEL.ROI_HEADS.NUM_CLASSES 5 "
-        "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM 512",
-        "MODEL.RESET_CLS_TESTS True MODEL.TEST_CLASSIFIERS '(\"out/mm.npy\",)' MODEL.TEST_NUM_CLASSES '(5,)'"]
+        "MODEL.ROI_BOX_HEAD.USE_ZEROSHOT_CLS True MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH out/mm.npy "
+        "MODEL.ROI_HEADS.NUM_CLASSES 5 MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM 512",
+        "DATASETS.TEST '(\"YOUR_DATASET\",)' MODEL.RESET_CLS_TESTS True MODEL.TEST_CLASSIFIERS '(\"out/mm.npy\",)' "
+        "MODEL.TEST_NUM_CLASSES '(5,)'"]
 
 
 def test_detic_lines_paste_as_one_argument_per_value_for_any_path():
     """A shell splits each line into option-value pairs whose values are the path and a tuple holding it."""
     for path in ("my classifiers/mm.npy", "it's/\"x\" $HOME.npy"):
-        first, second = (shlex.split(line) for line in detic_config_lines(path, 3, 512))
-        assert first[1] == path and len(first) == 6
-        assert ast.literal_eval(second[3]) == (path,) and ast.literal_eval(second[5]) == (3,)
+        first, second = (detic_options(line, {}) for line in detic_config_lines(path, 3, 512))
+        assert first["MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH"] == path and len(first) == 4
+        assert second["MODEL.TEST_CLASSIFIERS"] == (path,) and second["MODEL.TEST_NUM_CLASSES"] == (3,)
+
+
+def test_detic_swap_line_gives_each_test_dataset_a_classifier():
+    """Detic's do_test indexes TEST_CLASSIFIERS by the position of each DATASETS.TEST entry: a config testing on
+    two datasets (Detic's own 21k configs) fails with the line unless it names the one dataset."""
+    line = detic_config_lines("out/mm.npy", 5, 512)[1]
+    assert detic_test_classifiers(detic_options(line)) == {"YOUR_DATASET": ("out/mm.npy", 5)}
+    earlier = " ".join(shlex.quote(word) for word in shlex.split(line)[2:])  # plant the bug: no DATASETS.TEST
+    with pytest.raises(IndexError):
+        detic_test_classifiers(detic_options(earlier))
 
 
 def test_detic_takes_rows_of_any_space_but_offers_the_test_time_swap_only_for_clip_space(tmp_path):
     """A detector trained on text rows learned CLIP's space: aggregator-space rows are for training with them."""
     own = export_classifier(classifier(tmp_path, rows().astype(np.float16), kind="vision-aggregated", space="aggregator"),
                             "detic", tmp_path / "own.npy")
-    assert len(own.lines) == 1 and own.lines[0].startswith("MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH")
+    assert len(own.lines) == 1 and "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH" in own.lines[0]
     assert "cannot be swapped into a detector trained on text rows" in (tmp_path / "own.detic.txt").read_text()
     clip = export_classifier(classifier(tmp_path, name="clip.npy"), "detic", tmp_path / "clip_out.npy")
-    assert len(clip.lines) == 2 and clip.lines[1].startswith("MODEL.RESET_CLS_TESTS True")
+    assert len(clip.lines) == 2 and "MODEL.RESET_CLS_TESTS True" in clip.lines[1]
+    assert "replace YOUR_DATASET" in (tmp_path / "clip_out.detic.txt").read_text()

@@ -24,17 +24,30 @@ def test_mmovod_export_writes_and_prints_the_loading_lines(tmp_path, capsys):
     assert mmovod_main(["export", str(src), "--format", "ultralytics", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == f"wrote {out}, {out}.json"
-    assert printed[1] == "Ultralytics YOLO-World loads it with (docs/handoff.md):"
+    assert printed[1] == ("note: the rows are 8-d; the released Ultralytics YOLO-World models take 512-d (CLIP "
+                          "ViT-B/32): this file fits only a detector built for 8-d embeddings (--embed-dim 512 "
+                          "refuses such rows)")
+    assert printed[2] == "Ultralytics YOLO-World loads it with (docs/handoff.md):"
     assert f"  saved = torch.load({str(out)!r}, weights_only=True)" in printed
     assert torch.load(out, weights_only=True)["names"] == NAMES
 
 
 def test_detic_prints_its_config_lines(tmp_path, capsys):
     out = tmp_path / "d.npy"
-    assert export_classifier.main([str(classifier(tmp_path)), "--format", "detic", "--out-path", str(out)]) == 0
+    assert export_classifier.main([str(classifier(tmp_path)), "--format", "detic", "--out-path", str(out),
+                                   "--embed-dim", "8"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[2] == f"  MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH {out} MODEL.ROI_HEADS.NUM_CLASSES 3 " \
-                         "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM 8"
+    assert printed[2] == f"  MODEL.ROI_BOX_HEAD.USE_ZEROSHOT_CLS True MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH {out} " \
+                         "MODEL.ROI_HEADS.NUM_CLASSES 3 MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM 8"
+
+
+def test_rows_of_the_released_detectors_width_print_no_note(tmp_path, capsys):
+    array = np.random.default_rng(1).standard_normal((3, 512)).astype(np.float32)
+    src = tmp_path / "wide.npy"
+    save_classifier(src, array, make_sidecar(array, "text", {"clip_model": "ViT-B/32", "embed_dim": 512},
+                                             class_names=NAMES))
+    assert export_classifier.main([str(src), "--format", "yolo-world", "--out-path", str(tmp_path / "y.npy")]) == 0
+    assert "note:" not in capsys.readouterr().out
 
 
 BAD = {

@@ -85,7 +85,7 @@ def get_parser() -> argparse.ArgumentParser:
                           "OUT/KIND.npy --format detic` takes any)")
     out.add_argument("--export-format", choices=FORMATS, default="yolo-world",
                      help="yolo-world: OUT/export/KIND.npy, L2-normalised float32 rows (YOLO-World's embedding_path), "
-                          "and KIND.class_texts.json; ultralytics: KIND.pt (txt_feats and names); detic: KIND.npy as "
+                          "KIND.classes.txt and KIND.class_texts.json; ultralytics: KIND.pt (txt_feats and names); detic: KIND.npy as "
                           "Detic reads it, KIND.classes.txt and KIND.detic.txt (docs/handoff.md)")
     out.add_argument("--report", action="store_true",
                      help="write OUT/report/index.html with a contact sheet per class (crops and TTA views), sources, "
@@ -164,9 +164,10 @@ def run(args: argparse.Namespace) -> None:
     if result.report:
         print(f"report: {result.report}")
     print(f"hand-off: {result.handoff}, {result.handoff_reason}")
-    swap = ("; the second line swaps it in at test time" if len(result.detic_lines) > 1 else
+    swap = ("; the second line swaps it in at test time, to evaluate or run a trained model on YOUR_DATASET, the "
+            "dataset you registered with these classes" if len(result.detic_lines) > 1 else
             "; its rows are not in CLIP's space, so it cannot be swapped into a detector trained on text rows")
-    print(f"Detic, with {result.handoff} (train or evaluate with these config options{swap}):")
+    print(f"Detic, with {result.handoff} (train with the first line{swap}):")
     for line in result.detic_lines:
         print(f"  {line}")
 

@@ -6,12 +6,13 @@ Reads a classifier .npy (any of mmovod's, the guide tools', or a released file: 
 the lines that load it (docs/handoff.md):
   detic        OUT.npy (float32, as Detic's ZeroShotClassifier reads it), OUT.classes.txt, OUT.detic.txt
                (the config options, also printed)
-  yolo-world   OUT.npy (float32, rows L2-normalised: SimpleYOLOWorldDetector's embedding_path) and
-               OUT.class_texts.json (the test dataset's class_text_path)
+  yolo-world   OUT.npy (float32, rows L2-normalised: SimpleYOLOWorldDetector's embedding_path),
+               OUT.classes.txt (the test dataset's classes, in row order) and OUT.class_texts.json
   ultralytics  OUT.pt ({"txt_feats": (1, C, D), "names": [...]}, read by torch.load(..., weights_only=True))
 Each with a sidecar. Refused, writing nothing: rows from the visual aggregator for the YOLO-World
 formats (they compare rows with CLIP embeddings: the message says which kinds work), rows of another
-width than --embed-dim, rows holding NaN/inf or all zeros.
+width than --embed-dim, rows holding NaN/inf or all zeros. Without --embed-dim, rows of another width
+than the released detectors' 512 are written with a note.
 
 Example:
   mmovod export my_classifiers/multi-modal-average.npy --format ultralytics --out-path my_classes.pt
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> None:
                                 clip_model=args.clip_model, pretrained=args.pretrained, space=args.space,
                                 embed_dim=args.embed_dim, command=args.command_line)
     print(f"wrote {', '.join(map(str, handoff.files))}")
+    for note in handoff.notes:
+        print(f"note: {note}")
     print(f"{FORMATS[args.format].detector} loads it with (docs/handoff.md):")
     for line in handoff.lines:
         print(f"  {line}")
