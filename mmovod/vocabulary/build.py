@@ -81,6 +81,8 @@ class BuildResult:
     detic_lines: list[str]
     handoff_reason: str
     exports: dict[str, Path] = field(default_factory=dict)
+    export_notes: list[str] = field(default_factory=list)
+    """What the user should know about the exported files (`Handoff.notes`, each once)."""
     report: Path | None = None
     judged: dict[str, Any] | None = None
     not_judged: str | None = None
@@ -175,8 +177,10 @@ def build_classifiers(inputs: BuildInputs, settings: BuildSettings, out_dir: str
             make_output_dir(out / "export")
             stage = plan.stages[name]
             result.exports[name] = out / "export" / f"{name}{FORMATS[settings.export_format].suffix}"
-            written += export_rows(stage.array, stage.sidecar, settings.export_format, result.exports[name],
-                                   source=str(stage.path), space=stage.sidecar.space, command=command).files
+            handoff = export_rows(stage.array, stage.sidecar, settings.export_format, result.exports[name],
+                                  source=str(stage.path), space=stage.sidecar.space, command=command)
+            written += handoff.files
+            result.export_notes += [n for n in handoff.notes if n not in result.export_notes]
         if settings.report:
             queries = plan.stages.get(judge_queries())
             skipped = queries.sidecar.details["skipped_images"] if queries is not None else exemplars.skipped

@@ -1,5 +1,6 @@
 """tools/build_classifiers.py end to end on generated photos with the tiny CLIP: equal to the separate tools,
 text-only rows for classes without exemplars, resumable, one-line errors, the report in a real browser."""
+import dataclasses
 import json
 import os
 import shutil
@@ -244,9 +245,17 @@ def test_skip_bad_lists_the_image_and_earlier_outputs_survive_a_failed_run(own_c
 
 
 @pytest.mark.slow
-def test_export_writes_normalised_clip_space_rows(own_classes, tmp_path):
+def test_export_writes_normalised_clip_space_rows(own_classes, tmp_path, capsys, monkeypatch):
+    from mmovod.handoff import formats
+
+    # the tiny CLIP is 512-d like the released YOLO-World models; pretend those take 768-d, and the build says once
+    # (for two exported kinds) that its rows fit only a detector built for their width
+    monkeypatch.setitem(formats.FORMATS, "yolo-world", dataclasses.replace(formats.FORMATS["yolo-world"], detector_dim=768))
     out = tmp_path / "out"
     assert build(own_classes, out, "--export", "text", "multi-modal-average") == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: the rows are 512-d; the released YOLO-World models take 768-d (CLIP ViT-B/32): this "
+                     "file fits only a detector built for 512-d embeddings (--embed-dim 768 refuses such rows)"]
     for kind in ("text", "multi-modal-average"):
         got = np.load(out / "export" / f"{kind}.npy")
         np.testing.assert_allclose(got, unit(np.load(out / f"{kind}.npy")), rtol=1e-6, atol=1e-7)

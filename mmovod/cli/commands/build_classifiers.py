@@ -157,6 +157,8 @@ def run(args: argparse.Namespace) -> None:
               f"the classes with exemplars): {', '.join(result.without_exemplars)}")
     for kind, path in result.exports.items():
         print(f"{kind} for {args.export_format}: {path} (docs/handoff.md: how the detector loads it)")
+    for note in result.export_notes:
+        print(f"note: {note}")
     if result.judged is not None:
         print("\n".join(summary_lines(result.judged)))
     elif result.not_judged:
