@@ -3,7 +3,8 @@ example."""
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 GUIDE = [
     "python tools/remove_lvis_rare.py --ann datasets/lvis/lvis_v1_train.json",
@@ -38,3 +39,9 @@ GUIDE = [
 def readme_example() -> str:
     section = README.read_text().split("## Python API", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def shell_block(page: str, heading: str) -> str:
+    """The first fenced shell block after `heading` in `page` (a path from the repository root), as written."""
+    section = (ROOT / page).read_text().split(heading, 1)[1]
+    return re.search(r"```\n(.*?)```", section, re.S).group(1)

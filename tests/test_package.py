@@ -1,8 +1,8 @@
 """mmovod as a package: pyproject.toml declares what it needs, requirements.txt pins it, and the wheel works alone.
 
 The wheel test builds mmovod from a copy of its sources, installs it into a throw-away venv that sees this
-environment's dependencies (no download), and runs the `mmovod` command and the README's Python API example
-from a folder outside the repository.
+environment's dependencies (no download), and runs the `mmovod` command, the README's own-classes quick start and
+docs/handoff.md's exports as written, and the README's Python API example, from a folder outside the repository.
 """
 import ast
 import os
@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests.docs_text import readme_example
+from PIL import Image
+
+from tests.docs_text import readme_example, shell_block
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,6 +105,19 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_outside_the_repository(tm
     hint = subprocess.run([venv / "bin/mmovod", "train_visual_aggregator", "--cache", ".", "--out", "x"], cwd=work,
                           capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert hint.returncode == 2 and "mmovod cache_clip_features" in hint.stderr and "tools/" not in hint.stderr
+
+    # the first hour as documented, run as written: the README's own classes, then docs/handoff.md's exports
+    for folder, colour in (("hard-hat", "yellow"), ("traffic cone", "orange"), ("digger", "olive")):
+        for i in range(2):
+            (work / "my_photos" / folder).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (64 + 8 * i, 48), colour).save(work / "my_photos" / folder / f"{i}.jpg")
+    on_path = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    for page, heading in (("README.md", "## Quick start: your own classes"), ("docs/handoff.md", "# Hand it")):
+        block = shell_block(page, heading)
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=on_path, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, (page, done.stderr[-3000:])
+    assert {"detic.npy", "yolo_world.npy", "ultralytics.pt"} <= {p.name for p in (work / "handoff").iterdir()}
 
     demo = work / "datasets/demo"
     code = readme_example().replace(

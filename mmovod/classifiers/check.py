@@ -38,6 +38,14 @@ def _rows(indices: Sequence[int], names: Sequence[str] | None) -> str:
     return ", ".join(shown) + more
 
 
+def zero_rows_problem(zero_rows: Sequence[int], names: Sequence[str] | None, sidecar: ClassifierSidecar | None) -> str:
+    """'rows 3 (wheelbarrow) are all zeros', with the fix when they are classes the sidecar lists without exemplars."""
+    without = set((sidecar.details.get("classes_without_exemplars") or []) if sidecar else [])
+    note = " (classes without exemplars: use the multi-modal classifier, whose rows fall back to text)" \
+        if names and all(names[i] in without for i in zero_rows) else ""
+    return f"rows {_rows(zero_rows, names)} are all zeros{note}"
+
+
 def duplicate_pairs(array: np.ndarray, usable: np.ndarray, chunk: int = 1024) -> list[tuple[int, int]]:
     """Pairs (i < j) of usable rows whose cosine exceeds DUPLICATE_COSINE."""
     index = np.flatnonzero(usable)
@@ -61,11 +69,7 @@ def _array_problems(array: np.ndarray, names: list[str] | None, sidecar: Classif
         problems.append(f"rows {_rows(np.flatnonzero(~finite).tolist(), names)} hold NaN or inf")
     zero = finite & ~array.any(axis=1)
     if zero.any():
-        without = set((sidecar.details.get("classes_without_exemplars") or []) if sidecar else [])
-        zero_rows = np.flatnonzero(zero).tolist()
-        note = " (classes without exemplars: use the multi-modal classifier, whose rows fall back to text)" \
-            if names and all(names[i] in without for i in zero_rows) else ""
-        problems.append(f"rows {_rows(zero_rows, names)} are all zeros{note}")
+        problems.append(zero_rows_problem(np.flatnonzero(zero).tolist(), names, sidecar))
     pairs = duplicate_pairs(array, finite & ~zero)
     if pairs:
         shown = ", ".join(f"{a} and {b}" + (f" ({names[a]}, {names[b]})" if names else "") for a, b in pairs[:SHOWN])

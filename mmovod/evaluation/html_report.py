@@ -87,13 +87,18 @@ def exemplar_source(classifier: EvalClassifier) -> ExemplarSource | None:
         return None
     details, folder = found
     try:
-        exemplars = load_exemplar_list(located_input(details, "exemplar_list", folder))
+        exemplars = load_exemplar_list(located_input(details, "exemplar_list", folder), allow_empty=True)
     except InputError as exc:
         log.warning("report: no exemplars shown for %s (%s)", classifier.name, exc)
         return None
     roots = details.get("image_roots") if isinstance(details.get("image_roots"), dict) else {}
     context = details.get("context") if isinstance(details.get("context"), (int, float)) else 0.0
-    by_category = {records[0].get("category_id"): [_found(r, details, folder) for r in records] for records in exemplars}
+    # the list has one class per row, in row order: row r's exemplars are class r's, under the category row r
+    # matched in --ann (its records' own category_id only when the list and the rows differ in length)
+    row_ids = classifier.match.category_ids if classifier.match is not None else []
+    by_row = len(row_ids) == len(exemplars)
+    by_category = {row_ids[c] if by_row else records[0].get("category_id"): [_found(r, details, folder) for r in records]
+                   for c, records in enumerate(exemplars) if records}
     return ExemplarSource({k: v for k, v in by_category.items() if isinstance(k, int)},
                           {name: from_working_folder(p, details, folder) for name, p in roots.items()}, float(context))
 

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from mmovod.classifiers.check import zero_rows_problem
 from mmovod.classifiers.fusion import check_finite_nonzero
 from mmovod.classifiers.kinds import KINDS, built
 from mmovod.classifiers.sidecar import ClassifierSidecar
@@ -95,6 +96,10 @@ def export_rows(array: np.ndarray, sidecar: ClassifierSidecar, fmt: str, out: st
         raise InputError(f"{source}: rows are {array.shape[1]}-d (CLIP {sidecar.clip_model or 'unknown'}), the "
                          f"detector takes {embed_dim}-d embeddings (--embed-dim): export a classifier made with the "
                          "detector's CLIP")
+    zero = np.flatnonzero(np.isfinite(array).all(axis=1) & ~array.any(axis=1)).tolist()
+    if zero:  # named with their classes and the fix, as check_classifier names them
+        raise InputError(f"{source}: {zero_rows_problem(zero, sidecar.class_names, sidecar)}; a detector never "
+                         "predicts a class whose row is zeros")
     check_finite_nonzero(array, source)
     if not sidecar.class_names:
         raise InputError(f"{source}: no class names (its sidecar lists none): pass --class-names FILE (one name a "

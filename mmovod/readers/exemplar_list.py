@@ -20,11 +20,11 @@ from mmovod.io.json_files import load_json
 ExemplarList = list[list[dict[str, Any]]]
 
 
-def load_exemplar_list(path: str | os.PathLike) -> ExemplarList:
+def load_exemplar_list(path: str | os.PathLike, allow_empty: bool = False) -> ExemplarList:
     """Read and check an exemplar list: every class a non-empty list of well-formed records.
 
     Raises InputError (one line naming the file, class and exemplar) otherwise. Classes may hold
-    different numbers of exemplars.
+    different numbers of exemplars; with `allow_empty`, none (a build's class without photos).
     """
     doc = load_json(path, "exemplar list")
     if isinstance(doc, dict):
@@ -36,7 +36,7 @@ def load_exemplar_list(path: str | os.PathLike) -> ExemplarList:
         if not isinstance(records, list):
             raise InputError(f"{path}: class {c} is a {type(records).__name__}, expected a list of exemplar records "
                              "(the file must be a list of lists)")
-        if not records:
+        if not records and not allow_empty:
             raise InputError(f"{path}: class {c} has no exemplars")
         for e, record in enumerate(records):
             where = f"{path}: class {c} exemplar {e}"

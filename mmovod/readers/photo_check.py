@@ -53,6 +53,8 @@ def check_photo(path: str) -> PhotoCheck:
     p = Path(path)
     if not p.is_file():
         return PhotoCheck(None, "image not found" if not p.exists() else "not a file")
+    if p.stat().st_size == 0:
+        return PhotoCheck(None, "empty file (0 bytes): copy the photo again")
     try:
         with Image.open(p) as image:
             width, height = image.size

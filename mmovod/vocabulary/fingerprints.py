@@ -2,8 +2,8 @@
 that a classifier already on disk was made from them.
 
 Each sidecar's `details.fingerprint` hashes what its rows depend on (CLIP model and weights file,
-class names, sentences, each exemplar image's path, size, mtime and box, view settings (order and
---skip-bad included), aggregator file; a fusion: its inputs' fingerprints). The plan
+class names, sentences, each exemplar image's path, size, mtime and box, the images skipped as
+unreadable, view settings (order and --skip-bad included), aggregator file; a fusion: its inputs' fingerprints). The plan
 (`mmovod.vocabulary.plan`) computes them; a classifier whose file carries the same one is reused.
 """
 from __future__ import annotations
@@ -48,9 +48,12 @@ def clip_identity(spec: ClipSpec) -> dict[str, Any]:
     return {"model": spec.model, "pretrained": described["pretrained"], "files": files}
 
 
-def exemplar_identity(exemplars: ExemplarSet) -> list[list[list[Any]]]:
-    """Per class, per exemplar: its image's file signature and its box."""
-    return [[[*file_signature(r["file_name"]), r.get("bbox")] for r in records] for records in exemplars.records]
+def exemplar_identity(exemplars: ExemplarSet) -> dict[str, Any]:
+    """Per class, per exemplar: its image's file signature and its box; and the images skipped as unreadable,
+    which the vision sidecars list (a photo that breaks or is mended changes the record, if not the rows)."""
+    return {"records": [[[*file_signature(r["file_name"]), r.get("bbox")] for r in records]
+                        for records in exemplars.records],
+            "skipped": [[s["class"], s["path"], s["reason"]] for s in exemplars.skipped]}
 
 
 def reusable(path: Path, fingerprint: str) -> tuple[np.ndarray, ClassifierSidecar] | None:

@@ -62,8 +62,10 @@ def recommend(spaces: Mapping[str, str], every_class_has_vision: bool, judged: M
         if len(ranked) > 1:
             tie = ", a tie the default preference breaks" if scores[ranked[1]] == scores[best] else ""
             runner = f"; next {ranked[1]} {scores[ranked[1]]:.1f}%{tie}"
+        zero_rows = [n for n in judged["kinds"] if n in spaces and n not in pool]  # vision kinds judged, not eligible
+        left = f"; {', '.join(zero_rows)} left out: a class without photos has a zero row there" if zero_rows else ""
         return Recommendation(best, f"best leave-one-out top-1 of the {len(scores)} kinds judged on your photos "
-                                    f"({scores[best]:.1f}%{runner})", scores)
+                                    f"({scores[best]:.1f}%{runner}{left})", scores)
     in_clip = [n for n in pool if spaces[n] == "clip"]
     eligible = in_clip or pool
     chosen = eligible[0]

@@ -206,7 +206,8 @@ def test_width_nan_and_zero_rows_and_the_wrong_suffix_are_refused(tmp_path):
     with pytest.raises(InputError, match=r"rows are 16-d \(CLIP ViT-B/32\), the detector takes 512-d embeddings"):
         export_classifier(src, "ultralytics", tmp_path / "x.pt", embed_dim=512)
     assert export_classifier(src, "ultralytics", tmp_path / "x.pt", embed_dim=16).files[0].exists()
-    for bad, message in ((np.nan, "row 2 holds NaN or infinite values"), (0, "row 2 is all zeros")):
+    for bad, message in ((np.nan, "row 2 holds NaN or infinite values"),
+                         (0, r"rows 2 \(digger\) are all zeros; a detector never predicts a class whose row is zeros$")):
         array = rows()
         array[2] = bad
         with pytest.raises(InputError, match=message):
@@ -214,6 +215,19 @@ def test_width_nan_and_zero_rows_and_the_wrong_suffix_are_refused(tmp_path):
     with pytest.raises(InputError, match="a ultralytics export is a .pt file"):
         export_classifier(src, "ultralytics", tmp_path / "x.npy")
     assert not (tmp_path / "bad-out.npy").exists()
+
+
+def test_a_vision_classifier_with_a_class_without_photos_is_refused_naming_the_class_and_the_fix(tmp_path):
+    array = rows()
+    array[3] = 0
+    path = tmp_path / "vision-average.npy"
+    save_classifier(path, array, make_sidecar(array, "vision-average", CLIP, class_names=NAMES,
+                                              details={"classes_without_exemplars": ["barrow"]}))
+    with pytest.raises(InputError) as refused:
+        export_classifier(path, "detic", tmp_path / "out.npy")
+    assert str(refused.value) == (f"{path}: rows 3 (barrow) are all zeros (classes without exemplars: use the "
+                                  "multi-modal classifier, whose rows fall back to text); a detector never predicts "
+                                  "a class whose row is zeros")
 
 
 def test_a_file_without_sidecar_is_described_by_its_class_names_clip_and_space(tmp_path):

@@ -49,6 +49,8 @@ def test_missing_unknown_and_plugin_formats_say_why(tmp_path):
     assert check_photo(str(tmp_path / "nope.jpg")).problem == "image not found"
     assert check_photo(str(tmp_path / "junk.jpg")).problem == "cannot read image: not an image format Pillow knows"
     assert "pillow-heif plugin" in check_photo(str(tmp_path / "photo.heic")).problem
+    (tmp_path / "empty.jpg").write_bytes(b"")  # an interrupted copy: said as such, not as an unknown format
+    assert check_photo(str(tmp_path / "empty.jpg")).problem == "empty file (0 bytes): copy the photo again"
 
 
 def test_photos_are_checked_in_threads_in_order(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from PIL import Image
 from mmovod.classifiers.sidecar import read_sidecar
 from mmovod.classifiers.sidecar_files import located_input
 from mmovod.evaluation import html_report
-from tests.own_classes import CLASSES, build
+from tests.own_classes import CLASSES, VOCAB, build
 from tools import build_classifiers, eval_classifiers
 
 
@@ -103,3 +103,23 @@ def test_moved_with_its_inputs_the_build_evaluates_from_elsewhere_with_its_exemp
     monkeypatch.setattr(html_report, "from_working_folder", lambda path, details, folder: path)
     assert _evaluate(moved, "e2", "vision-average", "multi-modal-average") == {"vision-average": 0,
                                                                                "multi-modal-average": 0}
+
+
+@pytest.mark.slow
+def test_the_report_shows_the_exemplars_of_a_text_vocabulary_with_a_class_without_photos(own_classes, tmp_path,
+                                                                                         monkeypatch, capsys):
+    # a text vocabulary gives no category ids, and its exemplars.json holds an empty list for the class without
+    # photos: the rows are matched to --ann by name, and each class still shows the photos its row was made from
+    project = tmp_path / "project"
+    _project(own_classes, project)
+    (project / "vocab.txt").write_text(VOCAB + "wheelbarrow\n")
+    monkeypatch.chdir(project)
+    assert build(own_classes, "out", vocab="vocab.txt", photos="photos") == 0
+    assert json.loads((project / "out/exemplars.json").read_text())[-1] == []
+    capsys.readouterr()
+    shown = _evaluate(project, "e", "vision-average", "multi-modal-average")
+    photos = sum(n for *_, n in CLASSES)
+    assert shown == {"vision-average": photos, "multi-modal-average": photos}
+    # the coverage line says only what is missing: wheelbarrow has no crop; vision-average left its zero row out
+    gaps = [line for line in capsys.readouterr().out.splitlines() if "no crop" in line or "no row" in line]
+    assert gaps == ["multi-modal-average: 1 of its 4 classes have no crop in --ann (no AP)"]

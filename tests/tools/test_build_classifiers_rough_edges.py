@@ -32,6 +32,21 @@ def test_skip_bad_names_the_image_and_the_report_and_judge_leave_it_out(own_clas
     assert judged["photos_per_class"]["traffic cone"] == 2
 
 
+@pytest.mark.slow
+def test_a_photo_skipped_only_on_a_rebuild_is_listed_in_vocabulary_json_and_the_sidecars(own_classes, tmp_path, capsys):
+    photos = with_photo(own_classes, tmp_path, truncated_jpeg)
+    out = tmp_path / "out"
+    assert build(own_classes, out, "--skip-bad", photos=photos) == 0
+    (photos / "digger/empty.jpg").write_bytes(b"")  # skipped too: the rows do not change, the record does
+    assert build(own_classes, out, "--skip-bad", photos=photos) == 0
+    doc = json.loads((out / "vocabulary.json").read_text())
+    assert [s["path"] for s in doc["classes"][2]["skipped_images"]] == [str(photos / "digger/empty.jpg")]
+    assert [s["path"] for s in doc["classes"][1]["skipped_images"]] == [str(photos / "traffic cone/bad.jpg")]
+    sidecar = json.loads((out / "vision-average.npy.json").read_text())
+    assert sorted(s["path"] for s in sidecar["details"]["skipped_images"]) == \
+        [str(photos / "digger/empty.jpg"), str(photos / "traffic cone/bad.jpg")]
+
+
 def test_photos_directly_in_the_exemplar_folder_are_refused_with_the_layout(own_classes, tmp_path, bad_input):
     loose = tmp_path / "loose"
     loose.mkdir()
@@ -60,7 +75,9 @@ def test_ignored_files_are_named(own_classes, tmp_path, capsys):
 @pytest.mark.slow
 def test_the_summary_says_synonyms_are_not_in_the_prompts(own_classes, tmp_path, capsys):
     assert build(own_classes, tmp_path / "a") == 0
-    assert "synonyms of 2 classes match exemplar folders but are not in the text prompts" in capsys.readouterr().out
+    # 'digger' names a folder, 'safety helmet' none: the line says what synonyms do, not that they all matched
+    assert "synonyms of 2 classes (hard hat, excavator) may name exemplar folders and evaluation categories but are " \
+           "not in the text prompts" in capsys.readouterr().out
     assert build(own_classes, tmp_path / "b", "--avg_synonyms") == 0
     assert "synonyms of" not in capsys.readouterr().out
 

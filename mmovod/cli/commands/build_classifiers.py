@@ -144,8 +144,10 @@ def run(args: argparse.Namespace) -> None:
         print(f"removed what the earlier build in {result.out_dir} wrote and this one did not: {', '.join(result.removed)}")
     with_synonyms = [c.name for c in vocab.classes if set(c.synonyms) - {c.name}]
     if with_synonyms and not args.avg_synonyms:
-        print(f"synonyms of {plural(len(with_synonyms), 'class', 'classes')} match exemplar folders but are not in the text prompts "
-              "(Detic's recipe: the class name only); --avg_synonyms averages the prompts of every synonym")
+        named = ", ".join(with_synonyms[:5]) + (" ..." if len(with_synonyms) > 5 else "")
+        print(f"synonyms of {plural(len(with_synonyms), 'class', 'classes')} ({named}) may name exemplar folders and "
+              "evaluation categories but are not in the text prompts (Detic's recipe: the class name only); "
+              "--avg_synonyms averages the prompts of every synonym")
     if exemplars.unmatched:
         print(f"exemplar folders matching no class: {unmatched_names(exemplars.unmatched, vocab)}")
     if exemplars.ignored:

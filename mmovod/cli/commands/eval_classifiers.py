@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> None:
     from mmovod.evaluation.crop_cache import crop_views
     from mmovod.evaluation.eval_report import terminal_table
     from mmovod.evaluation.evaluate import EvalSettings, evaluate_classifiers
+    from mmovod.io.wording import plural
 
     settings = EvalSettings(
         classifiers=args.classifiers, ann=args.ann, img_dir=args.img_dir, out_dir=args.out_dir, cache_dir=args.cache_dir,
@@ -112,9 +113,12 @@ def run(args: argparse.Namespace) -> None:
                             f"{'' if len(cover['left_out_zero_rows']) == 1 else 'es'} whose row is all zeros (no exemplars): "
                             + ", ".join(cover["left_out_zero_rows"]), []).append(r["name"])
         no_crops, no_row = len(cover["classifier_classes_without_crops"]), len(cover["ann_classes_without_row"])
-        if no_crops or no_row:
-            gaps.setdefault(f"{no_crops} of its {r['classes']} classes have no crop in --ann (no AP); {no_row} classes "
-                            f"of --ann have no row ({cover['crops_without_row']} crops left out)", []).append(r["name"])
+        parts = [f"{no_crops} of its {r['classes']} classes have no crop in --ann (no AP)"] if no_crops else []
+        if no_row:
+            parts.append(f"{plural(no_row, 'class', 'classes')} of --ann "
+                         f"{'has' if no_row == 1 else 'have'} no row ({cover['crops_without_row']} crops left out)")
+        if parts:
+            gaps.setdefault("; ".join(parts), []).append(r["name"])
     for message, names in gaps.items():
         who = "every classifier" if len(names) == len(result.doc["classifiers"]) > 1 else ", ".join(names)
         print(f"{who}: {message}")
