@@ -87,7 +87,8 @@ def cache_features(
     root = prepare_cache_dir(out, plan, meta, write=False)
     mine = list(range(ctx.rank, plan.num_shards, ctx.world_size))
     encoded = skipped = 0
-    bar = tqdm(total=sum(len(plan.shard_rows(s)) for s in mine), unit="image", desc=f"cache rank {ctx.rank}",
+    who = f" (rank {ctx.rank} of {ctx.world_size})" if ctx.distributed else ""
+    bar = tqdm(total=sum(len(plan.shard_rows(s)) for s in mine), unit="image", desc=f"encoding the cache{who}",
                disable=not progress)
     with bar, interruption_keeps(lambda: shards_kept(root, plan.num_shards)):  # Ctrl-C: says how many are kept
         for shard in mine:
@@ -102,7 +103,7 @@ def cache_features(
             encoded += 1
             bar.update(len(rows))
     barrier(ctx)
-    log.info("rank %d: %d shards encoded, %d already finished", ctx.rank, encoded, skipped)
+    log.info("%d shards encoded%s, %d already finished", encoded, who, skipped)
     return CacheRun(root, plan.num_rows, plan.num_shards, encoded, skipped, len(classes))
 
 
