@@ -161,7 +161,7 @@ def test_models_lists_open_clip_weights_and_marks_those_here(hub_cache, monkeypa
     assert lines.pop(0).startswith("* world     shipped, works offline")  # the shipped CLIP comes first
     tags = open_clip.list_pretrained_tags_by_model("ViT-B-32")
     assert [line.split()[1] for line in lines[:-1]] == tags and all(line.startswith("  ") for line in lines[:-1])
-    assert lines[-1] == f"0 of {len(tags)} released weights are here (*)"
+    assert lines[-1] == f"0 of {len(tags)} released open_clip weights are downloaded here (*), and world ships with mmovod"
     path = put_in_hub_cache(cache)
     assert models.main(["--here"]) == 0
     lines = capsys.readouterr().out.splitlines()[1:]
@@ -169,5 +169,5 @@ def test_models_lists_open_clip_weights_and_marks_those_here(hub_cache, monkeypa
                if open_clip.get_pretrained_cfg(name, tag).get("hf_hub") == "timm/vit_base_patch32_clip_224.openai/"]
     assert len(sharing) == 2
     assert [line.split() for line in lines[:-1]] == [["*", name, tag, f"({path})"] for name, tag in sharing]
-    assert lines[-1] == f"2 of {len(open_clip.list_pretrained())} released weights are here (*)"
+    assert lines[-1] == f"2 of {len(open_clip.list_pretrained())} released open_clip weights are downloaded here (*), and world ships with mmovod"
     assert models.main(["--model", "no-such-model"]) == 2

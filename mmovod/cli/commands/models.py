@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> None:
     here = [w for w in weights if w.cached]
     for w in here if args.here else weights:
         print(f"{'*' if w.cached else ' '} {w.name:<{width}}  {w.tag}" + (f"  ({w.cached})" if w.cached else ""))
-    print(f"{len(here)} of {len(weights)} released weights are here (*)")
+    print(f"{len(here)} of {len(weights)} released open_clip weights are downloaded here (*), and world ships with mmovod")
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
