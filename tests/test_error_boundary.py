@@ -236,6 +236,27 @@ CASES += [Case(t, "random-safetensors", lambda w, d, mp: (
     {"--pretrained": copy_with(w.ann, d / "x.safetensors", lambda b: b"\x08" + bytes(300))}, "not a readable CLIP"))
     for t in CLIP_TOOLS]
 
+def spoiled_aggregator(src, dst, spoil):
+    """A copy of the aggregator checkpoint `src` at `dst` with its state dict changed by `spoil(state)`."""
+    state = torch.load(src, weights_only=True)["state_dict"]
+    spoil(state)
+    torch.save({"state_dict": state}, dst)
+    return dst
+
+
+SPOILED_WEIGHTS = [  # (name, spoil(state), words the error line holds)
+    ("nan-weights", lambda s: s["mapper.linear.weight"].view(-1)[3:5].fill_(float("nan")),
+     "mapper.linear.weight holds NaN or infinite values"),
+    ("cls-token-shape", lambda s: s.update({"mapper.cls_token": torch.zeros(3, 3)}),
+     "mapper.cls_token has shape [3, 3], expected [1, dim]"),
+    ("integer-weights", lambda s: s.update({k: v.long() for k, v in s.items()}), "holds torch.int64 values"),
+]
+for tool, attr in [("generate_vision_classifier_agg", "aggregator_512"), ("eval_visual_aggregator", "aggregator")]:
+    CASES += [Case(tool, f"aggregator-{name}", lambda w, d, mp, attr=attr, spoil=spoil, needle=needle: (
+        {"--load-path": spoiled_aggregator(getattr(w, attr), d / "spoiled.pth", spoil)}, needle))
+        for name, spoil, needle in SPOILED_WEIGHTS]
+
+
 
 # --- output targets ------------------------------------------------------------------------------
 
