@@ -297,6 +297,17 @@ for tool in TOOLS:
     if tool != "make_demo_data":  # a demo tree cannot be written atomically; its up-front checks are above
         CASES.append(Case(tool, "disk-full", lambda w, d, mp: (disk_full(mp), {}, "No space left on device")[1:],
                           resumable=folder_out))
+# the output named as one of the tool's inputs: refused before it is read, the input left as it was
+INPUT_FLAGS = [("remove_lvis_rare", "--ann", "ann"), ("get_lvis_cat_info", "--ann", "ann"),
+               ("create_imagenetlvis_json", "--lvis-meta-path", "ann"),
+               ("sample_exemplars", "--exemplar-dict-path", "exemplar_dict"), ("dump_clip_features", "--ann", "ann"),
+               ("dump_clip_features_lvis_sentences", "--descriptions-path", "descriptions"),
+               ("get_exemplars_tta", "--ann-path", "exemplar_list"),
+               ("generate_vision_classifier_agg", "--load-path", "aggregator_512"),
+               ("norm_feat_sum_norm", "--feat2-path", "feat2"), ("eval_visual_aggregator", "--classes", "classes")]
+for tool, flag, attr in INPUT_FLAGS:
+    CASES.append(Case(tool, f"output-is-the-input{flag}", lambda w, d, mp, flag=flag, attr=attr: (
+        {flag: copy_with(getattr(w, attr), d / "out" / "x", lambda b: b)}, "x: is also an input of this command")))
 for tool in CLASSIFIER_TOOLS:
     CASES.append(Case(tool, "sidecar-is-a-folder", lambda w, d, mp: (
         (d / "out" / "x.json").mkdir(), {}, "x.json: is a folder")[1:]))

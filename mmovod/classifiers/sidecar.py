@@ -21,7 +21,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -69,10 +69,18 @@ def sidecar_path(npy_path: str | os.PathLike) -> Path:
     return Path(str(npy_path) + ".json")
 
 
-def check_classifier_path(path: str | os.PathLike) -> Path:
-    """`check_output_path` for a classifier `.npy` and its `.npy.json` sidecar (both are written)."""
-    check_output_path(sidecar_path(path))
-    return check_output_path(path)
+def classifier_files(path: str | os.PathLike | None) -> list[Path]:
+    """A classifier `.npy` and its `.npy.json` sidecar (none for None): the files it is read from."""
+    return [] if path is None else [Path(path), sidecar_path(path)]
+
+
+def check_classifier_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """`check_output_path` for a classifier `.npy` and its `.npy.json` sidecar (both are written), neither of
+    which may be one of the command's `inputs`."""
+    inputs = list(inputs)
+    out = check_output_path(path, inputs)
+    check_output_path(sidecar_path(path), inputs)
+    return out
 
 
 def make_sidecar(array: np.ndarray, kind: str, clip: dict[str, Any] | None, *, space: str = "clip",
