@@ -193,10 +193,17 @@ def _check_field_types(doc: dict[str, Any], details: dict[str, Any], rows: int, 
     names = doc.get("class_names")
     if names is not None and (not _is_strings(names) or len(names) != rows):
         raise InputError(f"{where}: 'class_names' must be a list of {rows} strings")
+    for r, name in enumerate(names or []):
+        if len(name.strip().splitlines()) != 1:  # blank, or broken over lines: the exported class lists would shift
+            raise InputError(f"{where}: 'class_names' row {r} is {name!r:.60}, expected a name on one line")
     ids = doc.get("category_ids")
     if ids is not None and (not isinstance(ids, list) or len(ids) != rows
                             or not all(i is None or _is_int(i) for i in ids)):
         raise InputError(f"{where}: 'category_ids' must be a list of {rows} integer ids (or nulls), one per row")
+    first_row: dict[int, int] = {}
+    for r, i in enumerate(ids or []):
+        if i is not None and first_row.setdefault(i, r) != r:
+            raise InputError(f"{where}: 'category_ids' has id {i} on rows {first_row[i]} and {r}; each row is one category")
     for key, (ok, what) in DETAIL_FIELDS.items():
         if details.get(key) is not None and not ok(details[key]):
             raise InputError(f"{where}: details '{key}' must be {what}, found {details[key]!r:.60}")
