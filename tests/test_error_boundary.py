@@ -12,6 +12,7 @@ against a local HTTP server at the end.
 import datetime
 import errno
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -251,6 +252,27 @@ SPOILED_WEIGHTS = [  # (name, spoil(state), words the error line holds)
      "mapper.cls_token has shape [3, 3], expected [1, dim]"),
     ("integer-weights", lambda s: s.update({k: v.long() for k, v in s.items()}), "holds torch.int64 values"),
 ]
+
+
+def nan_clip(w, d):
+    """The tiny CLIP's weights with NaN in its positional embedding (every embedding would be NaN)."""
+    from mmovod.demo.world_models import save_random_checkpoint
+
+    logging.disable(logging.WARNING)  # open_clip's "no pretrained weights" warning, to a stream an earlier tool set
+    try:
+        save_random_checkpoint(w.clip_config, d / "clip.pt")
+    finally:
+        logging.disable(logging.NOTSET)
+    state = torch.load(d / "clip.pt", weights_only=True)
+    state = state.get("state_dict", state)
+    state["positional_embedding"][0, 0] = float("nan")
+    torch.save(state, d / "nan_clip.pt")
+    return d / "nan_clip.pt"
+
+
+CASES += [Case(t, "nan-weights--pretrained", lambda w, d, mp: (
+    {"--pretrained": nan_clip(w, d)}, "nan_clip.pt: CLIP checkpoint tensor positional_embedding holds NaN"))
+    for t in CLIP_TOOLS]
 for tool, attr in [("generate_vision_classifier_agg", "aggregator_512"), ("eval_visual_aggregator", "aggregator")]:
     CASES += [Case(tool, f"aggregator-{name}", lambda w, d, mp, attr=attr, spoil=spoil, needle=needle: (
         {"--load-path": spoiled_aggregator(getattr(w, attr), d / "spoiled.pth", spoil)}, needle))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmovod.io.checkpoints import load_torch_file
+from mmovod.io.checkpoints import check_finite_weights, load_torch_file
 from mmovod.io.errors import InputError
 from mmovod.io.launcher import command
 
@@ -187,8 +187,7 @@ def _check_weights(state: dict[str, torch.Tensor], path: str | os.PathLike) -> N
     for name, tensor in state.items():
         if not tensor.is_floating_point():
             raise InputError(f"{path}: {name} holds {tensor.dtype} values, expected floating-point weights")
-        if not bool(torch.isfinite(tensor).all()):
-            raise InputError(f"{path}: {name} holds NaN or infinite values (a diverged or damaged checkpoint)")
+    check_finite_weights(state, path, "aggregator checkpoint")
 
 
 def aggregate(model: torch.nn.Module, features: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
