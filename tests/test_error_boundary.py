@@ -12,6 +12,7 @@ against a local HTTP server at the end.
 import datetime
 import errno
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -236,6 +237,48 @@ CASES += [Case(t, "random-safetensors", lambda w, d, mp: (
     {"--pretrained": copy_with(w.ann, d / "x.safetensors", lambda b: b"\x08" + bytes(300))}, "not a readable CLIP"))
     for t in CLIP_TOOLS]
 
+def spoiled_aggregator(src, dst, spoil):
+    """A copy of the aggregator checkpoint `src` at `dst` with its state dict changed by `spoil(state)`."""
+    state = torch.load(src, weights_only=True)["state_dict"]
+    spoil(state)
+    torch.save({"state_dict": state}, dst)
+    return dst
+
+
+SPOILED_WEIGHTS = [  # (name, spoil(state), words the error line holds)
+    ("nan-weights", lambda s: s["mapper.linear.weight"].view(-1)[3:5].fill_(float("nan")),
+     "mapper.linear.weight holds NaN or infinite values"),
+    ("cls-token-shape", lambda s: s.update({"mapper.cls_token": torch.zeros(3, 3)}),
+     "mapper.cls_token has shape [3, 3], expected [1, dim]"),
+    ("integer-weights", lambda s: s.update({k: v.long() for k, v in s.items()}), "holds torch.int64 values"),
+]
+
+
+def nan_clip(w, d):
+    """The tiny CLIP's weights with NaN in its positional embedding (every embedding would be NaN)."""
+    from mmovod.demo.world_models import save_random_checkpoint
+
+    logging.disable(logging.WARNING)  # open_clip's "no pretrained weights" warning, to a stream an earlier tool set
+    try:
+        save_random_checkpoint(w.clip_config, d / "clip.pt")
+    finally:
+        logging.disable(logging.NOTSET)
+    state = torch.load(d / "clip.pt", weights_only=True)
+    state = state.get("state_dict", state)
+    state["positional_embedding"][0, 0] = float("nan")
+    torch.save(state, d / "nan_clip.pt")
+    return d / "nan_clip.pt"
+
+
+CASES += [Case(t, "nan-weights--pretrained", lambda w, d, mp: (
+    {"--pretrained": nan_clip(w, d)}, "nan_clip.pt: CLIP checkpoint tensor positional_embedding holds NaN"))
+    for t in CLIP_TOOLS]
+for tool, attr in [("generate_vision_classifier_agg", "aggregator_512"), ("eval_visual_aggregator", "aggregator")]:
+    CASES += [Case(tool, f"aggregator-{name}", lambda w, d, mp, attr=attr, spoil=spoil, needle=needle: (
+        {"--load-path": spoiled_aggregator(getattr(w, attr), d / "spoiled.pth", spoil)}, needle))
+        for name, spoil, needle in SPOILED_WEIGHTS]
+
+
 
 # --- output targets ------------------------------------------------------------------------------
 
@@ -276,6 +319,17 @@ for tool in TOOLS:
     if tool != "make_demo_data":  # a demo tree cannot be written atomically; its up-front checks are above
         CASES.append(Case(tool, "disk-full", lambda w, d, mp: (disk_full(mp), {}, "No space left on device")[1:],
                           resumable=folder_out))
+# the output named as one of the tool's inputs: refused before it is read, the input left as it was
+INPUT_FLAGS = [("remove_lvis_rare", "--ann", "ann"), ("get_lvis_cat_info", "--ann", "ann"),
+               ("create_imagenetlvis_json", "--lvis-meta-path", "ann"),
+               ("sample_exemplars", "--exemplar-dict-path", "exemplar_dict"), ("dump_clip_features", "--ann", "ann"),
+               ("dump_clip_features_lvis_sentences", "--descriptions-path", "descriptions"),
+               ("get_exemplars_tta", "--ann-path", "exemplar_list"),
+               ("generate_vision_classifier_agg", "--load-path", "aggregator_512"),
+               ("norm_feat_sum_norm", "--feat2-path", "feat2"), ("eval_visual_aggregator", "--classes", "classes")]
+for tool, flag, attr in INPUT_FLAGS:
+    CASES.append(Case(tool, f"output-is-the-input{flag}", lambda w, d, mp, flag=flag, attr=attr: (
+        {flag: copy_with(getattr(w, attr), d / "out" / "x", lambda b: b)}, "x: is also an input of this command")))
 for tool in CLASSIFIER_TOOLS:
     CASES.append(Case(tool, "sidecar-is-a-folder", lambda w, d, mp: (
         (d / "out" / "x.json").mkdir(), {}, "x.json: is a folder")[1:]))

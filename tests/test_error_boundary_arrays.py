@@ -15,7 +15,7 @@ from tests.tiers import quick_once
 from tests.error_cases import BAD_NPY, BAD_NPY_IDS, GOOD, edit_json, eval_argv, eval_world, write_classifier
 from tests.http_server import FileServer, Route
 from tools import (cache_clip_features, check_classifier, download_assets, eval_classifiers, eval_visual_aggregator,
-                   norm_feat_sum_norm, train_visual_aggregator)
+                   export_classifier, norm_feat_sum_norm, train_visual_aggregator)
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +185,9 @@ SIDECAR_FIELDS = [  # (field, a value of the wrong type, words of the error)
     ("category_ids", ["1", 2, 3], "'category_ids' must be a list of 3 integer ids"),
     ("category_ids", [1, 1.5, [3]], "'category_ids' must be a list of 3 integer ids"),
     ("class_names", [1, 2, 3], "'class_names' must be a list of 3 strings"),
+    ("class_names", ["cone", " ", "digger"], "'class_names' row 1 is ' ', expected a name on one line"),
+    ("class_names", ["cone", "hard\nhat", "digger"], "'class_names' row 1 is 'hard\\nhat', expected a name on one line"),
+    ("category_ids", [1, 2, 1], "'category_ids' has id 1 on rows 0 and 2"),
     ("details", {"classes_without_exemplars": "cone"}, "'classes_without_exemplars' must be a list of strings"),
     ("details", {"num_layers": "four"}, "'num_layers' must be an integer"),
     ("details", {"sources": ["a.npy"]}, "'sources' must be an object"),
@@ -224,6 +227,14 @@ def test_sidecar_field_types_norm_feat_sum_norm(world, tmp_path, bad_input, fiel
     out = out_file(tmp_path).with_suffix(".npy")
     bad_input(norm_feat_sum_norm.main, ["--feat1-path", str(world["text"]), "--feat2-path", str(path),
                                         "--out-path", str(out)], out, needle, existing=GOOD)
+
+
+@pytest.mark.parametrize("field, value, needle", quick_once(SIDECAR_FIELDS, SIDECAR_IDS))
+def test_sidecar_field_types_export_classifier(world, tmp_path, bad_input, field, value, needle):
+    path = mistyped(world, tmp_path, field, value)
+    out = out_file(tmp_path).with_suffix(".npy")
+    bad_input(export_classifier.main, [str(path), "--format", "detic", "--out-path", str(out)], out, needle,
+              existing=GOOD)
 
 
 # --- classifiers without rows ---------------------------------------------------------------------

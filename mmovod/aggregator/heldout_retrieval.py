@@ -167,7 +167,7 @@ def evaluate_aggregator(
     """Class retrieval of the aggregator checkpoint `load_path` on the cache's (or the listed) classes,
     against averaging, saved as JSON to `out_path`. A checkpoint trained on another CLIP is refused;
     `trust_checkpoint` unpickles any type the checkpoint holds (`mmovod.io.checkpoints`)."""
-    out = check_output_path(out_path)
+    out = check_output_path(out_path, [load_path, classes_path])
     if min(ks) < 1 or queries < 1 or trials < 1:
         raise InputError("--ks, --queries and --trials must be positive")
     if seed < 0:

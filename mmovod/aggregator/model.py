@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmovod.io.checkpoints import load_torch_file
+from mmovod.io.checkpoints import check_finite_weights, load_torch_file
 from mmovod.io.errors import InputError
 from mmovod.io.launcher import command
 
@@ -139,6 +139,7 @@ class VisualAggregator(nn.Module):
                 f"{path}: not a {num_layers}-layer visual aggregator checkpoint ({first}; "
                 f"{len(missing)} missing, {len(unexpected)} unexpected; check --num-layers)"
             )
+        _check_weights(state, path)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -170,11 +171,23 @@ def _space_of(obj: Any) -> str:
     return "clip" if objective == CLIP_SPACE_OBJECTIVE else "aggregator"
 
 
-def _infer_dim(state: dict[str, torch.Tensor], path: str | os.PathLike) -> int:
+def _infer_dim(state: dict[str, torch.Tensor], path: str | os.PathLike, num_heads: int = 8) -> int:
+    """The width of the aggregator whose weights `state` holds (its cls token is `(1, dim)`)."""
     token = state.get("mapper.cls_token")
     if token is None:
         raise InputError(f"{path}: not a visual aggregator checkpoint (missing key mapper.cls_token)")
-    return int(token.shape[-1])
+    if token.dim() != 2 or token.shape[0] != 1 or token.shape[1] == 0 or token.shape[1] % num_heads:
+        raise InputError(f"{path}: not a visual aggregator checkpoint (mapper.cls_token has shape "
+                         f"{list(token.shape)}, expected [1, dim] with dim a multiple of {num_heads})")
+    return int(token.shape[1])
+
+
+def _check_weights(state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """InputError naming the first tensor that is not floating point or holds NaN/inf (its rows would be NaN)."""
+    for name, tensor in state.items():
+        if not tensor.is_floating_point():
+            raise InputError(f"{path}: {name} holds {tensor.dtype} values, expected floating-point weights")
+    check_finite_weights(state, path, "aggregator checkpoint")
 
 
 def aggregate(model: torch.nn.Module, features: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:

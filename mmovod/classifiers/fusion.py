@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 
-from mmovod.classifiers.sidecar import (Classifier, ClassifierSidecar, check_classifier_path, load_classifier,
-                                       make_sidecar, save_classifier)
+from mmovod.classifiers.sidecar import (Classifier, ClassifierSidecar, check_classifier_path, classifier_files,
+                                       load_classifier, make_sidecar, save_classifier)
 from mmovod.io.errors import InputError
 
 
@@ -106,7 +106,7 @@ def fuse_classifier_files(feat1_path: str | os.PathLike, feat2_path: str | os.Pa
     Returns the fused shape; InputError for mismatched shapes, CLIP models or class orders, and for
     rows that cannot be normalised.
     """
-    check_classifier_path(out_path)
+    check_classifier_path(out_path, [*classifier_files(feat1_path), *classifier_files(feat2_path)])
     first, second = load_classifier(feat1_path), load_classifier(feat2_path)
     check_same_classes(first, second)
     check_finite_nonzero(first.array, feat1_path)

@@ -21,7 +21,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -69,10 +69,18 @@ def sidecar_path(npy_path: str | os.PathLike) -> Path:
     return Path(str(npy_path) + ".json")
 
 
-def check_classifier_path(path: str | os.PathLike) -> Path:
-    """`check_output_path` for a classifier `.npy` and its `.npy.json` sidecar (both are written)."""
-    check_output_path(sidecar_path(path))
-    return check_output_path(path)
+def classifier_files(path: str | os.PathLike | None) -> list[Path]:
+    """A classifier `.npy` and its `.npy.json` sidecar (none for None): the files it is read from."""
+    return [] if path is None else [Path(path), sidecar_path(path)]
+
+
+def check_classifier_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """`check_output_path` for a classifier `.npy` and its `.npy.json` sidecar (both are written), neither of
+    which may be one of the command's `inputs`."""
+    inputs = list(inputs)
+    out = check_output_path(path, inputs)
+    check_output_path(sidecar_path(path), inputs)
+    return out
 
 
 def make_sidecar(array: np.ndarray, kind: str, clip: dict[str, Any] | None, *, space: str = "clip",
@@ -185,10 +193,17 @@ def _check_field_types(doc: dict[str, Any], details: dict[str, Any], rows: int, 
     names = doc.get("class_names")
     if names is not None and (not _is_strings(names) or len(names) != rows):
         raise InputError(f"{where}: 'class_names' must be a list of {rows} strings")
+    for r, name in enumerate(names or []):
+        if len(name.strip().splitlines()) != 1:  # blank, or broken over lines: the exported class lists would shift
+            raise InputError(f"{where}: 'class_names' row {r} is {name!r:.60}, expected a name on one line")
     ids = doc.get("category_ids")
     if ids is not None and (not isinstance(ids, list) or len(ids) != rows
                             or not all(i is None or _is_int(i) for i in ids)):
         raise InputError(f"{where}: 'category_ids' must be a list of {rows} integer ids (or nulls), one per row")
+    first_row: dict[int, int] = {}
+    for r, i in enumerate(ids or []):
+        if i is not None and first_row.setdefault(i, r) != r:
+            raise InputError(f"{where}: 'category_ids' has id {i} on rows {first_row[i]} and {r}; each row is one category")
     for key, (ok, what) in DETAIL_FIELDS.items():
         if details.get(key) is not None and not ok(details[key]):
             raise InputError(f"{where}: details '{key}' must be {what}, found {details[key]!r:.60}")

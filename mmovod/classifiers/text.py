@@ -63,7 +63,7 @@ def write_prompt_classifier(ann_path: str | os.PathLike, out_path: str | os.Path
                             prompts: PromptSpec = PromptSpec(), *, command: str | None = None) -> np.ndarray:
     """Embed the prompts (`prompts`, Detic's recipe) of each class of `ann_path` and write the float32
     (C, D) classifier with its sidecar."""
-    check_classifier_path(out_path)
+    check_classifier_path(out_path, [ann_path])
     cats = load_categories(ann_path)
     if prompts.use_wn_name and not prompts.avg_synonyms:
         log.warning("--use_wn_name only changes the output together with --avg_synonyms (as in Detic)")
@@ -81,7 +81,7 @@ def write_description_classifier(
     command: str | None = None,
 ) -> np.ndarray:
     """Embed each class's descriptions and write their float32 (C, D) mean per class with its sidecar."""
-    check_classifier_path(out_path)
+    check_classifier_path(out_path, [descriptions_path, ann_path])
     cats = load_categories(ann_path)
     sentences = descriptions_per_class(load_descriptions(descriptions_path), cats, descriptions_path)
     return _write(out_path, sentences, clip, "descriptions", cats, command, {

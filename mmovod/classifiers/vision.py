@@ -185,7 +185,7 @@ def write_average_classifier(exemplar_list: str | os.PathLike, out_path: str | o
                              roots: Mapping[str, Path], views: ViewSpec = AVERAGE_VIEWS, *,
                              command: str | None = None) -> ClassifierSummary:
     """Write the averaged classifier of `exemplar_list` (float32 `(C, D)`) to `out_path` with its sidecar."""
-    check_classifier_path(out_path)
+    check_classifier_path(out_path, [exemplar_list])
     views = dataclasses.replace(views, tta=True)
     exemplars, bundle = _exemplars_and_image_tower(exemplar_list, clip, roots, views.skip_bad)
     encoded = encode_exemplar_views(exemplars, bundle, views, roots, batch_size=clip.batch_size)
@@ -203,7 +203,7 @@ def write_aggregated_classifier(exemplar_list: str | os.PathLike, out_path: str 
                                 trust_checkpoint: bool = False) -> ClassifierSummary:
     """Write the aggregator classifier of `exemplar_list` (float16 `(C, 512)`) to `out_path` with its
     sidecar, using the aggregator checkpoint `aggregator_path` (`trust_checkpoint`: unpickle any type it holds)."""
-    check_classifier_path(out_path)
+    check_classifier_path(out_path, [exemplar_list, aggregator_path])
     aggregator = VisualAggregator.from_checkpoint(aggregator_path, num_layers=num_layers, trust=trust_checkpoint)
     exemplars, bundle = _exemplars_and_image_tower(exemplar_list, clip, roots, views.skip_bad)
     check_aggregator_fits(aggregator, bundle.model_name, bundle.embed_dim)

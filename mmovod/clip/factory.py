@@ -45,7 +45,7 @@ from safetensors import SafetensorError
 from mmovod.clip.identity import NO_WEIGHTS, OPENAI_NAMES, file_digest
 from mmovod.clip.shipped import WORLD, expand_shipped, world_clip_paths
 from mmovod.clip.weights import no_hub_requests, offline_reason, weight_source
-from mmovod.io.checkpoints import unpickling_error
+from mmovod.io.checkpoints import check_finite_weights, unpickling_error
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import load_json
 from mmovod.io.launcher import command
@@ -350,6 +350,7 @@ def load_clip(
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     name, pretrained=None, force_quick_gelu=quick_gelu)
             _load_local_checkpoint(model, pretrained, clip_model)
+            check_finite_weights(model.state_dict(), pretrained, "CLIP checkpoint")
         else:
             # open_clip only warns when a tag trained with QuickGELU (openai, metaclip, ...) is loaded
             # into a plain-GELU config: embeddings would silently differ from the released model

@@ -28,6 +28,7 @@ from mmovod.io.errors import InputError
 from mmovod.io.wording import plural
 from mmovod.readers.exemplar_records import BadImageError
 from mmovod.readers.lvis_json import decode_fields, parse_categories
+from mmovod.readers.photo_check import check_photos
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,13 @@ def _categories(raw: msgspec.Raw, path: str) -> list[Category]:
 
 
 def select_boxes(ann_path: str | os.PathLike, img_dir: str | os.PathLike, *, min_area: float = DEFAULT_MIN_AREA,
-                 max_per_class: int = DEFAULT_MAX_PER_CLASS, seed: int = 0, skip_bad: bool = False) -> EvalCrops:
+                 max_per_class: int = DEFAULT_MAX_PER_CLASS, seed: int = 0, skip_bad: bool = False,
+                 workers: int = 1) -> EvalCrops:
     """The boxes of `ann_path` to classify (see the module docstring), every image checked to exist.
 
     A missing image raises InputError naming the first (and the count) unless `skip_bad`, which
-    drops its boxes and lists it in `missing_images`. A file with no usable box is an InputError.
+    decodes every image (`check_photos`, in `workers` threads), drops the boxes of those missing or
+    unreadable and lists them in `missing_images`. A file with no usable box is an InputError.
     """
     path = str(ann_path)
     if min_area < 0 or max_per_class < 0 or seed < 0:
@@ -169,13 +172,19 @@ def select_boxes(ann_path: str | os.PathLike, img_dir: str | os.PathLike, *, min
                          f"{counts['crowd']} crowd)")
     img_root = Path(img_dir)
     used = {r["file_name"] for records in by_class.values() for r in records}
-    missing = sorted(name for name in used if not (img_root / name).is_file())
+    if skip_bad:  # unreadable images too: the encoder would stop at the first
+        names = sorted(used)
+        checks = check_photos([str(img_root / name) for name in names], workers)
+        missing = [name for name, check in zip(names, checks) if check.problem]
+    else:
+        missing = sorted(name for name in used if not (img_root / name).is_file())
     if missing and not skip_bad:
         raise BadImageError(img_root / missing[0], f"image not found, the first of "
                             f"{plural(len(missing), 'image', 'images')} of {path} missing under {img_dir}")
     if missing:
         gone = set(missing)
-        log.warning("leaving out the boxes of %d missing images (first: %s)", len(missing), img_root / missing[0])
+        log.warning("leaving out the boxes of %d missing or unreadable images (first: %s)", len(missing),
+                    img_root / missing[0])
         by_class = {c: [r for r in records if r["file_name"] not in gone] for c, records in by_class.items()}
     classes = []
     for cat_id in sorted(by_class):
@@ -186,6 +195,6 @@ def select_boxes(ann_path: str | os.PathLike, img_dir: str | os.PathLike, *, min
         if records:
             classes.append(SourceClass(str(cat_id), records))
     if not classes:
-        raise InputError(f"{path}: every box lies in a missing image")
+        raise InputError(f"{path}: every box lies in a missing or unreadable image")
     counts["crops"] = sum(len(c.records) for c in classes)
     return EvalCrops(path, img_root, categories, classes, missing, counts)

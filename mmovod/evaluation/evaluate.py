@@ -200,7 +200,8 @@ def evaluate_classifiers(settings: EvalSettings) -> EvalRun:
     if settings.worst_classes < 0:
         raise InputError("--worst-classes must not be negative")
     crops = select_boxes(settings.ann, settings.img_dir, min_area=settings.min_area,
-                         max_per_class=settings.max_per_class, seed=settings.seed, skip_bad=settings.skip_bad)
+                         max_per_class=settings.max_per_class, seed=settings.seed, skip_bad=settings.skip_bad,
+                         workers=max(1, settings.workers))
     classifiers, clip = load_classifiers(settings.classifiers, crops.categories, clip_model=settings.clip_model,
                                          pretrained=settings.pretrained, aggregator_space=settings.aggregator_space,
                                          boxed={int(c.name) for c in crops.classes})

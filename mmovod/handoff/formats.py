@@ -23,7 +23,7 @@ import numpy as np
 from mmovod.classifiers.check import zero_rows_problem
 from mmovod.classifiers.fusion import check_finite_nonzero
 from mmovod.classifiers.kinds import KINDS, built
-from mmovod.classifiers.sidecar import ClassifierSidecar
+from mmovod.classifiers.sidecar import ClassifierSidecar, check_classifier_path, classifier_files
 from mmovod.handoff.detic import write_detic
 from mmovod.handoff.output import Handoff
 from mmovod.handoff.source import read_source
@@ -118,6 +118,7 @@ def export_classifier(path: str | os.PathLike, fmt: str, out: str | os.PathLike,
 
     `class_names`, `clip_model`/`pretrained` and `space` describe a classifier without sidecar
     (`mmovod.handoff.source`); `embed_dim`, when given, is the width the detector takes."""
+    check_classifier_path(out, [*classifier_files(path), class_names])
     source = read_source(path, class_names=class_names, clip_model=clip_model, pretrained=pretrained, space=space)
     return export_rows(source.array, source.sidecar, fmt, out, source=str(path), space=source.space,
                        embed_dim=embed_dim, command=command)

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 from mmovod.io.errors import InputError
 
@@ -56,13 +56,24 @@ def _check_writable_folder(folder: Path, out: Path) -> None:
         raise InputError(f"{out}: cannot write into {folder} (permission denied or read-only file system)")
 
 
-def check_output_path(path: str | os.PathLike) -> Path:
+def is_same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when `a` and `b` are one existing file (by any spelling, link or hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
     """Return `path` as a Path, or raise InputError when it cannot become an output file: it is a
-    folder, or its folder does not exist or cannot be written."""
+    folder, one of the command's `inputs` (writing it would destroy that input), or its folder does
+    not exist or cannot be written."""
     out = Path(path)
     parent = out.parent
     if out.is_dir():
         raise InputError(f"{out}: is a folder, expected an output file name")
+    if any(source is not None and is_same_file(out, source) for source in inputs):
+        raise InputError(f"{out}: is also an input of this command; write the output to another file")
     if not parent.is_dir():
         what = "is not a folder" if parent.exists() else "does not exist (create it first)"
         raise InputError(f"{out}: output folder {parent} {what}")

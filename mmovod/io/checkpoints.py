@@ -14,7 +14,7 @@ import pickle
 import re
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -86,6 +86,14 @@ def unpickling_error(path: str | os.PathLike, what: str, exc: pickle.UnpicklingE
     detail = _UNPICKLER_DETAIL.search(text)
     reason = detail.group(1).strip() if detail else _first_line(exc)
     return InputError(f"{path}: not a readable {what} ({reason})")
+
+
+def check_finite_weights(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike, what: str = "checkpoint") -> None:
+    """InputError naming the first floating-point tensor of `tensors` (weights read from `path`) that holds
+    NaN or inf: a diverged or damaged file, whose every output would be NaN."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(f"{path}: {what} tensor {name} holds NaN or infinite values (a diverged or damaged file)")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -155,7 +155,7 @@ def write_sampled_exemplars(
     allow_fewer: bool = False,
 ) -> tuple[Sampling, Path]:
     """`sample_exemplars` saved as the exemplar list at `out_path`; returns the sampling and the path."""
-    out = check_output_path(out_path)
+    out = check_output_path(out_path, [lvis_ann_path, exemplar_dict_path])
     result = sample_exemplars(lvis_ann_path, exemplar_dict_path, k, seed, allow_fewer)
     save_json(out, result.chosen)
     return result, out

@@ -87,7 +87,7 @@ def write_imagenet_lvis(
     the output path. Unreadable images are logged as a warning, or with
     `strict` raise InputError before anything is written.
     """
-    out = check_output_path(out_path)
+    out = check_output_path(out_path, [lvis_meta_path])
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")

@@ -50,7 +50,7 @@ def remove_rare_annotations(ann_path: str | os.PathLike, out_path: str | os.Path
     keep their order and their exact JSON text.
     """
     out_path = out_path or default_norare_path(ann_path)
-    out = check_output_path(out_path)
+    out = check_output_path(out_path, [ann_path])
     lvis = LvisFile(ann_path)
     cats = lvis.categories()
     rare_ids = set()
@@ -136,7 +136,7 @@ def write_category_info(
     """`count_category_info` written as the category list to `out_path` (default: `default_cat_info_path`);
     returns the counts and the path written."""
     out = out_path or default_cat_info_path(ann_path)
-    check_output_path(out)
+    check_output_path(out, [ann_path])
     info = count_category_info(ann_path, add_freq, r_thresh, c_thresh, bypass)
     write_bytes_atomic(out, dumps_json(info.categories))
     return info, out

@@ -158,13 +158,18 @@ def test_ctrl_c_after_the_encoding_names_the_cache_kept_and_the_rerun_encodes_no
 
 
 @pytest.mark.slow
-def test_skip_bad_lists_missing_images(eval_demo, tmp_path):
+@pytest.mark.parametrize("spoil", [
+    Path.unlink,
+    lambda p: p.write_bytes(p.read_bytes()[:200]),  # truncated: found when decoding, after the image exists
+    lambda p: p.write_bytes(b""),
+], ids=["missing", "truncated", "empty"])
+def test_skip_bad_lists_missing_and_unreadable_images(eval_demo, tmp_path, spoil):
     img_dir = tmp_path / "coco"
     shutil.copytree(eval_demo["root"] / "coco", img_dir)
     gone = sorted((img_dir / "val2017").iterdir())[0]
-    gone.unlink()
+    spoil(gone)
     argv = args(eval_demo, tmp_path / "e") + ["--img-dir", str(img_dir)]
-    assert tool.main(argv) == 2 and not (tmp_path / "e").exists()
+    assert tool.main(argv) == 2 and not (tmp_path / "e" / "eval_results.json").exists()
     assert tool.main(argv + ["--skip-bad"]) == 0
     doc = json.loads((tmp_path / "e/eval_results.json").read_text())
     assert doc["crops"]["missing_images"] == [f"val2017/{gone.name}"]

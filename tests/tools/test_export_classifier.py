@@ -68,3 +68,11 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, bad_input, case):
     out = tmp_path / "out" / "x.npy"
     out.parent.mkdir()
     bad_input(export_classifier.main, [str(a) for a in make(tmp_path)] + ["--out-path", str(out)], out, needle)
+
+
+def test_the_classifier_itself_as_the_output_is_refused_and_left_as_it_was(tmp_path, bad_input):
+    src = classifier(tmp_path)
+    before = (src.read_bytes(), (tmp_path / "text.npy.json").read_bytes())
+    bad_input(export_classifier.main, [str(src), "--format", "yolo-world", "--out-path", str(src)], src,
+              "text.npy: is also an input of this command")
+    assert (src.read_bytes(), (tmp_path / "text.npy.json").read_bytes()) == before

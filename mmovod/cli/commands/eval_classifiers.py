@@ -64,7 +64,8 @@ def get_parser() -> argparse.ArgumentParser:
                             "TTA views")
     crops.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the per-class box choice and of the TTA views (default 0)")
     crops.add_argument("--skip-bad", action="store_true",
-                       help="leave out the boxes of missing images (listed in the JSON) instead of stopping at the first")
+                       help="leave out the boxes of missing or unreadable images (each image is decoded first; listed in the "
+                            "JSON's missing_images) instead of stopping at the first")
     crops.add_argument("--rebuild-cache", action="store_true",
                        help="delete this crop set's cached embeddings (e.g. after a corrupt shard) and encode them anew")
     add_workers_arg(crops, 2, "DataLoader workers that decode and crop images", "--nw")
