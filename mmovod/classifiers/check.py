@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from mmovod.classifiers.kinds import KINDS
+from mmovod.classifiers.row_problems import SHOWN, named_rows, zero_rows_problem
 from mmovod.classifiers.sidecar import ClassifierSidecar, empty_classifier, read_sidecar
 from mmovod.clip.factory import clip_embed_dim
 from mmovod.clip.identity import architecture
@@ -29,21 +30,6 @@ from mmovod.readers.vocabulary_file import normalise_name
 
 DUPLICATE_COSINE = 1.0 - 1e-6
 NORM_TOLERANCE = 1e-3
-SHOWN = 5
-
-
-def _rows(indices: Sequence[int], names: Sequence[str] | None) -> str:
-    shown = [f"{i} ({names[i]})" if names else str(i) for i in indices[:SHOWN]]
-    more = f" and {len(indices) - SHOWN} more" if len(indices) > SHOWN else ""
-    return ", ".join(shown) + more
-
-
-def zero_rows_problem(zero_rows: Sequence[int], names: Sequence[str] | None, sidecar: ClassifierSidecar | None) -> str:
-    """'rows 3 (wheelbarrow) are all zeros', with the fix when they are classes the sidecar lists without exemplars."""
-    without = set((sidecar.details.get("classes_without_exemplars") or []) if sidecar else [])
-    note = " (classes without exemplars: use the multi-modal classifier, whose rows fall back to text)" \
-        if names and all(names[i] in without for i in zero_rows) else ""
-    return f"rows {_rows(zero_rows, names)} are all zeros{note}"
 
 
 def duplicate_pairs(array: np.ndarray, usable: np.ndarray, chunk: int = 1024) -> list[tuple[int, int]]:
@@ -66,7 +52,7 @@ def _array_problems(array: np.ndarray, names: list[str] | None, sidecar: Classif
         return [f"dtype {array.dtype} is not a float type (Detic loads float32)"]
     finite = np.isfinite(array).all(axis=1)
     if not finite.all():
-        problems.append(f"rows {_rows(np.flatnonzero(~finite).tolist(), names)} hold NaN or inf")
+        problems.append(f"rows {named_rows(np.flatnonzero(~finite).tolist(), names)} hold NaN or inf")
     zero = finite & ~array.any(axis=1)
     if zero.any():
         problems.append(zero_rows_problem(np.flatnonzero(zero).tolist(), names, sidecar))
@@ -120,7 +106,7 @@ def _sidecar_problems(array: np.ndarray, sidecar: ClassifierSidecar, clip_model:
         norms = np.linalg.norm(array.astype(np.float64), axis=1)
         off = np.flatnonzero(np.isfinite(norms) & (norms > 0) & (np.abs(norms - 1.0) > NORM_TOLERANCE)).tolist()
         if off:
-            problems.append(f"sidecar says rows are L2-normalised, rows {_rows(off, names)} are not "
+            problems.append(f"sidecar says rows are L2-normalised, rows {named_rows(off, names)} are not "
                             f"(norm {norms[off[0]]:.4f})")
     return problems
 

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from mmovod.classifiers.check import zero_rows_problem
+from mmovod.classifiers.row_problems import zero_rows_problem
 from mmovod.classifiers.fusion import check_finite_nonzero
 from mmovod.classifiers.kinds import KINDS, built
 from mmovod.classifiers.sidecar import ClassifierSidecar, check_classifier_path, classifier_files
