@@ -122,4 +122,4 @@ def test_the_report_shows_the_exemplars_of_a_text_vocabulary_with_a_class_withou
     assert shown == {"vision-average": photos, "multi-modal-average": photos}
     # the coverage line says only what is missing: wheelbarrow has no crop; vision-average left its zero row out
     gaps = [line for line in capsys.readouterr().out.splitlines() if "no crop" in line or "no row" in line]
-    assert gaps == ["multi-modal-average: 1 of its 4 classes have no crop in --ann (no AP)"]
+    assert gaps == ["multi-modal-average: 1 of its 4 classes has no crop in --ann (no AP)"]

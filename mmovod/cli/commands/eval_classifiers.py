@@ -110,14 +110,14 @@ def run(args: argparse.Namespace) -> None:
         if cover["matched_by"] == "name":
             gaps.setdefault(cover["matching"], []).append(r["name"])
         if cover["left_out_zero_rows"]:
-            gaps.setdefault(f"left out {len(cover['left_out_zero_rows'])} class"
-                            f"{'' if len(cover['left_out_zero_rows']) == 1 else 'es'} whose row is all zeros (no exemplars): "
+            gaps.setdefault(f"left out {plural(len(cover['left_out_zero_rows']), 'class', 'classes')} whose row is all zeros (no exemplars): "
                             + ", ".join(cover["left_out_zero_rows"]), []).append(r["name"])
         no_crops, no_row = len(cover["classifier_classes_without_crops"]), len(cover["ann_classes_without_row"])
-        parts = [f"{no_crops} of its {r['classes']} classes have no crop in --ann (no AP)"] if no_crops else []
+        parts = [f"{no_crops} of its {r['classes']} classes {'has' if no_crops == 1 else 'have'} no crop in --ann (no AP)"] \
+            if no_crops else []
         if no_row:
             parts.append(f"{plural(no_row, 'class', 'classes')} of --ann "
-                         f"{'has' if no_row == 1 else 'have'} no row ({cover['crops_without_row']} crops left out)")
+                         f"{'has' if no_row == 1 else 'have'} no row ({plural(cover['crops_without_row'], 'crop', 'crops')} left out)")
         if parts:
             gaps.setdefault("; ".join(parts), []).append(r["name"])
     for message, names in gaps.items():
