@@ -108,22 +108,36 @@ def _pyplot() -> Any:
 
 
 def _bars(axis: Any, positions: np.ndarray, values: Sequence[float | None], width: float, label: str,
-          horizontal: bool = False) -> None:
+          horizontal: bool = False, upright_labels: bool = False) -> None:
     """Bars of `values` (fractions, shown in %); a value of 0 is drawn as a thin mark of the bar's
-    colour, so it reads as zero rather than missing, and a missing value (None) is left empty."""
+    colour, so it reads as zero rather than missing, and a missing value (None) is left empty.
+    `upright_labels`: the value labels run up the bar (side by side they would overlap on narrow bars)."""
     heights = [100 * v if v is not None else 0.0 for v in values]
     shown = [max(h, ZERO_MARK) if v is not None else 0.0 for h, v in zip(heights, values)]
     draw = axis.barh if horizontal else axis.bar
     bars = draw(positions, shown, width, label=label)
     axis.bar_label(bars, labels=[f"{h:.0f}" if v is not None else "" for h, v in zip(heights, values)],
-                   padding=2, fontsize=FONT_SIZE - 2)
+                   padding=2, fontsize=FONT_SIZE - 2, rotation=90 if upright_labels else 0)
 
 
-def _legend(figure: Any, axis: Any, count: int) -> float:
-    """The classifiers' legend under the plot, three to a row; returns the fraction of the height it takes."""
+LEGEND_COLUMNS = 3
+"""At most this many classifiers to a row of a legend under a plot."""
+UPRIGHT_LABELS_ABOVE = 3
+"""Classifiers above which the group plot's value labels run up their bars (side by side, "100" is wider than a bar)."""
+
+
+def legend_columns(labels: Sequence[str], figure_width: float) -> int:
+    """How many legend entries of `labels` fit side by side in `figure_width` inches (at most LEGEND_COLUMNS):
+    an entry takes its marker and gaps (about 0.7 in) and about 0.6 em a character."""
+    entry = 0.7 + 0.6 * FONT_SIZE / 72 * max((len(label) for label in labels), default=1)
+    return int(max(1, min(LEGEND_COLUMNS, len(labels), figure_width // entry)))
+
+
+def _legend(figure: Any, axis: Any) -> float:
+    """The classifiers' legend under the plot, as many to a row as fit; returns the fraction of the height it takes."""
     handles, labels = axis.get_legend_handles_labels()
-    columns = min(3, max(1, count))
-    rows = -(-count // columns)
+    columns = legend_columns(labels, figure.get_size_inches()[0])
+    rows = -(-len(labels) // columns)
     figure.legend(handles, labels, loc="lower center", ncol=columns, frameon=False)
     return min(0.5, 0.45 * rows / figure.get_size_inches()[1])
 
@@ -133,18 +147,20 @@ def plot_groups(results: Sequence[dict[str, Any]]) -> bytes:
     each labelled with its value."""
     plt = _pyplot()
     groups = ["all", *(g for g in GROUPS if any(g in r.get("by_frequency", {}) for r in results))]
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.6 + 0.4 * -(-len(results) // 3)))
+    rows = -(-len(results) // legend_columns([r["name"] for r in results], 11))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.6 + 0.4 * rows))
     width = 0.8 / max(1, len(results))
+    upright = len(results) > UPRIGHT_LABELS_ABOVE
     x = np.arange(len(groups))
     for axis, metric, title in zip(axes, ("map", "top1"), ("mAP over crops", "top-1 accuracy")):
         for i, r in enumerate(results):
             values = [(r["overall"] if g == "all" else r.get("by_frequency", {}).get(g, {})).get(metric) for g in groups]
-            _bars(axis, x + (i - (len(results) - 1) / 2) * width, values, width, r["name"])
+            _bars(axis, x + (i - (len(results) - 1) / 2) * width, values, width, r["name"], upright_labels=upright)
         axis.set_xticks(x, [GROUP_NAMES[g] for g in groups])
         axis.set_ylabel(f"{title} (%)")
-        axis.set_ylim(0, 108)
+        axis.set_ylim(0, 118 if upright else 108)
         axis.set_title(title)
-    bottom = _legend(figure, axes[0], len(results))
+    bottom = _legend(figure, axes[0])
     figure.tight_layout(rect=(0, bottom, 1, 1))
     png = _png(figure)
     plt.close(figure)
@@ -154,7 +170,8 @@ def plot_groups(results: Sequence[dict[str, Any]]) -> bytes:
 def _ap_by_class(plt: Any, results: Sequence[dict[str, Any]]) -> Any:
     """Per-class AP as horizontal bars, one group per class named on the axis, one bar per classifier."""
     names = [c["name"] for c in results[0]["per_class"]]
-    figure, axis = plt.subplots(figsize=(10, 1.6 + 0.32 * len(names) * max(1, len(results)) + 0.4 * -(-len(results) // 3)))
+    rows = -(-len(results) // legend_columns([r["name"] for r in results], 10))
+    figure, axis = plt.subplots(figsize=(10, 1.6 + 0.32 * len(names) * max(1, len(results)) + 0.4 * rows))
     height = 0.8 / max(1, len(results))
     y = np.arange(len(names))
     for i, r in enumerate(results):
@@ -166,7 +183,7 @@ def _ap_by_class(plt: Any, results: Sequence[dict[str, Any]]) -> Any:
     axis.set_xlim(0, 108)
     axis.set_xlabel("per-class AP over crops (%)")
     axis.set_title("AP of each class")
-    bottom = _legend(figure, axis, len(results))
+    bottom = _legend(figure, axis)
     figure.tight_layout(rect=(0, bottom, 1, 1))
     return figure
 

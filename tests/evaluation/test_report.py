@@ -64,3 +64,37 @@ def test_the_page_names_classes_not_ids(tmp_path):
     eval_report.write_html(tmp_path / "r.html", results, doc, worst, [])
     page = (tmp_path / "r.html").read_text()
     assert "<h3 title='category id 3'>class 2 (frequent): AP" in page and "(id " not in page
+
+
+def _overlapping(texts, renderer):
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    return [(a.get_text(), b.get_text()) for i, (a, p) in enumerate(zip(texts, boxes))
+            for b, q in zip(texts[i + 1:], boxes[i + 1:]) if p.overlaps(q) and p.intersection(p, q).width > 1]
+
+
+def test_six_long_named_classifiers_keep_their_legend_inside_and_their_labels_apart(figures, monkeypatch):
+    """The demo's six classifiers, named by their guide file names: the legend fits the figure and no two value
+    labels overlap; three legend columns, or labels side by side, fail the same checks."""
+    results = _results(4, classifiers=6)
+    for k, r in enumerate(results):
+        r["name"] = f"lvis_image_exemplar_features_agg_K-005_own_{k}"
+        r["overall"].update(map=1.0, top1=1.0)  # "100" labels: the widest
+
+    def problems(figure):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(figure)  # the figure was closed after drawing: draw it again
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        legend = figure.legends[0].get_window_extent(renderer)
+        whole = figure.bbox
+        outside = legend.x0 < whole.x0 or legend.x1 > whole.x1 or legend.y0 < whole.y0
+        return outside, [pair for axis in figure.axes for pair in _overlapping(axis.texts, renderer)]
+
+    eval_report.plot_groups(results)
+    assert problems(figures[-1]) == (False, [])
+    monkeypatch.setattr(eval_report, "legend_columns", lambda labels, width: 3)
+    monkeypatch.setattr(eval_report, "UPRIGHT_LABELS_ABOVE", 99)
+    eval_report.plot_groups(results)
+    outside, overlaps = problems(figures[-1])
+    assert outside and overlaps
