@@ -81,8 +81,8 @@ def get_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("outputs")
     out.add_argument("--export", nargs="+", default=[], choices=exportable(), metavar="KIND",
                      help="also hand these classifiers to a detector in OUT/export/ (--export-format); KIND is one of "
-                          f"{', '.join(exportable())} (the aggregated kinds are not in CLIP's space; `mmovod export "
-                          "OUT/KIND.npy --format detic` takes any)")
+                          f"{', '.join(exportable())} (the aggregated kinds only with an aggregator trained for CLIP's "
+                          "space, as mmovod's are, unless the format is detic, which takes any)")
     out.add_argument("--export-format", choices=FORMATS, default="yolo-world",
                      help="yolo-world: OUT/export/KIND.npy, L2-normalised float32 rows (YOLO-World's embedding_path), "
                           "KIND.classes.txt and KIND.class_texts.json; ultralytics: KIND.pt (txt_feats and names); detic: KIND.npy as "
