@@ -1,6 +1,7 @@
 """What the tests read from the user docs: the datasets guide's commands as written, the README's API
-example."""
+example, the shell blocks of the pages."""
 import re
+import shlex
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,3 +46,9 @@ def shell_block(page: str, heading: str) -> str:
     """The first fenced shell block after `heading` in `page` (a path from the repository root), as written."""
     section = (ROOT / page).read_text().split(heading, 1)[1]
     return re.search(r"```\n(.*?)```", section, re.S).group(1)
+
+
+def block_commands(block: str) -> list[list[str]]:
+    """The commands of a shell block as words: line continuations joined, comments and blank lines dropped."""
+    return [words for line in block.replace("\\\n", " ").splitlines()
+            if (words := shlex.split(line, comments=True))]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mmovod.demo.dataset import make_demo_dataset
-from tests.docs_text import GUIDE
+from tests.docs_text import GUIDE, block_commands, shell_block
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,3 +73,23 @@ def test_every_guide_command_runs_as_written(guide_root, monkeypatch):
     for path in ("datasets/lvis/lvis_v1_train_norare.json", "datasets/lvis/lvis_v1_train_cat_info.json",
                  "datasets/imagenet/annotations/imagenet_lvis_image_info.json"):
         assert (guide_root / path).is_file(), path
+
+
+@pytest.mark.slow
+def test_the_readme_and_tools_readme_guide_commands_run_as_written(guide_root, monkeypatch):
+    """The README's guide quick start and tools/README's usage line of each guide step, read from the pages (the
+    CLIP tools with the tiny CLIP appended, as above)."""
+    monkeypatch.chdir(guide_root)
+    readme = block_commands(shell_block("README.md", "## Quick start: the datasets guide"))
+    steps = [words for words in readme if words[0] == "python"]
+    order = iter(Path(shlex.split(c)[1]).stem for c in GUIDE)
+    assert all(Path(words[1]).stem in order for words in steps), "not in the guide's order"
+    index = [words for tool in {Path(shlex.split(c)[1]).stem for c in GUIDE}
+             for words in block_commands(shell_block("tools/README.md", f"### `{tool}.py`"))]
+    assert len(index) == len({Path(shlex.split(c)[1]).stem for c in GUIDE})
+    for words in readme + [words for words in index if words not in readme]:
+        if words[:2] == ["mkdir", "-p"]:
+            Path(words[2]).mkdir(parents=True, exist_ok=True)
+        else:
+            assert run_guide_command(shlex.join(words), guide_root) == 0, shlex.join(words)
+    assert (guide_root / "datasets/metadata/lvis_multi-modal_agg_K-005_own.npy.json").is_file()

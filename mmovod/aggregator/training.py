@@ -199,7 +199,7 @@ def train_on_cache(
             raise InputError(f"{out_dir}: --resume latest found no checkpoint-*.pth")
     elif resume is None and (earlier := latest_checkpoint(Path(out_dir))) is not None:
         raise InputError(f"{out_dir}: holds {earlier.name} of an earlier run; continue it with --resume latest, "
-                         "or train into a new --out")
+                         "or train into a new --out-dir")
     ctx = init_distributed(device)
     bars: list[tqdm] = []
 

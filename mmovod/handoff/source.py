@@ -5,7 +5,8 @@ Class names come from the sidecar, else from a class-names file read as a vocabu
 (`mmovod.readers.vocabulary_file`: one name a line, a JSON/YAML class list, or an LVIS/COCO annotation
 file, whose categories are matched to the rows by the sidecar's `category_ids` when it has them).
 A class-names file that disagrees with the sidecar's own names, a CLIP that disagrees with the
-sidecar's, and a file without sidecar whose CLIP is not given are InputErrors naming the file.
+sidecar's, and a file without sidecar whose CLIP is not given, or whose rows are not that CLIP's
+width, are InputErrors naming the file.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mmovod.classifiers.sidecar import ClassifierSidecar, load_classifier, make_sidecar
+from mmovod.clip.factory import clip_embed_dim
 from mmovod.clip.identity import architecture
 from mmovod.io.errors import InputError
 from mmovod.readers.vocabulary_file import normalise_name, read_vocabulary
@@ -76,6 +78,9 @@ def read_source(path: str | os.PathLike, *, class_names: str | os.PathLike | Non
     if own is None:
         if clip_model is None:
             raise InputError(f"{path}: no sidecar names the CLIP that made it; pass --clip_model (and --pretrained)")
+        if array.ndim == 2 and array.shape[1] != (width := clip_embed_dim(clip_model)):
+            raise InputError(f"{path}: rows are {array.shape[1]}-d, but --clip_model {clip_model} gives {width}-d "
+                             "embeddings: name the CLIP that made it")
         side = make_sidecar(array, "other", {"clip_model": clip_model, "pretrained": pretrained},
                             space=space or "clip", details={"described_by": "the export's flags (no sidecar)"})
     else:

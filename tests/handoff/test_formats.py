@@ -231,10 +231,15 @@ def test_a_vision_classifier_with_a_class_without_photos_is_refused_naming_the_c
 
 
 def test_a_file_without_sidecar_is_described_by_its_class_names_clip_and_space(tmp_path):
-    array = rows(4)
+    array = rows(4, dim=512)
     bare = tmp_path / "released.npy"
     np.save(bare, array)
     (tmp_path / "names.txt").write_text("\n".join(NAMES) + "\n")
+    narrow = tmp_path / "narrow.npy"
+    np.save(narrow, rows(4))
+    with pytest.raises(InputError, match="rows are 16-d, but --clip_model ViT-B/32 gives 512-d embeddings"):
+        export_classifier(narrow, "detic", tmp_path / "n.npy", class_names=tmp_path / "names.txt", clip_model="ViT-B/32")
+    assert not (tmp_path / "n.npy").exists()
     with pytest.raises(InputError, match="no sidecar names the CLIP that made it; pass --clip_model"):
         export_classifier(bare, "detic", tmp_path / "d.npy", class_names=tmp_path / "names.txt")
     with pytest.raises(InputError, match="no sidecar says which space its rows are in"):

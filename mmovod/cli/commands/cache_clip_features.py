@@ -10,7 +10,7 @@ line, e.g. only the LVIS-rare wnids for a held-out evaluation cache). --lvis-ann
 classes (LVIS-base training): their wnid folders in a tree, their synsets in an exemplar dictionary.
 
 Each image becomes --views views (with --tta: the deterministic TTA views of the exemplar tools,
-view v of image e of class c seeded by (--seed, c, e, v)). Writes into --out: index.json (CLIP
+view v of image e of class c seeded by (--seed, c, e, v)). Writes into --out-dir: index.json (CLIP
 model, settings, classes and their row ranges), items.txt (one line per row) and shard-NNNNN.npy
 (float16, rows x views x dim, raw embeddings). A re-run skips finished shards, so an interrupted
 run resumes; a folder made with another CLIP model or other settings is refused.

@@ -8,7 +8,7 @@ embeddings are) and are classified against the rows of every class of the batch 
 with region embeddings, and they fuse with text rows. AdamW with linear warm-up and cosine decay.
 No image is decoded here.
 
-Writes into --out: checkpoint-<step>.pth every --checkpoint-every steps (model, optimiser,
+Writes into --out-dir: checkpoint-<step>.pth every --checkpoint-every steps (model, optimiser,
 scheduler, step, RNG states, config; --resume continues exactly, --resume latest after Ctrl-C),
 metrics.jsonl (one line per step: loss, lr, K_a, K_b, episodes/s, embeddings/s, loader share), and
 visual_aggregator.pth ({"state_dict": ...}) which tools/generate_vision_classifier_agg.py --load-path loads.
@@ -61,7 +61,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-layers", type=int_at_least(1), default=d.num_layers, help="transformer layers of the aggregator")
     parser.add_argument("--seed", type=int_at_least(0), default=d.seed, help="seed of the initial weights and of every episode")
     parser.add_argument("--checkpoint-every", type=int_at_least(0), default=1000, help="write a resumable checkpoint every N steps (0: only at the end)")
-    parser.add_argument("--resume", default=None, help="training checkpoint to continue from, or 'latest' (newest in --out)")
+    parser.add_argument("--resume", default=None, help="training checkpoint to continue from, or 'latest' (newest in --out-dir)")
     parser.add_argument("--strict", action="store_true", help="fail on classes with fewer than 2 x K-max images instead of skipping them")
     return parser
 
