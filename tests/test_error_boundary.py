@@ -504,6 +504,33 @@ CASES += [
 ]
 
 
+# exemplar records whose category ids would be written into the classifier's sidecar (which every later tool
+# refuses), and records sample_exemplars would have copied into its exemplar list
+def shared_category_id(w, d):
+    doc = json.loads(w.exemplar_list.read_text())
+    for record in doc[1]:
+        record["category_id"] = doc[0][0]["category_id"]
+    return write_json(d / "exemplar_list.json", doc)
+
+
+for tool, flag in [("get_exemplars_tta", "--ann-path"), ("generate_vision_classifier_agg", "--exemplar-list")]:
+    CASES += [
+        Case(tool, "category-id-not-an-integer", lambda w, d, mp, flag=flag: (
+            {flag: exemplar_file(w, d, "exemplar_list", lambda r: r.update(category_id="1"))},
+            "class 0 exemplar 0: 'category_id' must be an integer, found '1'")),
+        Case(tool, "two-classes-one-category-id", lambda w, d, mp, flag=flag: (
+            {flag: shared_category_id(w, d)}, "classes 0 and 1 both have category_id 1")),
+    ]
+CASES += [
+    Case("sample_exemplars", "record-without-file-name", lambda w, d, mp: (
+        {"--exemplar-dict-path": exemplar_file(w, d, "exemplar_dict", lambda r: r.pop("file_name")), "-K": "2"},
+        "exemplar #0 of aerosol.n.02: no 'file_name' string")),
+    Case("sample_exemplars", "category-id-not-an-integer", lambda w, d, mp: (
+        {"--exemplar-dict-path": exemplar_file(w, d, "exemplar_dict", lambda r: r.update(category_id="1")), "-K": "2"},
+        "exemplar #0 of aerosol.n.02: 'category_id' must be an integer")),
+]
+
+
 # (tool, case, flag, bad value, needle): counts and settings the tools refuse before any work
 BAD_VALUES = [
     ("sample_exemplars", "negative-k", "-K", "-1", "-K must be positive"),
