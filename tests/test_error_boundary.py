@@ -531,6 +531,32 @@ CASES += [
 ]
 
 
+def json_edit(edit):
+    """A bytes -> bytes edit of a JSON document made by `edit(decoded document)` in place."""
+    def rewrite(data):
+        doc = json.loads(data)
+        edit(doc)
+        return json.dumps(doc).encode()
+    return rewrite
+
+
+# boxes collate_exemplar_dict would have copied into the exemplar dictionary (sample_exemplars refused them a step later)
+CASES += [
+    Case("collate_exemplar_dict", "lvis-box-of-three", lambda w, d, mp: (
+        {"--lvis-dir": lvis_folder(w, d, "lvis_v1_train.json", json_edit(
+            lambda doc: doc["annotations"][0].update(bbox=[1, 2, 30])))},
+        "lvis_v1_train.json: annotation #0: 'bbox' must be [x, y, w, h], found [1.0, 2.0, 30.0]")),
+    Case("collate_exemplar_dict", "lvis-negative-box", lambda w, d, mp: (
+        {"--lvis-dir": lvis_folder(w, d, "lvis_v1_train.json", json_edit(
+            lambda doc: doc["annotations"][0].update(bbox=[1, 2, -35, 33])))},
+        "lvis_v1_train.json: annotation #0: box width -35.0 and height 33.0 must not be negative")),
+    Case("collate_exemplar_dict", "vg-negative-size", lambda w, d, mp: (
+        {"--visual-genome-dir": vg_folder(w, d, "objects.json", json_edit(
+            lambda doc: doc[0]["objects"][0].update(w=-40, h=-40)))},
+        "objects.json: image 1 object #0: box width -40.0 and height -40.0 must not be negative")),
+]
+
+
 # (tool, case, flag, bad value, needle): counts and settings the tools refuse before any work
 BAD_VALUES = [
     ("sample_exemplars", "negative-k", "-K", "-1", "-K must be positive"),

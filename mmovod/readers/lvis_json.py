@@ -169,6 +169,7 @@ class ExemplarAnnRef(msgspec.Struct):
     category_id: int
     image_id: int
     area: float
+    bbox: list[float] | None = None
 
 
 class ImageUrl(msgspec.Struct):
