@@ -557,6 +557,17 @@ CASES += [
 ]
 
 
+def shards_without_index(w, d):
+    """An earlier cache's shard in the output folder, its index.json gone (a re-run took the shard as finished)."""
+    (d / "out" / "x").mkdir()
+    copy_with(w.cache / "shard-00000.npy", d / "out" / "x" / "shard-00000.npy", lambda b: b)
+    return {}, "holds shard-00000.npy but no index.json"
+
+
+CASES.append(Case("cache_clip_features", "shards-without-index", lambda w, d, mp: shards_without_index(w, d),
+                  resumable=True))
+
+
 # (tool, case, flag, bad value, needle): counts and settings the tools refuse before any work
 BAD_VALUES = [
     ("sample_exemplars", "negative-k", "-K", "-1", "-K must be positive"),
