@@ -568,6 +568,12 @@ CASES.append(Case("cache_clip_features", "shards-without-index", lambda w, d, mp
                   resumable=True))
 
 
+CASES.append(Case("dump_clip_features_lvis_sentences", "blank-description", lambda w, d, mp: (
+    {"--descriptions-path": write_json(d / "descriptions.json", {**json.loads(w.descriptions.read_text()),
+                                                                  "aerosol can": ["A can.", " "]})},
+    "descriptions.json: sentence 1 of 'aerosol can' is blank")))
+
+
 # (tool, case, flag, bad value, needle): counts and settings the tools refuse before any work
 BAD_VALUES = [
     ("sample_exemplars", "negative-k", "-K", "-1", "-K must be positive"),
