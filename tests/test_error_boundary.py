@@ -620,6 +620,10 @@ for tool, flag in [("remove_lvis_rare", "--ann"), ("get_lvis_cat_info", "--ann")
     CASES.append(Case(tool, "duplicate-category-id", lambda w, d, mp, flag=flag: (
         {flag: duplicate_id_ann(w, d).parent if flag == "--lvis-dir" else duplicate_id_ann(w, d)},
         "category id 1 occurs more than once")))
+CASES += [Case(tool, "category-id-true", lambda w, d, mp, flag=flag: (  # JSON true is a Python int
+    {flag: write_json(d / "bad.json", lvis_doc([{**CATS[0], "id": True}, *CATS[1:]]))},
+    "bad.json: 'categories' must be a list of objects with an integer 'id'"))
+    for tool, flag in [("remove_lvis_rare", "--ann"), ("dump_clip_features", "--ann")]]
 CASES.append(Case("get_lvis_cat_info", "duplicate-category-id-bypass", lambda w, d, mp: (
     {"--ann": duplicate_id_ann(w, d), "--bypass": ""}, "category id 1 occurs more than once")))
 CASES.append(Case("collate_exemplar_dict", "shared-synset", lambda w, d, mp: ({"--lvis-dir": write_json(
