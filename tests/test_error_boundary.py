@@ -504,6 +504,76 @@ CASES += [
 ]
 
 
+# exemplar records whose category ids would be written into the classifier's sidecar (which every later tool
+# refuses), and records sample_exemplars would have copied into its exemplar list
+def shared_category_id(w, d):
+    doc = json.loads(w.exemplar_list.read_text())
+    for record in doc[1]:
+        record["category_id"] = doc[0][0]["category_id"]
+    return write_json(d / "exemplar_list.json", doc)
+
+
+for tool, flag in [("get_exemplars_tta", "--ann-path"), ("generate_vision_classifier_agg", "--exemplar-list")]:
+    CASES += [
+        Case(tool, "category-id-not-an-integer", lambda w, d, mp, flag=flag: (
+            {flag: exemplar_file(w, d, "exemplar_list", lambda r: r.update(category_id="1"))},
+            "class 0 exemplar 0: 'category_id' must be an integer, found '1'")),
+        Case(tool, "two-classes-one-category-id", lambda w, d, mp, flag=flag: (
+            {flag: shared_category_id(w, d)}, "classes 0 and 1 both have category_id 1")),
+    ]
+CASES += [
+    Case("sample_exemplars", "record-without-file-name", lambda w, d, mp: (
+        {"--exemplar-dict-path": exemplar_file(w, d, "exemplar_dict", lambda r: r.pop("file_name")), "-K": "2"},
+        "exemplar #0 of aerosol.n.02: no 'file_name' string")),
+    Case("sample_exemplars", "category-id-not-an-integer", lambda w, d, mp: (
+        {"--exemplar-dict-path": exemplar_file(w, d, "exemplar_dict", lambda r: r.update(category_id="1")), "-K": "2"},
+        "exemplar #0 of aerosol.n.02: 'category_id' must be an integer")),
+]
+
+
+def json_edit(edit):
+    """A bytes -> bytes edit of a JSON document made by `edit(decoded document)` in place."""
+    def rewrite(data):
+        doc = json.loads(data)
+        edit(doc)
+        return json.dumps(doc).encode()
+    return rewrite
+
+
+# boxes collate_exemplar_dict would have copied into the exemplar dictionary (sample_exemplars refused them a step later)
+CASES += [
+    Case("collate_exemplar_dict", "lvis-box-of-three", lambda w, d, mp: (
+        {"--lvis-dir": lvis_folder(w, d, "lvis_v1_train.json", json_edit(
+            lambda doc: doc["annotations"][0].update(bbox=[1, 2, 30])))},
+        "lvis_v1_train.json: annotation #0: 'bbox' must be [x, y, w, h], found [1.0, 2.0, 30.0]")),
+    Case("collate_exemplar_dict", "lvis-negative-box", lambda w, d, mp: (
+        {"--lvis-dir": lvis_folder(w, d, "lvis_v1_train.json", json_edit(
+            lambda doc: doc["annotations"][0].update(bbox=[1, 2, -35, 33])))},
+        "lvis_v1_train.json: annotation #0: box width -35.0 and height 33.0 must not be negative")),
+    Case("collate_exemplar_dict", "vg-negative-size", lambda w, d, mp: (
+        {"--visual-genome-dir": vg_folder(w, d, "objects.json", json_edit(
+            lambda doc: doc[0]["objects"][0].update(w=-40, h=-40)))},
+        "objects.json: image 1 object #0: box width -40.0 and height -40.0 must not be negative")),
+]
+
+
+def shards_without_index(w, d):
+    """An earlier cache's shard in the output folder, its index.json gone (a re-run took the shard as finished)."""
+    (d / "out" / "x").mkdir()
+    copy_with(w.cache / "shard-00000.npy", d / "out" / "x" / "shard-00000.npy", lambda b: b)
+    return {}, "holds shard-00000.npy but no index.json"
+
+
+CASES.append(Case("cache_clip_features", "shards-without-index", lambda w, d, mp: shards_without_index(w, d),
+                  resumable=True))
+
+
+CASES.append(Case("dump_clip_features_lvis_sentences", "blank-description", lambda w, d, mp: (
+    {"--descriptions-path": write_json(d / "descriptions.json", {**json.loads(w.descriptions.read_text()),
+                                                                  "aerosol can": ["A can.", " "]})},
+    "descriptions.json: sentence 1 of 'aerosol can' is blank")))
+
+
 # (tool, case, flag, bad value, needle): counts and settings the tools refuse before any work
 BAD_VALUES = [
     ("sample_exemplars", "negative-k", "-K", "-1", "-K must be positive"),
@@ -550,6 +620,10 @@ for tool, flag in [("remove_lvis_rare", "--ann"), ("get_lvis_cat_info", "--ann")
     CASES.append(Case(tool, "duplicate-category-id", lambda w, d, mp, flag=flag: (
         {flag: duplicate_id_ann(w, d).parent if flag == "--lvis-dir" else duplicate_id_ann(w, d)},
         "category id 1 occurs more than once")))
+CASES += [Case(tool, "category-id-true", lambda w, d, mp, flag=flag: (  # JSON true is a Python int
+    {flag: write_json(d / "bad.json", lvis_doc([{**CATS[0], "id": True}, *CATS[1:]]))},
+    "bad.json: 'categories' must be a list of objects with an integer 'id'"))
+    for tool, flag in [("remove_lvis_rare", "--ann"), ("dump_clip_features", "--ann")]]
 CASES.append(Case("get_lvis_cat_info", "duplicate-category-id-bypass", lambda w, d, mp: (
     {"--ann": duplicate_id_ann(w, d), "--bypass": ""}, "category id 1 occurs more than once")))
 CASES.append(Case("collate_exemplar_dict", "shared-synset", lambda w, d, mp: ({"--lvis-dir": write_json(

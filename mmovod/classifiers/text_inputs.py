@@ -145,6 +145,9 @@ def load_descriptions(path: str | os.PathLike) -> dict[str, list[str]]:
     for key, value in doc.items():
         if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
             raise InputError(f"{path}: the value of {key!r} is not a list of strings")
+        blank = next((i for i, s in enumerate(value) if not s.strip()), None)
+        if blank is not None:  # CLIP would encode the empty prompt and average it into the class's row
+            raise InputError(f"{path}: sentence {blank} of {key!r} is blank")
     return doc
 
 

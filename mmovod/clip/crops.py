@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from mmovod.readers.exemplar_records import BadImageError, exemplar_crop_box
@@ -76,8 +77,25 @@ def decode_image(path: str | os.PathLike, reduction: Reduction | None = None) ->
     return DecodedImage(rgb, full, scale, origin)
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+"""Pillow's modes of 16-bit grey images (PNG, TIFF); "I" is how some Pillow versions open a 16-bit PNG."""
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit grey image scaled to 8 bits (value / 257, so 65535 is 255); other images as they are.
+
+    Pillow's own conversion of these modes to RGB clips at 255 instead of scaling: all but the darkest
+    pixels of a 16-bit photo would turn white."""
+    if image.mode not in SIXTEEN_BIT_MODES:
+        return image
+    values = np.asarray(image, dtype=np.float64) / 257.0
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+
+
 def flatten_on_white(image: Image.Image) -> Image.Image:
-    """`image` as RGB; transparent parts become white (a plain RGB conversion would keep whatever colour they hide)."""
+    """`image` as RGB (16-bit grey scaled to 8 bits, `eight_bit`); transparent parts become white (a
+    plain RGB conversion would keep whatever colour they hide)."""
+    image = eight_bit(image)
     if not has_alpha(image):
         return image.convert("RGB")
     rgba = image.convert("RGBA")

@@ -169,6 +169,10 @@ def prepare_cache_dir(out: str | os.PathLike, plan: CachePlan, meta: CacheMeta, 
     if not write:
         return root
     check_output_dir(root)
+    orphans = sorted(root.glob("shard-*.npy")) if root.is_dir() else []
+    if orphans:  # the index is written before any shard: these are of a cache whose index was lost
+        raise InputError(f"{root}: holds {orphans[0].name} but no {INDEX_FILE}, so what made its shards is unknown; "
+                         "use another --out (or delete the shards) to make a new cache")
     try:
         root.mkdir(exist_ok=True)
     except OSError as exc:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from mmovod.io.atomic import atomic_open, check_output_path
 from mmovod.io.errors import InputError
+from mmovod.readers.exemplar_records import record_box
 from mmovod.readers.imagenet_tree import ImageNetTree
 from mmovod.readers.lvis_json import LvisFile, check_category_ids, exemplar_refs, image_urls
 from mmovod.readers.synset_table import cousin_table, lookup
@@ -126,6 +127,10 @@ def collate_exemplars(
         if ref.area > MIN_LVIS_AREA:
             if ref.image_id not in file_names:
                 raise InputError(f"{lvis.path}: annotation #{index} has image_id {ref.image_id}, which is not an image")
+            try:
+                record_box({"dataset": "lvis", "bbox": ref.bbox})
+            except InputError as exc:
+                raise InputError(f"{lvis.path}: annotation #{index}: {str(exc).split(': ', 1)[-1]}") from None
             by_id[ref.category_id].lvis.append(index)
     raws = lvis.annotations_raw()
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from mmovod.io.atomic import check_output_path
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import check_utf8, describe_json_error, read_bytes, save_json
+from mmovod.readers.exemplar_list import check_exemplar_record
 from mmovod.readers.lvis_json import SYNTAX_ERRORS, LvisFile, decode_checked
 from mmovod.io.wording import plural
 
@@ -136,6 +137,7 @@ def sample_exemplars(
                 record = orjson.loads(memoryview(raws[i]))
             except orjson.JSONDecodeError as exc:
                 raise InputError(f"{path}: exemplar #{i} of {synset}: not valid JSON ({exc})") from None
+            check_exemplar_record(record, f"{path}: exemplar #{i} of {synset}")
             record["area"] = weights[i]
             records.append(record)
         chosen.append(records)

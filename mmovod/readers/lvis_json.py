@@ -108,7 +108,8 @@ def _write_raw_array(handle: IO[bytes], items: list[msgspec.Raw], chunk: int = 6
 def parse_categories(raw: msgspec.Raw, path: str) -> list[dict[str, Any]]:
     """Decode the raw `categories` value, checking it is a list of objects with an integer id."""
     cats = decode_checked(_any_decoder, raw, path, "categories")
-    if not isinstance(cats, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), int) for c in cats):
+    if not isinstance(cats, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), int)
+                                             and not isinstance(c.get("id"), bool) for c in cats):
         raise InputError(f"{path}: 'categories' must be a list of objects with an integer 'id'")
     check_unique_ids(cats, path)
     return cats
@@ -169,6 +170,7 @@ class ExemplarAnnRef(msgspec.Struct):
     category_id: int
     image_id: int
     area: float
+    bbox: list[float] | None = None
 
 
 class ImageUrl(msgspec.Struct):

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import check_utf8, read_bytes
+from mmovod.readers.exemplar_records import record_box
 from mmovod.readers.lvis_json import decode_checked
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ class ObjectRef(msgspec.Struct):
     w: int | float
     h: int | float
     synsets: list[str] = []
+    x: int | float | None = None
+    y: int | float | None = None
 
 
 class ImageObjectRefs(msgspec.Struct):
@@ -70,7 +73,8 @@ class VisualGenome:
 
     def objects_by_synset(self, wanted: Iterable[str], progress: bool = True) -> dict[str, list[tuple[int, msgspec.Raw]]]:
         """For each synset in `wanted`: (image_id, raw object JSON) of every object whose only synset
-        it is and whose w*h >= 32*32, in file order. Every object must have w and h."""
+        it is and whose w*h >= 32*32, in file order. Every object must have w and h; a kept one, a box
+        (x, y, w, h) that `record_box` accepts (negative sizes have a positive product)."""
         wanted = set(wanted)
         found: dict[str, list[tuple[int, msgspec.Raw]]] = defaultdict(list)
         data = read_bytes(self.objects_path, "Visual Genome objects file")
@@ -80,6 +84,13 @@ class VisualGenome:
             image = decode_checked(_image_refs, entry, self.objects_path, f"image entry #{index}")
             hits = [j for j, obj in enumerate(image.objects)
                     if len(obj.synsets) == 1 and obj.synsets[0] in wanted and obj.w * obj.h >= MIN_OBJECT_AREA]
+            for j in hits:
+                obj = image.objects[j]
+                try:
+                    record_box({"dataset": "visual_genome", "x": obj.x, "y": obj.y, "w": obj.w, "h": obj.h})
+                except InputError as exc:
+                    raise InputError(f"{self.objects_path}: image {image.image_id} object #{j}: "
+                                     f"{str(exc).split(': ', 1)[-1]}") from None
             if hits:
                 raws = _image_objects_raw.decode(entry).objects
                 for j in hits:

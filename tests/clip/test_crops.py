@@ -88,3 +88,21 @@ def test_bad_images_name_the_file(tmp_path):
     (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     with pytest.raises(BadImageError, match="cut.jpg: cannot read image"):
         open_image(tmp_path / "cut.jpg")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path, fmt, monkeypatch):
+    """A 16-bit grey ramp keeps its shades (value / 257); Pillow's plain conversion clipped all but the
+    darkest pixels to white."""
+    import numpy as np
+
+    from mmovod.clip import crops
+
+    ramp = np.linspace(0, 65535, 16 * 8).reshape(8, 16).astype(np.uint16)
+    path = save(tmp_path / f"ramp.{fmt.lower()}", Image.fromarray(ramp), format=fmt)
+    expected = np.rint(ramp / 257.0).astype(np.uint8)
+    pixels = np.asarray(open_image(path))
+    assert (pixels == expected[:, :, None]).all()
+    monkeypatch.setattr(crops, "eight_bit", lambda image: image)  # the slip: Pillow's own conversion
+    clipped = np.asarray(open_image(path))
+    assert (clipped == 255).mean() > 0.9 and not (clipped == expected[:, :, None]).all()
