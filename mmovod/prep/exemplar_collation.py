@@ -12,6 +12,7 @@ never decoded beyond the few fields the recipe reads, so polygons pass through u
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,10 +128,12 @@ def collate_exemplars(
         if ref.area > MIN_LVIS_AREA:
             if ref.image_id not in file_names:
                 raise InputError(f"{lvis.path}: annotation #{index} has image_id {ref.image_id}, which is not an image")
-            try:
-                record_box({"dataset": "lvis", "bbox": ref.bbox})
-            except InputError as exc:
-                raise InputError(f"{lvis.path}: annotation #{index}: {str(exc).split(': ', 1)[-1]}") from None
+            box = ref.bbox  # floats or None (decoded typed); the full check only for a box that fails the quick one
+            if box is None or len(box) != 4 or not (box[2] >= 0 and box[3] >= 0 and math.isfinite(sum(box))):
+                try:
+                    record_box({"dataset": "lvis", "bbox": box})
+                except InputError as exc:
+                    raise InputError(f"{lvis.path}: annotation #{index}: {str(exc).split(': ', 1)[-1]}") from None
             by_id[ref.category_id].lvis.append(index)
     raws = lvis.annotations_raw()
 
