@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from mmovod.classifiers.sidecar import ClassifierSidecar, load_classifier, make_sidecar
-from mmovod.clip.factory import clip_embed_dim
 from mmovod.clip.identity import architecture
 from mmovod.io.errors import InputError
 from mmovod.readers.vocabulary_file import normalise_name, read_vocabulary
@@ -78,6 +77,7 @@ def read_source(path: str | os.PathLike, *, class_names: str | os.PathLike | Non
     if own is None:
         if clip_model is None:
             raise InputError(f"{path}: no sidecar names the CLIP that made it; pass --clip_model (and --pretrained)")
+        from mmovod.clip.factory import clip_embed_dim  # open_clip's configs: imported here, so `export --help` stays light
         if array.ndim == 2 and array.shape[1] != (width := clip_embed_dim(clip_model)):
             raise InputError(f"{path}: rows are {array.shape[1]}-d, but --clip_model {clip_model} gives {width}-d "
                              "embeddings: name the CLIP that made it")
