@@ -46,7 +46,9 @@ def respell_help(parser: argparse.ArgumentParser) -> None:
 
 
 def interrupted_after(placed: list[Path]) -> str:
-    """What a Ctrl-C that no step of the tool accounted for kept: the outputs it had put in place, complete."""
+    """What a Ctrl-C that no step of the tool accounted for kept: the outputs it had put in place, complete (and
+    not removed since, as a cache emptied on the way out)."""
+    placed = [path for path in dict.fromkeys(placed) if path.exists()]
     if not placed:
         return "no output was written"
     names = ", ".join(str(path) for path in placed[:3]) + (f" and {len(placed) - 3} more" if len(placed) > 3 else "")
