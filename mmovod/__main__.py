@@ -1,6 +1,6 @@
 """`python -m mmovod ...` is the `mmovod` command."""
 import sys
 
-from mmovod.cli.main import main
+from mmovod.cli.program import run_program
 
-sys.exit(main())
+sys.exit(run_program("mmovod.cli.main:main", "mmovod"))

@@ -1,9 +1,11 @@
 """Same as `mmovod models`; the code is in mmovod/cli/commands/models.py."""
 import sys
 
-from mmovod.cli.commands.models import get_parser, main
+from mmovod.cli.program import run_program
+
+if __name__ == "__main__":  # the tool's modules load inside run_program, so a Ctrl-C then is one line too
+    sys.exit(run_program("mmovod.cli.commands.models:main", "models.py"))
+
+from mmovod.cli.commands.models import get_parser, main  # noqa: E402  (for callers in Python: tests call main(argv))
 
 __all__ = ["get_parser", "main"]
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,11 @@
 """Same as `mmovod norm_feat_sum_norm`; the code is in mmovod/cli/commands/norm_feat_sum_norm.py."""
 import sys
 
-from mmovod.cli.commands.norm_feat_sum_norm import get_parser, main
+from mmovod.cli.program import run_program
+
+if __name__ == "__main__":  # the tool's modules load inside run_program, so a Ctrl-C then is one line too
+    sys.exit(run_program("mmovod.cli.commands.norm_feat_sum_norm:main", "norm_feat_sum_norm.py"))
+
+from mmovod.cli.commands.norm_feat_sum_norm import get_parser, main  # noqa: E402  (for callers in Python: tests call main(argv))
 
 __all__ = ["get_parser", "main"]
-
-if __name__ == "__main__":
-    sys.exit(main())

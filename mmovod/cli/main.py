@@ -8,6 +8,7 @@ from typing import Sequence
 
 from mmovod import __version__
 from mmovod.cli.commands import ALIASES, COMMANDS, GUIDE_STEPS, MORE_TOOLS
+from mmovod.cli.program import run_program
 from mmovod.cli.tool_runner import EXIT_BAD_INPUT
 
 
@@ -39,3 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     command = importlib.import_module(f"mmovod.cli.commands.{ALIASES.get(args.command, args.command)}")
     return command.main(args.args, prog=f"mmovod {args.command}")
+
+
+def program() -> int:
+    """The `mmovod` console command: `main()` run as the process's program (Ctrl-C: one line, exit 130)."""
+    return run_program("mmovod.cli.main:main", "mmovod")

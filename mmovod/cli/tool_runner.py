@@ -9,14 +9,14 @@ from typing import Callable, Sequence
 
 from mmovod.cli.commands import COMMANDS
 from mmovod.cli.flags import command_line
-from mmovod.io.atomic import disk_full_reason, output_error
+from mmovod.cli.program import EXIT_INTERRUPTED, settle
+from mmovod.io.atomic import disk_full_reason, output_error, placed_outputs
 from mmovod.io.errors import InputError, Interrupted
 from mmovod.io.launcher import CHECKOUT, MMOVOD, launched_as, spell_commands
 from mmovod.readers.exemplar_records import BadImageError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 SKIP_BAD_HINT = "pass --skip-bad to skip unreadable images"
 
 
@@ -45,6 +45,16 @@ def respell_help(parser: argparse.ArgumentParser) -> None:
             action.help = spell_commands(action.help, COMMANDS)
 
 
+def interrupted_after(placed: list[Path]) -> str:
+    """What a Ctrl-C that no step of the tool accounted for kept: the outputs it had put in place, complete (and
+    not removed since, as a cache emptied on the way out)."""
+    placed = [path for path in dict.fromkeys(placed) if path.exists()]
+    if not placed:
+        return "no output was written"
+    names = ", ".join(str(path) for path in placed[:3]) + (f" and {len(placed) - 3} more" if len(placed) > 3 else "")
+    return f"{names} {'was' if len(placed) == 1 else 'were'} written in full before it and kept"
+
+
 def bad_image_message(exc: BadImageError, parser: argparse.ArgumentParser) -> str:
     """The one line for an unreadable photo: the library's message, plus the flag that skips it where the tool has one."""
     has_flag = any("--skip-bad" in action.option_strings for action in parser._actions)
@@ -59,7 +69,7 @@ def run_tool(
 ) -> int:
     """Parse `argv`, run `body(args)`, map InputError (and a full disk that no writer of mmovod met) to
     one stderr line (line breaks in its message become spaces) and exit code 2, Ctrl-C to one line
-    (saying what an `Interrupted` kept) and 130.
+    (saying what an `Interrupted` kept, or which outputs were complete) and 130.
 
     Messages start with `prog` (default: the file name of `body`'s module, `x.py`), also when `main` is called
     in-process; `args.command_line` holds the command as typed, for the sidecars of the outputs. With a
@@ -84,8 +94,12 @@ def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], i
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     args.command_line = command_line(parser.prog, argv)
     setup_logging(getattr(args, "verbose", False))
+    placed = len(placed_outputs())
     try:
-        code = body(args)
+        try:
+            code = body(args)
+        finally:  # a tool run as a program ignores Ctrl-C once its outcome is known
+            settle()
     except BadImageError as exc:
         sys.stderr.write(f"{parser.prog}: error: {one_line(bad_image_message(exc, parser))}\n")
         return EXIT_BAD_INPUT
@@ -96,7 +110,7 @@ def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], i
         sys.stderr.write(f"{parser.prog}: interrupted; {one_line(str(exc))}\n")
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        sys.stderr.write(f"{parser.prog}: interrupted; no output was written\n")
+        sys.stderr.write(f"{parser.prog}: interrupted; {interrupted_after(placed_outputs(placed))}\n")
         return EXIT_INTERRUPTED
     except OSError as exc:  # a full disk met outside mmovod's writers (a library's cache or temp file)
         reason = disk_full_reason(exc)

@@ -51,6 +51,18 @@ def response_texts(body: bytes, api: str) -> list[str]:
     return texts
 
 
+# no token of a tokenizer is longer than this many characters: a longer sample means a server ignoring max_tokens
+CHARS_PER_TOKEN_BOUND = 40
+
+
+def check_sample_lengths(texts: list[str], max_tokens: int) -> None:
+    """ValueError when a sample is longer than `max_tokens` tokens could spell (a server ignoring max_tokens)."""
+    longest = max(map(len, texts), default=0)
+    if longest > max_tokens * CHARS_PER_TOKEN_BOUND:
+        raise ValueError(f"a sample of {longest} characters, far more than max_tokens={max_tokens} allows "
+                         "(a server that ignores max_tokens)")
+
+
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
 
 
@@ -116,7 +128,9 @@ class DescriptionClient:
         else:
             raw = self.client.completions.with_raw_response.create(prompt=prompt, **common)
         try:
-            return response_texts(raw.http_response.content, s.api)
+            texts = response_texts(raw.http_response.content, s.api)
+            check_sample_lengths(texts, s.max_tokens)
+            return texts
         except ValueError as exc:
             raise InputError(f"the server at {self.client.base_url} answered HTTP {raw.status_code} with {exc} instead "
                              f"of an OpenAI {s.api} response (a proxy, or a server of another kind? check --base-url "

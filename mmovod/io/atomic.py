@@ -6,7 +6,8 @@ naming the output (`output_error`), so tools end in one line, never a traceback.
 together are renamed into place only when all are written (`write_files_together`). Temp files are
 named `.<output name>.<pid>.<random>.tmp`; one left by a killed writer is removed by the next write
 of that output (`remove_stale_temps`). A whole tree is written into a staged folder beside its
-destination and moved into place when complete (`staged_folder`).
+destination and moved into place when complete (`staged_folder`). Every output put in place is
+noted (`placed_outputs`), so a tool interrupted after writing one can say so.
 """
 from __future__ import annotations
 
@@ -24,6 +25,18 @@ from mmovod.io.errors import InputError
 
 # errors that say the disk, not the file, is the problem: named as such whatever text came with them
 DISK_FULL = {code: os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT)}
+_PLACED: list[Path] = []  # every output this process put in place, in order
+
+
+def _place(tmp: str | os.PathLike, out: Path) -> None:
+    os.replace(tmp, out)
+    _PLACED.append(out)
+
+
+def placed_outputs(since: int = 0) -> list[Path]:
+    """The outputs this process's atomic writes put in place, complete, from the `since`-th on
+    (`len(placed_outputs())` marks the start of a run)."""
+    return _PLACED[since:]
 
 
 def _error_code(exc: OSError) -> int | None:
@@ -168,7 +181,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with os.fdopen(fd, mode) as handle:
             yield handle
             _finish_temp(handle)
-        os.replace(tmp, out)
+        _place(tmp, out)
 
 
 @contextlib.contextmanager
@@ -213,7 +226,7 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield stage
         if not out.exists():
-            os.replace(stage, out)
+            _place(stage, out)
             return
         for entry in sorted(stage.iterdir()):
             target = out / entry.name
@@ -223,6 +236,7 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
                 target.unlink()
             os.replace(entry, target)
         stage.rmdir()
+        _PLACED.append(out)
     except BaseException as exc:
         shutil.rmtree(stage, ignore_errors=True)
         if isinstance(exc, OSError):
@@ -246,4 +260,4 @@ def write_files_together(files: dict[Path, bytes]) -> None:
                 _finish_temp(handle)
         for out, tmp in zip(outs, temps):
             writing.append(out)
-            os.replace(tmp, out)
+            _place(tmp, out)

@@ -156,6 +156,19 @@ def test_persistent_server_errors_stop_with_exit_1_and_keep_finished_classes(ser
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("mmovod generate_descriptions: error: HTTP 500")
 
 
+def test_a_server_that_ignores_max_tokens_is_one_line_and_writes_nothing(server, ann, tmp_path, capsys):
+    out = tmp_path / "x.json"
+    args = argv(server, ann, out, "--openai-model", "chat-test", "--workers", "1")
+    fits = "A red can " * 199  # 1990 characters: what 50 tokens can spell
+    server.answers = [[fits] + [f"A can of kind {i} with a nozzle" for i in range(9)]]
+    assert generate_descriptions.main([*args, "--limit", "1"]) == 0
+    assert json.loads(out.read_text())["aerosol can"][0] == clean_sample(fits)
+    out.unlink()
+    server.answers = [["A red can with a nozzle " * 40000] * 10]  # about 1 MB per sample
+    line = _fails(capsys, args, out, code=2)
+    assert "a sample of 960000 characters, far more than max_tokens=50 allows" in line
+
+
 def test_bad_inputs(server, tmp_path, capsys):
     no_cats = tmp_path / "no_cats.json"
     no_cats.write_text(json.dumps({"images": []}))
