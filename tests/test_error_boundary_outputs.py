@@ -312,11 +312,13 @@ def test_ctrl_c_of_cache_clip_features_says_what_is_kept_and_resumes(world, tmp_
         return real(*args, **kwargs)
     monkeypatch.setattr(mmovod.features.builder, "encode_items", interrupted)
     assert cache_clip_features.main(argv) == 130
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "cache_clip_features.py: interrupted; no output was written"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"cache_clip_features.py: interrupted; 0 finished shards of 2 are kept in {cache}; "
+        "run the same command again to resume from there")
     assert not list(cache.glob("shard-*"))
     assert cache_clip_features.main(argv) == 130
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (f"cache_clip_features.py: interrupted; 1 finished shards of 2 are kept in {cache}; "
+    assert err[-1] == (f"cache_clip_features.py: interrupted; 1 finished shard of 2 is kept in {cache}; "
                        "run the same command again to resume from there"), err
     assert sorted(p.name for p in cache.glob("shard-*")) == ["shard-00000.npy"]
     monkeypatch.setattr(mmovod.features.builder, "encode_items", real)

@@ -109,7 +109,7 @@ def is_complete(root: Path, crops: EvalCrops) -> bool:
 
 
 def cache_kept(root: Path, crops: EvalCrops) -> str | None:
-    """What an interrupted evaluation leaves in the cache folder `root` (None: no finished shard)."""
+    """What an interrupted evaluation leaves in the cache folder `root` (None: no folder)."""
     return shards_kept(root, num_shards(crops))
 
 

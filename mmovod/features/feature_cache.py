@@ -27,6 +27,7 @@ from mmovod.io.arrays import load_npy, save_npy
 from mmovod.io.atomic import check_output_dir, output_error, write_bytes_atomic
 from mmovod.io.errors import InputError
 from mmovod.io.launcher import command
+from mmovod.io.wording import plural
 from mmovod.io.json_files import load_json, save_json
 
 log = logging.getLogger(__name__)
@@ -204,9 +205,12 @@ def write_shard(root: Path, shard: int, features: np.ndarray) -> None:
 
 def shards_kept(root: Path, num_shards: int) -> str | None:
     """What an interrupted encoding leaves in the cache folder `root` (shards are written atomically,
-    so a shard file is a finished one): "N finished shards of M are kept in ROOT", or None when none is."""
+    so a shard file is a finished one): "N finished shards of M are kept in ROOT" (N may be 0: the folder
+    and its index are kept, and a rerun starts from them), or None when the folder is not there."""
+    if not root.is_dir():
+        return None
     finished = sum((root / shard_name(s)).is_file() for s in range(num_shards))
-    return f"{finished} finished shards of {num_shards} are kept in {root}" if finished else None
+    return f"{plural(finished, 'finished shard', 'finished shards')} of {num_shards} {'is' if finished == 1 else 'are'} kept in {root}"
 
 
 # index fields a reader relies on, with their JSON type; the counts below must be at least 1, the rest at least 0

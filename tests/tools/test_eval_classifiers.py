@@ -149,7 +149,8 @@ def test_ctrl_c_after_the_encoding_names_the_cache_kept_and_the_rerun_encodes_no
     cache = next((tmp_path / "run/crop_cache").iterdir())
     shards = sorted(p.name for p in cache.glob("shard-*.npy"))
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"eval_classifiers.py: interrupted; {len(shards)} finished shards of {len(shards)} are kept in {cache}; "
+        f"eval_classifiers.py: interrupted; {len(shards)} finished shard{'s' if len(shards) > 1 else ''} of {len(shards)} "
+        f"{'are' if len(shards) > 1 else 'is'} kept in {cache}; "
         "run the same command again to resume from there")
     assert calls and not (tmp_path / "run/eval_results.json").exists()
     monkeypatch.setattr(eval_run, "crop_metrics", real)
