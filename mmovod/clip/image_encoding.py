@@ -37,7 +37,7 @@ from mmovod.clip.exemplar_views import ExemplarInput, ViewPlan, exemplar_input
 from mmovod.clip.factory import ClipBundle
 from mmovod.clip.specs import ViewSpec
 from mmovod.clip.view_ops import Preprocessing, ViewRecipe, flip_and_jitter, resize_boxes
-from mmovod.io.errors import InputError
+from mmovod.io.errors import InputError, interrupt_held
 from mmovod.io.wording import plural
 from mmovod.readers.exemplar_list import ExemplarList
 
@@ -175,7 +175,10 @@ def encode_items(bundle: ClipBundle, items: Sequence[Item], roots: Mapping[str, 
     valid = torch.zeros(len(dataset), dtype=torch.bool)
     skipped: list[dict[str, Any]] = []
     batcher = _Batcher(bundle, plan.prep, out, batch_size)
-    fetched = (entry for fetch in loader for entry in fetch)
+    with interrupt_held():  # a Ctrl-C while the workers start would leave a half-built iterator behind
+        fetches = iter(loader)
+    fetched = (entry for fetch in fetches for entry in fetch)
+    del fetches  # the generator is its only owner: closing it stops the workers
     # closing the fetches on the way out stops the workers now, not whenever the error's traceback is freed
     with closing(fetched), torch.inference_mode(), tqdm(total=len(dataset), unit=unit, disable=not progress) as bar:
         for i, item, failure in fetched:

@@ -1,6 +1,8 @@
 """The exception types tools turn into one clean line: bad input (exit 2) and an interruption that kept work (exit 130)."""
 from __future__ import annotations
 
+import signal
+import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -44,3 +46,23 @@ def interruption_keeps(kept: Callable[[], str | tuple[str, str] | None], resume:
         if what is None:
             raise
         raise (Interrupted(*what) if isinstance(what, tuple) else Interrupted(what, resume)) from None
+
+
+@contextmanager
+def interrupt_held() -> Iterator[None]:
+    """Hold a Ctrl-C that lands inside the block and raise it as KeyboardInterrupt when the block ends:
+    for a step that an interruption would leave half-made (a DataLoader starting its workers, whose
+    half-built iterator prints a traceback when collected). Only in the main thread, and only while
+    Python's own handler is in place (elsewhere the block runs as it is)."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt

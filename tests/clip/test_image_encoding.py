@@ -1,17 +1,24 @@
 """The one encoding pipeline: independent of batch size and workers; equal to one view at a time (the
 original order to today's per-view transform, the fast order to each exemplar's own views)."""
 
+import contextlib
 import dataclasses
+import gc
 import multiprocessing
+import os
+import signal
+import sys
 
 import pytest
 import torch
+from torch.utils.data import dataloader
 
 from tests.exemplar_fixtures import build_demo, load_tiny, naive_view_embeddings
 from mmovod.clip.crops import TTA_CONTEXT
 from mmovod.readers.exemplar_records import BadImageError
 from mmovod.clip.exemplar_views import exemplar_input
 from mmovod.clip.factory import load_clip
+from mmovod.clip import image_encoding
 from mmovod.clip.image_encoding import ItemDataset, encode_exemplars, encode_items, view_plan
 from mmovod.clip.specs import ViewSpec
 from mmovod.io.errors import InputError
@@ -140,3 +147,29 @@ def test_an_invalid_record_is_one_line_from_any_worker(bundle, demo, workers):
     # the workers are stopped when the error leaves encoding, not later when its traceback is freed (a
     # delayed stop waited 5 s per worker for processes that no longer answered)
     assert not multiprocessing.active_children()
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_workers_start_is_raised_once_they_have_started(bundle, demo, monkeypatch):
+    """A Ctrl-C landing inside the DataLoader's worker start-up becomes a KeyboardInterrupt after it, so no
+    half-built iterator is left to print a traceback when collected; without the hold, the check catches it."""
+    real_init, unraisable = dataloader._MultiProcessingDataLoaderIter.__init__, []
+
+    def start_with_ctrl_c(self, loader):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the workers start
+        real_init(self, loader)
+    monkeypatch.setattr(dataloader._MultiProcessingDataLoaderIter, "__init__", start_with_ctrl_c)
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: unraisable.append(info.exc_value))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, as in a tool's process
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            encode(bundle, demo, workers=2)
+        gc.collect()
+        assert unraisable == [] and not multiprocessing.active_children()
+        monkeypatch.setattr(image_encoding, "interrupt_held", contextlib.nullcontext)  # the check can fail
+        with pytest.raises(KeyboardInterrupt):
+            encode(bundle, demo, workers=2)
+        gc.collect()
+        assert any(isinstance(e, AttributeError) for e in unraisable), unraisable
+    finally:
+        signal.signal(signal.SIGINT, previous)
