@@ -306,6 +306,24 @@ def test_clip_weights_of_another_model_are_refused(tmp_path, hub_tag, capsys):
     assert not cache.exists()  # the folders made for it are gone too
 
 
+@pytest.mark.parametrize("content", [b"", b"x/../../../../outside", b"\xff\xfe"], ids=["empty", "path", "binary"])
+def test_a_damaged_refs_main_in_the_hub_cache_is_named_and_nothing_is_written(tmp_path, hub_tag, capsys, content):
+    """The revision refs/main names becomes a folder name: an empty one filed the weights in snapshots/ (never read)
+    and wrote refs/main outside the repository folder, a path led out of the cache, bytes were a traceback."""
+    config, data = hub_tag
+    cache = tmp_path / "hub"
+    ref = cache / "models--test-org--tiny-clip" / "refs" / "main"
+    ref.parent.mkdir(parents=True)
+    ref.write_bytes(content)
+    with FileServer() as server:
+        server.routes["/m/clip/test-org/tiny-clip/open_clip_model.safetensors"] = Route(data)
+        code = main(["--only", "clip", "--clip", config, "--pretrained", "test", "--clip-cache-dir", str(cache),
+                     "--base-url", server.url + "/m"])
+        assert server.requests == []
+    one_error_line(capsys, code, f"{ref}: not a commit hash")
+    assert tree(tmp_path) == ["hub/models--test-org--tiny-clip/refs/main", "open_clip_model.safetensors"]
+
+
 def test_the_metadata_readme_points_at_a_section_that_exists():
     pointer = (ROOT / "datasets/metadata/README.md").read_text()
     assert "](../../docs/outputs.md#metadata)" in pointer
