@@ -200,6 +200,32 @@ def test_an_unwritable_destination_is_reported_before_any_download(release, caps
     assert tree(release["dest"]) == ["checkpoints"]
 
 
+def test_a_part_of_another_file_is_resumed_then_downloaded_again_from_the_start(release, capsys):
+    """A .part an earlier run left of another version: the resumed file fails its check, so it is fetched whole."""
+    dest, server = release["dest"], release["server"]
+    part = dest / (ARRAY_PATH + ".part")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\x00" * 700)
+    assert main(release["args"] + ["--only", "feats_author"]) == 0
+    assert "downloading it again from the start" in capsys.readouterr().err
+    assert tree(dest) == [ARRAY_PATH] and (dest / ARRAY_PATH).read_bytes() == release["files"]["array"]
+    assert server.requests == [("/up/feats_author.npy", "bytes=700-"), ("/up/feats_author.npy", None)]
+
+
+@pytest.mark.parametrize("leftover", [ARRAY_PATH + ".part", "datasets/metadata/.feats_author.unverified.npy"])
+@pytest.mark.parametrize("kind", ["link", "folder"])
+def test_a_link_or_folder_named_like_a_partial_download_is_refused(release, capsys, tmp_path, leftover, kind):
+    """Never written through: a link there would have the download (or the unpacked file) land outside --dest."""
+    dest, outside = release["dest"], tmp_path / "outside.npy"
+    outside.write_bytes(b"keep")
+    path = dest / leftover
+    path.parent.mkdir(parents=True)
+    path.symlink_to(outside) if kind == "link" else path.mkdir()
+    one_error_line(capsys, main(release["args"] + ["--only", "feats_author"]), f"{path}: not a file an earlier")
+    assert outside.read_bytes() == b"keep" and release["server"].requests == []
+    assert not (dest / ARRAY_PATH).exists()
+
+
 def test_a_bad_file_already_in_place_is_kept_unless_forced(release, capsys):
     target = release["dest"] / ARRAY_PATH
     target.parent.mkdir(parents=True)
