@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 from mmovod.cli.commands import COMMANDS
 from mmovod.cli.flags import command_line
-from mmovod.cli.program import EXIT_INTERRUPTED, settle
+from mmovod.cli.program import EXIT_INTERRUPTED, STDOUT_CLOSED, settle
 from mmovod.io.atomic import disk_full_reason, output_error, placed_outputs
 from mmovod.io.errors import InputError, Interrupted
 from mmovod.io.launcher import CHECKOUT, MMOVOD, launched_as, spell_commands
@@ -112,6 +112,9 @@ def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], i
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; {interrupted_after(placed_outputs(placed))}\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `tool | head -1`: the reader left; what was to be printed is cut short
+        sys.stderr.write(f"{parser.prog}: error: {STDOUT_CLOSED}\n")
+        return EXIT_BAD_INPUT
     except OSError as exc:  # a full disk met outside mmovod's writers (a library's cache or temp file)
         reason = disk_full_reason(exc)
         if reason is None:
