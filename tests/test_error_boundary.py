@@ -319,6 +319,9 @@ for tool in TOOLS:
     if tool != "make_demo_data":  # a demo tree cannot be written atomically; its up-front checks are above
         CASES.append(Case(tool, "disk-full", lambda w, d, mp: (disk_full(mp), {}, "No space left on device")[1:],
                           resumable=folder_out))
+    # a path given in another encoding: the sidecars and manifests hold it as JSON text, which is UTF-8
+    CASES.append(Case(tool, "output-name-not-utf8", lambda w, d, mp: (
+        {"out": d / "out" / os.fsdecode(b"caf\xe9")}, "out/caf\\xe9: not UTF-8")))
 # the output named as one of the tool's inputs: refused before it is read, the input left as it was
 INPUT_FLAGS = [("remove_lvis_rare", "--ann", "ann"), ("get_lvis_cat_info", "--ann", "ann"),
                ("create_imagenetlvis_json", "--lvis-meta-path", "ann"),
