@@ -3,8 +3,8 @@
 Every case runs a tool's `main([...])` in-process on tiny generated files with one thing broken and
 checks the contract (`bad_input` in tests/conftest.py): exit 2, exactly one `<tool>.py: error: ...`
 line naming the file, no traceback, no output written and an earlier good output byte-identical.
-The classes: code execution from a checkpoint, output targets (a folder, a missing or unwritable
-folder, a disk that fills up), decoding (non-UTF-8, not JSON, empty or random checkpoints, huge image
+The classes: code execution from a checkpoint, output targets (a folder, a name not in UTF-8, a
+missing or unwritable folder, a disk that fills up), decoding (non-UTF-8, not JSON, empty or random checkpoints, huge image
 headers, a damaged cache index), values the numerics reject (negative boxes, counts), duplicate
 category ids, a training restart without --resume, and missing files. Server answers are checked
 against a local HTTP server at the end.
