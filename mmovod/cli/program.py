@@ -35,6 +35,11 @@ def run_program(target: str, prog: str) -> int:
     global _as_program
     _as_program = True
     try:
+        os.getcwd()
+    except FileNotFoundError:  # else torch's libraries fail to load (a oneMKL FATAL ERROR, no exit code of ours)
+        sys.stderr.write(f"{prog}: error: the current folder was deleted; run this from an existing folder\n")
+        return EXIT_BAD_INPUT
+    try:
         module, function = target.split(":")
         code = getattr(importlib.import_module(module), function)()
     except KeyboardInterrupt:  # before the run wrapper's own handling: nothing ran yet

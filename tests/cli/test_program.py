@@ -155,3 +155,16 @@ def test_a_broken_pipe_while_printing_is_one_line(tmp_path, capsys, monkeypatch)
     code = norm_feat_sum_norm.main(["--feat1-path", str(tmp_path / "a.npy"), "--feat2-path", str(tmp_path / "b.npy"),
                                     "--out-path", str(tmp_path / "out.npy")])
     assert (code, capsys.readouterr().err) == (2, f"norm_feat_sum_norm.py: error: {STDOUT_CLOSED}\n")
+
+
+@pytest.mark.slow
+def test_a_deleted_current_folder_is_one_line_before_the_tool_loads(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = ("import os, sys\nos.chdir(sys.argv[1]); os.rmdir(sys.argv[1])\n"
+            "from mmovod.cli.program import run_program\n"
+            "sys.exit(run_program('mmovod.cli.commands.dump_clip_features:main', 'dump_clip_features.py'))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(gone)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (proc.returncode, proc.stderr) == (
+        2, "dump_clip_features.py: error: the current folder was deleted; run this from an existing folder\n")
