@@ -3,8 +3,8 @@
 Every case runs a tool's `main([...])` in-process on tiny generated files with one thing broken and
 checks the contract (`bad_input` in tests/conftest.py): exit 2, exactly one `<tool>.py: error: ...`
 line naming the file, no traceback, no output written and an earlier good output byte-identical.
-The classes: code execution from a checkpoint, output targets (a folder, a missing or unwritable
-folder, a disk that fills up), decoding (non-UTF-8, not JSON, empty or random checkpoints, huge image
+The classes: code execution from a checkpoint, output targets (a folder, a name not in UTF-8, a
+missing or unwritable folder, a disk that fills up), decoding (non-UTF-8, not JSON, empty or random checkpoints, huge image
 headers, a damaged cache index), values the numerics reject (negative boxes, counts), duplicate
 category ids, a training restart without --resume, and missing files. Server answers are checked
 against a local HTTP server at the end.
@@ -319,6 +319,9 @@ for tool in TOOLS:
     if tool != "make_demo_data":  # a demo tree cannot be written atomically; its up-front checks are above
         CASES.append(Case(tool, "disk-full", lambda w, d, mp: (disk_full(mp), {}, "No space left on device")[1:],
                           resumable=folder_out))
+    # a path given in another encoding: the sidecars and manifests hold it as JSON text, which is UTF-8
+    CASES.append(Case(tool, "output-name-not-utf8", lambda w, d, mp: (
+        {"out": d / "out" / os.fsdecode(b"caf\xe9")}, "out/caf\\xe9: not UTF-8")))
 # the output named as one of the tool's inputs: refused before it is read, the input left as it was
 INPUT_FLAGS = [("remove_lvis_rare", "--ann", "ann"), ("get_lvis_cat_info", "--ann", "ann"),
                ("create_imagenetlvis_json", "--lvis-meta-path", "ann"),

@@ -18,7 +18,7 @@ import open_clip
 
 from mmovod.assets.install import Status, check_present, fetch_checked, mirror_url
 from mmovod.clip.factory import load_clip, resolve_model_name
-from mmovod.clip.weights import WeightSource, hub_repo_folder, offline_reason
+from mmovod.clip.weights import WeightSource, hub_repo_folder, hub_revision, offline_reason
 from mmovod.io.atomic import make_output_dir, write_bytes_atomic
 from mmovod.io.downloads import DownloadError, ProgressFactory, RetryPolicy
 from mmovod.io.errors import InputError
@@ -68,9 +68,7 @@ class ClipWeights:
         if hub is None:
             return self.source.cache_folder(self.cache_dir) / os.path.basename(self.cfg["url"])
         repo = hub_repo_folder(hub[0], self.cache_dir)
-        ref = repo / "refs" / "main"
-        revision = ref.read_text().strip() if ref.is_file() else MIRROR_REVISION
-        return repo / "snapshots" / revision / hub[1]
+        return repo / "snapshots" / (hub_revision(repo) or MIRROR_REVISION) / hub[1]
 
 
 def resolve_clip_weights(clip_model: str, pretrained: str | None, cache_dir: str | os.PathLike | None = None

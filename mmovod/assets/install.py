@@ -8,6 +8,7 @@ is deleted with its `.part`; the destination is never touched before the check p
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tarfile
 import urllib.parse
@@ -20,6 +21,8 @@ from mmovod.assets.manifest import Asset
 from mmovod.io.atomic import disk_full_reason, output_error
 from mmovod.io.downloads import CHUNK, DownloadError, ProgressFactory, RetryPolicy, fetch
 from mmovod.io.errors import InputError, interruption_keeps
+
+log = logging.getLogger(__name__)
 
 Status = Literal["fetched", "present"]
 
@@ -84,11 +87,29 @@ def fetch_checked(url: str, target: Path, check: Callable[[Path], None], policy:
                   progress: ProgressFactory | None = None, unpack: str | None = None, size: int | None = None) -> None:
     """Download `url`, unpack it when it is a tar archive and `unpack` is 'tar', `check` it, rename to `target`.
 
-    The unpacked file may not exceed `size` bytes (the manifest's; unset: the archive's own size)."""
-    created = _make_folders(target.parent)
+    The unpacked file may not exceed `size` bytes (the manifest's; unset: the archive's own size). A `.part` left
+    by an earlier run is resumed; when the file it makes fails its check, it is downloaded again from the start."""
     part = target.parent / (Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name + ".part")
     stem, suffix = os.path.splitext(target.name)
     candidate = target.parent / f".{stem}.unverified{suffix}"
+    for leftover in (part, candidate):  # written through, a link or folder of that name would lead elsewhere
+        if leftover.is_symlink() or (leftover.exists() and not leftover.is_file()):
+            raise InputError(f"{leftover}: not a file an earlier download left (a link or folder); remove it")
+    resumed = part.is_file() and part.stat().st_size > 0
+    try:
+        _fetch_and_place(url, target, part, candidate, check, policy, progress, unpack, size)
+    except InputError as exc:
+        if not resumed or part.exists():  # a fresh download, or one kept to be resumed
+            raise
+        log.warning("%s (resumed from %s, of an earlier version?); downloading it again from the start", exc, part)
+        _fetch_and_place(url, target, part, candidate, check, policy, progress, unpack, size)
+
+
+def _fetch_and_place(url: str, target: Path, part: Path, candidate: Path, check: Callable[[Path], None],
+                     policy: RetryPolicy, progress: ProgressFactory | None, unpack: str | None, size: int | None) -> None:
+    """Download into `part` (resuming it), unpack or rename it to `candidate`, check it, rename it to `target`;
+    on failure delete the candidate, the part when it arrived whole or empty, and the folders made for it."""
+    created = _make_folders(target.parent)
     fetched = False
     try:
         with interruption_keeps(lambda: part_kept(url, part), "run the same command again to resume the download"):

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
 from mmovod.cli.commands import COMMANDS
 from mmovod.cli.flags import command_line
-from mmovod.cli.program import EXIT_INTERRUPTED, settle
+from mmovod.cli.program import EXIT_INTERRUPTED, STDOUT_CLOSED, settle
 from mmovod.io.atomic import disk_full_reason, output_error, placed_outputs
 from mmovod.io.errors import InputError, Interrupted
 from mmovod.io.launcher import CHECKOUT, MMOVOD, launched_as, spell_commands
@@ -55,6 +56,15 @@ def interrupted_after(placed: list[Path]) -> str:
     return f"{names} {'was' if len(placed) == 1 else 'were'} written in full before it and kept"
 
 
+def _is_text(arg: str) -> bool:
+    """False for an argument holding bytes the file-system encoding could not decode (Python keeps them as surrogates)."""
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def bad_image_message(exc: BadImageError, parser: argparse.ArgumentParser) -> str:
     """The one line for an unreadable photo: the library's message, plus the flag that skips it where the tool has one."""
     has_flag = any("--skip-bad" in action.option_strings for action in parser._actions)
@@ -92,6 +102,11 @@ def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], i
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, one `prog: error:` line): returned, not raised
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    undecodable = next((arg for arg in argv if not _is_text(arg)), None)
+    if undecodable is not None:  # the sidecars record the command line and paths as JSON text, which must be UTF-8
+        shown = os.fsencode(undecodable).decode("utf-8", "backslashreplace")
+        sys.stderr.write(f"{parser.prog}: error: {shown}: not UTF-8 (a name in another encoding?); rename it\n")
+        return EXIT_BAD_INPUT
     args.command_line = command_line(parser.prog, argv)
     setup_logging(getattr(args, "verbose", False))
     placed = len(placed_outputs())
@@ -112,6 +127,9 @@ def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], i
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; {interrupted_after(placed_outputs(placed))}\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `tool | head -1`: the reader left; what was to be printed is cut short
+        sys.stderr.write(f"{parser.prog}: error: {STDOUT_CLOSED}\n")
+        return EXIT_BAD_INPUT
     except OSError as exc:  # a full disk met outside mmovod's writers (a library's cache or temp file)
         reason = disk_full_reason(exc)
         if reason is None:

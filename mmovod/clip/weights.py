@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import open_clip
+
+from mmovod.io.errors import InputError
 
 URL_CACHE = Path("~/.cache/clip")  # open_clip's download_pretrained_from_url default
 PROBE_TIMEOUT = 1.0
@@ -65,6 +68,7 @@ class WeightSource:
         if self.hub_repo:
             from huggingface_hub import try_to_load_from_cache
 
+            hub_revision(hub_repo_folder(self.hub_repo, cache_dir))  # a damaged refs/main is named, not a traceback
             for filename in self.hub_files:
                 found = try_to_load_from_cache(self.hub_repo, filename, cache_dir=cache_dir)
                 if isinstance(found, str):
@@ -86,6 +90,18 @@ def hub_repo_folder(repo_id: str, cache_dir: str | os.PathLike | None = None) ->
     from huggingface_hub.file_download import repo_folder_name
 
     return Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
+
+
+def hub_revision(repo_folder: Path) -> str | None:
+    """The commit `refs/main` of a Hub cache folder names (None: no refs/main yet); InputError when it holds
+    anything but a commit hash (the revision becomes a folder name, so it must not lead out of the cache)."""
+    ref = repo_folder / "refs" / "main"
+    if not ref.is_file():
+        return None
+    match = re.fullmatch(rb"\s*([0-9a-f]{40})\s*", ref.read_bytes())
+    if match is None:
+        raise InputError(f"{ref}: not a commit hash (a damaged Hugging Face cache file); remove it")
+    return match.group(1).decode()
 
 
 def hub_offline() -> bool:

@@ -33,6 +33,7 @@ from mmovod.readers.synset_table import cousin_table, synset_table
 log = logging.getLogger(__name__)
 
 DEMO_SEED = 0
+DEMO_MARK = ".mmovod_demo"  # at the top of a demo tree: a rerun may replace that tree's entries
 DEMO_IMAGES_PER_SPLIT = {"train2017": 30, "val2017": 60}
 
 
@@ -315,15 +316,29 @@ def write_demo_custom(root: Path, seed: int) -> dict[str, int]:
     return {"custom_classes": len(CUSTOM_CLASSES), "custom_images": images}
 
 
+def check_demo_folder(out: Path) -> None:
+    """InputError unless `out` is missing, empty or an earlier demo: the demo replaces its folders (coco/, lvis/,
+    metadata/, ...) whole, so in any other folder they would be the user's own data."""
+    if not out.is_dir() or (out / DEMO_MARK).is_file():
+        return  # made when missing; a file or a folder under a file is refused as an output
+    held = sorted(entry.name for entry in out.iterdir())
+    if held:
+        listed = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise InputError(f"--out-dir {out}: holds {listed} and is no earlier demo (no {DEMO_MARK} file); "
+                         "the demo would replace folders of the same names: choose a new or empty folder")
+
+
 def make_demo_dataset(out: str | Path, seed: int = DEMO_SEED) -> dict[str, int]:
     """Write the whole demo tree under `out` (made with its parents; an interrupted or failed run leaves `out` as it
     was); returns item counts per part.
 
-    InputError (naming `out`) when it cannot be written or `seed` is negative.
+    InputError (naming `out`) when it cannot be written, holds files and is no earlier demo, or `seed` is negative.
     """
     if seed < 0:
         raise InputError(f"--seed must not be negative, got {seed}")
+    check_demo_folder(Path(out))
     with staged_folder(out) as root:  # moved into `out` only when complete; an OSError names `out`
+        (root / DEMO_MARK).write_text("written by make_demo_data: running it again here replaces this demo\n")
         (root / "metadata").mkdir()
         rng = np.random.default_rng(seed)
         counts = write_demo_lvis(root, rng)

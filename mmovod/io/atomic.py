@@ -25,6 +25,8 @@ from mmovod.io.errors import InputError
 
 # errors that say the disk, not the file, is the problem: named as such whatever text came with them
 DISK_FULL = {code: os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT)}
+NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS, Windows file systems)
+PATH_MAX = 4095  # bytes in a whole path (Linux)
 _PLACED: list[Path] = []  # every output this process put in place, in order
 
 
@@ -77,11 +79,25 @@ def is_same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return False
 
 
+def check_name_lengths(path: str | os.PathLike) -> Path:
+    """`path` as a Path, or InputError when a name in it, or the whole, is longer than file systems allow (where
+    every look at it, `exists()` included, would raise 'File name too long')."""
+    out = Path(path)
+    for name in out.parts:
+        if (size := len(os.fsencode(name))) > NAME_MAX:
+            raise InputError(f"{out}: the name {name[:20]}... is {size} bytes long, more than the {NAME_MAX} a file "
+                             "or folder name may have")
+    if (size := len(os.fsencode(out))) > PATH_MAX:
+        raise InputError(f"{str(out)[:60]}...: the path is {size} bytes long, more than the "
+                         f"{PATH_MAX} it may have")
+    return out
+
+
 def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
     """Return `path` as a Path, or raise InputError when it cannot become an output file: it is a
     folder, one of the command's `inputs` (writing it would destroy that input), or its folder does
     not exist or cannot be written."""
-    out = Path(path)
+    out = check_name_lengths(path)
     parent = out.parent
     if out.is_dir():
         raise InputError(f"{out}: is a folder, expected an output file name")
@@ -98,7 +114,7 @@ def check_output_dir(path: str | os.PathLike, parents: bool = False) -> Path:
     """Return `path` as a Path, or raise InputError when it cannot become an output folder: it is a
     file, or the folder it is made in is missing (unless `parents`: then the nearest existing
     ancestor must be a folder) or cannot be written."""
-    out = Path(path)
+    out = check_name_lengths(path)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file, expected an output folder")
     base = out

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import mmovod.cli.tool_runner as tool_runner
+from mmovod.cli.program import STDOUT_CLOSED
 from mmovod.cli.commands import COMMANDS
 from tools import norm_feat_sum_norm
 
@@ -109,3 +110,61 @@ def test_the_kept_output_check_catches_a_runner_that_forgets_it(tmp_path, capsys
     monkeypatch.setattr(tool_runner, "placed_outputs", lambda since=0: [])  # the slip: outputs not tracked
     assert _interrupted_line(tmp_path, capsys).endswith("interrupted; no output was written\n")
     assert (tmp_path / "out.npy").exists()  # ...which the line above would deny
+
+
+def _run_into_a_closed_pipe(tmp_path: Path, code: str, *flags: str) -> subprocess.CompletedProcess:
+    """`code` with stdout a pipe whose reader has already left (as `tool | head -1` once head exits), buffered."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, *flags, "-c", code], cwd=tmp_path, stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=60, env={**env, "PYTHONPATH": str(ROOT)})
+    finally:
+        os.close(write)
+
+
+@pytest.mark.slow
+def test_a_reader_that_left_is_one_line_not_a_traceback(tmp_path):
+    """What stays in stdout's buffer until the end meets the closed pipe only when the program flushes it."""
+    (tmp_path / "printer.py").write_text("def main():\n    print('a line')\n    return 0\n")
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r})\nfrom mmovod.cli.program import run_program\n" \
+           "sys.exit(run_program('printer:main', 'x.py'))\n"
+    proc = _run_into_a_closed_pipe(tmp_path, code)
+    assert (proc.returncode, proc.stderr) == (2, f"x.py: error: {STDOUT_CLOSED}\n")
+    # the slip: the program leaves the buffer to Python's flush at exit, which reports the BrokenPipeError
+    slip = "import mmovod.cli.program as program\nprogram._flush_stdout = lambda code, prog: code\n"
+    plain = _run_into_a_closed_pipe(tmp_path, slip + code)
+    assert "BrokenPipeError" in plain.stderr and plain.returncode != 0
+    # printed at once (python -u, PYTHONUNBUFFERED): the print itself raises, outside any tool's run wrapper
+    proc = _run_into_a_closed_pipe(tmp_path, code, "-u")
+    assert (proc.returncode, proc.stderr) == (2, f"x.py: error: {STDOUT_CLOSED}\n")
+
+
+def test_a_broken_pipe_while_printing_is_one_line(tmp_path, capsys, monkeypatch):
+    class LeftReader:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    for name in ("a.npy", "b.npy"):
+        np.save(tmp_path / name, np.eye(2, 4, dtype=np.float32))
+    monkeypatch.setattr(sys, "stdout", LeftReader())
+    code = norm_feat_sum_norm.main(["--feat1-path", str(tmp_path / "a.npy"), "--feat2-path", str(tmp_path / "b.npy"),
+                                    "--out-path", str(tmp_path / "out.npy")])
+    assert (code, capsys.readouterr().err) == (2, f"norm_feat_sum_norm.py: error: {STDOUT_CLOSED}\n")
+
+
+@pytest.mark.slow
+def test_a_deleted_current_folder_is_one_line_before_the_tool_loads(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = ("import os, sys\nos.chdir(sys.argv[1]); os.rmdir(sys.argv[1])\n"
+            "from mmovod.cli.program import run_program\n"
+            "sys.exit(run_program('mmovod.cli.commands.dump_clip_features:main', 'dump_clip_features.py'))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(gone)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (proc.returncode, proc.stderr) == (
+        2, "dump_clip_features.py: error: the current folder was deleted; run this from an existing folder\n")

@@ -171,3 +171,18 @@ def test_models_lists_open_clip_weights_and_marks_those_here(hub_cache, monkeypa
     assert [line.split() for line in lines[:-1]] == [["*", name, tag, f"({path})"] for name, tag in sharing]
     assert lines[-1] == f"2 of {len(open_clip.list_pretrained())} released open_clip weights are downloaded here (*), and world ships with mmovod"
     assert models.main(["--model", "no-such-model"]) == 2
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe garbage", b"", b"../../../../outside"], ids=["binary", "empty", "path"])
+def test_models_names_a_damaged_refs_main_in_one_line(hub_cache, bad_input, content):
+    cache, _ = hub_cache
+    put_in_hub_cache(cache)
+    ref = cache / REPO_FOLDER / "refs/main"
+    ref.write_bytes(content)
+    bad_input(models.main, ["--model", "ViT-B/32", "--here"], cache / "none", f"{ref}: not a commit hash")
+
+
+def test_models_refuses_a_clip_cache_dir_that_is_not_a_folder(tmp_path, bad_input):
+    cache = tmp_path / "cache"
+    cache.write_text("a file")
+    bad_input(models.main, ["--clip-cache-dir", str(cache)], tmp_path / "none", f"--clip-cache-dir {cache}: not a folder")

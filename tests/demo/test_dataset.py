@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmovod.demo.dataset import demo_categories, write_demo_lvis
+from mmovod.demo.dataset import DEMO_MARK, demo_categories, write_demo_lvis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,6 +61,7 @@ def test_an_interrupted_demo_leaves_the_output_folder_as_it_was(tmp_path, monkey
     if earlier:
         (out / "lvis").mkdir(parents=True)
         (out / "lvis/lvis_v1_val.json").write_text("earlier")
+        (out / DEMO_MARK).write_text("")
 
     def ctrl_c(*args):
         raise KeyboardInterrupt
@@ -68,7 +69,36 @@ def test_an_interrupted_demo_leaves_the_output_folder_as_it_was(tmp_path, monkey
     assert make_demo_data.main(["--out", str(out)]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "make_demo_data.py: interrupted; no output was written"
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-    assert left == (["datasets", "datasets/demo", "datasets/demo/lvis", "datasets/demo/lvis/lvis_v1_val.json"]
-                    if earlier else ["datasets"])
+    assert left == (["datasets", "datasets/demo", f"datasets/demo/{DEMO_MARK}", "datasets/demo/lvis",
+                     "datasets/demo/lvis/lvis_v1_val.json"] if earlier else ["datasets"])
     if earlier:
         assert (out / "lvis/lvis_v1_val.json").read_text() == "earlier"
+
+
+def test_a_folder_with_other_files_is_refused_before_any_work(tmp_path, bad_input, monkeypatch):
+    """The demo replaces coco/, lvis/, metadata/ whole: in --out-dir datasets they would be the user's own data."""
+    from mmovod.demo import dataset
+    from tools import make_demo_data
+
+    out = tmp_path / "datasets"
+    (out / "coco").mkdir(parents=True)
+    (out / "coco/mine.jpg").write_bytes(b"the user's photo")
+
+    def no_work(*args):
+        raise AssertionError("the demo was drawn")
+    monkeypatch.setattr(dataset, "write_demo_lvis", no_work)
+    bad_input(make_demo_data.main, ["--out-dir", str(out)], out / "coco/mine.jpg", "holds coco and is no earlier demo",
+              existing=b"the user's photo")
+
+
+@pytest.mark.slow
+def test_a_rerun_over_an_earlier_demo_replaces_it_and_keeps_files_of_other_names(tmp_path, capsys):
+    from tools import make_demo_data
+
+    out = tmp_path / "demo"
+    assert make_demo_data.main(["--out-dir", str(out)]) == 0
+    first = digest(out)
+    (out / "lvis/lvis_v1_val.json").write_text("changed")
+    (out / "notes.txt").write_text("mine")
+    assert make_demo_data.main(["--out-dir", str(out)]) == 0
+    assert digest(out) == {**first, "notes.txt": hashlib.sha256(b"mine").hexdigest()}

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from mmovod.io.arrays import save_npy
-from mmovod.io.atomic import atomic_open, staged_folder
+from mmovod.io.atomic import atomic_open, check_output_dir, check_output_path, staged_folder
+from mmovod.io.errors import InputError
 from mmovod.io.json_files import save_json
 
 
@@ -125,3 +126,18 @@ def test_a_staged_folder_left_by_a_killed_run_is_removed_by_the_next(tmp_path):
     with staged_folder(tmp_path / "tree"):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tree"]
+
+
+@pytest.mark.parametrize("check", [check_output_path, check_output_dir])
+@pytest.mark.parametrize("name", ["x" * 256, "é" * 128, "x" * 300 + "/a.npy"], ids=["ascii", "two-byte", "folder"])
+def test_a_name_longer_than_file_systems_allow_is_one_line_not_an_oserror(tmp_path, check, name):
+    """Each look at such a path (exists(), is_dir()) raises 'File name too long': it is named before any."""
+    with pytest.raises(InputError, match=r"is 2\d\d bytes long, more than the 255 a file or folder name may have|"
+                                         r"is 300 bytes long"):
+        check(tmp_path / name)
+    check(tmp_path / ("x" * 255))  # the longest name allowed passes
+
+
+def test_a_path_longer_than_file_systems_allow_is_one_line(tmp_path):
+    with pytest.raises(InputError, match="the path is 4200 bytes long, more than the 4095"):
+        check_output_path("/" + "/".join(["x" * 99] * 42))

@@ -200,6 +200,32 @@ def test_an_unwritable_destination_is_reported_before_any_download(release, caps
     assert tree(release["dest"]) == ["checkpoints"]
 
 
+def test_a_part_of_another_file_is_resumed_then_downloaded_again_from_the_start(release, capsys):
+    """A .part an earlier run left of another version: the resumed file fails its check, so it is fetched whole."""
+    dest, server = release["dest"], release["server"]
+    part = dest / (ARRAY_PATH + ".part")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\x00" * 700)
+    assert main(release["args"] + ["--only", "feats_author"]) == 0
+    assert "downloading it again from the start" in capsys.readouterr().err
+    assert tree(dest) == [ARRAY_PATH] and (dest / ARRAY_PATH).read_bytes() == release["files"]["array"]
+    assert server.requests == [("/up/feats_author.npy", "bytes=700-"), ("/up/feats_author.npy", None)]
+
+
+@pytest.mark.parametrize("leftover", [ARRAY_PATH + ".part", "datasets/metadata/.feats_author.unverified.npy"])
+@pytest.mark.parametrize("kind", ["link", "folder"])
+def test_a_link_or_folder_named_like_a_partial_download_is_refused(release, capsys, tmp_path, leftover, kind):
+    """Never written through: a link there would have the download (or the unpacked file) land outside --dest."""
+    dest, outside = release["dest"], tmp_path / "outside.npy"
+    outside.write_bytes(b"keep")
+    path = dest / leftover
+    path.parent.mkdir(parents=True)
+    path.symlink_to(outside) if kind == "link" else path.mkdir()
+    one_error_line(capsys, main(release["args"] + ["--only", "feats_author"]), f"{path}: not a file an earlier")
+    assert outside.read_bytes() == b"keep" and release["server"].requests == []
+    assert not (dest / ARRAY_PATH).exists()
+
+
 def test_a_bad_file_already_in_place_is_kept_unless_forced(release, capsys):
     target = release["dest"] / ARRAY_PATH
     target.parent.mkdir(parents=True)
@@ -304,6 +330,24 @@ def test_clip_weights_of_another_model_are_refused(tmp_path, hub_tag, capsys):
                      "--base-url", server.url + "/m"])
     one_error_line(capsys, code, "open_clip_model.safetensors: not a checkpoint of")
     assert not cache.exists()  # the folders made for it are gone too
+
+
+@pytest.mark.parametrize("content", [b"", b"x/../../../../outside", b"\xff\xfe"], ids=["empty", "path", "binary"])
+def test_a_damaged_refs_main_in_the_hub_cache_is_named_and_nothing_is_written(tmp_path, hub_tag, capsys, content):
+    """The revision refs/main names becomes a folder name: an empty one filed the weights in snapshots/ (never read)
+    and wrote refs/main outside the repository folder, a path led out of the cache, bytes were a traceback."""
+    config, data = hub_tag
+    cache = tmp_path / "hub"
+    ref = cache / "models--test-org--tiny-clip" / "refs" / "main"
+    ref.parent.mkdir(parents=True)
+    ref.write_bytes(content)
+    with FileServer() as server:
+        server.routes["/m/clip/test-org/tiny-clip/open_clip_model.safetensors"] = Route(data)
+        code = main(["--only", "clip", "--clip", config, "--pretrained", "test", "--clip-cache-dir", str(cache),
+                     "--base-url", server.url + "/m"])
+        assert server.requests == []
+    one_error_line(capsys, code, f"{ref}: not a commit hash")
+    assert tree(tmp_path) == ["hub/models--test-org--tiny-clip/refs/main", "open_clip_model.safetensors"]
 
 
 def test_the_metadata_readme_points_at_a_section_that_exists():

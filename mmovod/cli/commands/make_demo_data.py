@@ -16,7 +16,8 @@ from mmovod.demo.dataset import DEMO_SEED
 
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
-    parser.add_argument("--out-dir", default="datasets/demo", help="folder to write the demo tree into")
+    parser.add_argument("--out-dir", default="datasets/demo", help="folder to write the demo tree into: new, empty, or an earlier demo (which is replaced; "
+                             "files of other names are kept)")
     hidden_alias(parser, "--out", "out_dir")
     parser.add_argument("--seed", type=int, default=DEMO_SEED, help="seed of every random choice")
     return parser

@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> None:
     from mmovod.clip.weights import released_weights
     from mmovod.io.errors import InputError
 
+    if args.clip_cache_dir is not None and not args.clip_cache_dir.is_dir():
+        raise InputError(f"--clip-cache-dir {args.clip_cache_dir}: not a folder")
     model = OPENAI_NAMES.get(args.model, args.model)
     weights = [] if model == WORLD else released_weights(model, args.clip_cache_dir)
     width = max((len(w.name) for w in weights), default=len(WORLD))
