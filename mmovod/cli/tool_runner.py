@@ -55,6 +55,22 @@ def interrupted_after(placed: list[Path]) -> str:
     return f"{names} {'was' if len(placed) == 1 else 'were'} written in full before it and kept"
 
 
+def close_progress_bars() -> None:
+    """Close the progress bars a stopped step left open, so that the tool's last line comes after them: a bar
+    updated by hand (not iterated, which closes itself) is otherwise drawn again when it is collected, after
+    that line, and the line would start on the bar's. Only when tqdm is loaded."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None:
+        for bar in list(getattr(tqdm.tqdm, "_instances", ())):  # tqdm's registry of open bars
+            bar.close()
+
+
+def say(prog: str, message: str) -> None:
+    """Write the tool's last line, `prog: message`, to stderr, after closing the open progress bars."""
+    close_progress_bars()
+    sys.stderr.write(f"{prog}: {message}\n")
+
+
 def bad_image_message(exc: BadImageError, parser: argparse.ArgumentParser) -> str:
     """The one line for an unreadable photo: the library's message, plus the flag that skips it where the tool has one."""
     has_flag = any("--skip-bad" in action.option_strings for action in parser._actions)
@@ -101,22 +117,22 @@ def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], i
         finally:  # a tool run as a program ignores Ctrl-C once its outcome is known
             settle()
     except BadImageError as exc:
-        sys.stderr.write(f"{parser.prog}: error: {one_line(bad_image_message(exc, parser))}\n")
+        say(parser.prog, f"error: {one_line(bad_image_message(exc, parser))}")
         return EXIT_BAD_INPUT
     except InputError as exc:  # hints written as `tools/x.py` deeper down are spelled as this user types them
-        sys.stderr.write(f"{parser.prog}: error: {one_line(spell_commands(str(exc), COMMANDS))}\n")
+        say(parser.prog, f"error: {one_line(spell_commands(str(exc), COMMANDS))}")
         return EXIT_BAD_INPUT
     except Interrupted as exc:
-        sys.stderr.write(f"{parser.prog}: interrupted; {one_line(str(exc))}\n")
+        say(parser.prog, f"interrupted; {one_line(str(exc))}")
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        sys.stderr.write(f"{parser.prog}: interrupted; {interrupted_after(placed_outputs(placed))}\n")
+        say(parser.prog, f"interrupted; {interrupted_after(placed_outputs(placed))}")
         return EXIT_INTERRUPTED
     except OSError as exc:  # a full disk met outside mmovod's writers (a library's cache or temp file)
         reason = disk_full_reason(exc)
         if reason is None:
             raise
         message = str(output_error(exc.filename, exc)) if exc.filename else f"cannot write ({reason})"
-        sys.stderr.write(f"{parser.prog}: error: {one_line(message)}\n")
+        say(parser.prog, f"error: {one_line(message)}")
         return EXIT_BAD_INPUT
     return EXIT_OK if code is None else code
