@@ -58,11 +58,16 @@ def interrupted_after(placed: list[Path]) -> str:
 def close_progress_bars() -> None:
     """Close the progress bars a stopped step left open, so that the tool's last line comes after them: a bar
     updated by hand (not iterated, which closes itself) is otherwise drawn again when it is collected, after
-    that line, and the line would start on the bar's. Only when tqdm is loaded."""
+    that line, and the line would start on the bar's. A bar stopped inside its constructor, after drawing
+    itself, cannot close its line (tqdm skips a bar it never finished making): its line is ended here.
+    Only when tqdm is loaded."""
     tqdm = sys.modules.get("tqdm")
     if tqdm is not None:
         for bar in list(getattr(tqdm.tqdm, "_instances", ())):  # tqdm's registry of open bars
+            half_made = not bar.disable and getattr(bar, "sp", None) is not None and not hasattr(bar, "last_print_t")
             bar.close()
+            if half_made:
+                bar.fp.write("\n")
 
 
 def say(prog: str, message: str) -> None:

@@ -12,10 +12,17 @@ from mmovod.io.errors import InputError
 def _stop_mid_bar(stop: BaseException):
     """A tool body that updates a bar by hand (as the build's report does) and is stopped half-way."""
     def body(args):
-        bar = tqdm(total=4, desc="report")
+        bar = tqdm(total=4, desc="report", position=0)
         bar.update(2)
         raise stop
     return body
+
+
+def _stop_in_the_bars_constructor(args):
+    """A Ctrl-C landing inside tqdm's constructor, right after it drew the bar (as one sent when the bar appears does)."""
+    bar = tqdm(total=4, desc="encoding", position=0)
+    del bar.last_print_t  # the constructor's last step, not reached
+    raise KeyboardInterrupt
 
 
 def _last_lines(stderr: str) -> list[str]:
@@ -35,3 +42,16 @@ def test_the_last_line_comes_after_a_bar_left_open(stop, line, capsys, monkeypat
     tool_runner.run_tool(parser, _stop_mid_bar(stop), [], prog="tool.py")
     err = capsys.readouterr().err
     assert _last_lines(err)[-1] != line and not err.endswith(f"\n{line}\n")
+
+
+@pytest.mark.slow
+def test_the_last_line_starts_a_line_after_a_bar_stopped_while_it_was_made(capsys, monkeypatch):
+    parser = argparse.ArgumentParser(prog="tool.py")
+    line = "tool.py: interrupted; no output was written"
+    assert tool_runner.run_tool(parser, _stop_in_the_bars_constructor, [], prog="tool.py") == 130
+    err = capsys.readouterr().err
+    assert err.endswith(f"]\n{line}\n") and _last_lines(err)[-1] == line
+    # tqdm's own close leaves that bar's line open: the tool's line would start on it
+    monkeypatch.setattr(tool_runner, "close_progress_bars", lambda: None)
+    tool_runner.run_tool(parser, _stop_in_the_bars_constructor, [], prog="tool.py")
+    assert capsys.readouterr().err.endswith(f"]{line}\n")
