@@ -59,15 +59,14 @@ def close_progress_bars() -> None:
     """Close the progress bars a stopped step left open, so that the tool's last line comes after them: a bar
     updated by hand (not iterated, which closes itself) is otherwise drawn again when it is collected, after
     that line, and the line would start on the bar's. A bar stopped inside its constructor, after drawing
-    itself, cannot close its line (tqdm skips a bar it never finished making): its line is ended here.
-    Only when tqdm is loaded."""
+    itself, is finished first: tqdm's close() skips (or fails on) a bar it never finished making, leaving its
+    line open. Only when tqdm is loaded."""
     tqdm = sys.modules.get("tqdm")
     if tqdm is not None:
         for bar in list(getattr(tqdm.tqdm, "_instances", ())):  # tqdm's registry of open bars
-            half_made = not bar.disable and getattr(bar, "sp", None) is not None and not hasattr(bar, "last_print_t")
+            if getattr(bar, "sp", None) is not None and not hasattr(bar, "start_t"):  # stopped in its constructor
+                bar.last_print_t = bar.start_t = bar._time()  # the constructor's last step, which close() needs
             bar.close()
-            if half_made:
-                bar.fp.write("\n")
 
 
 def say(prog: str, message: str) -> None:

@@ -18,11 +18,15 @@ def _stop_mid_bar(stop: BaseException):
     return body
 
 
-def _stop_in_the_bars_constructor(args):
-    """A Ctrl-C landing inside tqdm's constructor, right after it drew the bar (as one sent when the bar appears does)."""
-    bar = tqdm(total=4, desc="encoding", position=0)
-    del bar.last_print_t  # the constructor's last step, not reached
-    raise KeyboardInterrupt
+def _stop_in_the_bars_constructor(unset: tuple[str, ...]):
+    """A Ctrl-C landing inside tqdm's constructor after it drew the bar (as one sent when the bar appears does),
+    before it set the attributes `unset` (its last two steps)."""
+    def body(args):
+        bar = tqdm(total=4, desc="encoding", position=0)
+        for name in unset:
+            delattr(bar, name)
+        raise KeyboardInterrupt
+    return body
 
 
 def _last_lines(stderr: str) -> list[str]:
@@ -45,13 +49,15 @@ def test_the_last_line_comes_after_a_bar_left_open(stop, line, capsys, monkeypat
 
 
 @pytest.mark.slow
-def test_the_last_line_starts_a_line_after_a_bar_stopped_while_it_was_made(capsys, monkeypatch):
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the planted runner's bar, collected
+@pytest.mark.parametrize("unset", [("last_print_t", "start_t"), ("start_t",)])
+def test_the_last_line_starts_a_line_after_a_bar_stopped_while_it_was_made(unset, capsys, monkeypatch):
     parser = argparse.ArgumentParser(prog="tool.py")
     line = "tool.py: interrupted; no output was written"
-    assert tool_runner.run_tool(parser, _stop_in_the_bars_constructor, [], prog="tool.py") == 130
+    assert tool_runner.run_tool(parser, _stop_in_the_bars_constructor(unset), [], prog="tool.py") == 130
     err = capsys.readouterr().err
     assert err.endswith(f"]\n{line}\n") and _last_lines(err)[-1] == line
     # tqdm's own close leaves that bar's line open: the tool's line would start on it
     monkeypatch.setattr(tool_runner, "close_progress_bars", lambda: None)
-    tool_runner.run_tool(parser, _stop_in_the_bars_constructor, [], prog="tool.py")
+    tool_runner.run_tool(parser, _stop_in_the_bars_constructor(unset), [], prog="tool.py")
     assert capsys.readouterr().err.endswith(f"]{line}\n")
