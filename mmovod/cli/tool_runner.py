@@ -16,6 +16,8 @@ from mmovod.io.errors import InputError, Interrupted
 from mmovod.io.launcher import CHECKOUT, MMOVOD, launched_as, spell_commands
 from mmovod.readers.exemplar_records import BadImageError
 
+log = logging.getLogger(__name__)
+
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 SKIP_BAD_HINT = "pass --skip-bad to skip unreadable images"
@@ -65,6 +67,30 @@ def _is_text(arg: str) -> bool:
     return True
 
 
+def close_progress_bars() -> None:
+    """Close the progress bars a stopped step left open, so that the tool's last line comes after them: a bar
+    updated by hand (not iterated, which closes itself) is otherwise drawn again when it is collected, after
+    that line, and the line would start on the bar's. A bar stopped inside its constructor, after drawing
+    itself, is finished first: tqdm's close() skips (or fails on) a bar it never finished making, leaving its
+    line open. Only when tqdm is loaded."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is None:
+        return
+    for bar in list(getattr(tqdm.tqdm, "_instances", ())):  # tqdm's registry of open bars
+        try:
+            if getattr(bar, "sp", None) is not None and not hasattr(bar, "start_t"):  # stopped in its constructor
+                bar.last_print_t = bar.start_t = bar._time()  # the constructor's last step, which close() needs
+            bar.close()
+        except Exception:  # tidying the display must never turn the tool's one line into a traceback
+            log.debug("could not close a progress bar", exc_info=True)
+
+
+def say(prog: str, message: str) -> None:
+    """Write the tool's last line, `prog: message`, to stderr, after closing the open progress bars."""
+    close_progress_bars()
+    sys.stderr.write(f"{prog}: {message}\n")
+
+
 def bad_image_message(exc: BadImageError, parser: argparse.ArgumentParser) -> str:
     """The one line for an unreadable photo: the library's message, plus the flag that skips it where the tool has one."""
     has_flag = any("--skip-bad" in action.option_strings for action in parser._actions)
@@ -105,7 +131,7 @@ def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], i
     undecodable = next((arg for arg in argv if not _is_text(arg)), None)
     if undecodable is not None:  # the sidecars record the command line and paths as JSON text, which must be UTF-8
         shown = os.fsencode(undecodable).decode("utf-8", "backslashreplace")
-        sys.stderr.write(f"{parser.prog}: error: {shown}: not UTF-8 (a name in another encoding?); rename it\n")
+        say(parser.prog, f"error: {shown}: not UTF-8 (a name in another encoding?); rename it")
         return EXIT_BAD_INPUT
     args.command_line = command_line(parser.prog, argv)
     setup_logging(getattr(args, "verbose", False))
@@ -116,25 +142,25 @@ def _run(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], i
         finally:  # a tool run as a program ignores Ctrl-C once its outcome is known
             settle()
     except BadImageError as exc:
-        sys.stderr.write(f"{parser.prog}: error: {one_line(bad_image_message(exc, parser))}\n")
+        say(parser.prog, f"error: {one_line(bad_image_message(exc, parser))}")
         return EXIT_BAD_INPUT
     except InputError as exc:  # hints written as `tools/x.py` deeper down are spelled as this user types them
-        sys.stderr.write(f"{parser.prog}: error: {one_line(spell_commands(str(exc), COMMANDS))}\n")
+        say(parser.prog, f"error: {one_line(spell_commands(str(exc), COMMANDS))}")
         return EXIT_BAD_INPUT
     except Interrupted as exc:
-        sys.stderr.write(f"{parser.prog}: interrupted; {one_line(str(exc))}\n")
+        say(parser.prog, f"interrupted; {one_line(str(exc))}")
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        sys.stderr.write(f"{parser.prog}: interrupted; {interrupted_after(placed_outputs(placed))}\n")
+        say(parser.prog, f"interrupted; {interrupted_after(placed_outputs(placed))}")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `tool | head -1`: the reader left; what was to be printed is cut short
-        sys.stderr.write(f"{parser.prog}: error: {STDOUT_CLOSED}\n")
+        say(parser.prog, f"error: {STDOUT_CLOSED}")
         return EXIT_BAD_INPUT
     except OSError as exc:  # a full disk met outside mmovod's writers (a library's cache or temp file)
         reason = disk_full_reason(exc)
         if reason is None:
             raise
         message = str(output_error(exc.filename, exc)) if exc.filename else f"cannot write ({reason})"
-        sys.stderr.write(f"{parser.prog}: error: {one_line(message)}\n")
+        say(parser.prog, f"error: {one_line(message)}")
         return EXIT_BAD_INPUT
     return EXIT_OK if code is None else code
