@@ -279,25 +279,27 @@ def _other_shapes(model: torch.nn.Module, path: str) -> bool:
 
 
 class _OpenClipChatter(logging.Filter):
-    """Drops open_clip's INFO records (it logs its loading steps on the root logger) and, while a
-    local checkpoint is about to be loaded, its misleading 'initialized randomly' warning."""
+    """Drops open_clip's INFO records (it logs its loading steps on the root logger) and, when no released
+    weights are wanted (a local checkpoint is loaded next, or a random model is the point), its
+    'initialized randomly' warning."""
 
-    def __init__(self, local_checkpoint: bool):
+    def __init__(self, no_weights_wanted: bool):
         super().__init__()
-        self.local_checkpoint = local_checkpoint
+        self.no_weights_wanted = no_weights_wanted
 
     def filter(self, record: logging.LogRecord) -> bool:
         if f"{os.sep}open_clip{os.sep}" not in record.pathname:
             return True
         if record.levelno < logging.WARNING:
             return False
-        return not (self.local_checkpoint and "No pretrained weights loaded" in record.getMessage())
+        return not (self.no_weights_wanted and "No pretrained weights loaded" in record.getMessage())
 
 
 @contextlib.contextmanager
-def _quiet_open_clip(local_checkpoint: bool = False) -> Iterator[None]:
+def quiet_open_clip(no_weights_wanted: bool = False) -> Iterator[None]:
+    """Inside the block, open_clip's loading chatter is dropped (see `_OpenClipChatter`)."""
     root = logging.getLogger()
-    filt = _OpenClipChatter(local_checkpoint)
+    filt = _OpenClipChatter(no_weights_wanted)
     root.addFilter(filt)
     try:
         yield
@@ -346,7 +348,7 @@ def load_clip(
     try:
         if local_file:
             quick_gelu = clip_model in OPENAI_NAMES or is_torchscript_archive(pretrained)
-            with _quiet_open_clip(local_checkpoint=True):
+            with quiet_open_clip(no_weights_wanted=True):
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     name, pretrained=None, force_quick_gelu=quick_gelu)
             _load_local_checkpoint(model, pretrained, clip_model)
@@ -356,7 +358,7 @@ def load_clip(
             # into a plain-GELU config: embeddings would silently differ from the released model
             quick_gelu = bool(pretrained and (open_clip.get_pretrained_cfg(name, pretrained) or {}).get("quick_gelu"))
             cached = pretrained is not None and weights_are_cached(clip_model, name, pretrained)
-            with _quiet_open_clip(), (no_hub_requests() if cached else contextlib.nullcontext()):
+            with quiet_open_clip(), (no_hub_requests() if cached else contextlib.nullcontext()):
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     name, pretrained=pretrained, force_quick_gelu=quick_gelu)
     except (RuntimeError, OSError, ValueError) as exc:
@@ -372,7 +374,7 @@ def load_clip(
     model.to(torch_device)
     tokenizer = None
     if tower != "image":  # building the BPE tokenizer costs about 0.2 s; the image tower never needs it
-        with _quiet_open_clip():
+        with quiet_open_clip():
             try:
                 tokenizer = open_clip.get_tokenizer(name)
             except (OSError, ValueError, ImportError) as exc:  # a Hugging Face tokenizer whose files are not here

@@ -6,7 +6,7 @@ from pathlib import Path
 import open_clip
 import torch
 
-from mmovod.clip.factory import resolve_model_name
+from mmovod.clip.factory import quiet_open_clip, resolve_model_name
 from mmovod.clip.shipped import world_clip_paths
 
 __all__ = ["save_random_checkpoint", "tiny_clip_config_path", "world_aggregator_path", "world_clip_paths"]
@@ -26,7 +26,7 @@ def save_random_checkpoint(config_path: str | Path, out_path: str | Path, seed: 
     from mmovod.io.atomic import atomic_open
 
     name, _ = resolve_model_name(str(config_path), None)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), quiet_open_clip(no_weights_wanted=True):  # random on purpose
         torch.manual_seed(seed)
         model = open_clip.create_model(name, pretrained=None)
     with atomic_open(out_path, "wb") as handle:

@@ -1,3 +1,4 @@
+import contextlib
 import warnings
 
 import open_clip
@@ -8,6 +9,7 @@ from open_clip.transformer import QuickGELU
 from mmovod.clip import weights
 from mmovod.clip.factory import is_torchscript_archive, load_clip, resolve_model_name
 from mmovod.clip.text_encoding import tokenize
+from mmovod.demo import world_models
 from mmovod.demo.world_models import save_random_checkpoint, tiny_clip_config_path
 from mmovod.io.errors import InputError
 
@@ -138,3 +140,17 @@ def test_tags_trained_with_quick_gelu_get_it(monkeypatch):
             load_clip(model, tag, "cpu")
     assert [(name, kw["pretrained"], kw["force_quick_gelu"]) for name, kw in calls] == [
         ("ViT-B-32", "openai", True), ("ViT-B-32", "openai", True), ("ViT-B-32", "laion2b_s34b_b79k", False)]
+
+
+def test_a_random_demo_checkpoint_is_made_without_opening_clips_random_init_warning(tmp_path, caplog, monkeypatch):
+    """make_demo_data's tiny CLIP is random on purpose: open_clip's 'No pretrained weights loaded' would only
+    alarm the user; the check sees it once the filter is taken away."""
+
+    def warned():
+        return [r for r in caplog.records if "No pretrained weights loaded" in r.getMessage()]
+    with caplog.at_level("WARNING"):
+        save_random_checkpoint(tiny_clip_config_path(), tmp_path / "a.pt")
+        assert warned() == []
+        monkeypatch.setattr(world_models, "quiet_open_clip", lambda **kw: contextlib.nullcontext())
+        save_random_checkpoint(tiny_clip_config_path(), tmp_path / "b.pt")
+        assert warned()
