@@ -49,7 +49,7 @@ def main():
     imgs = {img["id"]: img for img in lvis["images"]}
     ex_lvis = defaultdict(list)
     for ann in lvis["annotations"]:
-        if ann["area"] >= 32 ** 2:
+        if ann["area"] > 32 ** 2:  # the original's lvis-api area_rng=[32**2, inf] is open at both ends
             img = imgs[ann["image_id"]]
             ann["dataset"] = "lvis"
             ann["file_name"] = "/".join(img["coco_url"].split("/")[-2:])
