@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from mmovod.cli.commands import COMMANDS
 from mmovod.cli.flags import command_line
-from mmovod.cli.program import EXIT_INTERRUPTED, STDOUT_CLOSED, settle
+from mmovod.cli.program import EXIT_BAD_INPUT, EXIT_INTERRUPTED, STDOUT_CLOSED, settle
 from mmovod.io.atomic import disk_full_reason, output_error, placed_outputs
 from mmovod.io.errors import InputError, Interrupted
 from mmovod.io.launcher import CHECKOUT, MMOVOD, launched_as, spell_commands
@@ -19,7 +19,6 @@ from mmovod.readers.exemplar_records import BadImageError
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 SKIP_BAD_HINT = "pass --skip-bad to skip unreadable images"
 
 

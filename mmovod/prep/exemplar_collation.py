@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from mmovod.io.atomic import atomic_open, check_output_path
 from mmovod.io.errors import InputError
-from mmovod.readers.exemplar_records import record_box
+from mmovod.readers.exemplar_records import check_box
 from mmovod.readers.imagenet_tree import ImageNetTree
 from mmovod.readers.lvis_json import LvisFile, check_category_ids, exemplar_refs, image_urls
 from mmovod.readers.synset_table import cousin_table, lookup
@@ -130,10 +130,7 @@ def collate_exemplars(
                 raise InputError(f"{lvis.path}: annotation #{index} has image_id {ref.image_id}, which is not an image")
             box = ref.bbox  # floats or None (decoded typed); the full check only for a box that fails the quick one
             if box is None or len(box) != 4 or not (box[2] >= 0 and box[3] >= 0 and math.isfinite(sum(box))):
-                try:
-                    record_box({"dataset": "lvis", "bbox": box})
-                except InputError as exc:
-                    raise InputError(f"{lvis.path}: annotation #{index}: {str(exc).split(': ', 1)[-1]}") from None
+                check_box({"dataset": "lvis", "bbox": box}, f"{lvis.path}: annotation #{index}")
             by_id[ref.category_id].lvis.append(index)
     raws = lvis.annotations_raw()
 

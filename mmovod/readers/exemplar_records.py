@@ -60,6 +60,14 @@ def record_box(record: Mapping[str, Any]) -> tuple[int, int, int, int] | None:
     raise InputError(f"unknown exemplar dataset {dataset!r} (expected lvis, imagenet21k, visual_genome or file)")
 
 
+def check_box(record: Mapping[str, Any], where: str) -> None:
+    """InputError `where: <what is wrong with the box>` when `record_box` refuses the record's box."""
+    try:
+        record_box(record)
+    except InputError as exc:
+        raise InputError(f"{where}: {str(exc).split(': ', 1)[-1]}") from None
+
+
 def exemplar_crop_box(record: Mapping[str, Any], image_width: int, image_height: int, context: float) -> Box:
     """The crop `(left, upper, right, lower)` of `record` in an image of this size (after EXIF orientation).
 

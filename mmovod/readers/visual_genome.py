@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from mmovod.io.errors import InputError
 from mmovod.io.json_files import check_utf8, read_bytes
-from mmovod.readers.exemplar_records import record_box
+from mmovod.readers.exemplar_records import check_box
 from mmovod.readers.lvis_json import decode_checked
 
 log = logging.getLogger(__name__)
@@ -86,11 +86,8 @@ class VisualGenome:
                     if len(obj.synsets) == 1 and obj.synsets[0] in wanted and obj.w * obj.h >= MIN_OBJECT_AREA]
             for j in hits:
                 obj = image.objects[j]
-                try:
-                    record_box({"dataset": "visual_genome", "x": obj.x, "y": obj.y, "w": obj.w, "h": obj.h})
-                except InputError as exc:
-                    raise InputError(f"{self.objects_path}: image {image.image_id} object #{j}: "
-                                     f"{str(exc).split(': ', 1)[-1]}") from None
+                check_box({"dataset": "visual_genome", "x": obj.x, "y": obj.y, "w": obj.w, "h": obj.h},
+                          f"{self.objects_path}: image {image.image_id} object #{j}")
             if hits:
                 raws = _image_objects_raw.decode(entry).objects
                 for j in hits:
